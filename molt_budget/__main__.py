@@ -1,0 +1,3 @@
+from molt_budget.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,45 @@
+"""Errors that end a command with one clear line and a fixed exit code.
+
+Exit codes are part of the CLI contract: 0 pass/yellow, 1 fail, 2 usage or
+config error, 3 measurement error.
+"""
+
+from __future__ import annotations
+
+EXIT_PASS = 0
+EXIT_FAIL = 1
+EXIT_CONFIG = 2
+EXIT_MEASUREMENT = 3
+
+
+class BudgetError(Exception):
+    """Base: carries the exit code the CLI should use."""
+
+    exit_code = EXIT_CONFIG
+
+
+class ConfigError(BudgetError):
+    """Bad budgets file or bad arguments: the message names file:line where known."""
+
+    exit_code = EXIT_CONFIG
+
+
+class MeasurementError(BudgetError):
+    """A lane or a collector could not produce a value."""
+
+    exit_code = EXIT_MEASUREMENT
+
+
+class CollectorError(MeasurementError):
+    """A measurement file is missing, truncated or not in the expected format."""
+
+    def __init__(self, path: object, message: str) -> None:
+        self.path = str(path)
+        self.detail = message
+        super().__init__(f"{self.path}: {message}")
+
+
+class LockTimeout(BudgetError):
+    """Another molt-budget process holds the output root."""
+
+    exit_code = EXIT_MEASUREMENT
