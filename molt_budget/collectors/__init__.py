@@ -1,0 +1,1 @@
+"""Collectors: turn what a lane run left behind into metric values."""

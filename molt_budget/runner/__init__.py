@@ -1,0 +1,1 @@
+"""Runner: executes lanes (warm-ups, repeats, retries) and records every attempt."""
