@@ -1,0 +1,149 @@
+"""Generic collectors for lanes that are not molt: a JSON value, a number in stdout, a file size.
+
+Also home of `load_json`, the one place that turns "the file is not what we expected"
+into a CollectorError for the small JSON documents (diagnostics, compile_progress).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import os
+import re
+import zlib
+from pathlib import Path
+from typing import Any
+
+from molt_budget.errors import CollectorError, ConfigError
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def read_bytes(path: Path | str) -> bytes:
+    """Whole file, gunzipped when it starts with the gzip magic (real/C ships `ir.json.gz`)."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+        if data[:2] == GZIP_MAGIC:
+            data = gzip.decompress(data)
+    except FileNotFoundError:
+        raise CollectorError(path, "file not found") from None
+    except IsADirectoryError:
+        raise CollectorError(path, "is a directory, expected a file") from None
+    except EOFError:
+        raise CollectorError(path, "truncated gzip stream") from None
+    except (OSError, zlib.error) as exc:
+        raise CollectorError(path, f"cannot read: {exc}") from None
+    return data
+
+
+def describe_json_error(text: str, exc: json.JSONDecodeError) -> str:
+    """One line; 'truncated' when the parser ran off the end, so a cut file reads as such."""
+    stripped_len = len(text.rstrip())
+    if exc.pos >= stripped_len or exc.msg.startswith("Unterminated string"):
+        nbytes = len(text.encode("utf-8", "surrogatepass"))
+        return f"truncated JSON at byte {nbytes} (line {text.count(chr(10), 0, len(text)) + 1})"
+    byte = len(text[: exc.pos].encode("utf-8", "surrogatepass"))
+    return f"invalid JSON at byte {byte} (line {exc.lineno}, column {exc.colno}): {exc.msg}"
+
+
+def load_json(path: Path | str) -> Any:
+    """Parse a small JSON document; every failure mode becomes a CollectorError naming the file."""
+    data = read_bytes(path)
+    if not data.strip():
+        raise CollectorError(path, "empty file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CollectorError(path, f"not UTF-8: invalid byte at offset {exc.start}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CollectorError(path, describe_json_error(text, exc)) from None
+    except RecursionError:
+        raise CollectorError(path, "JSON nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer longer than sys.get_int_max_str_digits()
+        raise CollectorError(path, f"invalid JSON: {exc}") from None
+
+
+def _pointer_tokens(path: Path | str, pointer: str) -> list[str]:
+    if pointer == "":
+        return []
+    if not pointer.startswith("/"):
+        raise CollectorError(path, f"JSON pointer {pointer!r} must be empty or start with '/'")
+    tokens = []
+    for raw in pointer[1:].split("/"):
+        if re.search(r"~(?![01])", raw):
+            raise CollectorError(path, f"JSON pointer {pointer!r}: '~' must be followed by 0 or 1")
+        tokens.append(raw.replace("~1", "/").replace("~0", "~"))  # RFC 6901 order: ~1 first
+    return tokens
+
+
+def json_pointer(path: Path | str, pointer: str) -> float:
+    """RFC 6901 lookup; the target must be a finite number or a bool (a budget needs a number)."""
+    node: Any = load_json(path)
+    walked = ""
+    for token in _pointer_tokens(path, pointer):
+        walked += "/" + token.replace("~", "~0").replace("/", "~1")
+        if isinstance(node, dict):
+            if token not in node:
+                raise CollectorError(path, f"JSON pointer {pointer!r}: no key at {walked!r}")
+            node = node[token]
+        elif isinstance(node, list):
+            if not re.fullmatch(r"0|[1-9][0-9]*", token):
+                raise CollectorError(path, f"JSON pointer {pointer!r}: {walked!r} is not a list index")
+            index = int(token)
+            if index >= len(node):
+                raise CollectorError(
+                    path, f"JSON pointer {pointer!r}: index {index} out of range (list has {len(node)})"
+                )
+            node = node[index]
+        else:
+            raise CollectorError(
+                path, f"JSON pointer {pointer!r}: cannot descend into {type(node).__name__} at {walked!r}"
+            )
+    if isinstance(node, bool):
+        return float(node)
+    if isinstance(node, (int, float)):
+        value = float(node)
+        if not math.isfinite(value):
+            raise CollectorError(path, f"JSON pointer {pointer!r}: value is not finite ({node!r})")
+        return value
+    raise CollectorError(
+        path, f"JSON pointer {pointer!r}: value is a {type(node).__name__}, expected a number or bool"
+    )
+
+
+def regex_stdout(text: str, pattern: str, source_name: str) -> float:
+    """First match wins (MULTILINE, so ^/$ anchor per line); group 1 if the pattern has groups."""
+    try:
+        compiled = re.compile(pattern, re.MULTILINE)
+    except re.error as exc:
+        raise ConfigError(f"invalid regex {pattern!r} for {source_name}: {exc}") from None
+    match = compiled.search(text)
+    if match is None:
+        raise CollectorError(source_name, f"no match for regex {pattern!r}")
+    captured = match.group(1) if compiled.groups else match.group(0)
+    if captured is None:
+        raise CollectorError(source_name, f"regex {pattern!r} matched but group 1 did not participate")
+    try:
+        value = float(captured.strip())
+    except ValueError:
+        raise CollectorError(source_name, f"regex {pattern!r} matched {captured!r}, which is not a number") from None
+    if not math.isfinite(value):
+        raise CollectorError(source_name, f"regex {pattern!r} matched {captured!r}, which is not finite")
+    return value
+
+
+def file_bytes(path: Path | str) -> int:
+    """Size on disk as stored (a .gz counts compressed: that is what ships)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise CollectorError(path, "file not found") from None
+    except OSError as exc:
+        raise CollectorError(path, f"cannot stat: {exc}") from None
+    if not os.path.isfile(path):
+        raise CollectorError(path, "not a regular file")
+    return st.st_size

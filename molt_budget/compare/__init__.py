@@ -1,0 +1,1 @@
+"""Compare: turn measured values into verdicts against budgets (and, later, a baseline)."""

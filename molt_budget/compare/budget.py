@@ -1,0 +1,51 @@
+"""Budget verdicts: pass (within target), yellow (past target, within limit), fail (past limit)."""
+
+from __future__ import annotations
+
+import statistics
+
+from molt_budget.config.model import Kpi
+from molt_budget.results.model import KpiResult, LaneResult
+
+
+def aggregate(values: list[float], how: str) -> float:
+    return min(values) if how == "min" else float(statistics.median(values))
+
+
+def _fmt(value: float, unit: str) -> str:
+    text = f"{value:.3f}".rstrip("0").rstrip(".") if value != int(value) else f"{int(value)}"
+    return f"{text} {unit}".strip()
+
+
+def judge(value: float, kpi: Kpi) -> tuple[str, str]:
+    """Status and a one-line reason, for either direction."""
+    worse = (lambda a, b: a > b) if kpi.direction == "lower" else (lambda a, b: a < b)
+    word = "above" if kpi.direction == "lower" else "below"
+    shown = _fmt(value, kpi.unit)
+    if kpi.limit is not None and worse(value, kpi.limit):
+        return "fail", f"{shown} is {word} the limit {_fmt(kpi.limit, kpi.unit)}"
+    if kpi.target is not None and worse(value, kpi.target):
+        bound = f" (limit {_fmt(kpi.limit, kpi.unit)})" if kpi.limit is not None else ""
+        return "yellow", f"{shown} is {word} the target {_fmt(kpi.target, kpi.unit)}{bound}"
+    bound = kpi.target if kpi.target is not None else kpi.limit
+    return "pass", f"{shown} within {_fmt(bound, kpi.unit)}" if bound is not None else shown
+
+
+def judge_kpi(kpi: Kpi, lane: LaneResult | None) -> KpiResult:
+    """One KPI against its budget; a lane failure or a missing metric is an `error`, never a pass."""
+    base = dict(
+        id=kpi.id, lane=kpi.lane, metric=kpi.metric, kpi_class=kpi.kpi_class, unit=kpi.unit,
+        direction=kpi.direction, target=kpi.target, limit=kpi.limit, aggregate=kpi.aggregate,
+    )
+    if lane is None or lane.status == "pending":
+        return KpiResult(**base, values=[], value=None, status="error", reason=f"lane {kpi.lane} did not run")
+    if lane.status == "error":
+        return KpiResult(**base, values=[], value=None, status="error", reason=f"lane {kpi.lane} failed: {lane.error}")
+    values = [s.metrics[kpi.metric] for s in lane.measured() if kpi.metric in s.metrics]
+    if not values:
+        return KpiResult(**base, values=[], value=None, status="error", reason=f"metric {kpi.metric} was not measured on lane {kpi.lane}")
+    value = aggregate(values, kpi.aggregate)
+    status, reason = judge(value, kpi)
+    if kpi.kpi_class == "exact" and len(set(values)) > 1:
+        reason += f"; samples differ ({min(values):g}..{max(values):g}): the build is not deterministic"
+    return KpiResult(**base, values=values, value=value, status=status, reason=reason)

@@ -1,0 +1,212 @@
+"""Read budgets.yaml: syntax → schema → cross-references, each error naming file:line."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from molt_budget.config.metrics import describe_known, parse_metric
+from molt_budget.config.model import Config, Kpi, Lane, Quiescence, Settings
+from molt_budget.config.yaml_lines import Lines, load_yaml_with_lines
+from molt_budget.errors import ConfigError
+
+LANE_DEFAULTS: dict[str, Any] = {
+    "env": {},
+    "cwd": ".",
+    "timeout_s": 900.0,
+    "repeats": 3,
+    "warmups": 0,
+    "retries": 2,
+    "retry_backoff_s": 2.0,
+    "expect_exit": [0],
+    "lock_timeout_pattern": "Timed out waiting for build lock",
+}
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such budgets file (pass --config FILE)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read budgets file: {exc}") from None
+    data, lines = load_yaml_with_lines(path, text)
+    return parse_config(path.resolve(), data, lines)
+
+
+def parse_config(path: Path, data: Any, lines: Lines) -> Config:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path.name}:1: the budgets file must be a mapping with version, lanes and kpis")
+    _check_schema(path, data, lines)
+    defaults = {**LANE_DEFAULTS, **(data.get("defaults") or {})}
+    lanes = {lid: _lane(lid, raw, defaults, lines) for lid, raw in data["lanes"].items()}
+    kpis = {kid: _kpi(kid, raw, lines) for kid, raw in (data.get("kpis") or {}).items()}
+    config = Config(path=path, lanes=lanes, kpis=kpis, settings=_settings(data.get("settings") or {}), lines=lines)
+    _check_references(config)
+    return config
+
+
+def _check_schema(path: Path, data: dict[str, Any], lines: Lines) -> None:
+    from molt_budget.schemas import validator
+
+    errors = sorted(validator("budgets").iter_errors(data), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if not errors:
+        return
+    err = _deepest(errors[0])
+    keys = tuple(str(k) for k in err.absolute_path)
+    line = _line(lines, keys)
+    dotted = ".".join(keys) or "(top level)"
+    message = err.message
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        allowed = set(err.schema.get("properties", {}))
+        extra = sorted(k for k in err.instance if k not in allowed)
+        if extra:
+            keys = keys + (str(extra[0]),)
+            line = _line(lines, keys)
+            dotted = ".".join(keys)
+            message = f"unknown key (allowed: {', '.join(sorted(allowed))})"
+    elif err.validator == "oneOf" or (err.validator == "type" and keys and keys[-1] == "command"):
+        message = f"{err.instance!r} is not valid here"
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    raise ConfigError(f"{path.name}:{line}: {dotted}: {message}{more}")
+
+
+def _deepest(err: Any) -> Any:
+    """oneOf errors hide the useful message in their context; pick the most specific one."""
+    while err.context:
+        err = max(err.context, key=lambda e: len(e.absolute_path))
+    return err
+
+
+def _line(lines: Lines, keys: tuple[str, ...]) -> int:
+    while keys:
+        if keys in lines:
+            return lines[keys]
+        keys = keys[:-1]
+    return 1
+
+
+def _env(raw: dict[str, Any]) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for key, value in raw.items():
+        if value is None:
+            out[key] = None
+        elif isinstance(value, bool):
+            out[key] = "1" if value else "0"
+        else:
+            out[key] = str(value)
+    return out
+
+
+def _lane(lid: str, raw: dict[str, Any], defaults: dict[str, Any], lines: Lines) -> Lane:
+    merged = {**defaults, **raw, "env": {**defaults.get("env", {}), **raw.get("env", {})}}
+    emit_ir = merged.get("emit_ir")
+    if emit_ir is True:
+        emit_ir = "${attempt_dir}/ir.json"
+    elif emit_ir is False:
+        emit_ir = None
+    return Lane(
+        id=lid,
+        command=merged["command"],
+        env=_env(merged["env"]),
+        cwd=str(merged["cwd"]),
+        timeout_s=float(merged["timeout_s"]),
+        repeats=int(merged["repeats"]),
+        warmups=int(merged["warmups"]),
+        retries=int(merged["retries"]),
+        retry_backoff_s=float(merged["retry_backoff_s"]),
+        expect_exit=list(merged["expect_exit"]),
+        lock_timeout_pattern=str(merged["lock_timeout_pattern"]),
+        diagnostics=bool(merged.get("diagnostics", False)),
+        emit_ir=emit_ir,
+        cache=merged.get("cache") or lid,
+        cache_state=merged.get("cache_state"),
+        prime=merged.get("prime"),
+        expect_cache=merged.get("expect_cache"),
+        pre_push=bool(merged.get("pre_push", False)),
+        description=merged.get("description", ""),
+        tags=list(merged.get("tags", [])),
+        line=_line(lines, ("lanes", lid)),
+    )
+
+
+def _kpi(kid: str, raw: dict[str, Any], lines: Lines) -> Kpi:
+    info = parse_metric(raw["metric"])
+    return Kpi(
+        id=kid,
+        lane=raw["lane"],
+        metric=raw["metric"],
+        kpi_class=raw.get("class") or (info.default_class if info else "exact"),
+        direction=raw.get("direction", "lower"),
+        unit=raw.get("unit") or (info.unit if info else ""),
+        target=_number(raw.get("target")),
+        limit=_number(raw.get("limit")),
+        aggregate=raw.get("aggregate", "median" if not info or info.default_class == "timed" else "median"),
+        title=raw.get("title", ""),
+        owner=raw.get("owner", ""),
+        basis=raw.get("basis", ""),
+        justification=raw.get("justification", ""),
+        line=_line(lines, ("kpis", kid)),
+    )
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _settings(raw: dict[str, Any]) -> Settings:
+    q = raw.get("quiescence") or {}
+    quiescence = Quiescence(**{k: v for k, v in q.items()})
+    kwargs = {k: v for k, v in raw.items() if k != "quiescence"}
+    return Settings(**kwargs, quiescence=quiescence)
+
+
+def _check_references(config: Config) -> None:
+    name = config.path.name
+    for kpi in config.kpis.values():
+        where = f"{name}:{config.line_of('kpis', kpi.id, 'metric')}"
+        info = parse_metric(kpi.metric)
+        if info is None:
+            raise ConfigError(f"{where}: kpis.{kpi.id}: unknown metric '{kpi.metric}' (known: {describe_known()})")
+        if kpi.lane not in config.lanes:
+            raise ConfigError(
+                f"{name}:{config.line_of('kpis', kpi.id, 'lane')}: kpis.{kpi.id}: lane '{kpi.lane}' is not declared "
+                f"(lanes: {', '.join(config.lanes)})"
+            )
+        lane = config.lanes[kpi.lane]
+        if info.needs_ir and not lane.emit_ir:
+            raise ConfigError(f"{where}: kpis.{kpi.id}: metric '{kpi.metric}' needs `emit_ir:` on lane '{lane.id}'")
+        if info.needs_diagnostics and not lane.diagnostics:
+            raise ConfigError(f"{where}: kpis.{kpi.id}: metric '{kpi.metric}' needs `diagnostics: true` on lane '{lane.id}'")
+        for key in ("target", "limit"):
+            value = getattr(kpi, key)
+            if value is not None and not math.isfinite(value):
+                raise ConfigError(f"{name}:{config.line_of('kpis', kpi.id, key)}: kpis.{kpi.id}.{key}: must be a finite number")
+        if kpi.target is None and kpi.limit is None:
+            raise ConfigError(f"{name}:{kpi.line}: kpis.{kpi.id}: give a `target` (yellow above it) and/or a `limit` (fail above it)")
+        if kpi.target is not None and kpi.limit is not None:
+            looser = kpi.limit >= kpi.target if kpi.direction == "lower" else kpi.limit <= kpi.target
+            if not looser:
+                raise ConfigError(
+                    f"{name}:{config.line_of('kpis', kpi.id, 'limit')}: kpis.{kpi.id}: limit {kpi.limit:g} is stricter "
+                    f"than target {kpi.target:g} (direction: {kpi.direction})"
+                )
+    for lane in config.lanes.values():
+        if lane.prime is None:
+            continue
+        if lane.prime not in config.lanes:
+            raise ConfigError(f"{name}:{config.line_of('lanes', lane.id, 'prime')}: lanes.{lane.id}.prime: lane '{lane.prime}' is not declared")
+        _check_prime_cycle(config, lane)
+
+
+def _check_prime_cycle(config: Config, lane: Lane) -> None:
+    chain = [lane.id]
+    current = lane
+    while current.prime is not None:
+        if current.prime in chain:
+            cycle = " -> ".join(chain + [current.prime])
+            raise ConfigError(f"{config.path.name}:{config.line_of('lanes', lane.id, 'prime')}: prime cycle: {cycle}")
+        chain.append(current.prime)
+        current = config.lanes[current.prime]

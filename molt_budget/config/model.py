@@ -1,0 +1,100 @@
+"""The budgets file as plain dataclasses, after defaults are applied."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Lane:
+    id: str
+    command: list[str] | str
+    env: dict[str, str | None]         # None unsets the variable
+    cwd: str
+    timeout_s: float
+    repeats: int
+    warmups: int
+    retries: int
+    retry_backoff_s: float
+    expect_exit: list[int]
+    lock_timeout_pattern: str
+    diagnostics: bool = False
+    emit_ir: str | None = None          # path template; None = no IR collected
+    cache: str = ""                     # named cache dir shared by lanes with the same name
+    cache_state: str | None = None      # cold | warm | no-cache
+    prime: str | None = None
+    expect_cache: str | None = None     # hit | miss
+    pre_push: bool = False
+    description: str = ""
+    tags: list[str] = field(default_factory=list)
+    line: int = 0                       # where the lane is declared, for error messages
+
+
+@dataclass
+class Kpi:
+    id: str
+    lane: str
+    metric: str
+    kpi_class: str                      # exact | timed
+    direction: str = "lower"            # lower | higher is better
+    unit: str = ""
+    target: float | None = None
+    limit: float | None = None
+    aggregate: str = "median"
+    title: str = ""
+    owner: str = ""
+    basis: str = ""
+    justification: str = ""
+    line: int = 0
+
+
+@dataclass
+class Quiescence:
+    max_wait_s: float = 10.0
+    poll_s: float = 1.0
+    max_load_per_cpu: float = 0.5
+    competitors: list[str] = field(default_factory=lambda: ["cargo", "rustc", "molt"])
+
+
+@dataclass
+class Settings:
+    output_root: str = ".molt-budget"
+    history: str = ".molt-budget/history.sqlite"
+    main_branch: str = "main"
+    lock_timeout_s: float = 10.0
+    normalize_paths: list[str] = field(default_factory=list)
+    provenance_tools: dict[str, list[str] | str] = field(default_factory=dict)
+    quiescence: Quiescence = field(default_factory=Quiescence)
+
+
+@dataclass
+class Config:
+    path: Path
+    lanes: dict[str, Lane]
+    kpis: dict[str, Kpi]
+    settings: Settings
+    lines: dict[tuple[str, ...], int] = field(default_factory=dict)
+
+    @property
+    def root(self) -> Path:
+        """Relative paths in the file resolve against the file's folder."""
+        return self.path.parent
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.root / p).resolve()
+
+    def line_of(self, *keys: str) -> int:
+        """The closest known line for a key path (falls back to its parents)."""
+        while keys:
+            if keys in self.lines:
+                return self.lines[keys]
+            keys = keys[:-1]
+        return 1
+
+    def where(self, *keys: str) -> str:
+        return f"{self.path.name}:{self.line_of(*keys)}"
+
+    def kpis_for_lane(self, lane_id: str) -> list[Kpi]:
+        return [k for k in self.kpis.values() if k.lane == lane_id]

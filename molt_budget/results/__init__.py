@@ -1,0 +1,1 @@
+"""Results: what a run measured (samples, KPI values, verdicts), on disk and in history."""

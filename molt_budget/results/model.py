@@ -1,0 +1,110 @@
+"""Dataclasses that flow from the runner to the comparator and reporters.
+
+They serialise to the results JSON (schemas/results.schema.json) and back without loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class Attempt:
+    attempt: int
+    returncode: int | None
+    wall_s: float
+    timed_out: bool
+    retry_reason: str | None = None   # set when this attempt was retried
+    stdout_log: str = ""
+    stderr_log: str = ""
+
+
+@dataclass
+class Sample:
+    kind: str                          # prime | warmup | measure
+    index: int
+    ok: bool
+    error: str | None = None
+    attempts: int = 1
+    retry_reason: str | None = None    # last retryable reason seen, as molt's compile_progress
+    attempt_log: list[Attempt] = field(default_factory=list)
+    returncode: int | None = None
+    timed_out: bool = False
+    cache_state: str | None = None     # hit | miss | n/a
+    metrics: dict[str, float] = field(default_factory=dict)
+    stdout_tail: str = ""
+    stderr_tail: str = ""
+
+
+@dataclass
+class LaneResult:
+    lane: str
+    status: str = "pending"            # pending | ok | error
+    error: str | None = None
+    samples: list[Sample] = field(default_factory=list)
+    detail: dict[str, Any] = field(default_factory=dict)   # IR / diagnostics detail for diffs
+
+    def measured(self) -> list[Sample]:
+        return [s for s in self.samples if s.kind == "measure" and s.ok]
+
+
+@dataclass
+class KpiResult:
+    id: str
+    lane: str
+    metric: str
+    kpi_class: str
+    unit: str
+    direction: str
+    target: float | None
+    limit: float | None
+    aggregate: str
+    values: list[float]
+    value: float | None
+    status: str                        # pass | yellow | fail | error
+    reason: str
+
+
+@dataclass
+class RunResults:
+    run_id: str
+    config_path: str
+    config_sha256: str
+    started_utc: str
+    finished_utc: str | None = None
+    state: str = "running"             # running | complete | interrupted
+    provenance: dict[str, Any] = field(default_factory=dict)
+    authoritative: bool = True
+    authoritative_reasons: list[str] = field(default_factory=list)
+    lanes: dict[str, LaneResult] = field(default_factory=dict)
+    kpis: list[KpiResult] = field(default_factory=list)
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunResults:
+        lanes = {}
+        for name, raw in data.get("lanes", {}).items():
+            samples = [
+                Sample(**{**_pick(Sample, s), "attempt_log": [Attempt(**_pick(Attempt, a)) for a in s.get("attempt_log", [])]})
+                for s in raw.get("samples", [])
+            ]
+            lanes[name] = LaneResult(**{**_pick(LaneResult, raw), "samples": samples})
+        kpis = [KpiResult(**_pick(KpiResult, k)) for k in data.get("kpis", [])]
+        return cls(**{**_pick(cls, data), "lanes": lanes, "kpis": kpis})
+
+    def counts(self) -> dict[str, int]:
+        out = {"pass": 0, "yellow": 0, "fail": 0, "error": 0}
+        for k in self.kpis:
+            out[k.status] = out.get(k.status, 0) + 1
+        return out
+
+
+def _pick(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}

@@ -1,0 +1,357 @@
+"""Run the lanes of a budgets file: prime, warm-ups, repeats, retries, snapshots, resume.
+
+Every sample is written to results.json as soon as it is measured, so an interrupted
+or crashed run loses nothing and `--resume` picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from molt_budget.collectors.collect import SampleContext, collect
+from molt_budget.compare.budget import judge_kpi
+from molt_budget.config.model import Config, Lane
+from molt_budget.errors import BudgetError, ConfigError, LockTimeout, MeasurementError
+from molt_budget.results.model import Attempt, LaneResult, RunResults, Sample
+from molt_budget.results.store import load_results, save_results
+from molt_budget.runner import templating
+from molt_budget.runner.process import ProcessOutcome, kill_marked, run_process
+from molt_budget.runner.retry import retry_reason
+
+MARKER_VAR = "MOLT_BUDGET_RUN_ID"
+Progress = Callable[[str], None]
+
+
+@dataclass
+class RunOptions:
+    output_root: Path
+    lanes: list[str] | None = None          # None: every lane
+    resume: Path | None = None              # a run dir (or results.json) to continue
+    clean_state: bool = False
+    quiescence: bool = True
+    progress: Progress = field(default=lambda line: None)
+
+
+class Interrupted(BudgetError):
+    exit_code = 130
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+class Engine:
+    def __init__(self, config: Config, options: RunOptions) -> None:
+        self.config = config
+        self.options = options
+        self.root = options.output_root
+        self.selected = self._select(options.lanes)
+
+    def _select(self, names: list[str] | None) -> list[Lane]:
+        if not names:
+            return list(self.config.lanes.values())
+        unknown = [n for n in names if n not in self.config.lanes]
+        if unknown:
+            raise ConfigError(f"unknown lane(s) {', '.join(unknown)} (lanes in {self.config.path.name}: {', '.join(self.config.lanes)})")
+        return [self.config.lanes[n] for n in names]
+
+    # -- the run ---------------------------------------------------------------------
+
+    def run(self) -> RunResults:
+        from filelock import FileLock, Timeout
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.root / ".lock"))
+        try:
+            lock.acquire(timeout=self.config.settings.lock_timeout_s)
+        except Timeout:
+            raise LockTimeout(
+                f"{self.root}: another molt-budget run holds this output root "
+                f"(waited {self.config.settings.lock_timeout_s:g}s for {self.root / '.lock'}); "
+                f"wait for it or pass --output-root DIR"
+            ) from None
+        try:
+            return self._run_locked()
+        finally:
+            lock.release()
+
+    def _run_locked(self) -> RunResults:
+        if self.options.clean_state:
+            self.clean_state()
+        results, run_dir = self._start_or_resume()
+        self.results_path = run_dir / "results.json"
+        self.run_dir = run_dir
+        self.marker = (MARKER_VAR, results.run_id)
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            for lane in self.selected:
+                current = results.lanes.get(lane.id)
+                if current is not None and current.status == "ok":
+                    self.options.progress(f"[molt-budget] lane={lane.id} skipped=resume")
+                    continue
+                results.lanes[lane.id] = LaneResult(lane=lane.id)
+                try:
+                    self._run_lane(lane, results)
+                finally:
+                    kill_marked(self.marker)
+            results.kpis = [judge_kpi(k, results.lanes.get(k.lane)) for k in self.config.kpis.values() if k.lane in {l.id for l in self.selected}]
+            results.state = "complete"
+        except (KeyboardInterrupt, Interrupted):
+            kill_marked(self.marker)
+            results.state = "interrupted"
+            results.finished_utc = utc_now()
+            save_results(self.results_path, results)
+            raise Interrupted(f"interrupted; measured samples are kept in {self.results_path} (continue with --resume {run_dir})") from None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        results.finished_utc = utc_now()
+        save_results(self.results_path, results)
+        return results
+
+    def _start_or_resume(self) -> tuple[RunResults, Path]:
+        resume = self.options.resume
+        if resume is not None:
+            path = resume if resume.name == "results.json" else resume / "results.json"
+            if not path.exists():
+                raise ConfigError(f"{path}: nothing to resume (no results.json there)")
+            results = load_results(path)
+            results.state = "running"
+            self.options.progress(f"[molt-budget] resume run={results.run_id}")
+            return results, path.parent
+        run_id = new_run_id()
+        run_dir = self.root / "runs" / run_id
+        run_dir.mkdir(parents=True)
+        from molt_budget.runner.provenance import collect_provenance
+
+        results = RunResults(
+            run_id=run_id,
+            config_path=str(self.config.path),
+            config_sha256=hashlib.sha256(self.config.path.read_bytes()).hexdigest(),
+            started_utc=utc_now(),
+            provenance=collect_provenance(self.config.root, self.config.settings.provenance_tools),
+        )
+        save_results(run_dir / "results.json", results)
+        return results, run_dir
+
+    def clean_state(self) -> None:
+        """Wipe caches (cold again), never results or logs."""
+        shutil.rmtree(self.root / "cache", ignore_errors=True)
+
+    # -- one lane -------------------------------------------------------------------
+
+    def _run_lane(self, lane: Lane, results: RunResults) -> None:
+        lane_result = results.lanes[lane.id]
+        if self._is_timed(lane) and self.options.quiescence:
+            self._check_quiescence(lane, results)
+        try:
+            for prime in self._prime_chain(lane):
+                sample = self._run_sample(prime, lane, "prime", 0)
+                lane_result.samples.append(sample)
+                self._snapshot(results)
+                if not sample.ok:
+                    raise MeasurementError(f"prime lane {prime.id} failed: {sample.error}")
+            for i in range(lane.warmups):
+                sample = self._run_sample(lane, lane, "warmup", i)
+                lane_result.samples.append(sample)
+                self._snapshot(results)
+                if not sample.ok:
+                    raise MeasurementError(f"warm-up {i + 1}/{lane.warmups}: {sample.error}")
+            for i in range(lane.repeats):
+                sample = self._run_sample(lane, lane, "measure", i, detail=lane_result.detail)
+                lane_result.samples.append(sample)
+                if not sample.ok:
+                    raise MeasurementError(f"repeat {i + 1}/{lane.repeats}: {sample.error}")
+                self._snapshot(results)
+            lane_result.status = "ok"
+        except MeasurementError as exc:
+            lane_result.status = "error"
+            lane_result.error = str(exc)
+            self.options.progress(f"[molt-budget] lane={lane.id} error={_one_line(str(exc))}")
+        self._snapshot(results)
+
+    def _snapshot(self, results: RunResults) -> None:
+        save_results(self.results_path, results)
+
+    def _is_timed(self, lane: Lane) -> bool:
+        return any(k.kpi_class == "timed" for k in self.config.kpis_for_lane(lane.id))
+
+    def _prime_chain(self, lane: Lane) -> list[Lane]:
+        chain: list[Lane] = []
+        current = lane
+        while current.prime is not None:
+            current = self.config.lanes[current.prime]
+            chain.insert(0, current)
+        return chain
+
+    def _check_quiescence(self, lane: Lane, results: RunResults) -> None:
+        from molt_budget.runner.quiescence import wait_for_quiescence
+
+        q = self.config.settings.quiescence
+        report = wait_for_quiescence(
+            max_wait_s=q.max_wait_s, poll_s=q.poll_s, competitor_names=tuple(q.competitors),
+            max_load_per_cpu=q.max_load_per_cpu,
+        )
+        if not report.quiet:
+            reason = f"lane {lane.id}: host not quiet after {report.waited_s:.0f}s: {'; '.join(report.reasons)}"
+            results.authoritative = False
+            results.authoritative_reasons.append(reason)
+            self.options.progress(f"[molt-budget] lane={lane.id} authoritative=false reason={_one_line(reason)}")
+
+    # -- one sample, with retries -----------------------------------------------------
+
+    def _run_sample(self, spec: Lane, owner: Lane, kind: str, index: int, detail: dict | None = None) -> Sample:
+        """Run `spec`'s command in `owner`'s cache (they differ only for a prime)."""
+        cache_dir = self.root / "cache" / owner.cache
+        if owner.cache_state == "cold" and kind != "prime":
+            shutil.rmtree(cache_dir, ignore_errors=True)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        sample = Sample(kind=kind, index=index, ok=False, attempts=0)
+        label = {"prime": f"prime={spec.id}", "warmup": f"warmup={index + 1}/{owner.warmups}", "measure": f"repeat={index + 1}/{owner.repeats}"}[kind]
+        for attempt in range(1, spec.retries + 2):
+            sample.attempts = attempt
+            attempt_dir = self.run_dir / "lanes" / owner.id / f"{kind}-{index + 1}" / f"attempt-{attempt}"
+            if attempt_dir.exists():
+                shutil.rmtree(attempt_dir)
+            attempt_dir.mkdir(parents=True)
+            values = self._placeholders(spec, owner, attempt_dir, cache_dir)
+            env = self._env(spec, values)
+            ir_path = Path(templating.expand(spec.emit_ir, values)) if spec.emit_ir else None
+            cwd = self.config.resolve(templating.expand(spec.cwd, values))
+            if ir_path is not None and not ir_path.is_absolute():
+                ir_path = cwd / ir_path
+            for stale in (ir_path, Path(values["diagnostics_file"])):
+                if stale is not None and stale.exists():
+                    stale.unlink()
+            outcome = run_process(
+                templating.expand_command(spec.command, values), env=env, cwd=cwd, timeout_s=spec.timeout_s,
+                marker=self.marker, stdout_path=attempt_dir / "stdout.log", stderr_path=attempt_dir / "stderr.log",
+            )
+            reason = retry_reason(outcome, attempt_dir / "stderr.log", spec.lock_timeout_pattern)
+            retrying = reason is not None and attempt <= spec.retries
+            sample.attempt_log.append(Attempt(
+                attempt=attempt, returncode=outcome.returncode, wall_s=round(outcome.wall_s, 6), timed_out=outcome.timed_out,
+                retry_reason=reason if retrying else None,
+                stdout_log=str(attempt_dir / "stdout.log"), stderr_log=str(attempt_dir / "stderr.log"),
+            ))
+            if reason is not None:
+                sample.retry_reason = reason
+            self.options.progress(
+                f"[molt-budget] lane={owner.id} {label} attempt={attempt} elapsed={outcome.wall_s:.2f}s "
+                f"rc={outcome.returncode}" + (f" retry={reason}" if retrying else "")
+            )
+            if not retrying:
+                break
+            time.sleep(spec.retry_backoff_s * attempt)
+        self._finish_sample(sample, spec, owner, outcome, attempt_dir, cwd, ir_path, values, kind, detail)
+        return sample
+
+    def _finish_sample(self, sample: Sample, spec: Lane, owner: Lane, outcome: ProcessOutcome, attempt_dir: Path,
+                       cwd: Path, ir_path: Path | None, values: dict[str, str], kind: str, detail: dict | None) -> None:
+        sample.returncode = outcome.returncode
+        sample.timed_out = outcome.timed_out
+        sample.stdout_tail, sample.stderr_tail = outcome.stdout_tail, outcome.stderr_tail
+        sample.cache_state = cache_state(attempt_dir / "stdout.log")
+        attempts = f" after {sample.attempts} attempt(s)" if sample.attempts > 1 else ""
+        if outcome.start_error:
+            sample.error = f"lane {spec.id}: cannot start command: {outcome.start_error}"
+            return
+        if outcome.timed_out:
+            sample.error = f"lane {spec.id}: timed out after {spec.timeout_s:g}s{attempts}"
+            return
+        if outcome.returncode not in spec.expect_exit:
+            last = _last_line(outcome.stderr_tail) or _last_line(outcome.stdout_tail)
+            sample.error = (f"lane {spec.id}: exit code {outcome.returncode} (expected {', '.join(map(str, spec.expect_exit))}){attempts}"
+                            + (f": {last}" if last else "") + f" [log: {attempt_dir / 'stderr.log'}]")
+            return
+        if kind == "measure" and owner.expect_cache and sample.cache_state != owner.expect_cache:
+            sample.error = (f"lane {owner.id}: expected a cache {owner.expect_cache}, the build reported "
+                            f"'{sample.cache_state}': not a {('warm' if owner.expect_cache == 'hit' else 'cold')} result")
+            return
+        if kind != "measure":
+            sample.ok = True
+            return
+        diag_path = Path(values["diagnostics_file"]) if spec.diagnostics else None
+        ctx = SampleContext(
+            outcome=outcome, stdout_path=attempt_dir / "stdout.log", stderr_path=attempt_dir / "stderr.log", cwd=cwd,
+            ir_path=ir_path, diagnostics_path=diag_path, normalize_roots=self._normalize_roots(),
+        )
+        try:
+            sample.metrics, lane_detail = collect(ctx, [k.metric for k in self.config.kpis_for_lane(owner.id)])
+        except MeasurementError as exc:
+            sample.error = f"lane {owner.id}: {exc}"
+            return
+        if detail is not None:
+            detail.clear()
+            detail.update(lane_detail)
+        sample.ok = True
+
+    def _placeholders(self, spec: Lane, owner: Lane, attempt_dir: Path, cache_dir: Path) -> dict[str, str]:
+        values = templating.base_values()
+        values.update(
+            config_dir=str(self.config.root), run_dir=str(self.run_dir), lane=owner.id,
+            lane_dir=str(self.run_dir / "lanes" / owner.id), attempt_dir=str(attempt_dir), cache_dir=str(cache_dir),
+            diagnostics_file=str(attempt_dir / "diagnostics.json"),
+        )
+        values["emit_ir"] = templating.expand(spec.emit_ir, values) if spec.emit_ir else str(attempt_dir / "ir.json")
+        return values
+
+    def _env(self, spec: Lane, values: dict[str, str]) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop(MARKER_VAR, None)
+        for key, value in spec.env.items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = templating.expand(value, values)
+        if spec.diagnostics:
+            env["MOLT_BUILD_DIAGNOSTICS"] = "1"
+            env["MOLT_BUILD_DIAGNOSTICS_FILE"] = values["diagnostics_file"]
+        return env
+
+    def _normalize_roots(self) -> list[str]:
+        roots = [str(self.config.resolve(p)) for p in self.config.settings.normalize_paths]
+        roots += [str(self.config.root), str(self.root.resolve())]
+        return sorted(set(roots), key=len, reverse=True)
+
+
+def cache_state(stdout_log: Path) -> str:
+    """molt's rule: the first stdout line starting with `Cache: ` decides; none means n/a."""
+    try:
+        with stdout_log.open("r", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Cache: "):
+                    rest = line[len("Cache: "):].strip()
+                    if "hit" in rest:
+                        return "hit"
+                    if "miss" in rest:
+                        return "miss"
+                    return rest.split()[0] if rest else "n/a"
+    except OSError:
+        pass
+    return "n/a"
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise Interrupted("terminated")
+
+
+def _last_line(text: str) -> str:
+    lines = [l.strip() for l in text.splitlines() if l.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
