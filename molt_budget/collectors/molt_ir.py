@@ -1,12 +1,50 @@
 """molt `--emit-ir` IR: functions, ops, init modules, bytes (raw and path-normalized).
 
 CONTRACT (implemented by the collectors helper).
+
+Why streaming: a 40 MB IR costs several times its size as Python objects, and CI runners
+are small. We keep a sliding text window (about one chunk) and decode one function at a
+time with the C scanner (`raw_decode`), so peak memory is a few MB and time stays at or
+below a plain `json.load`.
+
+Path normalisation (`bytes_normalized`): IR bytes depend on the checkout path (formats.md
+§7). A root counts where it starts a path: in JSON strings the character before it must
+not continue a path component (so the `src/molt` *inside* `/src/molt/src/molt/stdlib` is
+not a second root); in `module_registry.blob`, where paths are concatenated without
+separators, a root may not start right where the previous root ended. In both, the
+character after a root must end the component. The blob's header ints (digest prefix,
+string offsets/lengths) also move with the path and are NOT normalised: between two real
+checkouts a few bytes of difference remain.
 """
 
 from __future__ import annotations
 
+import codecs
+import contextlib
+import gzip
+import json
+import re
+import zlib
+from bisect import bisect_left
+from collections import Counter
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
+from typing import IO, Any
+
+from molt_budget.errors import CollectorError
+
+PLACEHOLDER = "<ROOT>"
+INIT_PREFIX = "molt_init_"
+_CHUNK_BYTES = 1 << 20          # read size; tests shrink it to hit every boundary
+_GZIP_MAGIC = b"\x1f\x8b"
+
+_WS = re.compile(r"[ \t\n\r]*")
+_NUMBER_TAIL = re.compile(r"[0-9eE+\-.]*\Z")
+_BLOB_SEP = re.compile(r'"blob"\s*:\s*\[\s*-?[0-9]+(\s*,\s*)')
+_BLOB_OPEN = re.compile(r'"blob"\s*:\s*\[(\s*)')
+_decode = json.JSONDecoder().raw_decode
+_get_kind = itemgetter("kind")
 
 
 @dataclass
@@ -19,12 +57,357 @@ class IrSummary:
     op_kinds: dict[str, int] = field(default_factory=dict)
     function_ops: dict[str, int] = field(default_factory=dict)   # name -> op count, for diffs
     init_module_names: list[str] = field(default_factory=list)   # e.g. ["hello", "sys"]
+    root_occurrences: int = 0        # roots replaced in JSON strings
+    blob_root_occurrences: int = 0   # roots replaced in module_registry.blob
 
     @property
     def mb(self) -> float:
         return round(self.bytes / 1e6, 3)
 
 
+def _continues_component(ch: str) -> bool:
+    return ch.isalnum() or ch in "_.-"
+
+
+@dataclass(frozen=True)
+class _Root:
+    text_forms: tuple[str, ...]   # as the root appears inside JSON strings
+    raw: bytes                    # as it appears in the blob
+
+
+def _prepare_roots(normalize_roots: list[str] | tuple[str, ...]) -> list[_Root]:
+    roots = []
+    for root in normalize_roots:
+        root = str(root)
+        if len(root) > 1:
+            root = root.rstrip("/") or "/"
+        if root in ("", "/"):
+            continue  # would replace every '/', which normalises nothing useful
+        forms = dict.fromkeys([json.dumps(root)[1:-1], json.dumps(root, ensure_ascii=False)[1:-1]])
+        roots.append(_Root(tuple(forms), root.encode("utf-8")))
+    roots.sort(key=lambda r: len(r.raw), reverse=True)  # longest first, like sequential replace
+    return roots
+
+
+def _free(taken: list[tuple[int, int]], start: int, end: int) -> bool:
+    i = bisect_left(taken, (start, start))
+    if i < len(taken) and taken[i][0] < end:
+        return False
+    return not (i > 0 and taken[i - 1][1] > start)
+
+
+def _string_hits(buf: str, start: int, end: int, roots: list[_Root]) -> tuple[int, int]:
+    """(occurrences, bytes saved) for roots inside JSON text buf[start:end]."""
+    taken: list[tuple[int, int]] = []
+    saved = 0
+    for root in roots:
+        for form in root.text_forms:
+            i = buf.find(form, start, end)
+            while i != -1:
+                j = i + len(form)
+                if _text_boundary(buf, i, j) and _free(taken, i, j):
+                    taken.insert(bisect_left(taken, (i, j)), (i, j))
+                    saved += len(form.encode("utf-8")) - len(PLACEHOLDER)
+                    i = buf.find(form, j, end)
+                else:
+                    i = buf.find(form, i + 1, end)
+    return len(taken), saved
+
+
+def _text_boundary(buf: str, i: int, j: int) -> bool:
+    if j < len(buf) and _continues_component(buf[j]):
+        return False
+    if i == 0 or not _continues_component(buf[i - 1]):
+        return True
+    # \n, \t ... or \uXXXX right before the root end a component too
+    return (i >= 2 and buf[i - 2] == "\\") or (i >= 6 and buf[i - 6 : i - 4] == "\\u")
+
+
+def _blob_delta(blob: bytes, sep_len: int, roots: list[_Root]) -> tuple[int, int]:
+    """(occurrences, rendered-size change) of replacing roots by PLACEHOLDER in an int list."""
+    placeholder = PLACEHOLDER.encode()
+    taken: list[tuple[int, int]] = []
+    ends: set[int] = set()
+    delta = 0
+    for root in roots:
+        needle = root.raw
+        i = blob.find(needle)
+        while i != -1:
+            j = i + len(needle)
+            right_ok = j >= len(blob) or not _continues_component(chr(blob[j]))
+            if right_ok and i not in ends and _free(taken, i, j):
+                taken.insert(bisect_left(taken, (i, j)), (i, j))
+                ends.add(j)
+                delta += _digits(placeholder) - _digits(needle)
+                delta += (len(placeholder) - len(needle)) * sep_len
+                i = blob.find(needle, j)
+            else:
+                i = blob.find(needle, i + 1)
+    return len(taken), delta
+
+
+_DIGITS = [len(str(v)) for v in range(256)]
+
+
+def _digits(data: bytes) -> int:
+    return sum(_DIGITS[b] for b in data)
+
+
+class _Window:
+    """Sliding UTF-8 text window over a binary stream; positions are indexes into `buf`."""
+
+    def __init__(self, stream: IO[bytes], path: Path) -> None:
+        self.stream = stream
+        self.path = path
+        self.decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self.buf = ""
+        self.pos = 0
+        self.eof = False
+        self.nbytes = 0          # raw bytes read so far
+        self.base_bytes = 0      # bytes / lines discarded before buf[0]
+        self.base_lines = 0
+        self.buf_ascii = True
+
+    def more(self) -> bool:
+        """Drop consumed text and append at least a chunk (doubling, so re-parses stay O(n))."""
+        if self.eof:
+            return False
+        want = max(_CHUNK_BYTES, len(self.buf) - self.pos)
+        data = self.stream.read(want)
+        pending = len(self.decoder.getstate()[0])
+        try:
+            text = self.decoder.decode(data, final=not data)
+        except UnicodeDecodeError as exc:
+            at = self.nbytes - pending + exc.start
+            raise CollectorError(self.path, f"not UTF-8: {exc.reason} at byte {at}") from None
+        self.nbytes += len(data)
+        if not data:
+            self.eof = True
+        if self.pos:
+            self.base_lines += self.buf.count("\n", 0, self.pos)
+            self.base_bytes += self.pos if self.buf_ascii else len(self.buf[: self.pos].encode())
+            self.buf = self.buf[self.pos :]
+            self.pos = 0
+            if not self.buf_ascii:
+                self.buf_ascii = self.buf.isascii()
+        self.buf_ascii = self.buf_ascii and text.isascii()
+        self.buf += text
+        return bool(data) or bool(text)
+
+    def where(self, pos: int) -> str:
+        line = self.base_lines + self.buf.count("\n", 0, pos) + 1
+        nbytes = self.base_bytes + (pos if self.buf_ascii else len(self.buf[:pos].encode()))
+        return f"byte {nbytes} (line {line})"
+
+    def truncated(self) -> CollectorError:
+        return CollectorError(self.path, f"truncated JSON at {self.where(len(self.buf))}")
+
+    def peek(self) -> str:
+        """Next non-whitespace character, '' at end of file."""
+        while True:
+            self.pos = _WS.match(self.buf, self.pos).end()
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self.more():
+                return ""
+
+    def expect(self, chars: str, context: str) -> str:
+        ch = self.peek()
+        if ch == "":
+            raise self.truncated()
+        if ch not in chars:
+            wanted = " or ".join(repr(c) for c in chars)
+            raise CollectorError(self.path, f"expected {wanted} {context} at {self.where(self.pos)}, found {ch!r}")
+        self.pos += 1
+        return ch
+
+    def value(self) -> tuple[Any, int, int]:
+        """Decode one JSON value at the cursor; (obj, start, end) valid until the next more()."""
+        if self.peek() == "":
+            raise self.truncated()
+        while True:
+            try:
+                obj, end = _decode(self.buf, self.pos)
+            except json.JSONDecodeError as exc:
+                if self.more():
+                    continue
+                if exc.pos >= len(self.buf.rstrip()) or exc.msg.startswith("Unterminated string"):
+                    raise self.truncated() from None
+                raise CollectorError(self.path, f"invalid JSON at {self.where(exc.pos)}: {exc.msg}") from None
+            except RecursionError:
+                raise CollectorError(self.path, f"JSON nested too deeply at {self.where(self.pos)}") from None
+            except ValueError as exc:  # e.g. an int beyond sys.get_int_max_str_digits()
+                raise CollectorError(self.path, f"invalid JSON at {self.where(self.pos)}: {exc}") from None
+            if (
+                isinstance(obj, (int, float))
+                and not self.eof
+                and _NUMBER_TAIL.match(self.buf, end)
+                and self.more()
+            ):
+                continue  # a number cut by the window edge ("12" of "123", "1" of "1e5")
+            start, self.pos = self.pos, end
+            return obj, start, end
+
+
+class _Summarizer:
+    def __init__(self, window: _Window, roots: list[_Root]) -> None:
+        self.w = window
+        self.roots = roots
+        self.functions = 0
+        self.ops = 0
+        self.kinds: Counter[str] = Counter()
+        self.function_ops: dict[str, int] = {}
+        self.init_names: list[str] = []
+        self.root_hits = 0
+        self.saved = 0
+        self.blob_hits = 0
+        self.blob_delta = 0
+
+    def count_roots(self, start: int, end: int) -> None:
+        if self.roots:
+            hits, saved = _string_hits(self.w.buf, start, end, self.roots)
+            self.root_hits += hits
+            self.saved += saved
+
+    def run(self) -> IrSummary:
+        w = self.w
+        first = w.peek()
+        if first == "":
+            raise CollectorError(w.path, "empty file")
+        if first != "{":
+            raise CollectorError(w.path, f"expected a JSON object at the top level, found {first!r}")
+        w.pos += 1
+        seen: set[str] = set()
+        if w.peek() == "}":
+            w.pos += 1
+        else:
+            while True:
+                if w.peek() != '"':
+                    w.expect('"', "(an object key)")
+                key, start, end = w.value()
+                self.count_roots(start, end)
+                if key in seen:
+                    raise CollectorError(w.path, f"duplicate top-level key {key!r}")
+                seen.add(key)
+                w.expect(":", f"after key {key!r}")
+                if key == "functions":
+                    self.read_functions()
+                else:
+                    obj, start, end = w.value()
+                    self.count_roots(start, end)
+                    if key == "module_registry":
+                        self.read_registry(obj, start, end)
+                if w.expect(",}", f"after the value of {key!r}") == "}":
+                    break
+        if w.peek() != "":
+            raise CollectorError(w.path, f"extra data after the top-level object at {w.where(w.pos)}")
+        bad = [k for k in self.kinds if type(k) is not str]
+        if bad:
+            raise CollectorError(w.path, f"an op 'kind' is not a string: {bad[0]!r}")
+        if "functions" not in seen:
+            raise CollectorError(w.path, "no 'functions' key: not a molt --emit-ir file")
+        return IrSummary(
+            functions=self.functions,
+            ops=self.ops,
+            init_modules=len(self.init_names),
+            bytes=w.nbytes,
+            bytes_normalized=w.nbytes - self.saved + self.blob_delta,
+            op_kinds=dict(self.kinds.most_common()),
+            function_ops=self.function_ops,
+            init_module_names=self.init_names,
+            root_occurrences=self.root_hits,
+            blob_root_occurrences=self.blob_hits,
+        )
+
+    def read_functions(self) -> None:
+        w = self.w
+        ch = w.peek()
+        if ch != "[":
+            obj, _, _ = w.value()
+            raise CollectorError(w.path, f"'functions' is a {type(obj).__name__}, expected a list")
+        w.pos += 1
+        if w.peek() == "]":
+            w.pos += 1
+            return
+        while True:
+            fn, start, end = w.value()
+            self.count_roots(start, end)
+            self.add_function(fn)
+            if w.expect(",]", f"after functions[{self.functions - 1}]") == "]":
+                return
+
+    def add_function(self, fn: Any) -> None:
+        index = self.functions
+        if not isinstance(fn, dict):
+            raise CollectorError(self.w.path, f"functions[{index}] is a {type(fn).__name__}, expected an object")
+        name = fn.get("name")
+        ops = fn.get("ops")
+        if not isinstance(name, str):
+            raise CollectorError(self.w.path, f"functions[{index}] has no string 'name'")
+        if not isinstance(ops, list):
+            raise CollectorError(self.w.path, f"functions[{index}] ({name}) has no 'ops' list")
+        try:
+            self.kinds.update(map(_get_kind, ops))  # C fast path; validated in bulk at the end
+        except (KeyError, TypeError):
+            self.explain_bad_op(index, name, ops)
+        self.functions += 1
+        self.ops += len(ops)
+        self.function_ops[name] = self.function_ops.get(name, 0) + len(ops)  # duplicates add up
+        if name.startswith(INIT_PREFIX):
+            self.init_names.append(name[len(INIT_PREFIX) :])
+
+    def explain_bad_op(self, index: int, name: str, ops: list[Any]) -> None:
+        for k, op in enumerate(ops):
+            where = f"functions[{index}] ({name}).ops[{k}]"
+            if not isinstance(op, dict) or "kind" not in op:
+                raise CollectorError(self.w.path, f"{where} has no 'kind'")
+            if not isinstance(op["kind"], str):
+                raise CollectorError(self.w.path, f"{where}: 'kind' is a {type(op['kind']).__name__}, expected a string")
+        raise CollectorError(self.w.path, f"functions[{index}] ({name}): malformed ops")
+
+    def read_registry(self, registry: Any, start: int, end: int) -> None:
+        if not self.roots or not isinstance(registry, dict):
+            return
+        blob = registry.get("blob")
+        if not isinstance(blob, list) or not blob:
+            return
+        if not all(type(v) is int and 0 <= v <= 255 for v in blob):
+            return  # not a byte list: leave it un-normalised rather than guess
+        self.blob_hits, self.blob_delta = _blob_delta(bytes(blob), self.blob_separator(start, end), self.roots)
+
+    def blob_separator(self, start: int, end: int) -> int:
+        """Length of ',<newline><indent>' between blob ints, measured so any indent works."""
+        m = _BLOB_SEP.search(self.w.buf, start, end)
+        if m:
+            return len(m.group(1))
+        m = _BLOB_OPEN.search(self.w.buf, start, end)
+        return 1 + len(m.group(1)) if m else len(",\n      ")
+
+
+@contextlib.contextmanager
+def _open_stream(path: Path):  # type: ignore[no-untyped-def]
+    with open(path, "rb") as raw:
+        magic = raw.read(2)
+        raw.seek(0)
+        if magic == _GZIP_MAGIC:
+            with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
+                yield gz
+        else:
+            yield raw
+
+
 def summarize_ir(path: Path, normalize_roots: list[str] | tuple[str, ...] = ()) -> IrSummary:
     """Raises molt_budget.errors.CollectorError naming the file when missing/truncated/malformed."""
-    raise NotImplementedError
+    path = Path(path)
+    roots = _prepare_roots(normalize_roots)
+    try:
+        with _open_stream(path) as stream:
+            return _Summarizer(_Window(stream, path), roots).run()
+    except FileNotFoundError:
+        raise CollectorError(path, "file not found") from None
+    except IsADirectoryError:
+        raise CollectorError(path, "is a directory, expected a file") from None
+    except EOFError:
+        raise CollectorError(path, "truncated gzip stream") from None
+    except (OSError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise CollectorError(path, f"cannot read: {exc}") from None

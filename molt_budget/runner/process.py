@@ -1,12 +1,66 @@
 """Run one command as a whole process tree: measure it, time it out, leave nothing behind.
 
 CONTRACT (implemented by the runner helper; the engine relies on exactly this):
+
+- `run_process` starts the command in its own session/process group with stdin from
+  /dev/null, stdout/stderr written in full to the given files, and `env` (complete, not
+  merged with ours) plus the marker variable. It never raises because the command could
+  not start: it returns returncode None and `start_error` ("command not found: X",
+  "permission denied: X", "working directory not found: D", ...), and writes that line
+  to the stderr log as well.
+- The runner process becomes a Linux child subreaper (best effort, once per process), so
+  orphans of the run (double-forked daemons, children of dead parents) are reparented to
+  us; the runner reaps them and counts their CPU.
+- Normal exit: nothing is killed. A marked daemon may legitimately outlive one build and
+  be reused by the next build of the same run, and leftover members of the process group
+  are left alone as well; the engine calls `kill_marked(marker)` at the end of the lane or
+  run. Zombies of the run are reaped.
+- Timeout (wall > timeout_s): SIGTERM to the process group and to every process of the
+  run (group members, descendants, orphans reparented to us, marked processes), up to
+  `kill_grace_s` for them to exit, then SIGKILL survivors, repeated until none is left.
+  `timed_out` is True, `returncode` is what the child ended with (-15, -9, or its own exit
+  code if it handled SIGTERM), `killed_pids` lists every pid that was signalled. On return
+  no process of the run survives; if one still survives SIGKILL after
+  `_KILL_VERIFY_S` seconds, MeasurementError is raised rather than returning a lie.
+- `run_process` assumes the calling process does not spawn other children concurrently
+  (from other threads): any new direct child that appears during the run is taken to be
+  an orphan of the run.
 """
 
 from __future__ import annotations
 
+import ctypes
+import os
+import resource
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import psutil
+
+from molt_budget.errors import MeasurementError
+
+TAIL_LINES = 20
+_TAIL_MAX_BYTES = 64 * 1024        # a tail is for a report line, not for a 100 MB single-line log
+_PR_SET_CHILD_SUBREAPER = 36       # from <linux/prctl.h>
+_MARKER_RESCAN_S = 0.5             # reading every process's environ is the expensive part of sampling
+_REAP_EVERY_S = 0.25               # how often zombies of a long run are collected
+_POLL_S = 0.02                     # sleep between checks while processes are dying
+_KILL_VERIFY_S = 10.0              # SIGKILL that takes longer than this means something is stuck in D state
+
+# Subreaper status is per process (not inherited across fork), hence keyed by pid.
+_subreaper_pid: int | None = None
+_subreaper_ok = False
+# Orphans of earlier runs that were reparented to us and are still alive: we must reap
+# them when they die (kill_marked or a later run), nobody else will.
+_adopted: set[int] = set()
 
 
 @dataclass
@@ -37,17 +91,475 @@ def run_process(
     stdout_path: Path,
     stderr_path: Path,
     sample_interval_s: float = 0.05,
+    kill_grace_s: float = 2.0,
 ) -> ProcessOutcome:
     """Run `command` (argv list, or a shell string run with /bin/sh -c) in a new process group.
 
     `env` is the complete environment; `marker` = (NAME, VALUE) is added to it so that
     processes which leave the group (daemons, setsid) can still be found and killed.
     stdout/stderr go to the given files in full. On timeout: SIGTERM the group and every
-    marked process, wait briefly, then SIGKILL; afterwards no process of the run survives.
+    marked process, wait `kill_grace_s`, then SIGKILL; afterwards no process of the run
+    survives. See the module docstring for the full contract.
+
+    CPU (user/sys) is an honest lower bound of the tree's cost:
+    - rusage of the main child from wait4, which on Linux includes every descendant that
+      was waited for by its parent;
+    - plus rusage of orphans of the run that we reaped ourselves with wait4;
+    - plus, for processes of the run still alive at the end (daemons), the CPU they used
+      since the start of this run (psutil cpu_times incl. their waited children, minus
+      what they had used when the run started), so work done in a reused backend daemon
+      is charged to the build that caused it.
+    CPU of a process reaped by someone outside the run (only possible when the subreaper
+    could not be set) is lost.
+
+    Peak RSS is the largest sampled sum of RSS over the tree (main child, descendants,
+    orphans reparented to us, marked processes), and at least ru_maxrss of the main child.
     """
-    raise NotImplementedError
+    argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+    run_env = dict(env)
+    run_env[marker[0]] = marker[1]
+    _become_subreaper()
+    me = os.getpid()
+    _reap(_adopted)  # adopted daemons that died between runs: nobody else will reap them
+    preexisting = set(_scan().children.get(me, ()))
+    _adopted.intersection_update(preexisting)
+    baseline = _cpu_times(_scan(marker).marked)
+
+    started = time.perf_counter()
+    try:
+        with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
+            if not argv:
+                raise _StartError("empty command")
+            try:
+                popen = subprocess.Popen(
+                    argv,
+                    cwd=cwd,
+                    env=run_env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise _StartError(_describe_start_error(exc, argv[0], cwd)) from exc
+    except _StartError as exc:
+        message = str(exc)
+        with open(stderr_path, "a", encoding="utf-8") as err_text:
+            err_text.write(f"molt-budget: {message}\n")
+        return ProcessOutcome(
+            returncode=None,
+            wall_s=time.perf_counter() - started,
+            cpu_user_s=0.0,
+            cpu_sys_s=0.0,
+            peak_rss_bytes=0,
+            timed_out=False,
+            start_error=message,
+            stdout_tail=_tail(stdout_path),
+            stderr_tail=_tail(stderr_path),
+        )
+
+    run = _Run(popen, marker, preexisting, baseline)
+    sampler = _Sampler(run, sample_interval_s)
+    sampler.start()
+    timed_out = False
+    try:
+        deadline = started + timeout_s
+        while True:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                timed_out = True
+                break
+            if run.wait_exit(min(remaining, _REAP_EVERY_S)):
+                break
+            run.reap_orphans()
+    finally:
+        sampler.stop()
+
+    if timed_out:
+        run.terminate(kill_grace_s)
+    else:
+        # Scan before reaping the main child: while it is a zombie its pid (= our pgid) cannot be reused.
+        survivors = run.members(run.scan())
+        run.reap_main()
+        run.reap_orphans()
+        run.charge_survivors(survivors)
+    run.close()
+    _adopted.update(pid for pid in run.new_children() if pid not in run.reaped)
+
+    assert run.status is not None and run.usage is not None
+    wall_s = run.exited_at - started
+    peak = max(sampler.peak_rss, _maxrss_bytes(run.usage.ru_maxrss))
+    return ProcessOutcome(
+        returncode=os.waitstatus_to_exitcode(run.status),
+        wall_s=wall_s,
+        cpu_user_s=run.usage.ru_utime + run.extra_user,
+        cpu_sys_s=run.usage.ru_stime + run.extra_sys,
+        peak_rss_bytes=peak,
+        timed_out=timed_out,
+        killed_pids=sorted(run.killed),
+        stdout_tail=_tail(stdout_path),
+        stderr_tail=_tail(stderr_path),
+    )
 
 
 def kill_marked(marker: tuple[str, str], grace_s: float = 1.0) -> list[int]:
-    """Kill every live process whose environment carries `marker`; return their pids."""
-    raise NotImplementedError
+    """Kill every live process whose environment carries `marker`; return their pids.
+
+    SIGTERM first, SIGKILL whatever is left after `grace_s`; our own zombies among them
+    are reaped. Never kills the calling process or its ancestors.
+    """
+    _become_subreaper()
+    killed = _signal(_scan(marker).marked, signal.SIGTERM)
+    grace_end = time.monotonic() + grace_s
+    while time.monotonic() < grace_end:
+        _reap(killed | _adopted)
+        if not _scan(marker).marked:
+            break
+        time.sleep(_POLL_S)
+    give_up = time.monotonic() + _KILL_VERIFY_S
+    while True:
+        _reap(killed | _adopted)
+        survivors = _scan(marker).marked
+        if not survivors:
+            break
+        if time.monotonic() > give_up:
+            raise MeasurementError(f"marked processes survived SIGKILL: {sorted(survivors)}")
+        killed |= _signal(survivors, signal.SIGKILL)
+        time.sleep(_POLL_S)
+    return sorted(killed)
+
+
+class _StartError(Exception):
+    """The command could not be started; the message is the outcome's start_error."""
+
+
+class _Snapshot:
+    """One pass over the process table: who is alive, who is whose child, who is marked."""
+
+    def __init__(self, alive: set[int], children: dict[int, list[int]], marked: set[int], grouped: set[int]) -> None:
+        self.alive = alive
+        self.children = children
+        self.marked = marked
+        self.grouped = grouped
+
+
+def _scan(marker: tuple[str, str] | None = None, pgid: int | None = None) -> _Snapshot:
+    """Read the process table once; environ only when a marker is asked for (it is the slow part)."""
+    attrs = ["ppid", "status"] + (["environ"] if marker is not None else [])
+    alive: set[int] = set()
+    children: dict[int, list[int]] = defaultdict(list)
+    marked: set[int] = set()
+    grouped: set[int] = set()
+    for proc in psutil.process_iter():
+        # as_dict, not process_iter(attrs): that stores .info on cached objects shared with the sampler thread.
+        info = proc.as_dict(attrs, ad_value=None)
+        if info["ppid"] is not None:
+            children[info["ppid"]].append(proc.pid)
+        if info["status"] in (None, psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+            continue
+        alive.add(proc.pid)
+        environ = info.get("environ")
+        if marker is not None and environ and environ.get(marker[0]) == marker[1]:
+            marked.add(proc.pid)
+        if pgid is not None and _getpgid(proc.pid) == pgid:
+            grouped.add(proc.pid)
+    if marked:
+        marked -= _self_and_ancestors()
+    return _Snapshot(alive, children, marked, grouped)
+
+
+def _self_and_ancestors() -> set[int]:
+    """A marker may leak into our own environment (nested runs): never kill upwards."""
+    me = psutil.Process()
+    return {me.pid} | {parent.pid for parent in me.parents()}
+
+
+def _getpgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except (ProcessLookupError, PermissionError):
+        return None
+
+
+def _expand(roots: Iterable[int], children: dict[int, list[int]]) -> set[int]:
+    """Roots plus all their descendants, from one snapshot."""
+    seen: set[int] = set()
+    stack = list(roots)
+    while stack:
+        pid = stack.pop()
+        if pid not in seen:
+            seen.add(pid)
+            stack.extend(children.get(pid, ()))
+    return seen
+
+
+def _signal(pids: Iterable[int], sig: int) -> set[int]:
+    """Send `sig`, skipping processes that are gone or not ours; return pids actually signalled."""
+    sent: set[int] = set()
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            continue
+        sent.add(pid)
+    return sent
+
+
+def _reap(pids: Iterable[int]) -> dict[int, resource.struct_rusage]:
+    """wait4 each pid that is our zombie child; return its rusage. Never blocks, never touches other pids."""
+    reaped: dict[int, resource.struct_rusage] = {}
+    for pid in list(pids):
+        try:
+            got, _status, usage = os.wait4(pid, os.WNOHANG)
+        except ChildProcessError:
+            continue
+        if got == pid:
+            reaped[pid] = usage
+            _adopted.discard(pid)
+    return reaped
+
+
+def _cpu_times(pids: Iterable[int]) -> dict[int, tuple[float, float]]:
+    """(user, sys) including waited-for children, for processes that are still alive."""
+    times: dict[int, tuple[float, float]] = {}
+    for pid in pids:
+        try:
+            cpu = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        times[pid] = (cpu.user + cpu.children_user, cpu.system + cpu.children_system)
+    return times
+
+
+def _rss(pid: int) -> int:
+    try:
+        return psutil.Process(pid).memory_info().rss
+    except psutil.Error:
+        return 0
+
+
+def _maxrss_bytes(ru_maxrss: int) -> int:
+    """ru_maxrss is in KiB on Linux and in bytes on macOS."""
+    return ru_maxrss if sys.platform == "darwin" else ru_maxrss * 1024
+
+
+def _become_subreaper() -> bool:
+    """Make orphans of our runs reparent to us instead of init, so we can find, kill and reap them."""
+    global _subreaper_pid, _subreaper_ok
+    if _subreaper_pid == os.getpid():
+        return _subreaper_ok
+    _subreaper_pid = os.getpid()
+    _subreaper_ok = False
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            zero = ctypes.c_ulong(0)
+            _subreaper_ok = libc.prctl(_PR_SET_CHILD_SUBREAPER, ctypes.c_ulong(1), zero, zero, zero) == 0
+        except (OSError, AttributeError):
+            _subreaper_ok = False
+    return _subreaper_ok
+
+
+def _describe_start_error(exc: OSError, program: str, cwd: Path) -> str:
+    if isinstance(exc, FileNotFoundError) and exc.filename is not None and Path(exc.filename) == Path(cwd):
+        return f"working directory not found: {cwd}"
+    if isinstance(exc, NotADirectoryError) and not Path(cwd).is_dir():
+        return f"working directory not found: {cwd}"
+    if isinstance(exc, FileNotFoundError):
+        return f"command not found: {program}"
+    if isinstance(exc, PermissionError):
+        return f"permission denied: {program}"
+    return f"cannot start {program}: {exc.strerror or exc}"
+
+
+def _tail(path: Path, lines: int = TAIL_LINES) -> str:
+    """Last `lines` lines (no trailing newline), read backwards from the end so huge logs stay cheap."""
+    try:
+        with open(path, "rb") as handle:
+            pos = handle.seek(0, os.SEEK_END)
+            data = b""
+            # lines + 1 newlines: the final newline ends the last line, and the first chunk line may be partial.
+            while pos > 0 and data.count(b"\n") <= lines and len(data) < _TAIL_MAX_BYTES:
+                step = min(4096, pos)
+                pos -= step
+                handle.seek(pos)
+                data = handle.read(step) + data
+    except OSError:
+        return ""
+    if data.endswith(b"\n"):
+        data = data[:-1]
+    if not data:
+        return ""
+    kept = b"\n".join(data.split(b"\n")[-lines:])
+    return kept[-_TAIL_MAX_BYTES:].decode("utf-8", errors="replace")
+
+
+class _Run:
+    """State of one started command: its main child, what we reaped, what we killed."""
+
+    def __init__(
+        self,
+        popen: subprocess.Popen[bytes],
+        marker: tuple[str, str],
+        preexisting: set[int],
+        baseline: dict[int, tuple[float, float]],
+    ) -> None:
+        self.popen = popen
+        self.pid = popen.pid  # also the pgid: start_new_session makes it the group leader
+        self.marker = marker
+        self.preexisting = preexisting
+        self.baseline = baseline
+        self.status: int | None = None
+        self.usage: resource.struct_rusage | None = None
+        self.exited_at = 0.0
+        self.extra_user = 0.0
+        self.extra_sys = 0.0
+        self.reaped: set[int] = set()
+        self.killed: set[int] = set()
+        self._pidfd = _open_pidfd(self.pid)
+
+    def wait_exit(self, timeout_s: float) -> bool:
+        """Block until the main child has exited (it stays a zombie: its status is read by reap_main)."""
+        if self.status is not None:
+            return True
+        if self._pidfd is not None:
+            ready, _, _ = select.select([self._pidfd], [], [], max(0.0, timeout_s))
+            exited = bool(ready)
+        else:
+            end = time.monotonic() + timeout_s
+            while not (exited := _is_zombie_or_gone(self.pid)) and time.monotonic() < end:
+                time.sleep(min(_POLL_S, max(0.0, end - time.monotonic())))
+        if exited:
+            self.exited_at = time.perf_counter()
+        return exited
+
+    def reap_main(self) -> None:
+        """wait4 (not waitpid) because its rusage is the bulk of the tree's CPU."""
+        if self.status is not None:
+            return
+        try:
+            _pid, status, usage = os.wait4(self.pid, 0)
+        except ChildProcessError as exc:
+            raise MeasurementError(f"exit status of pid {self.pid} was taken by someone else") from exc
+        if not self.exited_at:
+            self.exited_at = time.perf_counter()
+        self.status = status
+        self.usage = usage
+        # Keep Popen from ever waiting on this pid again (it could be reused by then).
+        self.popen.returncode = os.waitstatus_to_exitcode(status)
+
+    def new_children(self) -> set[int]:
+        """Direct children of ours that appeared during the run: reparented orphans of the run."""
+        return set(_scan().children.get(os.getpid(), ())) - self.preexisting - {self.pid}
+
+    def reap_orphans(self) -> None:
+        for pid, usage in _reap(self.new_children() | _adopted).items():
+            user, system = self.baseline.get(pid, (0.0, 0.0))
+            self.extra_user += max(0.0, usage.ru_utime - user)
+            self.extra_sys += max(0.0, usage.ru_stime - system)
+            self.reaped.add(pid)
+
+    def charge_survivors(self, pids: set[int]) -> None:
+        """CPU used during this run by processes that outlive it (daemons)."""
+        for pid, (user, system) in _cpu_times(pids - {self.pid} - self.reaped).items():
+            base_user, base_sys = self.baseline.get(pid, (0.0, 0.0))
+            self.extra_user += max(0.0, user - base_user)
+            self.extra_sys += max(0.0, system - base_sys)
+
+    def scan(self) -> _Snapshot:
+        # Matching by pgid is only safe while the main child is unreaped: until then its pid cannot be reused.
+        return _scan(self.marker, self.pid if self.status is None else None)
+
+    def members(self, snap: _Snapshot) -> set[int]:
+        """Live processes of the run: main child, its descendants, orphans, group members, marked ones."""
+        orphans = set(snap.children.get(os.getpid(), ())) - self.preexisting
+        roots = {self.pid} | orphans | snap.grouped | snap.marked
+        return (_expand(roots, snap.children) & snap.alive) - _self_and_ancestors()
+
+    def collect(self) -> None:
+        if self.status is None and _is_zombie_or_gone(self.pid):
+            self.reap_main()
+        self.reap_orphans()
+
+    def terminate(self, grace_s: float) -> None:
+        """SIGTERM everything of the run, wait up to grace_s, then SIGKILL until nothing is left."""
+        self._signal_all(signal.SIGTERM)
+        grace_end = time.monotonic() + grace_s
+        while time.monotonic() < grace_end:
+            self.collect()
+            if self.status is not None and not self.members(self.scan()):
+                return
+            time.sleep(_POLL_S)
+        give_up = time.monotonic() + _KILL_VERIFY_S
+        while True:
+            self.collect()
+            if self.status is not None and not self.members(self.scan()):
+                return
+            if time.monotonic() > give_up:
+                raise MeasurementError(f"processes of the run survived SIGKILL: {sorted(self.members(self.scan()))}")
+            self._signal_all(signal.SIGKILL)
+            time.sleep(_POLL_S)
+
+    def _signal_all(self, sig: int) -> None:
+        if self.status is None:
+            try:
+                os.killpg(self.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        self.killed |= _signal(self.members(self.scan()), sig)
+
+    def close(self) -> None:
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+
+
+def _open_pidfd(pid: int) -> int | None:
+    """A pidfd becomes readable when the process exits: exit is noticed at once, without polling."""
+    if not hasattr(os, "pidfd_open"):
+        return None
+    try:
+        return os.pidfd_open(pid)
+    except OSError:
+        return None
+
+
+def _is_zombie_or_gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.NoSuchProcess:
+        return True
+
+
+class _Sampler(threading.Thread):
+    """Samples the summed RSS of the run's tree; the main thread only waits and reaps."""
+
+    def __init__(self, run: _Run, interval_s: float) -> None:
+        super().__init__(name=f"rss-sampler-{run.pid}", daemon=True)
+        self.run_state = run
+        self.interval_s = interval_s
+        self.peak_rss = 0
+        self._stop_event = threading.Event()
+        self._marked: set[int] = set()
+        self._next_marker_scan = 0.0
+
+    def run(self) -> None:
+        while True:
+            self._sample()
+            if self._stop_event.wait(self.interval_s):
+                return
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+    def _sample(self) -> None:
+        run = self.run_state
+        rescan = time.monotonic() >= self._next_marker_scan
+        snap = _scan(run.marker if rescan else None)
+        if rescan:
+            self._marked = snap.marked
+            self._next_marker_scan = time.monotonic() + _MARKER_RESCAN_S
+        orphans = set(snap.children.get(os.getpid(), ())) - run.preexisting
+        tree = _expand({run.pid} | orphans | self._marked, snap.children) & snap.alive
+        self.peak_rss = max(self.peak_rss, sum(_rss(pid) for pid in tree))

@@ -1,0 +1,49 @@
+"""Import molt's compile_progress.json snapshots, so a team's history starts with its past."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from molt_budget.collectors.compile_progress import load_compile_progress
+from molt_budget.results.model import Attempt, LaneResult, RunResults, Sample
+
+
+def import_compile_progress(path: Path) -> RunResults:
+    """One snapshot → one run: each case a lane with one measured sample, timestamps and retries kept."""
+    progress = load_compile_progress(path)
+    meta = progress.meta
+    stamp = str(meta.get("timestamp_utc") or "")
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    run_id = "compile-progress-" + ("".join(ch for ch in stamp[:19] if ch.isalnum()) or digest[:12])
+    results = RunResults(
+        run_id=run_id,
+        config_path=str(path),
+        config_sha256=digest,
+        started_utc=stamp or "unknown",
+        finished_utc=stamp or None,
+        state="complete",
+        provenance={"source": "compile_progress.json", "imported_from": str(path), "meta": meta, "commit": None},
+        authoritative=False,
+        authoritative_reasons=["imported from molt's compile_progress.json (no quiescence record)"],
+    )
+    for case in progress.results:
+        metrics: dict[str, float] = {}
+        if case.elapsed_sec is not None:
+            metrics["wall_s"] = float(case.elapsed_sec)
+        if case.diagnostics_total_sec is not None:
+            metrics["diag.total_sec"] = float(case.diagnostics_total_sec)
+        phases = case.diagnostics_phase_sec or {}
+        metrics.update({f"diag.phase.{k}": float(v) for k, v in phases.items()})
+        if phases:
+            metrics["diag.backend_sec"] = round(sum(float(v) for k, v in phases.items() if k.startswith("backend_")), 6)
+        ok = case.returncode == 0 and not case.timed_out
+        error = None if ok else f"returncode {case.returncode}" + (" (timed out)" if case.timed_out else "")
+        sample = Sample(
+            kind="measure", index=0, ok=ok, error=error, attempts=case.attempts, retry_reason=case.retry_reason,
+            attempt_log=[Attempt(attempt=case.attempts, returncode=case.returncode, wall_s=float(case.elapsed_sec or 0.0), timed_out=case.timed_out)],
+            returncode=case.returncode, timed_out=case.timed_out, cache_state=case.cache_state,
+            metrics=metrics if ok else {}, stdout_tail=case.stdout_tail or "", stderr_tail=case.stderr_tail or "",
+        )
+        results.lanes[case.name] = LaneResult(lane=case.name, status="ok" if ok else "error", error=error, samples=[sample])
+    return results

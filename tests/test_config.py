@@ -1,0 +1,110 @@
+"""budgets.yaml loading: every bad input is one line naming file:line, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from molt_budget.config import load_config
+from molt_budget.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+GOOD = """\
+version: 1
+defaults:
+  timeout_s: 30
+  env: {A: "1"}
+lanes:
+  cold:
+    command: [echo, hi]
+    emit_ir: true
+    diagnostics: true
+    cache_state: cold
+  warm:
+    command: echo hi
+    prime: cold
+    expect_cache: hit
+    env: {B: 2, A: null}
+kpis:
+  ops:
+    lane: cold
+    metric: ir.ops
+    target: 100
+    limit: 120
+  wall:
+    lane: warm
+    metric: wall_s
+    target: 3
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "budgets.yaml"
+    path.write_text(text)
+    return path
+
+
+def error_of(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("budgets.yaml:")
+    return message
+
+
+def test_good_file_applies_defaults_and_infers_classes(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD))
+    cold, warm = config.lanes["cold"], config.lanes["warm"]
+    assert cold.timeout_s == 30 and cold.repeats == 3 and cold.expect_exit == [0]
+    assert cold.emit_ir == "${attempt_dir}/ir.json"
+    assert warm.env == {"A": None, "B": "2"}
+    assert warm.cache == "warm" and warm.prime == "cold"
+    assert config.kpis["ops"].kpi_class == "exact"
+    assert config.kpis["wall"].kpi_class == "timed"
+    assert config.kpis["ops"].line == 17
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("version: 1\nlanes:\n  a: {command: [x]\n", "budgets.yaml:4:1: YAML syntax error"),
+        ("version: 1\nlanes:\n  a:\n    command: x\n  a:\n    command: y\nkpis: {}\n", "budgets.yaml:5:3: duplicate key 'lanes.a'"),
+        ("version: 1\nlanes:\n  a:\n    command: x\n    repeats: two\nkpis: {}\n", "budgets.yaml:5: lanes.a.repeats:"),
+        ("version: 1\nlanes:\n  a:\n    command: x\n    comand: y\nkpis: {}\n", "budgets.yaml:5: lanes.a.comand: unknown key"),
+        ("version: 2\nlanes:\n  a:\n    command: x\nkpis: {}\n", "budgets.yaml:1: version"),
+        ("- a\n", "budgets.yaml:1: the budgets file must be a mapping"),
+        ("version: 1\nlanes:\n  a:\n    command: x\nkpis:\n  k:\n    lane: a\n    metric: ir.bogus\n    target: 1\n",
+         "budgets.yaml:8: kpis.k: unknown metric 'ir.bogus'"),
+        ("version: 1\nlanes:\n  a:\n    command: x\nkpis:\n  k:\n    lane: b\n    metric: wall_s\n    target: 1\n",
+         "budgets.yaml:7: kpis.k: lane 'b' is not declared"),
+        ("version: 1\nlanes:\n  a:\n    command: x\n    prime: b\n  b:\n    command: x\n    prime: a\nkpis: {}\n",
+         "budgets.yaml:5: prime cycle: a -> b -> a"),
+        ("version: 1\nlanes:\n  a:\n    command: x\n    prime: z\nkpis: {}\n", "budgets.yaml:5: lanes.a.prime: lane 'z'"),
+        ("version: 1\nlanes:\n  a:\n    command: x\nkpis:\n  k:\n    lane: a\n    metric: ir.ops\n    target: 1\n",
+         "needs `emit_ir:` on lane 'a'"),
+        ("version: 1\nlanes:\n  a:\n    command: x\nkpis:\n  k:\n    lane: a\n    metric: diag.total_sec\n    target: 1\n",
+         "needs `diagnostics: true`"),
+        ("version: 1\nlanes:\n  a:\n    command: x\nkpis:\n  k:\n    lane: a\n    metric: wall_s\n    target: 5\n    limit: 4\n",
+         "budgets.yaml:10: kpis.k: limit 4 is stricter than target 5"),
+        ("version: 1\nlanes:\n  a:\n    command: x\nkpis:\n  k:\n    lane: a\n    metric: wall_s\n", "give a `target`"),
+        ("version: 1\nlanes:\n  a:\n    command: x\nkpis:\n  k:\n    lane: a\n    metric: 'regex:stdout:(('\n    target: 1\n",
+         "unknown metric"),
+        ("version: 1\nlanes:\n  a:\n    command: 5\nkpis: {}\n", "budgets.yaml:4: lanes.a.command"),
+    ],
+)
+def test_bad_input_names_file_and_line(tmp_path: Path, text: str, expected: str) -> None:
+    assert expected in error_of(tmp_path, text)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such budgets file"):
+        load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("name", ["budgets.yaml", "examples/molt/budgets.yaml"])
+def test_shipped_budget_files_validate(name: str) -> None:
+    config = load_config(REPO / name)
+    assert config.kpis and config.lanes
