@@ -82,7 +82,8 @@ def build_ir(source: Path, target_bytes: int, out: Path) -> int:
     base = ir["functions"]
     registry = ir.get("module_registry", {})
     fixed = len(json.dumps({"functions": [], "module_registry": registry}, indent=2))
-    one_copy = len(json.dumps({"functions": base}, indent=2)) + len(base) * 2 * 6  # +1 indent level
+    text = json.dumps(base, indent=2)
+    one_copy = len(text) + 2 * (text.count("\n") + 1)  # nested one level deeper in the document
     copies = max(1, round((target_bytes - fixed) / one_copy))
     functions = [
         dict(fn, name=fn["name"] if r == 0 else f"{fn['name']}__r{r}") for r in range(copies) for fn in base

@@ -1,12 +1,25 @@
 """molt `MOLT_BUILD_DIAGNOSTICS` payload. No top-level schema version: feature-detect keys.
 
 CONTRACT (implemented by the collectors helper).
+
+Any key may be missing (frontend-only captures have no backend phases, older molts
+lack `binary_image_analysis`), so absent means None/empty. A key that is present
+with the wrong type or a non-finite/negative time is an error: silently dropping
+it would make a budget pass on garbage.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from molt_budget.collectors.generic import load_json
+from molt_budget.errors import CollectorError
+
+# Keys only a `molt build` payload has; `runtime_wasm_build` alone means the other document.
+_BUILD_KEYS = ("enabled", "total_sec", "phase_sec", "module_count", "binary_image_analysis")
 
 
 @dataclass
@@ -22,6 +35,108 @@ class DiagnosticsSummary:
     module_timings: dict[str, float] = field(default_factory=dict)  # module -> total_s, when present
 
 
+def _seconds(path: Path, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CollectorError(path, f"{key} is a {type(value).__name__}, expected seconds as a number")
+    if not math.isfinite(value) or value < 0:
+        raise CollectorError(path, f"{key} is {value!r}, expected finite seconds >= 0")
+    return float(value)
+
+
+def _count(path: Path, key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise CollectorError(path, f"{key} is {value!r}, expected a non-negative integer")
+    return value
+
+
+def _object(path: Path, key: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise CollectorError(path, f"{key} is a {type(value).__name__}, expected an object")
+    return value
+
+
+def _dig(doc: dict[str, Any], *keys: str) -> Any:
+    """Nested lookup that treats any missing or non-object level as absent."""
+    node: Any = doc
+    for key in keys:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _unwrap(path: Path, doc: Any) -> dict[str, Any]:
+    """The build payload itself, also when given the `--json` stdout envelope."""
+    if not isinstance(doc, dict):
+        raise CollectorError(path, f"expected a JSON object, found a {type(doc).__name__}")
+    if "runtime_wasm_build" in doc and not any(k in doc for k in _BUILD_KEYS):
+        raise CollectorError(
+            path,
+            "this is a runtime-wasm-build document ({\"runtime_wasm_build\": ...}, written by "
+            "`molt internal-runtime-wasm-build`), not a `molt build` diagnostics payload",
+        )
+    if "schema_version" in doc and "command" in doc and isinstance(doc.get("data"), dict):
+        inner = doc["data"].get("compile_diagnostics")
+        if not isinstance(inner, dict):
+            raise CollectorError(path, "a molt --json envelope without data.compile_diagnostics")
+        return inner
+    return doc
+
+
 def summarize_diagnostics(path: Path) -> DiagnosticsSummary:
     """Raises molt_budget.errors.CollectorError naming the file when missing/truncated/malformed."""
-    raise NotImplementedError
+    path = Path(path)
+    doc = _unwrap(path, load_json(path))
+
+    total_sec = _seconds(path, "total_sec", doc["total_sec"]) if "total_sec" in doc else None
+    phase_sec: dict[str, float] = {}
+    if "phase_sec" in doc:
+        for name, value in _object(path, "phase_sec", doc["phase_sec"]).items():
+            phase_sec[name] = _seconds(path, f"phase_sec.{name}", value)
+    backend_sec = sum((v for k, v in phase_sec.items() if k.startswith("backend_")), 0.0)
+
+    module_count = _count(path, "module_count", doc["module_count"]) if "module_count" in doc else None
+
+    module_reasons: dict[str, list[str]] = {}
+    if "module_reasons" in doc:
+        for module, reasons in _object(path, "module_reasons", doc["module_reasons"]).items():
+            if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+                raise CollectorError(path, f"module_reasons.{module} is not a list of strings")
+            module_reasons[module] = list(reasons)
+
+    reason_summary: dict[str, int] = {}
+    if "module_reason_summary" in doc:
+        for reason, n in _object(path, "module_reason_summary", doc["module_reason_summary"]).items():
+            reason_summary[reason] = _count(path, f"module_reason_summary.{reason}", n)
+
+    backend_ir = "binary_image_analysis.backend_ir.backend_ir"
+    functions = _dig(doc, "binary_image_analysis", "backend_ir", "backend_ir", "function_count")
+    ops = _dig(doc, "binary_image_analysis", "backend_ir", "backend_ir", "op_count")
+    if functions is not None:
+        functions = _count(path, f"{backend_ir}.function_count", functions)
+    if ops is not None:
+        ops = _count(path, f"{backend_ir}.op_count", ops)
+
+    module_timings: dict[str, float] = {}
+    timings = doc.get("frontend_module_timings")
+    if timings is not None:
+        if not isinstance(timings, list):
+            raise CollectorError(path, "frontend_module_timings is not a list")
+        for i, row in enumerate(timings):
+            key = f"frontend_module_timings[{i}]"
+            if not isinstance(row, dict) or not isinstance(row.get("module"), str):
+                raise CollectorError(path, f"{key} has no string 'module'")
+            seconds = _seconds(path, f"{key}.total_s", row.get("total_s"))
+            module_timings[row["module"]] = module_timings.get(row["module"], 0.0) + seconds
+
+    return DiagnosticsSummary(
+        total_sec=total_sec,
+        phase_sec=phase_sec,
+        backend_sec=backend_sec,
+        module_count=module_count,
+        module_reasons=module_reasons,
+        reason_summary=reason_summary,
+        functions=functions,
+        ops=ops,
+        module_timings=module_timings,
+    )

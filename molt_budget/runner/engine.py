@@ -62,7 +62,9 @@ class Engine:
 
     def _select(self, names: list[str] | None) -> list[Lane]:
         if not names:
-            return list(self.config.lanes.values())
+            # A lane with no KPIs that only primes others runs as their prime, not twice.
+            primes = {l.prime for l in self.config.lanes.values()}
+            return [l for l in self.config.lanes.values() if self.config.kpis_for_lane(l.id) or l.id not in primes]
         unknown = [n for n in names if n not in self.config.lanes]
         if unknown:
             raise ConfigError(f"unknown lane(s) {', '.join(unknown)} (lanes in {self.config.path.name}: {', '.join(self.config.lanes)})")

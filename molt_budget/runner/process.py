@@ -245,27 +245,36 @@ class _Snapshot:
 
 def _scan(marker: tuple[str, str] | None = None, pgid: int | None = None) -> _Snapshot:
     """Read the process table once; environ only when a marker is asked for (it is the slow part)."""
-    attrs = ["ppid", "status"] + (["environ"] if marker is not None else [])
     alive: set[int] = set()
     children: dict[int, list[int]] = defaultdict(list)
     marked: set[int] = set()
     grouped: set[int] = set()
+    # Plain process_iter(): with attrs it stores .info on cached objects shared with the sampler thread.
     for proc in psutil.process_iter():
-        # as_dict, not process_iter(attrs): that stores .info on cached objects shared with the sampler thread.
-        info = proc.as_dict(attrs, ad_value=None)
-        if info["ppid"] is not None:
-            children[info["ppid"]].append(proc.pid)
-        if info["status"] in (None, psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+        try:
+            with proc.oneshot():
+                ppid, status = proc.ppid(), proc.status()
+        except psutil.Error:
+            continue
+        children[ppid].append(proc.pid)
+        if status in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
             continue
         alive.add(proc.pid)
-        environ = info.get("environ")
-        if marker is not None and environ and environ.get(marker[0]) == marker[1]:
+        if marker is not None and _environ(proc).get(marker[0]) == marker[1]:
             marked.add(proc.pid)
         if pgid is not None and _getpgid(proc.pid) == pgid:
             grouped.add(proc.pid)
     if marked:
         marked -= _self_and_ancestors()
     return _Snapshot(alive, children, marked, grouped)
+
+
+def _environ(proc: psutil.Process) -> dict[str, str]:
+    """Other users' processes (AccessDenied) and kernel threads (NoSuchProcess) have no readable environ."""
+    try:
+        return proc.environ()
+    except psutil.Error:
+        return {}
 
 
 def _self_and_ancestors() -> set[int]:
@@ -390,7 +399,7 @@ def _tail(path: Path, lines: int = TAIL_LINES) -> str:
         data = data[:-1]
     if not data:
         return ""
-    kept = b"\n".join(data.split(b"\n")[-lines:])
+    kept = b"\n".join(data.split(b"\n")[-lines - 1:])
     return kept[-_TAIL_MAX_BYTES:].decode("utf-8", errors="replace")
 
 
@@ -501,12 +510,14 @@ class _Run:
             time.sleep(_POLL_S)
 
     def _signal_all(self, sig: int) -> None:
+        # Scan first: once the group is signalled its members are zombies and no longer show up as members.
+        members = self.members(self.scan())
         if self.status is None:
             try:
                 os.killpg(self.pid, sig)
             except (ProcessLookupError, PermissionError):
                 pass
-        self.killed |= _signal(self.members(self.scan()), sig)
+        self.killed |= _signal(members, sig)
 
     def close(self) -> None:
         if self._pidfd is not None:

@@ -1,0 +1,261 @@
+"""The gate end to end on real subprocesses: lanes, retries, prime, resume, snapshots, history."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import yaml
+
+from conftest import fake_build
+from molt_budget.cli import main
+from molt_budget.results.store import load_results
+
+
+def write_budgets(tmp_path: Path, lanes: dict[str, Any], kpis: dict[str, Any], **settings: Any) -> Path:
+    doc = {
+        "version": 1,
+        "defaults": {"timeout_s": 20, "repeats": 2, "retries": 2, "retry_backoff_s": 0.05},
+        "settings": {"output_root": "out", "history": "out/history.sqlite", "lock_timeout_s": 1,
+                     "quiescence": {"max_wait_s": 0}, **settings},
+        "lanes": lanes,
+        "kpis": kpis,
+    }
+    path = tmp_path / "budgets.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def run_cli(*args: str) -> int:
+    return main(list(args))
+
+
+def latest_results(tmp_path: Path) -> Any:
+    runs = sorted((tmp_path / "out" / "runs").iterdir())
+    return load_results(runs[-1] / "results.json")
+
+
+def ir_lane(shared: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "command": fake_build("--ir", str(shared / "molt/real/A/ir.json"), "--emit-ir", "${emit_ir}",
+                              "--diag", str(shared / "molt/real/A/diagnostics.json")),
+        "emit_ir": True, "diagnostics": True, "repeats": 1, **extra,
+    }
+
+
+def test_exact_kpis_from_real_molt_files(tmp_path: Path, shared: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    meta = json.loads((shared / "molt/real/A/meta.json").read_text())
+    config = write_budgets(
+        tmp_path,
+        {"dev": ir_lane(shared)},
+        {
+            "ops": {"lane": "dev", "metric": "ir.ops", "target": 100000, "limit": 120000},
+            "funcs": {"lane": "dev", "metric": "ir.functions", "target": 100, "limit": 500},
+            "init": {"lane": "dev", "metric": "ir.init_modules", "target": 2, "limit": 4},
+            "mods": {"lane": "dev", "metric": "diag.module_count", "target": 12},
+            "graph": {"lane": "dev", "metric": "diag.phase.module_graph", "target": 100},
+            "core": {"lane": "dev", "metric": "diag.reason.core_closure", "target": 10},
+            "spawn": {"lane": "dev", "metric": "diag.reason.spawn_closure", "limit": 0},
+        },
+    )
+    assert run_cli("check", "--config", str(config), "--quiet") == 1
+    out = capsys.readouterr().out
+    results = latest_results(tmp_path)
+    by_id = {k.id: k for k in results.kpis}
+    assert by_id["ops"].value == meta["ir"]["op_count"] and by_id["ops"].status == "pass"
+    assert by_id["funcs"].value == meta["ir"]["function_count"] and by_id["funcs"].status == "yellow"
+    assert by_id["init"].value == meta["ir"]["molt_init_count"] and by_id["init"].status == "fail"
+    assert by_id["mods"].value == meta["module_count"]
+    assert by_id["graph"].value == pytest.approx(meta["diagnostics"]["phase_sec"]["module_graph"])
+    assert by_id["core"].value == meta["diagnostics"]["module_reason_summary"]["core_closure"]
+    assert by_id["spawn"].value == 0 and by_id["spawn"].status == "pass"
+    assert "| init" in out and "FAIL" in out and "verdict: FAIL" in out
+    detail = results.lanes["dev"].detail
+    assert sorted(detail["diagnostics"]["module_reasons"]) == sorted(meta["ir"]["molt_init_functions"][i][len("molt_init_"):] for i in range(6))
+
+
+def test_compile_error_is_not_retried_and_is_a_measurement_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    count = tmp_path / "count"
+    config = write_budgets(
+        tmp_path,
+        {"broken": {"command": fake_build("--exit", "2", "--count", str(count))}},
+        {"wall": {"lane": "broken", "metric": "wall_s", "target": 10}},
+    )
+    assert run_cli("check", "--config", str(config), "--quiet") == 3
+    assert count.read_text().count("run") == 1
+    results = latest_results(tmp_path)
+    assert results.lanes["broken"].status == "error"
+    assert "exit code 2 (expected 0)" in results.lanes["broken"].error
+    assert results.kpis[0].status == "error"
+    assert "ERROR" in capsys.readouterr().out
+
+
+def test_lock_timeout_line_is_retried_with_reason(tmp_path: Path) -> None:
+    config = write_budgets(
+        tmp_path,
+        {"flaky": {"command": fake_build("--lock-fail", "2", "--state", str(tmp_path / "state")), "repeats": 1}},
+        {"wall": {"lane": "flaky", "metric": "wall_s", "target": 10}},
+    )
+    assert run_cli("check", "--config", str(config), "--quiet") == 0
+    sample = latest_results(tmp_path).lanes["flaky"].measured()[0]
+    assert sample.attempts == 3
+    assert sample.retry_reason == "build_lock_timeout"
+    assert [a.retry_reason for a in sample.attempt_log] == ["build_lock_timeout", "build_lock_timeout", None]
+    assert all(Path(a.stderr_log).exists() for a in sample.attempt_log)
+
+
+def test_timeout_retries_then_errors(tmp_path: Path) -> None:
+    config = write_budgets(
+        tmp_path,
+        {"hang": {"command": fake_build("--sleep", "60"), "timeout_s": 0.5, "retries": 1, "repeats": 1}},
+        {"wall": {"lane": "hang", "metric": "wall_s", "target": 10}},
+    )
+    started = time.monotonic()
+    assert run_cli("check", "--config", str(config), "--quiet") == 3
+    assert time.monotonic() - started < 15
+    lane = latest_results(tmp_path).lanes["hang"]
+    assert "timed out after 0.5s after 2 attempt(s)" in lane.error
+    assert lane.samples[0].retry_reason == "timeout"
+
+
+def test_prime_makes_warm_real_and_cold_wipes(tmp_path: Path) -> None:
+    build = fake_build("--cache-report")
+    config = write_budgets(
+        tmp_path,
+        {
+            "cold": {"command": build, "env": {"MOLT_CACHE": "${cache_dir}"}, "cache_state": "cold", "expect_cache": "miss"},
+            "warm": {"command": build, "env": {"MOLT_CACHE": "${cache_dir}"}, "prime": "cold", "expect_cache": "hit"},
+        },
+        {"w": {"lane": "warm", "metric": "wall_s", "target": 10}, "c": {"lane": "cold", "metric": "wall_s", "target": 10}},
+    )
+    assert run_cli("check", "--config", str(config), "--quiet") == 0
+    results = latest_results(tmp_path)
+    assert [s.cache_state for s in results.lanes["cold"].samples] == ["miss", "miss"]
+    warm = results.lanes["warm"].samples
+    assert [(s.kind, s.cache_state) for s in warm] == [("prime", "miss"), ("measure", "hit"), ("measure", "hit")]
+
+
+def test_warm_lane_that_missed_is_an_error(tmp_path: Path) -> None:
+    config = write_budgets(
+        tmp_path,
+        {"warm": {"command": fake_build("--cache-report"), "env": {"MOLT_CACHE": "${cache_dir}"},
+                  "cache_state": "cold", "expect_cache": "hit"}},
+        {"w": {"lane": "warm", "metric": "wall_s", "target": 10}},
+    )
+    assert run_cli("check", "--config", str(config), "--quiet") == 3
+    assert "expected a cache hit, the build reported 'miss'" in latest_results(tmp_path).lanes["warm"].error
+
+
+def test_missing_diagnostics_file_names_the_file(tmp_path: Path) -> None:
+    config = write_budgets(
+        tmp_path,
+        {"nodiag": {"command": fake_build(), "diagnostics": True, "repeats": 1}},
+        {"t": {"lane": "nodiag", "metric": "diag.total_sec", "target": 10}},
+    )
+    assert run_cli("check", "--config", str(config), "--quiet") == 3
+    error = latest_results(tmp_path).lanes["nodiag"].error
+    assert "diagnostics.json" in error
+
+
+def test_resume_keeps_finished_lanes_and_reruns_failed(tmp_path: Path) -> None:
+    flag = tmp_path / "broken"
+    flag.write_text("1")
+    good_count, bad_count = tmp_path / "good", tmp_path / "bad"
+    shell = f"test ! -f {flag} && {sys.executable} -c pass"
+    config = write_budgets(
+        tmp_path,
+        {
+            "good": {"command": fake_build("--count", str(good_count)), "repeats": 1},
+            "bad": {"command": f"echo run >> {bad_count}; {shell}", "repeats": 1, "retries": 0},
+        },
+        {"g": {"lane": "good", "metric": "wall_s", "target": 10}, "b": {"lane": "bad", "metric": "wall_s", "target": 10}},
+    )
+    assert run_cli("check", "--config", str(config), "--quiet") == 3
+    run_dir = sorted((tmp_path / "out" / "runs").iterdir())[-1]
+    flag.unlink()
+    assert run_cli("check", "--config", str(config), "--quiet", "--resume", str(run_dir)) == 0
+    assert good_count.read_text().count("run") == 1
+    assert bad_count.read_text().count("run") == 2
+    assert load_results(run_dir / "results.json").lanes["bad"].status == "ok"
+
+
+def test_sigterm_mid_run_keeps_measured_samples_and_kills_the_tree(tmp_path: Path) -> None:
+    config = write_budgets(
+        tmp_path,
+        {
+            "fast": {"command": fake_build(), "repeats": 2},
+            "slow": {"command": f"{sys.executable} -c 'import time; time.sleep(60)' & wait", "repeats": 1, "timeout_s": 120},
+        },
+        {"f": {"lane": "fast", "metric": "wall_s", "target": 10}, "s": {"lane": "slow", "metric": "wall_s", "target": 100}},
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "molt_budget", "check", "--config", str(config)],
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "lane=slow" in line or "lane=fast repeat=2/2" in line:
+            break
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.communicate(timeout=30)[1]
+    assert proc.returncode == 130, rest
+    assert "--resume" in rest
+    results = latest_results(tmp_path)
+    assert results.state == "interrupted"
+    assert len(results.lanes["fast"].measured()) == 2
+    survivors = []
+    for p in psutil.process_iter(["environ"]):
+        try:
+            if (p.info["environ"] or {}).get("MOLT_BUDGET_RUN_ID") == results.run_id:
+                survivors.append(p.pid)
+        except psutil.Error:
+            pass
+    assert survivors == []
+
+
+def test_output_root_lock_times_out_with_a_clear_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from filelock import FileLock
+
+    config = write_budgets(tmp_path, {"a": {"command": fake_build(), "repeats": 1}}, {"w": {"lane": "a", "metric": "wall_s", "target": 10}})
+    (tmp_path / "out").mkdir()
+    with FileLock(str(tmp_path / "out" / ".lock")):
+        code = subprocess.run([sys.executable, "-m", "molt_budget", "check", "--config", str(config), "--quiet"],
+                              capture_output=True, text=True, timeout=60)
+    assert code.returncode == 3
+    assert "another molt-budget run holds this output root" in code.stderr
+    assert len(code.stderr.strip().splitlines()) == 1
+
+
+def test_history_and_verdict_rejudge(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_budgets(tmp_path, {"a": {"command": fake_build("--print", "ops: 1234"), "repeats": 1}},
+                           {"n": {"lane": "a", "metric": "regex:stdout:ops: (\\d+)", "target": 2000}})
+    results_copy = tmp_path / "copy.json"
+    assert run_cli("check", "--config", str(config), "--quiet", "--results", str(results_copy)) == 0
+    assert load_results(results_copy).kpis[0].value == 1234
+    capsys.readouterr()
+    assert run_cli("history", "--config", str(config)) == 0
+    assert "pass=1" in capsys.readouterr().out
+    text = config.read_text().replace("target: 2000", "target: 1000\n    limit: 1100")
+    config.write_text(text)
+    assert run_cli("verdict", str(results_copy), "--config", str(config)) == 1
+    assert "1234 is above the limit 1100" in capsys.readouterr().out
+
+
+def test_pre_push_runs_only_marked_lanes(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    config = write_budgets(
+        tmp_path,
+        {"fast": {"command": fake_build("--count", str(a)), "repeats": 1, "pre_push": True},
+         "slow": {"command": fake_build("--count", str(b)), "repeats": 1}},
+        {"f": {"lane": "fast", "metric": "wall_s", "target": 10}, "s": {"lane": "slow", "metric": "wall_s", "target": 10}},
+    )
+    assert run_cli("check", "--config", str(config), "--quiet", "--pre-push") == 0
+    assert a.exists() and not b.exists()
+    assert [k.id for k in latest_results(tmp_path).kpis] == ["f"]

@@ -1,0 +1,294 @@
+"""run_process / kill_marked against real process trees (fixtures in tests/fixtures/procs)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+
+from molt_budget.runner.process import ProcessOutcome, kill_marked, run_process
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process-tree behaviour is Linux-specific")
+
+PROCS = Path(__file__).parent / "fixtures" / "procs"
+MARKER_NAME = "MOLT_BUDGET_TEST_RUN"
+SLACK_S = 1.5  # scheduling noise on a loaded CI machine
+MiB = 1 << 20
+
+
+@dataclass
+class Lane:
+    """What a test needs to run commands under one fresh marker."""
+
+    tmp: Path
+    marker: tuple[str, str]
+
+    def run(self, command: list[str] | str, *, timeout_s: float = 20.0, **kwargs: object) -> ProcessOutcome:
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        env.update(kwargs.pop("env", {}))  # type: ignore[arg-type]
+        return run_process(
+            command,
+            env=env,
+            cwd=kwargs.pop("cwd", self.tmp),  # type: ignore[arg-type]
+            timeout_s=timeout_s,
+            marker=self.marker,
+            stdout_path=self.tmp / "stdout.log",
+            stderr_path=self.tmp / "stderr.log",
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+
+@pytest.fixture
+def lane(tmp_path: Path) -> Iterator[Lane]:
+    marker = (MARKER_NAME, uuid.uuid4().hex)
+    yield Lane(tmp_path, marker)
+    # A failing test must not leak daemons into the next one; checked independently of kill_marked below.
+    kill_marked(marker, grace_s=0.2)
+
+
+def py(script: str, *args: object) -> list[str]:
+    return [sys.executable, str(PROCS / script), *map(str, args)]
+
+
+def marked_alive(marker: tuple[str, str]) -> list[int]:
+    """Independent of the module under test: a plain psutil scan of environments."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if proc.environ().get(marker[0]) == marker[1]:
+                found.append(proc.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def wait_for_file(path: Path, timeout_s: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.01)
+    return path.read_text()
+
+
+# --- normal runs: exit codes, logs, tails, env --------------------------------------------
+
+
+def test_full_logs_and_last_20_lines(lane: Lane) -> None:
+    out = lane.run(py("output.py", 5000, 30))
+    assert out.returncode == 0 and not out.timed_out and out.start_error is None
+    assert (lane.tmp / "stdout.log").read_text().splitlines() == [f"out {i}" for i in range(5000)]
+    assert (lane.tmp / "stderr.log").read_text().splitlines() == [f"err {i}" for i in range(30)]
+    assert out.stdout_tail == "\n".join(f"out {i}" for i in range(4980, 5000))
+    assert out.stderr_tail == "\n".join(f"err {i}" for i in range(10, 30))
+    assert out.killed_pids == []
+    assert 0 < out.wall_s < 10
+
+
+def test_short_tail_invalid_utf8_and_no_final_newline(lane: Lane) -> None:
+    out = lane.run(py("output.py", 2, 0, "raw"))
+    assert out.stdout_tail == "out 0\nout 1\nbad \ufffd\ufffd bytes"
+    assert out.stderr_tail == ""
+
+
+def test_shell_string_runs_with_sh(lane: Lane) -> None:
+    out = lane.run("echo one; echo two >&2; for i in 1 2; do echo loop $i; done; exit 3")
+    assert out.returncode == 3
+    assert out.stdout_tail == "one\nloop 1\nloop 2"
+    assert out.stderr_tail == "two"
+
+
+def test_env_is_exactly_the_given_env_plus_marker(lane: Lane) -> None:
+    out = lane.run(["env"], env={"FOO": "bar baz"})
+    assert out.returncode == 0
+    lines = (lane.tmp / "stdout.log").read_text().splitlines()
+    assert sorted(lines) == sorted([f"PATH={os.environ.get('PATH', '/usr/bin:/bin')}", "FOO=bar baz", f"{lane.marker[0]}={lane.marker[1]}"])
+
+
+def test_cwd_is_used(lane: Lane, tmp_path: Path) -> None:
+    workdir = tmp_path / "work dir"
+    workdir.mkdir()
+    out = lane.run(["pwd"], cwd=workdir)
+    assert out.stdout_tail == str(workdir)
+
+
+@pytest.mark.parametrize(("mode", "expected"), [("137", 137), ("sigkill", -9)])
+def test_exit_137_and_death_by_sigkill(lane: Lane, mode: str, expected: int) -> None:
+    out = lane.run(py("exit_code.py", mode))
+    assert out.returncode == expected
+    assert not out.timed_out
+    assert out.stdout_tail == "about to die"
+
+
+def test_build_lock_message_is_in_stderr_tail(lane: Lane) -> None:
+    out = lane.run(py("build_lock.py"))
+    assert out.returncode == 1
+    assert out.stderr_tail.splitlines()[-1] == "Timed out waiting for build lock"
+    assert out.stdout_tail == "Compiling molt v0.1.0"
+
+
+# --- commands that cannot start --------------------------------------------------------------
+
+
+def test_missing_binary_is_a_start_error(lane: Lane) -> None:
+    out = lane.run(["molt-budget-no-such-binary", "--version"])
+    assert out.returncode is None
+    assert out.start_error == "command not found: molt-budget-no-such-binary"
+    assert not out.timed_out and out.cpu_s == 0 and out.peak_rss_bytes == 0
+    assert "command not found" in (lane.tmp / "stderr.log").read_text()
+    assert out.stderr_tail == "molt-budget: command not found: molt-budget-no-such-binary"
+
+
+def test_not_executable_is_a_start_error(lane: Lane) -> None:
+    script = lane.tmp / "script.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o644)
+    out = lane.run([str(script)])
+    assert out.returncode is None
+    assert out.start_error == f"permission denied: {script}"
+
+
+def test_missing_cwd_is_a_start_error(lane: Lane) -> None:
+    missing = lane.tmp / "nope"
+    out = lane.run(["true"], cwd=missing)
+    assert out.returncode is None
+    assert out.start_error == f"working directory not found: {missing}"
+
+
+def test_empty_command_is_a_start_error(lane: Lane) -> None:
+    out = lane.run([])
+    assert out.returncode is None and out.start_error == "empty command"
+
+
+# --- timeouts: quick, flagged, nothing survives ------------------------------------------
+
+
+def test_hang_times_out_within_timeout_plus_grace(lane: Lane) -> None:
+    began = time.monotonic()
+    out = lane.run(py("hang.py"), timeout_s=0.5, kill_grace_s=1.0)
+    elapsed = time.monotonic() - began
+    assert out.timed_out
+    assert out.returncode == -15  # it died from the SIGTERM, no SIGKILL needed
+    assert 0.5 <= out.wall_s < 0.5 + 1.0 + SLACK_S
+    assert elapsed < 0.5 + 1.0 + SLACK_S
+    assert len(out.killed_pids) == 1
+    assert not is_alive(out.killed_pids[0])
+    assert marked_alive(lane.marker) == []
+
+
+def test_whole_tree_is_killed_on_timeout(lane: Lane) -> None:
+    pid_file = lane.tmp / "tree.pids"
+    out = lane.run(py("tree.py", pid_file), timeout_s=1.0, kill_grace_s=1.0)
+    pids = [int(line) for line in pid_file.read_text().split()]
+    assert len(pids) == 4
+    assert out.timed_out
+    assert set(pids) <= set(out.killed_pids)
+    assert [pid for pid in pids if is_alive(pid)] == []
+    assert marked_alive(lane.marker) == []
+
+
+def test_double_forked_daemon_is_killed_on_timeout(lane: Lane) -> None:
+    pid_file = lane.tmp / "daemon.pid"
+    began = time.monotonic()
+    out = lane.run(py("daemon.py", pid_file, "hang"), timeout_s=1.0, kill_grace_s=1.0)
+    assert time.monotonic() - began < 1.0 + 1.0 + SLACK_S
+    daemon = int(pid_file.read_text())
+    assert out.timed_out
+    assert daemon in out.killed_pids
+    assert not psutil.pid_exists(daemon)  # killed and reaped, not left as a zombie
+    assert marked_alive(lane.marker) == []
+
+
+def test_sigterm_ignored_gets_sigkill_after_grace(lane: Lane) -> None:
+    began = time.monotonic()
+    out = lane.run(py("ignore_term.py"), timeout_s=0.3, kill_grace_s=0.5)
+    elapsed = time.monotonic() - began
+    assert out.timed_out
+    assert out.returncode == -9
+    assert 0.3 + 0.5 <= elapsed < 0.3 + 0.5 + SLACK_S
+    assert out.stdout_tail == "ignoring SIGTERM"
+    assert marked_alive(lane.marker) == []
+
+
+def test_fast_command_is_not_timed_out(lane: Lane) -> None:
+    out = lane.run(["true"], timeout_s=5.0)
+    assert out.returncode == 0 and not out.timed_out and out.wall_s < 5.0
+
+
+# --- normal exit leaves daemons for kill_marked --------------------------------------------
+
+
+def test_daemon_survives_normal_exit_until_kill_marked(lane: Lane) -> None:
+    pid_file = lane.tmp / "daemon.pid"
+    out = lane.run(py("daemon.py", pid_file, "exit"))
+    daemon = int(pid_file.read_text())
+    assert out.returncode == 0 and not out.timed_out
+    assert out.killed_pids == []
+    assert is_alive(daemon), "a daemon must outlive the build that started it"
+    assert marked_alive(lane.marker) == [daemon]
+
+    assert kill_marked(lane.marker, grace_s=1.0) == [daemon]
+    assert not psutil.pid_exists(daemon)  # reaped too
+    assert marked_alive(lane.marker) == []
+
+
+def test_kill_marked_leaves_other_markers_alone(tmp_path: Path) -> None:
+    mine = Lane(tmp_path / "mine", (MARKER_NAME, uuid.uuid4().hex))
+    other = Lane(tmp_path / "other", (MARKER_NAME, uuid.uuid4().hex))
+    for lane_ in (mine, other):
+        lane_.tmp.mkdir()
+    try:
+        mine.run(py("daemon.py", mine.tmp / "d.pid", "exit"))
+        other.run(py("daemon.py", other.tmp / "d.pid", "exit"))
+        other_daemon = int((other.tmp / "d.pid").read_text())
+        assert kill_marked(mine.marker, grace_s=1.0) == [int((mine.tmp / "d.pid").read_text())]
+        assert is_alive(other_daemon)
+        assert marked_alive(other.marker) == [other_daemon]
+    finally:
+        kill_marked(mine.marker, grace_s=0.2)
+        kill_marked(other.marker, grace_s=0.2)
+    assert kill_marked(other.marker) == []
+
+
+# --- measurement: CPU and RSS of the whole tree ----------------------------------------------
+
+
+def test_cpu_includes_waited_child(lane: Lane) -> None:
+    out = lane.run(py("burn_cpu.py", "child", 0.3))
+    assert out.returncode == 0
+    assert out.cpu_s >= 0.28
+
+
+def test_cpu_includes_orphan_reaped_by_us(lane: Lane) -> None:
+    out = lane.run(py("burn_cpu.py", "orphan", 0.3, lane.tmp / "done"))
+    assert out.returncode == 0
+    assert (lane.tmp / "done").exists()
+    assert out.cpu_s >= 0.28
+
+
+def test_peak_rss_is_summed_over_the_tree(lane: Lane) -> None:
+    # Two children of 60 MiB at the same time: more than any single process (ru_maxrss) can show.
+    out = lane.run(py("alloc.py", 2, 60, 0.5))
+    assert out.returncode == 0
+    assert out.peak_rss_bytes >= 120 * MiB
+
+
+def test_peak_rss_counts_a_100mb_child(lane: Lane) -> None:
+    out = lane.run(py("alloc.py", 1, 100, 0.3))
+    assert out.returncode == 0
+    assert 100 * MiB <= out.peak_rss_bytes < 400 * MiB
