@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except BudgetError as exc:
-        print(f"molt-budget: error: {exc}", file=sys.stderr)
+        print(f"molt-budget: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("molt-budget: interrupted", file=sys.stderr)

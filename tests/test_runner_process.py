@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from molt_budget.runner import process
 from molt_budget.runner.process import ProcessOutcome, kill_marked, run_process
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process-tree behaviour is Linux-specific")
@@ -222,6 +223,24 @@ def test_sigterm_ignored_gets_sigkill_after_grace(lane: Lane) -> None:
     assert out.returncode == -9
     assert 0.3 + 0.5 <= elapsed < 0.3 + 0.5 + SLACK_S
     assert out.stdout_tail == "ignoring SIGTERM"
+    assert marked_alive(lane.marker) == []
+
+
+def test_interrupt_while_waiting_still_kills_the_tree(lane: Lane, monkeypatch: pytest.MonkeyPatch) -> None:
+    pid_file = lane.tmp / "tree.pids"
+    real_wait_exit = process._Run.wait_exit
+
+    def interrupted(self: process._Run, timeout_s: float) -> bool:
+        exited = real_wait_exit(self, timeout_s)
+        if pid_file.exists():
+            raise KeyboardInterrupt
+        return exited
+
+    monkeypatch.setattr(process._Run, "wait_exit", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        lane.run(py("tree.py", pid_file), timeout_s=30.0)
+    pids = [int(line) for line in pid_file.read_text().split()]
+    assert [pid for pid in pids if is_alive(pid)] == []
     assert marked_alive(lane.marker) == []
 
 

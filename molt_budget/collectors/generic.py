@@ -38,12 +38,26 @@ def read_bytes(path: Path | str) -> bytes:
     return data
 
 
+_LITERALS = ("true", "false", "null", "NaN", "Infinity", "-Infinity")
+_NUMBER_CHARS = re.compile(r"[0-9eE+\-.]+")
+_CUT_ESCAPE = re.compile(r"u[0-9a-fA-F]{0,4}")  # CPython also flags a complete \uXXXX at the very end
+
+
+def json_cut_short(text: str, exc: json.JSONDecodeError) -> bool:
+    """True when the parse failed only because the text ended (a cut file, not a bad one)."""
+    tail = text[exc.pos :].rstrip()
+    if not tail or exc.msg.startswith("Unterminated string"):
+        return True
+    if exc.msg.startswith("Invalid \\uXXXX escape"):
+        return _CUT_ESCAPE.fullmatch(tail) is not None
+    return _NUMBER_CHARS.fullmatch(tail) is not None or any(lit.startswith(tail) for lit in _LITERALS)
+
+
 def describe_json_error(text: str, exc: json.JSONDecodeError) -> str:
-    """One line; 'truncated' when the parser ran off the end, so a cut file reads as such."""
-    stripped_len = len(text.rstrip())
-    if exc.pos >= stripped_len or exc.msg.startswith("Unterminated string"):
+    """One line, with the byte offset (what `cmp`/`dd` use) and the line."""
+    if json_cut_short(text, exc):
         nbytes = len(text.encode("utf-8", "surrogatepass"))
-        return f"truncated JSON at byte {nbytes} (line {text.count(chr(10), 0, len(text)) + 1})"
+        return f"truncated JSON at byte {nbytes} (line {text.count(chr(10)) + 1})"
     byte = len(text[: exc.pos].encode("utf-8", "surrogatepass"))
     return f"invalid JSON at byte {byte} (line {exc.lineno}, column {exc.colno}): {exc.msg}"
 

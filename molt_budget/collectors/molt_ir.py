@@ -30,8 +30,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Iterator
 
+from molt_budget.collectors.generic import json_cut_short
 from molt_budget.errors import CollectorError
 
 PLACEHOLDER = "<ROOT>"
@@ -119,8 +120,8 @@ def _text_boundary(buf: str, i: int, j: int) -> bool:
         return False
     if i == 0 or not _continues_component(buf[i - 1]):
         return True
-    # \n, \t ... or \uXXXX right before the root end a component too
-    return (i >= 2 and buf[i - 2] == "\\") or (i >= 6 and buf[i - 6 : i - 4] == "\\u")
+    # an escape (\n, \t, ... or \uXXXX) right before the root ends the previous component
+    return (i >= 2 and buf[i - 2] == "\\" and buf[i - 1] in "bfnrt") or (i >= 6 and buf[i - 6 : i - 4] == "\\u")
 
 
 def _blob_delta(blob: bytes, sep_len: int, roots: list[_Root]) -> tuple[int, int]:
@@ -226,25 +227,24 @@ class _Window:
         if self.peek() == "":
             raise self.truncated()
         while True:
+            # more() moves the buffer, so after it we always decode again: positions from a
+            # failed or cut decode must not outlive it.
             try:
                 obj, end = _decode(self.buf, self.pos)
             except json.JSONDecodeError as exc:
-                if self.more():
-                    continue
-                if exc.pos >= len(self.buf.rstrip()) or exc.msg.startswith("Unterminated string"):
+                if not json_cut_short(self.buf, exc):  # more text cannot fix an earlier error
+                    raise CollectorError(self.path, f"invalid JSON at {self.where(exc.pos)}: {exc.msg}") from None
+                if self.eof:
                     raise self.truncated() from None
-                raise CollectorError(self.path, f"invalid JSON at {self.where(exc.pos)}: {exc.msg}") from None
+                self.more()
+                continue
             except RecursionError:
                 raise CollectorError(self.path, f"JSON nested too deeply at {self.where(self.pos)}") from None
             except ValueError as exc:  # e.g. an int beyond sys.get_int_max_str_digits()
                 raise CollectorError(self.path, f"invalid JSON at {self.where(self.pos)}: {exc}") from None
-            if (
-                isinstance(obj, (int, float))
-                and not self.eof
-                and _NUMBER_TAIL.match(self.buf, end)
-                and self.more()
-            ):
-                continue  # a number cut by the window edge ("12" of "123", "1" of "1e5")
+            if isinstance(obj, (int, float)) and not self.eof and _NUMBER_TAIL.match(self.buf, end):
+                self.more()  # a number cut by the window edge ("12" of "123", "1" of "1e5")
+                continue
             start, self.pos = self.pos, end
             return obj, start, end
 
@@ -385,7 +385,8 @@ class _Summarizer:
 
 
 @contextlib.contextmanager
-def _open_stream(path: Path):  # type: ignore[no-untyped-def]
+def _open_stream(path: Path) -> Iterator[IO[bytes]]:
+    """gzip is detected by magic bytes, not the suffix: real/C ships `ir.json.gz`."""
     with open(path, "rb") as raw:
         magic = raw.read(2)
         raw.seek(0)

@@ -33,8 +33,12 @@ def load_yaml_with_lines(path: Path, text: str) -> tuple[Any, Lines]:
         where = f"{path.name}:{mark.line + 1}:{mark.column + 1}" if mark else path.name
         problem = exc.problem or exc.context or "invalid YAML"
         raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise ConfigError(f"{path.name}:{line}:{col}: YAML error: unacceptable character #x{exc.character:04x}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path.name}: YAML error: {exc}") from None
+        raise ConfigError(f"{path.name}: YAML error: {' '.join(str(exc).split())}") from None
     return data, lines
 
 

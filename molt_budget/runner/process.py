@@ -121,9 +121,10 @@ def run_process(
     _become_subreaper()
     me = os.getpid()
     _reap(_adopted)  # adopted daemons that died between runs: nobody else will reap them
-    preexisting = set(_scan().children.get(me, ()))
+    before = _scan(marker)
+    preexisting = set(before.children.get(me, ()))
     _adopted.intersection_update(preexisting)
-    baseline = _cpu_times(_scan(marker).marked)
+    baseline = _cpu_times(before.marked)  # daemons of earlier builds: only CPU from now on is ours
 
     started = time.perf_counter()
     try:
@@ -172,8 +173,13 @@ def run_process(
             if run.wait_exit(min(remaining, _REAP_EVERY_S)):
                 break
             run.reap_orphans()
-    finally:
+    except BaseException:
+        # Ctrl-C or a bug while waiting: still leave nothing behind.
         sampler.stop()
+        run.terminate(0.0)
+        run.close()
+        raise
+    sampler.stop()
 
     if timed_out:
         run.terminate(kill_grace_s)
@@ -212,14 +218,15 @@ def kill_marked(marker: tuple[str, str], grace_s: float = 1.0) -> list[int]:
     killed = _signal(_scan(marker).marked, signal.SIGTERM)
     grace_end = time.monotonic() + grace_s
     while time.monotonic() < grace_end:
-        _reap(killed | _adopted)
-        if not _scan(marker).marked:
+        survivors = _scan(marker).marked
+        _reap(killed | _adopted)  # after the scan: whatever was dead at the scan is reaped now
+        if not survivors:
             break
         time.sleep(_POLL_S)
     give_up = time.monotonic() + _KILL_VERIFY_S
     while True:
-        _reap(killed | _adopted)
         survivors = _scan(marker).marked
+        _reap(killed | _adopted)
         if not survivors:
             break
         if time.monotonic() > give_up:
@@ -233,14 +240,14 @@ class _StartError(Exception):
     """The command could not be started; the message is the outcome's start_error."""
 
 
+@dataclass
 class _Snapshot:
     """One pass over the process table: who is alive, who is whose child, who is marked."""
 
-    def __init__(self, alive: set[int], children: dict[int, list[int]], marked: set[int], grouped: set[int]) -> None:
-        self.alive = alive
-        self.children = children
-        self.marked = marked
-        self.grouped = grouped
+    alive: set[int]                   # not zombies
+    children: dict[int, list[int]]    # ppid -> pids, zombies included
+    marked: set[int]                  # alive and carrying the marker (never us or our ancestors)
+    grouped: set[int]                 # alive and in the asked-for process group
 
 
 def _scan(marker: tuple[str, str] | None = None, pgid: int | None = None) -> _Snapshot:
@@ -399,7 +406,7 @@ def _tail(path: Path, lines: int = TAIL_LINES) -> str:
         data = data[:-1]
     if not data:
         return ""
-    kept = b"\n".join(data.split(b"\n")[-lines - 1:])
+    kept = b"\n".join(data.split(b"\n")[-lines:])
     return kept[-_TAIL_MAX_BYTES:].decode("utf-8", errors="replace")
 
 
@@ -495,19 +502,21 @@ class _Run:
         self._signal_all(signal.SIGTERM)
         grace_end = time.monotonic() + grace_s
         while time.monotonic() < grace_end:
-            self.collect()
-            if self.status is not None and not self.members(self.scan()):
+            if self._all_gone():
                 return
             time.sleep(_POLL_S)
         give_up = time.monotonic() + _KILL_VERIFY_S
-        while True:
-            self.collect()
-            if self.status is not None and not self.members(self.scan()):
-                return
+        while not self._all_gone():
             if time.monotonic() > give_up:
                 raise MeasurementError(f"processes of the run survived SIGKILL: {sorted(self.members(self.scan()))}")
             self._signal_all(signal.SIGKILL)
             time.sleep(_POLL_S)
+
+    def _all_gone(self) -> bool:
+        # Scan, then reap: whatever was already dead at the scan is a zombie this reap collects.
+        members = self.members(self.scan())
+        self.collect()
+        return self.status is not None and not members
 
     def _signal_all(self, sig: int) -> None:
         # Scan first: once the group is signalled its members are zombies and no longer show up as members.

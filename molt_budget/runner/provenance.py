@@ -1,0 +1,135 @@
+"""Where a measurement came from: commit, machine, interpreter and tool versions.
+
+Provenance is best effort by design: a missing git, a detached checkout or a broken tool
+must show up as None / "unavailable: ..." in the record, never stop the measurement.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+GIT_TIMEOUT_S = 5.0
+TOOL_TIMEOUT_S = 10.0
+
+
+@dataclass
+class _Result:
+    returncode: int | None  # None: could not start or timed out (see error)
+    stdout: str
+    stderr: str
+    error: str | None = None
+
+
+def collect_provenance(
+    cwd: Path,
+    tool_commands: dict[str, list[str]],
+    *,
+    git_timeout_s: float = GIT_TIMEOUT_S,
+    tool_timeout_s: float = TOOL_TIMEOUT_S,
+) -> dict[str, Any]:
+    """Describe the checkout at `cwd`, this host, and each tool.
+
+    `tool_commands` maps a tool name to the full argv that prints its version, e.g.
+    {"cargo": ["cargo", "--version"]}; the value recorded is the first non-empty line of
+    its stdout (or stderr, for tools that print their version there).
+    `dirty` ignores untracked files: output directories inside the checkout would
+    otherwise mark every run dirty.
+    """
+    commit = _git(cwd, ["rev-parse", "--verify", "HEAD"], git_timeout_s)
+    status = _git(cwd, ["status", "--porcelain", "--untracked-files=no"], git_timeout_s) if commit else None
+    branch = _git(cwd, ["symbolic-ref", "--short", "-q", "HEAD"], git_timeout_s) if commit else None
+    return {
+        "commit": commit or None,
+        "dirty": None if status is None else status != "",
+        "branch": branch or None,
+        "host": _host(),
+        "python": platform.python_version(),
+        "tools": {name: _tool_version(argv, cwd, tool_timeout_s) for name, argv in tool_commands.items()},
+    }
+
+
+def _git(cwd: Path, args: list[str], timeout_s: float) -> str | None:
+    """Stripped stdout of a successful git command, else None (no git, not a repo, detached, timeout)."""
+    result = _run(["git", *args], cwd, timeout_s)
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def _tool_version(argv: list[str], cwd: Path, timeout_s: float) -> str:
+    if not argv:
+        return "unavailable: empty command"
+    result = _run(argv, cwd, timeout_s)
+    if result.error is not None:
+        return f"unavailable: {result.error}"
+    if result.returncode != 0:
+        detail = _first_line(result.stderr) or _first_line(result.stdout)
+        return f"unavailable: exit code {result.returncode}" + (f": {detail}" if detail else "")
+    return _first_line(result.stdout) or _first_line(result.stderr) or "unavailable: no output"
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def _run(argv: list[str], cwd: Path, timeout_s: float) -> _Result:
+    """Run with a timeout that really ends it: subprocess.run kills only the child and then
+    waits for EOF, which never comes while a grandchild holds the pipes."""
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    except FileNotFoundError:
+        return _Result(None, "", "", f"command not found: {argv[0]}")
+    except OSError as exc:
+        return _Result(None, "", "", f"cannot start {argv[0]}: {exc.strerror or exc}")
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        proc.wait()
+        # Not communicate(): a descendant that left the group could still hold the pipes open.
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        return _Result(None, "", "", f"timed out after {timeout_s:g}s")
+    return _Result(proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+
+
+def _host() -> dict[str, Any]:
+    return {
+        "cpu_model": _cpu_model(),
+        "cores": psutil.cpu_count(logical=False),
+        "logical_cpus": os.cpu_count(),
+        "memory_bytes": psutil.virtual_memory().total,
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+    }
+
+
+def _cpu_model() -> str | None:
+    """/proc/cpuinfo names the CPU; platform.processor() is often just "x86_64" or empty."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
+            for line in cpuinfo:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or None

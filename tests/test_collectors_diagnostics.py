@@ -1,0 +1,221 @@
+"""summarize_diagnostics against molt's real payloads (real/A, real/C) and the example."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from molt_budget.collectors.molt_diagnostics import DiagnosticsSummary, summarize_diagnostics
+from molt_budget.errors import CollectorError
+
+
+def _shared() -> Path:
+    env = os.environ.get("MOLT_BUDGET_SHARED")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
+
+
+MOLT = _shared() / "molt"
+needs_shared = pytest.mark.skipif(
+    not (MOLT / "real").is_dir(), reason=f"molt reference data not found at {MOLT} (set MOLT_BUDGET_SHARED)"
+)
+EXAMPLE = MOLT / "examples" / "diagnostics_dev_warm.json"
+
+
+def _meta(case: str) -> dict[str, Any]:
+    return json.loads((MOLT / "real" / case / "meta.json").read_text())
+
+
+def _write(tmp_path: Path, doc: Any) -> Path:
+    path = tmp_path / "diagnostics.json"
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    return path
+
+
+def _error(path: Path) -> str:
+    with pytest.raises(CollectorError) as info:
+        summarize_diagnostics(path)
+    message = str(info.value)
+    assert message.startswith(str(path) + ": ") and "\n" not in message
+    return message
+
+
+@needs_shared
+@pytest.mark.parametrize("case", ["A", "C"])
+def test_real_payload_matches_meta(case: str) -> None:
+    meta = _meta(case)["diagnostics"]
+    s = summarize_diagnostics(MOLT / "real" / case / meta["file"])
+    assert s.total_sec == meta["total_sec"]
+    assert list(s.phase_sec.items()) == list(meta["phase_sec"].items())  # chronological order kept
+    assert s.backend_sec == 0.0  # captured before backend setup: no backend_* phases
+    assert s.module_count == meta["module_count"]
+    assert s.reason_summary == meta["module_reason_summary"]
+    assert s.functions == meta["backend_ir_function_count"]
+    assert s.ops == meta["backend_ir_op_count"]
+    assert len(s.module_reasons) == meta["module_count"]
+    assert set(s.module_timings) == set(s.module_reasons)
+
+
+@needs_shared
+def test_example_payload() -> None:
+    raw = json.loads(EXAMPLE.read_text())
+    s = summarize_diagnostics(EXAMPLE)
+    assert (s.functions, s.ops, s.module_count) == (203, 50483, 11)  # examples/README.md KPIs
+    assert s.phase_sec == raw["phase_sec"]
+    assert s.module_reasons == raw["module_reasons"]
+    assert s.module_timings == {t["module"]: t["total_s"] for t in raw["frontend_module_timings"]}
+    assert s.backend_sec == 0.0  # a warm backend-cache hit has no backend_* phases
+
+
+@needs_shared
+def test_backend_seconds_sum_backend_phases(tmp_path: Path) -> None:
+    """Phases of a cold run (compile_progress example, copied from its diagnostics file)."""
+    progress = json.loads((MOLT / "examples" / "compile_progress.json").read_text())
+    phases = progress["results"][0]["diagnostics_phase_sec"]
+    s = summarize_diagnostics(_write(tmp_path, {"total_sec": 1.0, "phase_sec": phases}))
+    expected = sum(v for k, v in phases.items() if k.startswith("backend_"))
+    assert expected > 0 and phases["backend_codegen"] == 0.0
+    assert s.backend_sec == pytest.approx(expected)
+    assert list(s.phase_sec) == list(phases)
+
+
+def test_every_key_may_be_missing(tmp_path: Path) -> None:
+    assert summarize_diagnostics(_write(tmp_path, {})) == DiagnosticsSummary(
+        total_sec=None, phase_sec={}, backend_sec=0.0, module_count=None, module_reasons={},
+        reason_summary={}, functions=None, ops=None, module_timings={},
+    )
+    partial = {"total_sec": 2, "binary_image_analysis": {"backend_ir": {"schema_version": 1}}}
+    s = summarize_diagnostics(_write(tmp_path, partial))
+    assert (s.total_sec, s.functions, s.ops) == (2.0, None, None)
+
+
+def test_runtime_wasm_build_document_is_rejected(tmp_path: Path) -> None:
+    path = _write(tmp_path, {"runtime_wasm_build": {"phases": [], "cargo_compile_builds": 1}})
+    assert "runtime-wasm-build document" in _error(path)
+    # a wasm *build* payload also carries runtime_wasm_build: that one is fine
+    ok = {"enabled": True, "total_sec": 1.0, "phase_sec": {"resolve_entry": 1.0}, "runtime_wasm_build": {}}
+    assert summarize_diagnostics(_write(tmp_path, ok)).total_sec == 1.0
+
+
+def test_json_envelope_is_unwrapped(tmp_path: Path) -> None:
+    inner = {"total_sec": 3.0, "phase_sec": {"backend_dispatch": 0.5, "backend_codegen": 0.0}}
+    envelope = {"schema_version": "1.0", "command": "build", "status": "ok",
+                "data": {"compile_diagnostics": inner}, "warnings": [], "errors": []}
+    s = summarize_diagnostics(_write(tmp_path, envelope))
+    assert (s.total_sec, s.backend_sec) == (3.0, 0.5)
+    envelope["data"] = {}
+    assert "without data.compile_diagnostics" in _error(_write(tmp_path, envelope))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"phase_sec": {"ir_lowering": NaN}}', "phase_sec.ir_lowering is nan"),
+        ('{"phase_sec": {"ir_lowering": Infinity}}', "phase_sec.ir_lowering is inf"),
+        ('{"phase_sec": {"module_graph": -0.5}}', "phase_sec.module_graph is -0.5"),
+        ('{"phase_sec": {"module_graph": "1.0"}}', "phase_sec.module_graph is a str"),
+        ('{"phase_sec": {"module_graph": true}}', "phase_sec.module_graph is a bool"),
+        ('{"phase_sec": [1]}', "phase_sec is a list"),
+        ('{"total_sec": -1}', "total_sec is -1"),
+        ('{"module_count": 2.5}', "module_count is 2.5"),
+        ('{"module_reasons": {"m": "entry_root"}}', "module_reasons.m"),
+        ('{"module_reason_summary": {"entry_root": -1}}', "module_reason_summary.entry_root"),
+        ('{"binary_image_analysis": {"backend_ir": {"backend_ir": {"op_count": "9"}}}}', "backend_ir.op_count"),
+        ('{"frontend_module_timings": [{"module": "m"}]}', "frontend_module_timings[0].total_s"),
+        ('{"frontend_module_timings": [{"total_s": 1}]}', "frontend_module_timings[0] has no string 'module'"),
+        ('{"frontend_module_timings": {}}', "frontend_module_timings is not a list"),
+        ("[]", "expected a JSON object, found a list"),
+        ('"x"', "expected a JSON object, found a str"),
+        ("", "empty file"),
+        ("{", "truncated JSON"),
+        ('{"a": 1} x', "invalid JSON"),
+    ],
+)
+def test_malformed_payload(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "diagnostics.json"
+    path.write_text(text)
+    assert expected in _error(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    assert "file not found" in _error(tmp_path / "diagnostics.json")
+
+
+@needs_shared
+@pytest.mark.parametrize("fraction", [0.001, 0.25, 0.5, 0.75, 0.999])
+def test_truncated_real_payload(tmp_path: Path, fraction: float) -> None:
+    data = (MOLT / "real" / "A" / "diagnostics.json").read_bytes()
+    path = tmp_path / "diagnostics.json"
+    path.write_bytes(data[: int(len(data) * fraction)])
+    assert "truncated JSON at byte" in _error(path)
+
+
+# ---------------------------------------------------------------- properties
+
+_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+_BASE = EXAMPLE.read_bytes() if EXAMPLE.is_file() else b'{"total_sec": 1.0, "phase_sec": {"a": 1.0}}'
+_edits = st.lists(st.tuples(st.integers(0, 2), st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=4)
+_json = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=True) | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=10,
+)
+_keys = st.sampled_from(["total_sec", "phase_sec", "module_count", "module_reasons", "module_reason_summary",
+                         "binary_image_analysis", "frontend_module_timings", "runtime_wasm_build", "data"])
+
+
+def _check(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "diagnostics.json"
+        path.write_bytes(data)
+        try:
+            assert isinstance(summarize_diagnostics(path), DiagnosticsSummary)
+        except CollectorError as exc:
+            assert str(path) in str(exc)
+
+
+def _mutate(data: bytes, edits: list[tuple[int, int, int]]) -> bytes:
+    out = bytearray(data)
+    for op, pos, value in edits:
+        pos %= len(out) + 1
+        if op == 0 and pos < len(out):
+            out[pos] = value
+        elif op == 1:
+            out[pos:pos] = bytes([value])
+        else:
+            del out[pos : pos + value % 8]
+    return bytes(out)
+
+
+@_SETTINGS
+@given(edits=_edits, cut=st.one_of(st.none(), st.integers(0, len(_BASE))))
+def test_mutated_payload_only_raises_collector_error(edits: list[tuple[int, int, int]], cut: int | None) -> None:
+    _check(_mutate(_BASE, edits)[:cut])
+
+
+@_SETTINGS
+@given(doc=st.dictionaries(_keys, _json, max_size=4) | _json)
+def test_arbitrary_json_only_raises_collector_error(doc: Any) -> None:
+    _check(json.dumps(doc).encode())
+
+
+@_SETTINGS
+@given(data=st.binary(max_size=200))
+def test_garbage_only_raises_collector_error(data: bytes) -> None:
+    _check(data)
+
+
+@_SETTINGS
+@given(cut=st.integers(1, len(_BASE) - 2))
+def test_every_cut_reads_as_truncated(cut: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "diagnostics.json"
+        path.write_bytes(_BASE[:cut])
+        with pytest.raises(CollectorError, match=f"truncated JSON at byte {cut} "):
+            summarize_diagnostics(path)

@@ -1,0 +1,132 @@
+"""collect_provenance on real throwaway git repositories and real tool commands."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from molt_budget.runner.provenance import collect_provenance
+
+needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
+
+
+@pytest.fixture(autouse=True)
+def isolated_git(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No GIT_DIR & co. from a surrounding hook, and no parent repository above tmp_path."""
+    for name in list(os.environ):
+        if name.startswith("GIT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    path = tmp_path / "repo"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "trunk")
+    (path / "a.txt").write_text("one\n")
+    git(path, "add", "a.txt")
+    git(path, "commit", "-q", "-m", "first")
+    return path
+
+
+@needs_git
+def test_clean_repo(repo: Path) -> None:
+    prov = collect_provenance(repo, {})
+    assert prov["commit"] == git(repo, "rev-parse", "HEAD")
+    assert len(prov["commit"]) == 40
+    assert prov["dirty"] is False
+    assert prov["branch"] == "trunk"
+    assert prov["tools"] == {}
+
+
+@needs_git
+def test_modified_file_is_dirty_untracked_is_not(repo: Path) -> None:
+    (repo / "untracked.txt").write_text("x\n")
+    assert collect_provenance(repo, {})["dirty"] is False
+    (repo / "a.txt").write_text("two\n")
+    assert collect_provenance(repo, {})["dirty"] is True
+
+
+@needs_git
+def test_subdirectory_and_detached_head(repo: Path) -> None:
+    (repo / "sub").mkdir()
+    git(repo, "checkout", "-q", "--detach")
+    prov = collect_provenance(repo / "sub", {})
+    assert prov["commit"] == git(repo, "rev-parse", "HEAD")
+    assert prov["branch"] is None
+
+
+@needs_git
+def test_not_a_repository(tmp_path: Path) -> None:
+    prov = collect_provenance(tmp_path, {})
+    assert (prov["commit"], prov["dirty"], prov["branch"]) == (None, None, None)
+
+
+def test_git_missing(repo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    prov = collect_provenance(repo, {"git": ["git", "--version"]})
+    assert (prov["commit"], prov["dirty"], prov["branch"]) == (None, None, None)
+    assert prov["tools"]["git"] == "unavailable: command not found: git"
+
+
+def test_tool_versions(tmp_path: Path) -> None:
+    prov = collect_provenance(
+        tmp_path,
+        {
+            "python": [sys.executable, "--version"],
+            "stderr-only": [sys.executable, "-c", "import sys; print('\\n  tool 1.2.3  \\nmore', file=sys.stderr)"],
+            "missing": ["molt-budget-no-such-tool", "--version"],
+            "fails": [sys.executable, "-c", "import sys; sys.exit('broken install')"],
+            "silent": [sys.executable, "-c", "pass"],
+        },
+    )
+    assert prov["tools"] == {
+        "python": f"Python {platform.python_version()}",
+        "stderr-only": "tool 1.2.3",
+        "missing": "unavailable: command not found: molt-budget-no-such-tool",
+        "fails": "unavailable: exit code 1: broken install",
+        "silent": "unavailable: no output",
+    }
+
+
+def test_hanging_tool_times_out_with_its_children(tmp_path: Path) -> None:
+    # The background sleep keeps stdout open: subprocess.run(timeout=...) would hang here.
+    began = time.monotonic()
+    prov = collect_provenance(tmp_path, {"hangs": ["/bin/sh", "-c", "sleep 30 & sleep 30"]}, tool_timeout_s=0.5)
+    assert prov["tools"]["hangs"] == "unavailable: timed out after 0.5s"
+    assert time.monotonic() - began < 5.0
+
+
+def test_host_and_python(tmp_path: Path) -> None:
+    prov = collect_provenance(tmp_path, {})
+    host = prov["host"]
+    assert set(host) == {"cpu_model", "cores", "logical_cpus", "memory_bytes", "hostname", "platform"}
+    assert host["logical_cpus"] == os.cpu_count()
+    assert host["cores"] is None or 1 <= host["cores"] <= host["logical_cpus"]
+    assert host["memory_bytes"] > 64 << 20
+    assert host["hostname"] and host["platform"]
+    if Path("/proc/cpuinfo").exists() and "model name" in Path("/proc/cpuinfo").read_text():
+        assert host["cpu_model"] and host["cpu_model"] != platform.machine()
+    assert prov["python"] == platform.python_version()
+    assert set(prov) == {"commit", "dirty", "branch", "host", "python", "tools"}

@@ -1,0 +1,148 @@
+"""wait_for_quiescence against real processes; the reason wording against fixed numbers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from molt_budget.runner.quiescence import QuiescenceReport, _assess, wait_for_quiescence
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process names are Linux-specific")
+
+Spawn = Callable[..., "subprocess.Popen[bytes]"]
+HUGE = 1e9  # thresholds no machine reaches: only the competitor check can make it not quiet
+
+CHECKER = """
+import dataclasses, json, sys
+from molt_budget.runner.quiescence import wait_for_quiescence
+args = json.loads(sys.argv[1])
+args["exclude_pids"] = frozenset(args["exclude_pids"])
+print(json.dumps(dataclasses.asdict(wait_for_quiescence(**args))))
+"""
+
+
+@pytest.fixture
+def competitor_name() -> str:
+    return "mbq" + uuid.uuid4().hex[:8]  # short: the kernel truncates process names to 15 chars
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Spawn]:
+    """Start `sleep` under a chosen name, via a symlink (name) or a fake argv[0] (argv0)."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(name: str, seconds: float = 30, how: str = "name") -> subprocess.Popen[bytes]:
+        if how == "name":
+            link = tmp_path / name
+            link.symlink_to("/bin/sleep")
+            proc = subprocess.Popen([str(link), str(seconds)])
+        else:
+            proc = subprocess.Popen([f"/opt/fake/bin/{name}", str(seconds)], executable="/bin/sleep")
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.wait()
+
+
+def check_from_sibling(**kwargs: object) -> QuiescenceReport:
+    """Run the check in a separate process: our own children are never competitors of ourselves."""
+    kwargs.setdefault("exclude_pids", [])
+    done = subprocess.run(
+        [sys.executable, "-c", CHECKER, json.dumps(kwargs)], capture_output=True, text=True, timeout=60, check=True
+    )
+    return QuiescenceReport(**json.loads(done.stdout))
+
+
+def test_quiet_machine_returns_at_once(competitor_name: str) -> None:
+    began = time.monotonic()
+    report = wait_for_quiescence(
+        max_wait_s=30, poll_s=10, competitor_names=(competitor_name,), max_load_per_cpu=HUGE, max_busy_cpus=HUGE
+    )
+    assert report.quiet and report.reasons == [] and report.competitors == []
+    assert time.monotonic() - began < 2.0  # one CPU sample, no poll sleep
+    assert report.waited_s < 2.0
+    assert report.load1 >= 0 and report.busy_cpus >= 0
+
+
+def test_sibling_competitor_is_reported_until_max_wait(competitor_name: str, spawn: Spawn) -> None:
+    proc = spawn(competitor_name)
+    report = check_from_sibling(
+        max_wait_s=0.6, poll_s=0.2, competitor_names=[competitor_name], max_load_per_cpu=HUGE, max_busy_cpus=HUGE
+    )
+    assert not report.quiet
+    assert report.competitors == [f"{competitor_name}(pid {proc.pid})"]
+    assert report.reasons == [f"competing processes: {competitor_name}(pid {proc.pid})"]
+    assert 0.6 <= report.waited_s < 5.0
+
+
+def test_competitor_found_by_argv0_basename(competitor_name: str, spawn: Spawn) -> None:
+    proc = spawn(competitor_name, how="argv0")  # process name stays "sleep"
+    report = check_from_sibling(
+        max_wait_s=0, competitor_names=[competitor_name], max_load_per_cpu=HUGE, max_busy_cpus=HUGE
+    )
+    assert report.competitors == [f"{competitor_name}(pid {proc.pid})"]
+
+
+def test_name_match_is_exact(competitor_name: str, spawn: Spawn) -> None:
+    spawn(competitor_name)
+    report = check_from_sibling(
+        max_wait_s=0, competitor_names=[competitor_name[:-1]], max_load_per_cpu=HUGE, max_busy_cpus=HUGE
+    )
+    assert report.quiet and report.competitors == []
+
+
+def test_excluded_pid_is_not_a_competitor(competitor_name: str, spawn: Spawn) -> None:
+    proc = spawn(competitor_name)
+    report = check_from_sibling(
+        max_wait_s=0,
+        competitor_names=[competitor_name],
+        max_load_per_cpu=HUGE,
+        max_busy_cpus=HUGE,
+        exclude_pids=[proc.pid],
+    )
+    assert report.quiet and report.competitors == []
+
+
+def test_own_descendant_is_not_a_competitor(competitor_name: str, spawn: Spawn) -> None:
+    spawn(competitor_name)
+    report = wait_for_quiescence(
+        max_wait_s=0, competitor_names=(competitor_name,), max_load_per_cpu=HUGE, max_busy_cpus=HUGE
+    )
+    assert report.quiet and report.competitors == []
+
+
+def test_becomes_quiet_when_competitor_exits(competitor_name: str, spawn: Spawn) -> None:
+    spawn(competitor_name, seconds=0.8)
+    report = check_from_sibling(
+        max_wait_s=20, poll_s=0.1, competitor_names=[competitor_name], max_load_per_cpu=HUGE, max_busy_cpus=HUGE
+    )
+    assert report.quiet and report.reasons == []
+    assert 0.3 < report.waited_s < 10.0
+
+
+def test_reason_wording() -> None:
+    assert _assess(1.73, 0.2, [], 2, 0.5, 1.0) == ["load1 1.73 > 1.00 (0.5 x 2 cpus)"]
+    assert _assess(0.1, 1.4, [], 2, 0.5, 1.0) == ["busy cpus 1.40 > 1.00"]
+    assert _assess(0.1, 0.1, ["cargo(pid 123)", "rustc(pid 9)"], 2, 0.5, 1.0) == [
+        "competing processes: cargo(pid 123), rustc(pid 9)"
+    ]
+    assert _assess(1.0, 1.0, [], 2, 0.5, 1.0) == []  # at the limit is still quiet
+    assert len(_assess(3.0, 2.0, ["molt(pid 1)"], 2, 0.5, 1.0)) == 3
+
+
+def test_busy_limit_defaults_to_load_limit() -> None:
+    # No real machine is both: prove the default by making the load limit impossible to meet.
+    report = wait_for_quiescence(max_wait_s=0, competitor_names=(), max_load_per_cpu=-1.0)
+    assert not report.quiet
+    assert report.reasons[0].startswith("load1 ")
+    assert report.reasons[1].startswith("busy cpus ")
