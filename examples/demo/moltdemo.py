@@ -32,7 +32,7 @@ CORE_REQUIRED = ("builtins", "sys")
 CORE_CLOSURE = ("__future__", "_intrinsics", "_sitebuiltins", "builtins", "sys")
 SPAWN_PKG, SPAWN_ROOTS = "multiprocessing", ("multiprocessing", "multiprocessing.spawn")
 # Stdlib modules compiled once per profile into the cached "runtime library" (molt's cargo runtime build).
-RUNTIME_MODULES = ("abc", "genericpath", "posixpath", "stat", "types", "functools")
+RUNTIME_MODULES = ("abc", "enum", "functools", "genericpath", "os", "posixpath", "stat", "types")
 CONST_KINDS = {"const", "const_str", "const_none", "const_bool", "const_float", "const_bytes", "const_ellipsis"}
 PURE_KINDS = CONST_KINDS | {"load_var", "tuple_new", "func_new"}
 NO_RAISE = CONST_KINDS | {"load_var", "label", "line", "check_exception", "trace_enter_slot", "tuple_new"}
@@ -609,6 +609,21 @@ def pass_cse(ops: list[dict]) -> list[dict]:
     return out
 
 
+def pass_copy_prop(ops: list[dict]) -> list[dict]:
+    """Block-local copy propagation: a load_var after store_var x <- v (same block) becomes v."""
+    alias, known = {}, {}
+    for o in ops:
+        if any(a in alias for a in o.get("args", ())):
+            o["args"] = [alias.get(a, a) for a in o["args"]]
+        if o["kind"] in BLOCK_KINDS or o["kind"] in ("closure_store", "del_boundary"):
+            known = {}
+        elif o["kind"] == "store_var":
+            known[o["var"]] = o["args"][0]
+        elif o["kind"] == "load_var" and o["var"] in known and "out" in o:
+            alias[o["out"]] = known[o["var"]]
+    return ops
+
+
 def pass_dce(ops: list[dict]) -> list[dict]:
     """Drop pure ops whose value is never used, to a fixpoint."""
     while True:
@@ -641,7 +656,7 @@ def pass_dead_stores(ops: list[dict]) -> list[dict]:
 def optimise(functions: list[dict], profile: str) -> None:
     """Renumber labels per function and verify. release: pass rounds to a fixpoint (release-fast: one)."""
     rounds = {"dev": 0, "release-fast": 1}.get(profile, 4)
-    passes = [pass_cse, pass_dce, pass_checks] + ([pass_dead_stores, pass_dce] if rounds > 1 else [])
+    passes = [pass_cse, pass_dce, pass_checks] + ([pass_copy_prop, pass_dead_stores, pass_dce] if rounds > 1 else [])
     for fn in functions:
         ids: dict[int, int] = {}
         for o in fn["ops"]:

@@ -34,6 +34,7 @@ def wait_for_quiescence(
     max_load_per_cpu: float = 0.5,
     max_busy_cpus: float | None = None,
     exclude_pids: Set[int] = frozenset(),
+    check_load: bool = True,
 ) -> QuiescenceReport:
     """Poll until quiet or `max_wait_s` has passed; return at once (no sleep) when already quiet.
 
@@ -41,14 +42,15 @@ def wait_for_quiescence(
     (None: the same limit as the load, max_load_per_cpu x cpus), or when a process whose
     name or argv[0] basename is exactly one of `competitor_names` runs. Our own process, its
     descendants (lanes we started) and its ancestors (whatever invoked us, e.g. `cargo xtask`)
-    are never competitors, nor are `exclude_pids`.
+    are never competitors, nor are `exclude_pids`. `check_load=False` skips load1, which after
+    our own previous lane still counts that lane's builds for a minute.
     """
     ncpu = os.cpu_count() or 1
     names = frozenset(competitor_names)
     busy_limit = max_busy_cpus if max_busy_cpus is not None else max_load_per_cpu * ncpu
     started = time.monotonic()
     while True:
-        load1 = os.getloadavg()[0]
+        load1 = os.getloadavg()[0] if check_load else 0.0
         busy = psutil.cpu_percent(interval=_CPU_SAMPLE_S) * ncpu / 100.0
         competitors = _find_competitors(names, _own_family() | set(exclude_pids))
         reasons = _assess(load1, busy, competitors, ncpu, max_load_per_cpu, busy_limit)
