@@ -103,7 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("install-hook", help="install a git pre-push hook running `check --pre-push`")
     config_arg(p)
     p.add_argument("--force", action="store_true", help="replace an existing pre-push hook")
+
+    import importlib
+
+    for module in EXTENSIONS:
+        importlib.import_module(module).register(sub)
     return parser
+
+
+# Command modules outside this file: each has `register(subparsers)` which adds its parser
+# with `set_defaults(handler=...)`; they import only argparse at module level.
+EXTENSIONS: tuple[str, ...] = ()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -112,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_CONFIG
-    handler = COMMANDS[args.command]
+    handler = getattr(args, "handler", None) or COMMANDS[args.command]
     try:
         return handler(args)
     except BudgetError as exc:

@@ -1,0 +1,1 @@
+"""Command modules registered by molt_budget.cli.EXTENSIONS."""
