@@ -154,7 +154,7 @@ def _run(args: argparse.Namespace) -> tuple[Any, Any]:
         if not lanes:
             print("molt-budget: no lanes are marked `pre_push: true`; nothing to check", file=sys.stderr)
     root = Path(args.output_root) if args.output_root else config.resolve(config.settings.output_root)
-    progress = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    progress = (lambda event: None) if args.quiet else (lambda event: print(event.plain(), file=sys.stderr, flush=True))
     options = RunOptions(
         output_root=root, lanes=lanes, resume=Path(args.resume) if args.resume else None,
         clean_state=args.clean_state, quiescence=not args.no_quiescence, progress=progress,
@@ -171,7 +171,8 @@ def _run(args: argparse.Namespace) -> tuple[Any, Any]:
         from molt_budget.results.history import History
 
         History(config.resolve(config.settings.history)).record(results, engine.results_path)
-    progress(f"[molt-budget] wrote {engine.results_path}")
+    if not args.quiet:
+        print(f"[molt-budget] wrote {engine.results_path}", file=sys.stderr)
     return config, results
 
 

@@ -348,7 +348,7 @@ class Lowerer:
         self.fn = Fn(name, params, "local", self.scopes.get(id(node), Fn.scope), chain, node.lineno)
         self.op("trace_enter_slot", out=False, value=0)
         for p in params:
-            self.op("store_var", [p], out=False, exc=True, var=p)
+            self.op("store_var", out=False, exc=True, var=p)
         if isinstance(node, COMPS):
             acc = self.op("gen_new" if isinstance(node, ast.GeneratorExp) else snake(type(node).__name__)[:-5] + "_new", [])
             self.comp_loops(node, node.generators, acc)
@@ -380,7 +380,7 @@ class Lowerer:
     def loop(self, iter_node: ast.expr | None, target: ast.expr | None, body) -> None:
         """A flat molt-like loop; target None = while (iter_node is the test), iter_node None = `.0`."""
         if target is not None:
-            src = self.expr(iter_node) if iter_node is not None else self.op("load_var", [".0"], var=".0")
+            src = self.expr(iter_node) if iter_node is not None else self.op("load_var", var=".0")
             it = self.op("iter_new", [src], exc=True)
         top = self.label("loop_start")
         self.label("label", top)
@@ -553,7 +553,7 @@ class Lowerer:
     def x_Name(self, n: ast.Name) -> str:
         fn = self.fn
         if fn.ctx == "local" and n.id in fn.scope[0] - fn.scope[1]:
-            return self.op("load_var", [n.id], var=n.id)
+            return self.op("load_var", var=n.id)
         if fn.ctx == "local" and (n.id in fn.scope[1] or any(n.id in s for s in fn.outer)):
             return self.op("closure_load", exc=True, s_value=n.id)
         return self.op("module_get_global", ["__molt_module_obj__", self.cstr(n.id)], exc=True)
@@ -618,8 +618,8 @@ def pass_copy_prop(ops: list[dict]) -> list[dict]:
         if o["kind"] in BLOCK_KINDS or o["kind"] in ("closure_store", "del_boundary"):
             known = {}
         elif o["kind"] == "store_var":
-            known[o["var"]] = o["args"][0]
-        elif o["kind"] == "load_var" and o["var"] in known and "out" in o:
+            known[o["var"]] = o.get("args", [None])[0]
+        elif o["kind"] == "load_var" and known.get(o["var"]):
             alias[o["out"]] = known[o["var"]]
     return ops
 

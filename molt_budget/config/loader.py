@@ -148,6 +148,17 @@ def _kpi(kid: str, raw: dict[str, Any], lines: Lines) -> Kpi:
         owner=raw.get("owner", ""),
         basis=raw.get("basis", ""),
         justification=raw.get("justification", ""),
+        max_increase_pct=_number(raw.get("max_increase_pct")),
+        max_increase_abs=_number(raw.get("max_increase_abs")),
+        yellow_fraction=float(raw.get("yellow_fraction", 0.5)),
+        seeded_from={"value": float(raw["seeded_from"])} if isinstance(raw.get("seeded_from"), (int, float)) else raw.get("seeded_from"),
+        max_drift_pct=_number(raw.get("max_drift_pct")),
+        expires=raw.get("expires"),
+        pairs=int(raw.get("pairs", 6)),
+        max_pairs=int(raw.get("max_pairs", max(20, int(raw.get("pairs", 6))))),
+        noise_floor_pct=_number(raw.get("noise_floor_pct")),
+        runs=int(raw.get("runs", 3)),
+        updated=str(raw.get("updated", "")),
         line=_line(lines, ("kpis", kid)),
     )
 
@@ -184,8 +195,13 @@ def _check_references(config: Config) -> None:
             value = getattr(kpi, key)
             if value is not None and not math.isfinite(value):
                 raise ConfigError(f"{name}:{config.line_of('kpis', kpi.id, key)}: kpis.{kpi.id}.{key}: must be a finite number")
-        if kpi.target is None and kpi.limit is None:
-            raise ConfigError(f"{name}:{kpi.line}: kpis.{kpi.id}: give a `target` (yellow above it) and/or a `limit` (fail above it)")
+        if kpi.target is None and kpi.limit is None and kpi.max_increase_pct is None and kpi.max_increase_abs is None:
+            raise ConfigError(
+                f"{name}:{kpi.line}: kpis.{kpi.id}: give a `target` (yellow above it) and/or a `limit` (fail above it), "
+                f"or a change budget (`max_increase_pct` / `max_increase_abs`)"
+            )
+        if kpi.max_pairs < kpi.pairs:
+            raise ConfigError(f"{name}:{config.line_of('kpis', kpi.id, 'max_pairs')}: kpis.{kpi.id}: max_pairs {kpi.max_pairs} is below pairs {kpi.pairs}")
         if kpi.target is not None and kpi.limit is not None:
             looser = kpi.limit >= kpi.target if kpi.direction == "lower" else kpi.limit <= kpi.target
             if not looser:

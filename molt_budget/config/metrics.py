@@ -33,6 +33,8 @@ def parse_metric(name: str) -> MetricInfo | None:
     """None means unknown: the loader turns that into a config error with a line number."""
     if name in PROCESS_METRICS:
         return MetricInfo(name, "process", PROCESS_METRICS[name], "timed")
+    if name == "instructions":
+        return MetricInfo(name, "counted", "instructions", "counted")
     if name in IR_METRICS:
         return MetricInfo(name, "ir", IR_METRICS[name], "exact", needs_ir=True)
     if name in DIAG_METRICS:
@@ -59,7 +61,7 @@ def parse_metric(name: str) -> MetricInfo | None:
 
 
 def describe_known() -> str:
-    names = list(PROCESS_METRICS) + list(IR_METRICS) + list(DIAG_METRICS)
+    names = list(PROCESS_METRICS) + ["instructions"] + list(IR_METRICS) + list(DIAG_METRICS)
     names += [p + "<name>" for p in DIAG_PREFIXES]
     names += ["json:<file>#<pointer>", "regex:stdout:<pattern>", "file_bytes:<path>"]
     return ", ".join(names)

@@ -46,6 +46,18 @@ class Kpi:
     owner: str = ""
     basis: str = ""
     justification: str = ""
+    # change budgets against the baseline (compare stage)
+    max_increase_pct: float | None = None
+    max_increase_abs: float | None = None
+    yellow_fraction: float = 0.5
+    seeded_from: dict | None = None     # {"value", "commit", "date", "headroom_pct"}
+    max_drift_pct: float | None = None
+    expires: str | None = None          # YYYY-MM-DD: a temporary waiver
+    pairs: int = 6                      # timed: interleaved base/head pairs to start with
+    max_pairs: int = 20
+    noise_floor_pct: float | None = None  # counted: smallest relative change treated as real
+    runs: int = 3                       # counted: runs per side, minimum taken
+    updated: str = ""
     line: int = 0
 
 
@@ -66,6 +78,9 @@ class Settings:
     normalize_paths: list[str] = field(default_factory=list)
     provenance_tools: dict[str, list[str] | str] = field(default_factory=dict)
     quiescence: Quiescence = field(default_factory=Quiescence)
+    compare_on: list[str] = field(default_factory=lambda: ["host.cpu_model", "python", "tools"])
+    max_headroom_pct: float = 50.0
+    remote_main: str = "origin/main"
 
 
 @dataclass

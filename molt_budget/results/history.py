@@ -145,6 +145,35 @@ class History:
             ).fetchall()
         return {"run": dict(zip(cols, run)), "verdicts": verdicts, "samples": samples}
 
+    def latest_run_for_commit(self, commit: str, authoritative_only: bool = False) -> tuple[str, str | None] | None:
+        """(run_id, results_path) of the newest complete run at `commit` (prefix allowed)."""
+        query = "SELECT run_id, results_path FROM runs WHERE commit_sha LIKE ? AND state = 'complete'"
+        if authoritative_only:
+            query += " AND authoritative = 1"
+        with closing(self._connect()) as conn:
+            row = conn.execute(query + " ORDER BY started_utc DESC, run_id DESC LIMIT 1", (commit + "%",)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def metric_series(self, lane: str, metric: str, branch: str | None = None, limit: int = 50) -> list[tuple[str, str | None, float, bool]]:
+        """(run_id, commit, median value, authoritative) per run, oldest first: trends and learned thresholds."""
+        query = (
+            "SELECT r.run_id, r.commit_sha, s.value, r.authoritative, r.started_utc FROM samples s JOIN runs r USING (run_id) "
+            "WHERE s.lane = ? AND s.metric = ? AND s.kind = 'measure' AND s.ok = 1 AND r.state = 'complete'"
+        )
+        params: list[Any] = [lane, metric]
+        if branch is not None:
+            query += " AND r.branch = ?"
+            params.append(branch)
+        with closing(self._connect()) as conn:
+            rows = conn.execute(query + " ORDER BY r.started_utc, r.run_id", params).fetchall()
+        grouped: dict[str, tuple[str | None, list[float], bool]] = {}
+        for run_id, commit, value, auth, _ in rows:
+            grouped.setdefault(run_id, (commit, [], bool(auth)))[1].append(value)
+        import statistics
+
+        series = [(rid, c, float(statistics.median(vals)), a) for rid, (c, vals, a) in grouped.items()]
+        return series[-limit:]
+
     def prune(self, keep: int) -> int:
         with closing(self._connect()) as conn, conn:
             doomed = [r[0] for r in conn.execute(

@@ -24,11 +24,12 @@ from molt_budget.errors import BudgetError, ConfigError, LockTimeout, Measuremen
 from molt_budget.results.model import Attempt, LaneResult, RunResults, Sample
 from molt_budget.results.store import load_results, save_results
 from molt_budget.runner import templating
+from molt_budget.runner.events import ProgressEvent
 from molt_budget.runner.process import ProcessOutcome, kill_marked, run_process
 from molt_budget.runner.retry import retry_reason
 
 MARKER_VAR = "MOLT_BUDGET_RUN_ID"
-Progress = Callable[[str], None]
+Progress = Callable[[ProgressEvent], None]
 
 
 @dataclass
@@ -104,7 +105,7 @@ class Engine:
             for lane in self.selected:
                 current = results.lanes.get(lane.id)
                 if current is not None and current.status == "ok":
-                    self.options.progress(f"[molt-budget] lane={lane.id} skipped=resume")
+                    self.options.progress(ProgressEvent("lane_skipped", lane=lane.id))
                     continue
                 results.lanes[lane.id] = LaneResult(lane=lane.id)
                 try:
@@ -133,7 +134,7 @@ class Engine:
                 raise ConfigError(f"{path}: nothing to resume (no results.json there)")
             results = load_results(path)
             results.state = "running"
-            self.options.progress(f"[molt-budget] resume run={results.run_id}")
+            self.options.progress(ProgressEvent("resume", message=f"resume run={results.run_id}"))
             return results, path.parent
         run_id = new_run_id()
         run_dir = self.root / "runs" / run_id
@@ -184,7 +185,7 @@ class Engine:
         except MeasurementError as exc:
             lane_result.status = "error"
             lane_result.error = str(exc)
-            self.options.progress(f"[molt-budget] lane={lane.id} error={_one_line(str(exc))}")
+            self.options.progress(ProgressEvent("lane_error", lane=lane.id, message=str(exc)))
         self._snapshot(results)
 
     def _snapshot(self, results: RunResults) -> None:
@@ -217,7 +218,7 @@ class Engine:
             reason = f"lane {lane.id}: host not quiet after {report.waited_s:.0f}s: {'; '.join(report.reasons)}"
             results.authoritative = False
             results.authoritative_reasons.append(reason)
-            self.options.progress(f"[molt-budget] lane={lane.id} authoritative=false reason={_one_line(reason)}")
+            self.options.progress(ProgressEvent("not_quiet", lane=lane.id, message=reason))
 
     # -- one sample, with retries -----------------------------------------------------
 
@@ -228,7 +229,7 @@ class Engine:
             shutil.rmtree(cache_dir, ignore_errors=True)
         cache_dir.mkdir(parents=True, exist_ok=True)
         sample = Sample(kind=kind, index=index, ok=False, attempts=0)
-        label = {"prime": f"prime={spec.id}", "warmup": f"warmup={index + 1}/{owner.warmups}", "measure": f"repeat={index + 1}/{owner.repeats}"}[kind]
+        total = {"prime": 1, "warmup": owner.warmups, "measure": owner.repeats}[kind]
         for attempt in range(1, spec.retries + 2):
             sample.attempts = attempt
             attempt_dir = self.run_dir / "lanes" / owner.id / f"{kind}-{index + 1}" / f"attempt-{attempt}"
@@ -257,10 +258,11 @@ class Engine:
             ))
             if reason is not None:
                 sample.retry_reason = reason
-            self.options.progress(
-                f"[molt-budget] lane={owner.id} {label} attempt={attempt} elapsed={outcome.wall_s:.2f}s "
-                f"rc={outcome.returncode}" + (f" retry={reason}" if retrying else "")
-            )
+            self.options.progress(ProgressEvent(
+                "attempt", lane=owner.id, phase=kind, index=index + 1, total=total, attempt=attempt,
+                elapsed_s=outcome.wall_s, rc=outcome.returncode, retry=reason if retrying else None,
+                message=spec.id if kind == "prime" else "",
+            ))
             if not retrying:
                 break
             time.sleep(spec.retry_backoff_s * attempt)
