@@ -157,8 +157,8 @@ class Graph:
                 if taken is not None:  # prune the branch that cannot run on this platform
                     walk(ch.body if taken else ch.orelse, f)
                     continue
-                if isinstance(ch, ast.Import):
-                    out.extend((a.name, f) for a in ch.names)
+                if isinstance(ch, ast.Import):  # `import a.b` imports a and a.b
+                    out.extend((".".join(a.name.split(".")[:i + 1]), f) for a in ch.names for i in range(a.name.count(".") + 1))
                 elif isinstance(ch, ast.ImportFrom):
                     target = ".".join((pkg[: len(pkg) - ch.level + 1] if ch.level else []) + [ch.module or ""]).strip(".")
                     out.extend([(target, f)] + [(f"{target}.{a.name}", f) for a in ch.names if a.name != "*"])

@@ -50,10 +50,10 @@ def wait_for_quiescence(
     busy_limit = max_busy_cpus if max_busy_cpus is not None else max_load_per_cpu * ncpu
     started = time.monotonic()
     while True:
-        load1 = os.getloadavg()[0] if check_load else 0.0
+        load1 = os.getloadavg()[0]
         busy = psutil.cpu_percent(interval=_CPU_SAMPLE_S) * ncpu / 100.0
         competitors = _find_competitors(names, _own_family() | set(exclude_pids))
-        reasons = _assess(load1, busy, competitors, ncpu, max_load_per_cpu, busy_limit)
+        reasons = _assess(load1 if check_load else 0.0, busy, competitors, ncpu, max_load_per_cpu, busy_limit)
         waited = time.monotonic() - started
         if not reasons or waited >= max_wait_s:
             return QuiescenceReport(not reasons, reasons, load1, busy, competitors, waited)
