@@ -62,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run the lanes, judge every KPI against budgets.yaml and record the run.", epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     run_args(p)
+    p.add_argument("--base", metavar="REF", help="compare with this commit (default: merge-base of HEAD and settings.remote_main, then main_branch)")
+    p.add_argument("--baseline", metavar="RESULTS.json", help="compare with a saved results file instead of measuring a base")
+    p.add_argument("--base-source", choices=["auto", "worktree", "history"], default="auto",
+                   help="measure the base in a git worktree, or take it from history by commit (exact KPIs only); default auto")
+    p.add_argument("--no-base", action="store_true", help="judge against the budgets only, no baseline")
+    p.add_argument("--aa", action="store_true", help="A/A: build the same commit twice; any exact-KPI difference is `nondeterministic`")
+    p.add_argument("--report-json", metavar="PATH", help="write the comparison report (schemas/report.schema.json)")
+    p.add_argument("--github", action="store_true", help="post the verdict to GitHub (comment, check run, summary) from GITHUB_* env")
+    p.add_argument("--check-name", default="molt-budget", help="check run name with --github (default molt-budget)")
     p.add_argument("--color", choices=["auto", "always", "never"], default="auto", help="colour the status column")
 
     p = sub.add_parser("run", help="measure only: run the lanes and write results, no verdict exit code",
@@ -144,22 +153,27 @@ def _load(args: argparse.Namespace) -> Any:
     return load_config(args.config)
 
 
-def _run(args: argparse.Namespace) -> tuple[Any, Any]:
-    from molt_budget.runner.engine import Engine, RunOptions
+def _run_options(args: argparse.Namespace, config: Any) -> Any:
+    from molt_budget.runner.engine import RunOptions
 
-    config = _load(args)
     lanes = [x.strip() for x in args.lanes.split(",") if x.strip()] if args.lanes else None
     if args.pre_push:
         lanes = [l.id for l in config.lanes.values() if l.pre_push]
-        if not lanes:
-            print("molt-budget: no lanes are marked `pre_push: true`; nothing to check", file=sys.stderr)
     root = Path(args.output_root) if args.output_root else config.resolve(config.settings.output_root)
     progress = (lambda event: None) if args.quiet else (lambda event: print(event.plain(), file=sys.stderr, flush=True))
-    options = RunOptions(
+    return RunOptions(
         output_root=root, lanes=lanes, resume=Path(args.resume) if args.resume else None,
         clean_state=args.clean_state, quiescence=not args.no_quiescence, progress=progress,
     )
-    if args.pre_push and not lanes:
+
+
+def _run(args: argparse.Namespace) -> tuple[Any, Any]:
+    from molt_budget.runner.engine import Engine
+
+    config = _load(args)
+    options = _run_options(args, config)
+    if args.pre_push and not options.lanes:
+        print("molt-budget: no lanes are marked `pre_push: true`; nothing to run", file=sys.stderr)
         return config, None
     engine = Engine(config, options)
     results = engine.run()
@@ -177,14 +191,34 @@ def _run(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from molt_budget.report.terminal import exit_code, render
+    from molt_budget.gate import CheckOptions, run_check
+    from molt_budget.report.terminal import render_report, report_exit_code
+    from molt_budget.results.store import save_results, write_json_atomic
 
-    _config, results = _run(args)
-    if results is None:
+    config = _load(args)
+    options = _run_options(args, config)
+    if args.pre_push and not options.lanes:
+        print("molt-budget: no lanes are marked `pre_push: true`; nothing to check", file=sys.stderr)
         return 0
+    if sum(bool(x) for x in (args.base, args.baseline, args.aa, args.no_base)) > 1:
+        raise BudgetError("--base, --baseline, --aa and --no-base exclude each other")
+    outcome = run_check(config, CheckOptions(
+        run=options, base=args.base, baseline=Path(args.baseline) if args.baseline else None,
+        base_source=args.base_source, aa=args.aa, no_base=args.no_base, record=not args.no_history,
+    ))
+    if args.results:
+        save_results(Path(args.results), outcome.head)
+    if args.report_json:
+        write_json_atomic(Path(args.report_json), outcome.report)
+    if not args.quiet:
+        print(f"[molt-budget] wrote {outcome.head_results_path}", file=sys.stderr)
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
-    print(render(results, color=color))
-    return exit_code(results.kpis)
+    print(render_report(outcome.report, color=color))
+    if args.github:
+        from molt_budget.report.github import publish
+
+        publish(outcome.report, check_name=args.check_name)
+    return report_exit_code(outcome.report)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

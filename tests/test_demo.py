@@ -42,8 +42,8 @@ def ir_counts(path: Path) -> dict:
 
 def build(tmp: Path, entry: Path, *extra: str, name: str = "b", **env: str) -> tuple:
     ir, diag = tmp / f"{name}.ir.json", tmp / f"{name}.diag.json"
-    proc = run([str(entry), "--emit-ir", str(ir), "--diagnostics-file", str(diag), "--out-dir", str(tmp / name), *extra],
-               tmp / "cache", **env)
+    args = [str(entry), "--emit-ir", str(ir), "--diagnostics-file", str(diag), "--out-dir", str(tmp / name), *extra]
+    proc = run(args, tmp / "cache", **env)
     assert proc.returncode == 0, proc.stderr
     return proc, ir, json.loads(diag.read_text())
 

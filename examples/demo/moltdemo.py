@@ -158,9 +158,11 @@ class Graph:
                     walk(ch.body if taken else ch.orelse, f)
                     continue
                 if isinstance(ch, ast.Import):  # `import a.b` imports a and a.b
-                    out.extend((".".join(a.name.split(".")[:i + 1]), f) for a in ch.names for i in range(a.name.count(".") + 1))
+                    parts = [a.name.split(".") for a in ch.names]
+                    out.extend((".".join(p[:i + 1]), f) for p in parts for i in range(len(p)))
                 elif isinstance(ch, ast.ImportFrom):
-                    target = ".".join((pkg[: len(pkg) - ch.level + 1] if ch.level else []) + [ch.module or ""]).strip(".")
+                    base = pkg[: len(pkg) - ch.level + 1] if ch.level else []
+                    target = ".".join(base + [ch.module or ""]).strip(".")
                     out.extend([(target, f)] + [(f"{target}.{a.name}", f) for a in ch.names if a.name != "*"])
                 walk(list(ast.iter_child_nodes(ch)), f)
         walk(self.parse(mod).body, False)
@@ -234,8 +236,10 @@ def analyze(tree: ast.Module) -> dict[int, tuple[set[str], set[str]]]:
                 stored |= {n.name} if hasattr(n, "name") else set()
                 nested |= {x.id for x in ast.walk(n) if isinstance(x, ast.Name)}
                 continue
-            if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load) or isinstance(n, ast.ExceptHandler) and n.name:
-                stored.add(n.id if isinstance(n, ast.Name) else n.name)
+            if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load):
+                stored.add(n.id)
+            elif isinstance(n, ast.ExceptHandler) and n.name:
+                stored.add(n.name)
             elif isinstance(n, (ast.Global, ast.Nonlocal)):
                 declared |= set(n.names)
             elif isinstance(n, ast.alias):
@@ -327,8 +331,9 @@ class Lowerer:
         self.fn = Fn(f"molt_init_{self.sym}", [], "local")
         name = self.cstr(self.mod.name)
         m = self.op("module_new", [name], exc=True)
-        self.op("module_cache_set", [name, m], exc=True)
-        for attr, val in (("__name__", self.mod.name), ("__file__", self.mod.path), ("__package__", self.mod.name.rpartition(".")[0])):
+        self.op("module_cache_set", [name, m], out=False, exc=True)
+        package = self.mod.name.rpartition(".")[0]
+        for attr, val in (("__name__", self.mod.name), ("__file__", self.mod.path), ("__package__", package)):
             self.op("module_set_attr", [m, self.cstr(attr), self.cstr(val)], out=False, exc=True)
         if self.mod.kind == "native":
             self.op("module_bind_native", [m], out=False, exc=True, s_value=self.mod.name)
@@ -350,7 +355,7 @@ class Lowerer:
         for p in params:
             self.op("store_var", out=False, exc=True, var=p)
         if isinstance(node, COMPS):
-            acc = self.op("gen_new" if isinstance(node, ast.GeneratorExp) else snake(type(node).__name__)[:-5] + "_new", [])
+            acc = self.op(snake(type(node).__name__).replace("_comp", "_new").replace("generator_exp", "gen_new"), [])
             self.comp_loops(node, node.generators, acc)
             self.op("ret", [acc], out=False)
         elif isinstance(node, ast.Lambda):
@@ -366,7 +371,8 @@ class Lowerer:
     def comp_loops(self, node: ast.AST, gens: list, acc: str) -> None:
         if not gens:
             vals = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
-            return self.op("yield" if isinstance(node, ast.GeneratorExp) else "container_add", [acc] + [self.expr(v) for v in vals], exc=True)
+            kind = "yield" if isinstance(node, ast.GeneratorExp) else "container_add"
+            return self.op(kind, [acc] + [self.expr(v) for v in vals], exc=True)
         g = gens[0]
 
         def body() -> None:
@@ -422,7 +428,8 @@ class Lowerer:
     def s_Assign(self, s: ast.stmt) -> None:
         if isinstance(s, ast.AugAssign):
             cur = self.expr(ast.Name(s.target.id, ast.Load()) if isinstance(s.target, ast.Name) else s.target)
-            return self.store(s.target, self.op("inplace_" + snake(type(s.op).__name__), [cur, self.expr(s.value)], exc=True))
+            new = self.op("inplace_" + snake(type(s.op).__name__), [cur, self.expr(s.value)], exc=True)
+            return self.store(s.target, new)
         v = self.expr(s.value) if s.value is not None else None
         for t in (s.targets if isinstance(s, ast.Assign) else [s.target]) if v is not None else []:
             self.store(t, v)
@@ -457,7 +464,8 @@ class Lowerer:
         self.label("label", handler)
         exc = self.op("exception_last")
         for h in s.handlers:
-            self.op("if", [self.op("exception_match", [exc, self.expr(h.type)], exc=True) if h.type else exc], out=False)
+            match = self.op("exception_match", [exc, self.expr(h.type)], exc=True) if h.type else exc
+            self.op("if", [match], out=False)
             if h.name:
                 self.store(ast.Name(h.name, ast.Store()), exc)
             self.block(h.body)
@@ -487,7 +495,8 @@ class Lowerer:
             if a.name == "*":
                 self.op("module_import_star", [m], out=False, exc=True)
             else:
-                self.store(ast.Name(a.asname or a.name, ast.Store()), self.op("module_import_from", [m, self.cstr(a.name)], exc=True))
+                value = self.op("module_import_from", [m, self.cstr(a.name)], exc=True)
+                self.store(ast.Name(a.asname or a.name, ast.Store()), value)
 
     s_ImportFrom = s_Import
 
@@ -516,7 +525,10 @@ class Lowerer:
             self.op("module_set_attr", ["__molt_module_obj__", self.cstr(t.id), v], out=False, exc=True)
         elif isinstance(t, ast.Name):
             cell = t.id in self.fn.scope[1]
-            self.op("closure_store" if cell else "store_var", [v], out=False, exc=cell, **{"s_value" if cell else "var": t.id})
+            if cell:
+                self.op("closure_store", [v], out=False, exc=True, s_value=t.id)
+            else:
+                self.op("store_var", [v], out=False, var=t.id)
         elif isinstance(t, ast.Attribute):
             self.op("set_attr", [self.expr(t.value), v], out=False, exc=True, s_value=t.attr)
         elif isinstance(t, ast.Subscript):
@@ -535,7 +547,9 @@ class Lowerer:
             return special(n)
         if isinstance(n, COMPS) or kind == "Lambda":
             f = self.function(n, snake(kind).replace("_", ""))
-            return f if kind == "Lambda" else self.op("call_bind", [f, self.op("iter_new", [self.expr(n.generators[0].iter)], exc=True)], exc=True)
+            if kind == "Lambda":
+                return f
+            return self.op("call_bind", [f, self.op("iter_new", [self.expr(n.generators[0].iter)], exc=True)], exc=True)
         args = [self.expr(c) for c in ast.iter_child_nodes(n) if isinstance(c, ast.expr)]
         opnode = getattr(n, "op", None) or (n.ops[0] if isinstance(n, ast.Compare) else n)
         kind = EXPR_KINDS.get(kind) or snake(type(opnode).__name__)
@@ -574,7 +588,8 @@ class Lowerer:
         ca = self.op("callargs_new", [func])
         for a in n.args:
             star = isinstance(a, ast.Starred)
-            self.op("callargs_push_star" if star else "callargs_push_pos", [ca, self.expr(a.value if star else a)], out=False, exc=True)
+            value = self.expr(a.value if star else a)
+            self.op("callargs_push_star" if star else "callargs_push_pos", [ca, value], out=False, exc=True)
         for k in n.keywords:
             key = self.cstr(k.arg) if k.arg else self.op("const_none")
             self.op("callargs_push_kw", [ca, key, self.expr(k.value)], out=False, exc=True)
@@ -682,7 +697,8 @@ def module_registry(mods: list[Mod]) -> dict:
     strings, table = bytearray(), bytearray()
     for i, m in enumerate(mods):
         n, p = m.name.encode(), m.path.encode()
-        table += b"".join(x.to_bytes(4, "little") for x in (len(strings), len(n), len(strings) + len(n), len(p), i)) + b"\xff" * 8
+        row = (len(strings), len(n), len(strings) + len(n), len(p), i)
+        table += b"".join(x.to_bytes(4, "little") for x in row) + b"\xff" * 8
         strings += n + p
     digest = hashlib.sha256(bytes(table + strings)).hexdigest()
     head = b"MOLTMOD2" + (2).to_bytes(4, "little") + len(mods).to_bytes(4, "little") + bytes.fromhex(digest)[:16]
@@ -707,7 +723,8 @@ def lower_all(mods: list[Mod], profile: str, timings: dict | None = None) -> lis
 def build_ir(mods: list[Mod], profile: str, timings: dict) -> dict:
     main = [{"kind": "call", "s_value": "molt_runtime_init", "args": [], "out": "v0"}]
     for i, m in enumerate(mods, 1):
-        main += [{"kind": "call", "s_value": init_symbol(m.name), "args": [], "out": f"v{i}"}, {"kind": "check_exception", "value": 1}]
+        main += [{"kind": "call", "s_value": init_symbol(m.name), "args": [], "out": f"v{i}"},
+                 {"kind": "check_exception", "value": 1}]
     main_fn = {"name": "molt_main", "params": [], "ops": main + [{"kind": "ret_void"}]}
     return {"functions": lower_all(mods, profile, timings) + [main_fn], "module_registry": module_registry(mods)}
 
@@ -715,10 +732,11 @@ def build_ir(mods: list[Mod], profile: str, timings: dict) -> dict:
 def ir_stats(ir: dict) -> dict:
     """binary_image_analysis.backend_ir.backend_ir, computed from the IR itself."""
     kinds = Counter(o["kind"] for f in ir["functions"] for o in f["ops"])
+    top_kinds = sorted(kinds.items(), key=lambda kc: (-kc[1], kc[0]))
     per_fn = sorted((-len(f["ops"]), f["name"], sum("source_line" in o for o in f["ops"])) for f in ir["functions"])
     return {"function_count": len(ir["functions"]), "op_count": sum(kinds.values()), "call_op_count": kinds["call"],
             "op_kind_count": len(kinds),
-            "op_kind_top": [{"kind": k, "count": c} for k, c in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))[:20]],
+            "op_kind_top": [{"kind": k, "count": c} for k, c in top_kinds][:20],
             "top_functions_by_ops": [{"function": n, "ops": -c, "source_site_ops": s} for c, n, s in per_fn[:10]],
             "function_order_hash": hashlib.sha256("\n".join(f["name"] for f in ir["functions"]).encode()).hexdigest(),
             "profile_attached": False, "runtime_feedback_attached": False}
@@ -776,12 +794,16 @@ def run_backend(payload: bytes, staging: str, runtime: str, level: int, daemon: 
         os.unlink(request)
 
 
+def tool_fingerprint() -> str:
+    """This compiler's own source + the interpreter version: part of every cache key."""
+    with open(DEMO_FILE, "rb") as fh:
+        return hashlib.sha256(f"{DEMO_VERSION}\0{sys.version}\0".encode() + fh.read()).hexdigest()
+
+
 def runtime_image(graph: Graph, profile: str) -> str:
     """Build (once per profile, like molt's cargo runtime build) the runtime library the backend links."""
     target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(cache_root(), "target")
-    with open(DEMO_FILE, "rb") as fh:
-        key = hashlib.sha256(fh.read() + sys.version.encode()).hexdigest()[:16]
-    path = os.path.join(os.path.abspath(target), "moltdemo-runtime", profile, f"runtime-{key}.bin")
+    path = os.path.join(os.path.abspath(target), "moltdemo-runtime", profile, f"runtime-{tool_fingerprint()[:16]}.bin")
     if not os.path.exists(path):
         mods = [m for m in map(graph.find, RUNTIME_MODULES) if m and graph.parse(m)]
         payload = json.dumps({"functions": lower_all(mods, profile)}).encode()
@@ -825,9 +847,10 @@ def acquire_lock(path: str, timeout: float) -> int:
 
 
 def build(args: argparse.Namespace) -> int:
+    """Read molt's env knobs, take the build lock, build; map failures to molt's exit codes."""
     env = os.environ
-    diag_on = bool(args.diagnostics or args.diagnostics_file or env.get(
-        "MOLT_BUILD_DIAGNOSTICS", "").strip().lower() in ("1", "true", "yes", "on"))
+    diag_on = bool(args.diagnostics or args.diagnostics_file
+                   or env.get("MOLT_BUILD_DIAGNOSTICS", "").strip().lower() in ("1", "true", "yes", "on"))
     profile = args.build_profile
     if profile == "release" and env.get("MOLT_RELEASE_CARGO_PROFILE") == "release-fast":
         profile = "release-fast"
@@ -838,16 +861,23 @@ def build(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     try:
-        return build_locked(args, profile, daemon, diag_on)
+        ph = Phases()
+        front = frontend(args, profile, ph)
+        if not backend(args, front, profile, daemon, ph):
+            return 1
     except FrontendError as exc:
         print(exc, file=sys.stderr)
         return 2
     finally:
         os.close(lock)
+    print(f"Successfully built {front['binary']}", file=sys.stderr)
+    if diag_on:
+        report(args, front, ph)
+    return 0
 
 
-def build_locked(args: argparse.Namespace, profile: str, daemon: bool, diag_on: bool) -> int:
-    ph, use_cache = Phases(), not args.no_cache
+def frontend(args: argparse.Namespace, profile: str, ph: Phases) -> dict:
+    """resolve_entry .. ir_lowering: closure, analysis + cache key, IR (lowered or cached), --emit-ir."""
     entry_path = os.path.abspath(os.path.expanduser(args.entry))
     base = re.sub(r"[^A-Za-z0-9._-]", "_", os.path.splitext(os.path.basename(entry_path))[0].split(".")[-1])
     if not os.path.isfile(entry_path):
@@ -857,8 +887,7 @@ def build_locked(args: argparse.Namespace, profile: str, daemon: bool, diag_on: 
     reasons = resolve_closure(graph, base)
     mods = [graph.mods[n] for n in sorted(reasons) if n != base] + [graph.mods[base]]
     ph.mark("module_analysis")
-    key = hashlib.sha256(f"{DEMO_VERSION}\0{profile}\0{sys.version}".encode())
-    timings = {}
+    key, timings = hashlib.sha256(f"{tool_fingerprint()}\0{profile}".encode()), {}
     for m in mods:
         t = time.perf_counter()
         if m.kind != "native":
@@ -867,67 +896,79 @@ def build_locked(args: argparse.Namespace, profile: str, daemon: bool, diag_on: 
         timings[m.name] = {"module": m.name, "path": m.path, "visit_s": time.perf_counter() - t, "lower_s": 0.0}
     key = key.hexdigest()
     cached = os.path.join(cache_root(), key[:2], key)
+    hit = not args.no_cache and all(os.path.exists(os.path.join(cached, f)) for f in ("ir.json", "binary"))
     ph.mark("ir_lowering")
-    ir = None
-    if use_cache and os.path.exists(os.path.join(cached, "binary")):
+    if hit:  # a hit skips lowering and optimisation
         with open(os.path.join(cached, "ir.json"), "rb") as fh:
             ir = json.load(fh)
-    ir = ir or build_ir(mods, profile, timings)
+    else:
+        ir = build_ir(mods, profile, timings)
     if args.emit_ir:
         atomic_write(os.path.abspath(args.emit_ir), json.dumps(ir, indent=2) + "\n")
-    runtime = runtime_image(graph, profile)
     out_dir = os.path.abspath(args.out_dir) if args.out_dir else artifacts_root(None, base)
-    binary = os.path.join(out_dir, base)
+    return {"base": base, "graph": graph, "reasons": reasons, "mods": mods, "timings": list(timings.values()),
+            "ir": ir, "key": key, "cached": cached, "hit": hit, "binary": os.path.join(out_dir, base),
+            "runtime": runtime_image(graph, profile)}  # backend setup (molt: absorbed by ir_lowering)
+
+
+def backend(args: argparse.Namespace, front: dict, profile: str, daemon: bool, ph: Phases) -> bool:
+    """cache_lookup, then runtime_setup (hit) or the backend_* phases (miss)."""
     ph.mark("cache_lookup")
-    hit = use_cache and os.path.exists(os.path.join(cached, "binary"))
+    key, cached, binary = front["key"], front["cached"], front["binary"]
     if args.cache_report:
-        print(f"Cache: hit ({key}) [module]" if hit else f"Cache: miss ({key})" if use_cache else "Cache: disabled", flush=True)
-    if hit:
+        state = "disabled" if args.no_cache else f"hit ({key}) [module]" if front["hit"] else f"miss ({key})"
+        print(f"Cache: {state}", flush=True)
+    if front["hit"]:
         ph.mark("runtime_setup")
         with open(os.path.join(cached, "binary"), "rb") as fh:
             atomic_write(binary, fh.read())
-    else:
-        t = time.perf_counter()
-        ph.mark("backend_codegen", t)  # molt sets it with backend_prepare's timestamp: always 0.0
-        ph.mark("backend_prepare", t)
-        payload = json.dumps(ir, separators=(",", ":")).encode()
-        staging = os.path.join(out_dir, f".{base}.staging")
-        try:
-            run_backend(payload, staging, runtime, 9 if profile == "release" else 1, daemon, ph)
-        except (RuntimeError, OSError) as exc:
-            print(f"error: backend compile failed: {exc}", file=sys.stderr)
-            return 1
-        ph.mark("backend_artifact_stage")
-        os.replace(staging, binary)
-        if use_cache:
-            ph.mark("backend_cache_write")
-            atomic_write(os.path.join(cached, "ir.json"), payload)
-            with open(binary, "rb") as fh:
-                atomic_write(os.path.join(cached, "binary"), fh.read())
-    diag = diagnostics(ph, base, graph, reasons, mods, ir, list(timings.values())) if diag_on else None
-    print(f"Successfully built {binary}", file=sys.stderr)
-    if diag is not None:
-        dfile = args.diagnostics_file or os.environ.get("MOLT_BUILD_DIAGNOSTICS_FILE") or None
-        if dfile:
-            dfile = os.path.join(artifacts_root(args.out_dir, base), os.path.expanduser(dfile))
-            atomic_write(dfile, json.dumps(diag, indent=2) + "\n")
-        print_block(diag, dfile)
-    return 0
+        return True
+    t = time.perf_counter()
+    ph.mark("backend_codegen", t)  # molt sets it with backend_prepare's timestamp, so it is always 0.0
+    ph.mark("backend_prepare", t)
+    payload = json.dumps(front["ir"], separators=(",", ":")).encode()
+    staging = os.path.join(os.path.dirname(binary), f".{front['base']}.staging")
+    try:
+        run_backend(payload, staging, front["runtime"], 9 if profile == "release" else 1, daemon, ph)
+    except (RuntimeError, OSError) as exc:
+        print(f"error: backend compile failed: {exc}", file=sys.stderr)
+        return False
+    ph.mark("backend_artifact_stage")
+    os.replace(staging, binary)
+    if not args.no_cache:
+        ph.mark("backend_cache_write")
+        atomic_write(os.path.join(cached, "ir.json"), payload)
+        with open(binary, "rb") as fh:
+            atomic_write(os.path.join(cached, "binary"), fh.read())
+    return True
+
+
+def report(args: argparse.Namespace, front: dict, ph: Phases) -> None:
+    """Build the payload, write it (molt: relative paths under the artifacts root), print the block."""
+    diag = diagnostics(ph, front)
+    path = args.diagnostics_file or os.environ.get("MOLT_BUILD_DIAGNOSTICS_FILE") or None
+    if path:
+        path = os.path.join(artifacts_root(args.out_dir, front["base"]), os.path.expanduser(path))
+        atomic_write(path, json.dumps(diag, indent=2) + "\n")
+    print_block(diag, path)
 
 
 # ------------------------------------------------------------------------------ diagnostics
 def phase_attribution(total: float, phases: dict[str, float]) -> dict:
     """molt's _build_phase_attribution for a native build (the wasm keys are 0)."""
     vals = {k: phases.get(k, 0.0) for k in PHASE_ATTR_KEYS}
-    vals["frontend_lowering"] = round(sum(phases.get(k, 0.0) for k in ("resolve_entry", "module_graph", "module_analysis", "ir_lowering")), 6)
+    front = ("resolve_entry", "module_graph", "module_analysis", "ir_lowering")
+    vals["frontend_lowering"] = round(sum(phases.get(k, 0.0) for k in front), 6)
     vals["final_app_codegen"] = vals["backend_codegen"]
     return {"schema_version": 1, "total_sec": total, "phase_sec": vals,
             "phase_share": {k: round(v / total, 8) if total > 0 else 0.0 for k, v in vals.items()},
             "ranked_phases": [k for k, _ in sorted(vals.items(), key=lambda kv: (-kv[1], kv[0]))]}
 
 
-def diagnostics(ph: Phases, base: str, graph: Graph, reasons: dict, mods: list[Mod], ir: dict, timings: list) -> dict:
+def diagnostics(ph: Phases, front: dict) -> dict:
+    """The MOLT_BUILD_DIAGNOSTICS payload (molt's keys; binary_image_closure is a subset)."""
     end = time.perf_counter()
+    base, graph, reasons, mods, timings = (front[k] for k in ("base", "graph", "reasons", "mods", "timings"))
     total, phases, names = round(end - ph.t0, 6), ph.durations(end), sorted(reasons)
     entry = graph.mods[base].path
     image = {"kind": "entry_script", "selector_source": "cli:file", "entry_module": base, "source_path": entry,
@@ -946,9 +987,11 @@ def diagnostics(ph: Phases, base: str, graph: Graph, reasons: dict, mods: list[M
         "slice_cache_hits", "slice_cache_misses", "slice_requests", "source_parses", "source_prunes")}
     order_hash = hashlib.sha256("\n".join(m.name for m in mods).encode()).hexdigest()
     for t in timings:
-        t.update(visit_s=round(t["visit_s"], 6), lower_s=round(t["lower_s"], 6), total_s=round(t["visit_s"] + t["lower_s"], 6), timed_out=False)
-    frontend = {"schema_version": 1, "module_schedule": {"module_order_len": len(mods), "compile_order_len": len(mods),
-                                                          "module_order_hash": order_hash, "compile_order_hash": order_hash},
+        visit, lower = round(t["visit_s"], 6), round(t["lower_s"], 6)
+        t.update(visit_s=visit, lower_s=lower, total_s=round(t["visit_s"] + t["lower_s"], 6), timed_out=False)
+    schedule = {"module_order_len": len(mods), "compile_order_len": len(mods), "module_order_hash": order_hash,
+                "compile_order_hash": order_hash}
+    frontend = {"schema_version": 1, "module_schedule": schedule,
                 "lowering": {"target_python": "py%d%d" % sys.version_info[:2], "module_chunking": True,
                              "module_chunk_max_ops": CHUNK_MAX_OPS, "compile_equals_known": True}}
     return {"enabled": True, "total_sec": total, "phase_sec": phases, "module_count": len(names),
@@ -957,7 +1000,7 @@ def diagnostics(ph: Phases, base: str, graph: Graph, reasons: dict, mods: list[M
             "module_reasons": reasons, "binary_image_closure": closure, "binary_image": image,
             "known_module_count": len(names), "compile_module_count": len(mods),
             "binary_image_analysis": {"schema_version": 1, "frontend": frontend,
-                                      "backend_ir": {"schema_version": 1, "backend_ir": ir_stats(ir)}},
+                                      "backend_ir": {"schema_version": 1, "backend_ir": ir_stats(front["ir"])}},
             "frontend_module_timings": timings,
             "frontend_module_timings_top": sorted(timings, key=lambda t: (-t["total_s"], t["module"]))[:20],
             "frontend_parallel": {"enabled": False, "workers": 1, "mode": "serial", "reason": "demo_serial",

@@ -76,12 +76,30 @@ class Engine:
     # -- the run ---------------------------------------------------------------------
 
     def run(self) -> RunResults:
+        """Every selected lane, one after the other; the comparison driver uses the steps below."""
+        results = self.open()
+        try:
+            for lane in self.selected:
+                if self.is_done(lane):
+                    continue
+                if self.prepare_lane(lane):
+                    for i in range(lane.repeats):
+                        if not self.measure_once(lane, i).ok:
+                            break
+                self.finish_lane(lane)
+        except (KeyboardInterrupt, Interrupted):
+            self.abort()
+        return self.close()
+
+    # -- steps: open → (prepare_lane → measure_once… → finish_lane)… → close ----------
+
+    def open(self) -> RunResults:
         from filelock import FileLock, Timeout
 
         self.root.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.root / ".lock"))
+        self._lock = FileLock(str(self.root / ".lock"))
         try:
-            lock.acquire(timeout=self.config.settings.lock_timeout_s)
+            self._lock.acquire(timeout=self.config.settings.lock_timeout_s)
         except Timeout:
             raise LockTimeout(
                 f"{self.root}: another molt-budget run holds this output root "
@@ -89,42 +107,94 @@ class Engine:
                 f"wait for it or pass --output-root DIR"
             ) from None
         try:
-            return self._run_locked()
-        finally:
-            lock.release()
+            if self.options.clean_state:
+                self.clean_state()
+            self.results, self.run_dir = self._start_or_resume()
+        except BaseException:
+            self._lock.release()
+            raise
+        self.results_path = self.run_dir / "results.json"
+        self.marker = (MARKER_VAR, self.results.run_id)
+        self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
+        return self.results
 
-    def _run_locked(self) -> RunResults:
-        if self.options.clean_state:
-            self.clean_state()
-        results, run_dir = self._start_or_resume()
-        self.results_path = run_dir / "results.json"
-        self.run_dir = run_dir
-        self.marker = (MARKER_VAR, results.run_id)
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    def is_done(self, lane: Lane) -> bool:
+        """A lane finished by an earlier, resumed run is kept as it is."""
+        current = self.results.lanes.get(lane.id)
+        if current is not None and current.status == "ok":
+            self.options.progress(ProgressEvent("lane_skipped", lane=lane.id))
+            return True
+        return False
+
+    def prepare_lane(self, lane: Lane) -> bool:
+        """Quiescence check, prime chain and warm-ups; False (lane marked error) if any failed."""
+        self.results.lanes[lane.id] = LaneResult(lane=lane.id)
+        if self._is_timed(lane) and self.options.quiescence:
+            self._check_quiescence(lane, self.results)
+        self._ran_lane = True
         try:
-            for lane in self.selected:
-                current = results.lanes.get(lane.id)
-                if current is not None and current.status == "ok":
-                    self.options.progress(ProgressEvent("lane_skipped", lane=lane.id))
-                    continue
-                results.lanes[lane.id] = LaneResult(lane=lane.id)
-                try:
-                    self._run_lane(lane, results)
-                finally:
-                    kill_marked(self.marker)
-            results.kpis = [judge_kpi(k, results.lanes.get(k.lane)) for k in self.config.kpis.values() if k.lane in {l.id for l in self.selected}]
-            results.state = "complete"
-        except (KeyboardInterrupt, Interrupted):
-            kill_marked(self.marker)
-            results.state = "interrupted"
-            results.finished_utc = utc_now()
-            save_results(self.results_path, results)
-            raise Interrupted(f"interrupted; measured samples are kept in {self.results_path} (continue with --resume {run_dir})") from None
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-        results.finished_utc = utc_now()
-        save_results(self.results_path, results)
-        return results
+            for prime in self._prime_chain(lane):
+                self._append(lane, self._run_sample(prime, lane, "prime", 0), f"prime lane {prime.id} failed")
+            for i in range(lane.warmups):
+                self._append(lane, self._run_sample(lane, lane, "warmup", i), f"warm-up {i + 1}/{lane.warmups}")
+        except MeasurementError as exc:
+            self._lane_error(lane, str(exc))
+            return False
+        return True
+
+    def measure_once(self, lane: Lane, index: int, total: int | None = None) -> Sample:
+        """One measured sample (with retries), snapshotted at once; a failed one fails the lane."""
+        lane_result = self.results.lanes[lane.id]
+        sample = self._run_sample(lane, lane, "measure", index, detail=lane_result.detail, total=total)
+        try:
+            self._append(lane, sample, f"repeat {index + 1}/{total or lane.repeats}")
+        except MeasurementError as exc:
+            self._lane_error(lane, str(exc))
+        return sample
+
+    def finish_lane(self, lane: Lane) -> None:
+        lane_result = self.results.lanes[lane.id]
+        if lane_result.status == "pending":
+            lane_result.status = "ok"
+        kill_marked(self.marker)
+        self._snapshot(self.results)
+
+    def abort(self) -> None:
+        """Interrupted: kill the run's processes, keep every sample measured so far, say how to resume."""
+        kill_marked(self.marker)
+        self.results.state = "interrupted"
+        self.results.finished_utc = utc_now()
+        save_results(self.results_path, self.results)
+        self._release()
+        raise Interrupted(
+            f"interrupted; measured samples are kept in {self.results_path} (continue with --resume {self.run_dir})"
+        ) from None
+
+    def close(self) -> RunResults:
+        selected = {l.id for l in self.selected}
+        self.results.kpis = [judge_kpi(k, self.results.lanes.get(k.lane)) for k in self.config.kpis.values() if k.lane in selected]
+        self.results.state = "complete"
+        self.results.finished_utc = utc_now()
+        save_results(self.results_path, self.results)
+        self._release()
+        return self.results
+
+    def _release(self) -> None:
+        signal.signal(signal.SIGTERM, self._previous_sigterm)
+        self._lock.release()
+
+    def _append(self, lane: Lane, sample: Sample, what: str) -> None:
+        self.results.lanes[lane.id].samples.append(sample)
+        self._snapshot(self.results)
+        if not sample.ok:
+            raise MeasurementError(f"{what}: {sample.error}")
+
+    def _lane_error(self, lane: Lane, message: str) -> None:
+        lane_result = self.results.lanes[lane.id]
+        lane_result.status = "error"
+        lane_result.error = message
+        self.options.progress(ProgressEvent("lane_error", lane=lane.id, message=message))
+        self._snapshot(self.results)
 
     def _start_or_resume(self) -> tuple[RunResults, Path]:
         resume = self.options.resume
@@ -156,37 +226,6 @@ class Engine:
         shutil.rmtree(self.root / "cache", ignore_errors=True)
 
     # -- one lane -------------------------------------------------------------------
-
-    def _run_lane(self, lane: Lane, results: RunResults) -> None:
-        lane_result = results.lanes[lane.id]
-        if self._is_timed(lane) and self.options.quiescence:
-            self._check_quiescence(lane, results)
-        self._ran_lane = True
-        try:
-            for prime in self._prime_chain(lane):
-                sample = self._run_sample(prime, lane, "prime", 0)
-                lane_result.samples.append(sample)
-                self._snapshot(results)
-                if not sample.ok:
-                    raise MeasurementError(f"prime lane {prime.id} failed: {sample.error}")
-            for i in range(lane.warmups):
-                sample = self._run_sample(lane, lane, "warmup", i)
-                lane_result.samples.append(sample)
-                self._snapshot(results)
-                if not sample.ok:
-                    raise MeasurementError(f"warm-up {i + 1}/{lane.warmups}: {sample.error}")
-            for i in range(lane.repeats):
-                sample = self._run_sample(lane, lane, "measure", i, detail=lane_result.detail)
-                lane_result.samples.append(sample)
-                if not sample.ok:
-                    raise MeasurementError(f"repeat {i + 1}/{lane.repeats}: {sample.error}")
-                self._snapshot(results)
-            lane_result.status = "ok"
-        except MeasurementError as exc:
-            lane_result.status = "error"
-            lane_result.error = str(exc)
-            self.options.progress(ProgressEvent("lane_error", lane=lane.id, message=str(exc)))
-        self._snapshot(results)
 
     def _snapshot(self, results: RunResults) -> None:
         save_results(self.results_path, results)
@@ -222,14 +261,14 @@ class Engine:
 
     # -- one sample, with retries -----------------------------------------------------
 
-    def _run_sample(self, spec: Lane, owner: Lane, kind: str, index: int, detail: dict | None = None) -> Sample:
+    def _run_sample(self, spec: Lane, owner: Lane, kind: str, index: int, detail: dict | None = None, total: int | None = None) -> Sample:
         """Run `spec`'s command in `owner`'s cache (they differ only for a prime)."""
         cache_dir = self.root / "cache" / owner.cache
         if owner.cache_state == "cold" and kind != "prime":
             shutil.rmtree(cache_dir, ignore_errors=True)
         cache_dir.mkdir(parents=True, exist_ok=True)
         sample = Sample(kind=kind, index=index, ok=False, attempts=0)
-        total = {"prime": 1, "warmup": owner.warmups, "measure": owner.repeats}[kind]
+        total = total or {"prime": 1, "warmup": owner.warmups, "measure": owner.repeats}[kind]
         for attempt in range(1, spec.retries + 2):
             sample.attempts = attempt
             attempt_dir = self.run_dir / "lanes" / owner.id / f"{kind}-{index + 1}" / f"attempt-{attempt}"

@@ -1,0 +1,258 @@
+"""Head against base, KPI by KPI: budget verdict plus change verdict, by class.
+
+- exact (counts): one build a side is enough, any difference is real; `max_increase_*`
+  bounds the change, and in an A/A run any difference is `nondeterministic`.
+- timed (seconds): paired samples, Mann-Whitney + bootstrap CI of the ratio, Holm across
+  the run (see compare.stats).
+- counted (instructions): minimum of N runs a side against a noise threshold.
+A difference in declared provenance makes the change verdict `not_comparable`, never `fail`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from molt_budget import __version__
+from molt_budget.compare import stats
+from molt_budget.compare.attribution import lane_diff, merge_diffs
+from molt_budget.compare.budget import aggregate, judge_kpi
+from molt_budget.config.model import Config, Kpi
+from molt_budget.results.model import KpiResult, LaneResult, RunResults
+
+SEVERITY = {"pass": 0, "not_comparable": 1, "yellow": 2, "nondeterministic": 3, "error": 4, "fail": 5}
+DEFAULT_TIMED_MAX_INCREASE_PCT = 10.0
+
+
+@dataclass
+class BaseInfo:
+    commit: str | None
+    ref: str | None
+    source: str                      # worktree | history | results | same-commit
+    run_id: str | None = None
+
+
+def timed_values(kpi: Kpi, base: RunResults, head: RunResults) -> tuple[list[float], list[float]]:
+    """Paired by index: the i-th base sample ran right before the i-th head sample."""
+    b = _lane_values(base.lanes.get(kpi.lane), kpi.metric)
+    h = _lane_values(head.lanes.get(kpi.lane), kpi.metric)
+    n = min(len(b), len(h))
+    return b[:n], h[:n]
+
+
+def timed_policy(kpi: Kpi) -> "stats.TimedPolicy":
+    return stats.TimedPolicy(
+        max_increase_pct=kpi.max_increase_pct or DEFAULT_TIMED_MAX_INCREASE_PCT,
+        yellow_fraction=kpi.yellow_fraction, pairs=kpi.pairs, max_pairs=kpi.max_pairs,
+    )
+
+
+def compare(config: Config, head: RunResults, base: RunResults | None, base_info: BaseInfo | None, *,
+            aa: bool = False, reproduce: str = "", history_fences: dict[str, float | None] | None = None) -> dict[str, Any]:
+    """The comparison report (schemas/report.schema.json)."""
+    selected = [k for k in config.kpis.values() if k.lane in head.lanes]
+    rows: list[dict[str, Any]] = []
+    timed_p: dict[str, float] = {}
+    if base is not None:
+        for kpi in selected:
+            if kpi.kpi_class == "timed":
+                b, h = timed_values(kpi, base, head)
+                if len(b) >= 2 and _comparable(config, base, head) is None:
+                    timed_p[kpi.id] = stats.decide_timed(h, b, timed_policy(kpi)).p_value
+    adjusted = dict(zip(timed_p, stats.holm(list(timed_p.values())))) if timed_p else {}
+    for kpi in selected:
+        budget = judge_kpi(kpi, head.lanes.get(kpi.lane))
+        row = _row(kpi, budget)
+        if base is not None:
+            _change(config, kpi, row, budget, base, head, aa, adjusted.get(kpi.id), (history_fences or {}).get(kpi.id))
+        _drift(kpi, row)
+        rows.append(row)
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    worst = max((r["status"] for r in rows), key=lambda s: SEVERITY[s], default="pass")
+    regressed = sorted({r["lane"] for r in rows if r["status"] in ("yellow", "fail", "nondeterministic")})
+    diff = merge_diffs([lane_diff(l, base.lanes.get(l), head.lanes.get(l)) for l in regressed]) if base is not None else merge_diffs([])
+    prov = head.provenance
+    return {
+        "schema_version": 1,
+        "tool_version": __version__,
+        "config_path": _rel_config(config),
+        "verdict": {"status": _verdict(worst), "counts": counts},
+        "authoritative": head.authoritative and (base.authoritative if base is not None else True),
+        "authoritative_reasons": head.authoritative_reasons + ([f"base: {r}" for r in base.authoritative_reasons] if base else []),
+        "base": None if base_info is None else {"commit": base_info.commit, "ref": base_info.ref, "source": base_info.source, "run_id": base_info.run_id},
+        "head": {"commit": prov.get("commit"), "ref": prov.get("branch"), "dirty": prov.get("dirty"), "run_id": head.run_id},
+        "kpis": rows,
+        "diff": diff,
+        "reproduce": reproduce,
+        "results_path": None,
+    }
+
+
+def _verdict(worst: str) -> str:
+    if worst in ("fail", "nondeterministic"):
+        return "fail"
+    if worst == "error":
+        return "error"
+    if worst == "yellow":
+        return "yellow"
+    return "pass"
+
+
+def _row(kpi: Kpi, budget: KpiResult) -> dict[str, Any]:
+    return {
+        "id": kpi.id, "title": kpi.title, "lane": kpi.lane, "metric": kpi.metric, "class": kpi.kpi_class,
+        "unit": kpi.unit, "direction": kpi.direction, "target": kpi.target, "limit": kpi.limit, "line": kpi.line,
+        "base": None, "head": budget.value, "delta": None, "delta_pct": None,
+        "status": budget.status, "budget_status": budget.status, "reason": budget.reason,
+        "p_value": None, "ci_low": None, "ci_high": None, "pairs": None,
+    }
+
+
+def _worse(kpi: Kpi, delta: float) -> float:
+    """The change in the bad direction (positive = worse)."""
+    return delta if kpi.direction == "lower" else -delta
+
+
+def _change(config: Config, kpi: Kpi, row: dict[str, Any], budget: KpiResult, base: RunResults, head: RunResults,
+            aa: bool, adjusted_p: float | None, fence: float | None) -> None:
+    b_lane, h_lane = base.lanes.get(kpi.lane), head.lanes.get(kpi.lane)
+    b_values = _lane_values(b_lane, kpi.metric)
+    if not b_values:
+        if budget.status != "error":
+            why = b_lane.error if b_lane is not None and b_lane.error else f"metric {kpi.metric} was not measured on the base"
+            _set(row, "error" if budget.status != "fail" else "fail", f"{row['reason']}; base: {why}")
+        return
+    b_value = aggregate(b_values, kpi.aggregate)
+    row["base"] = b_value
+    h_value = budget.value
+    if h_value is None:
+        return
+    row["delta"] = h_value - b_value
+    row["delta_pct"] = (h_value - b_value) / b_value * 100 if b_value else None
+    mismatch = _comparable(config, base, head)
+    if mismatch is not None:
+        if budget.status in ("pass",):
+            _set(row, "not_comparable", f"not comparable with the base: {mismatch}")
+        else:
+            row["reason"] += f"; not comparable with the base: {mismatch}"
+        return
+    if kpi.kpi_class == "exact":
+        _exact(kpi, row, budget, b_values, _lane_values(h_lane, kpi.metric), aa)
+    elif kpi.kpi_class == "timed":
+        _timed(kpi, row, budget, base, head, adjusted_p)
+    else:
+        _counted(kpi, row, budget, b_values, _lane_values(h_lane, kpi.metric), fence)
+
+
+def _exact(kpi: Kpi, row: dict[str, Any], budget: KpiResult, b_values: list[float], h_values: list[float], aa: bool) -> None:
+    b, h = row["base"], row["head"]
+    if aa:
+        if len(set(b_values)) > 1 or len(set(h_values)) > 1 or b != h:
+            seen = sorted(set(b_values) | set(h_values))
+            _escalate(row, "nondeterministic", f"same commit built twice gave different values {', '.join(f'{v:g}' for v in seen)}: the build is not deterministic")
+        return
+    worse = _worse(kpi, h - b)
+    limits = []
+    if kpi.max_increase_abs is not None:
+        limits.append((kpi.max_increase_abs, worse, f"{worse:+g} {kpi.unit}".strip()))
+    if kpi.max_increase_pct is not None and b:
+        limits.append((kpi.max_increase_pct, worse / abs(b) * 100, f"{worse / abs(b) * 100:+.2f}%"))
+    for allowed, change, shown in limits:
+        if change > allowed:
+            _escalate(row, "fail", f"changed by {shown} against the base (allowed {allowed:g})")
+            return
+    for allowed, change, shown in limits:
+        if change > allowed * kpi.yellow_fraction:
+            _escalate(row, "yellow", f"changed by {shown} against the base (over {kpi.yellow_fraction:g} of the {allowed:g} allowed)")
+            return
+    if worse > 0 and not limits and row["status"] == "pass":
+        row["reason"] += f"; {worse:+g} against the base"
+
+
+def _timed(kpi: Kpi, row: dict[str, Any], budget: KpiResult, base: RunResults, head: RunResults, adjusted_p: float | None) -> None:
+    b, h = timed_values(kpi, base, head)
+    row["pairs"] = len(b)
+    if len(b) < 2:
+        row["reason"] += "; fewer than 2 paired samples: no change verdict"
+        return
+    if kpi.direction == "higher":
+        b, h = h, b
+    decision = stats.decide_timed(h, b, timed_policy(kpi), alpha_adjusted_p=adjusted_p)
+    row.update(p_value=decision.p_value, ci_low=decision.ci_low, ci_high=decision.ci_high)
+    if decision.status != "pass":
+        _escalate(row, decision.status, decision.reason)
+    else:
+        row["reason"] += f"; {decision.reason}"
+
+
+def _counted(kpi: Kpi, row: dict[str, Any], budget: KpiResult, b_values: list[float], h_values: list[float], fence: float | None) -> None:
+    b, h = min(b_values), min(h_values)
+    if kpi.direction == "higher":
+        b, h = h, b
+    decision = stats.decide_counted(h, b, floor_pct=kpi.noise_floor_pct or 0.5, fence=fence,
+                                    max_increase_pct=kpi.max_increase_pct, yellow_fraction=kpi.yellow_fraction)
+    row["base"], row["head"] = min(b_values), min(h_values)
+    if decision.status != "pass":
+        _escalate(row, decision.status, decision.reason)
+    else:
+        row["reason"] += f"; {decision.reason}"
+
+
+def _drift(kpi: Kpi, row: dict[str, Any]) -> None:
+    seeded = (kpi.seeded_from or {}).get("value") if isinstance(kpi.seeded_from, dict) else None
+    if seeded is None or kpi.max_drift_pct is None or row["head"] is None or not seeded:
+        return
+    drift = _worse(kpi, row["head"] - seeded) / abs(seeded) * 100
+    if drift > kpi.max_drift_pct:
+        _escalate(row, "fail", f"drifted {drift:+.1f}% since the budget was set at {seeded:g} (max {kpi.max_drift_pct:g}%)")
+
+
+def _set(row: dict[str, Any], status: str, reason: str) -> None:
+    row["status"], row["reason"] = status, reason
+
+
+def _escalate(row: dict[str, Any], status: str, reason: str) -> None:
+    if SEVERITY[status] >= SEVERITY[row["status"]]:
+        row["status"], row["reason"] = status, reason + (f" ({row['reason']})" if row["reason"] else "")
+    else:
+        row["reason"] += f"; {reason}"
+
+
+def _lane_values(lane: LaneResult | None, metric: str) -> list[float]:
+    if lane is None:
+        return []
+    return [s.metrics[metric] for s in lane.measured() if metric in s.metrics]
+
+
+def _comparable(config: Config, base: RunResults, head: RunResults) -> str | None:
+    """The first declared provenance key that differs between the two sides, or None."""
+    for key in config.settings.compare_on:
+        b, h = _dig(base.provenance, key), _dig(head.provenance, key)
+        if b is not None and h is not None and b != h:
+            return f"{key} differs ({_short(b)} vs {_short(h)})"
+    return None
+
+
+def _dig(data: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return None
+        data = data[part]
+    return data
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _rel_config(config: Config) -> str:
+    from molt_budget.gitutil import toplevel
+
+    top = toplevel(config.root)
+    try:
+        return str(config.path.relative_to(top)) if top else config.path.name
+    except ValueError:
+        return config.path.name

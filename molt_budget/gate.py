@@ -1,0 +1,193 @@
+"""`molt-budget check`: measure head (and its base), judge, record. The CLI stays thin.
+
+Where the base comes from, in order: `--baseline RESULTS.json`; `--aa` (the same commit
+twice); `--base REF` or the merge-base with the main branch, measured in a git worktree
+(always for timed KPIs, which must be interleaved) or taken from history by commit.
+Nothing to compare with (no git, HEAD is the base and the tree is clean): budgets alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from molt_budget import gitutil
+from molt_budget.compare import stats
+from molt_budget.compare.comparator import BaseInfo, compare, timed_policy, timed_values
+from molt_budget.config.model import Config, Lane
+from molt_budget.errors import ConfigError
+from molt_budget.results.history import History
+from molt_budget.results.model import RunResults
+from molt_budget.results.store import load_results
+from molt_budget.runner.engine import Engine, RunOptions
+
+
+@dataclass
+class CheckOptions:
+    run: RunOptions
+    base: str | None = None
+    baseline: Path | None = None
+    base_source: str = "auto"           # auto | worktree | history
+    aa: bool = False
+    no_base: bool = False
+    record: bool = True
+
+
+@dataclass
+class CheckOutcome:
+    report: dict[str, Any]
+    head: RunResults
+    base: RunResults | None
+    head_results_path: Path
+
+
+def run_check(config: Config, options: CheckOptions) -> CheckOutcome:
+    history = History(config.resolve(config.settings.history))
+    engine = Engine(config, options.run)
+    lanes = [l.id for l in engine.selected]
+    base_info, base = None, None
+    if options.baseline is not None:
+        base = load_results(options.baseline)
+        base_info = BaseInfo(commit=base.provenance.get("commit"), ref=str(options.baseline), source="results", run_id=base.run_id)
+        head = engine.run()
+        head_path = engine.results_path
+    elif options.aa:
+        paired = _paired(config, config, options, lanes, options.run.output_root / "aa")
+        head, base, head_path = paired.head, paired.base, Path(paired.head_results_path)
+        base_info = BaseInfo(commit=head.provenance.get("commit"), ref="HEAD", source="same-commit", run_id=base.run_id)
+    else:
+        target = None if options.no_base else _resolve_base(config, options.base)
+        if target is None:
+            head = engine.run()
+            head_path = engine.results_path
+        else:
+            ref, sha = target
+            stored = _from_history(config, history, sha, lanes) if options.base_source in ("auto", "history") else None
+            if options.base_source == "history" and stored is None:
+                raise ConfigError(f"no complete run of commit {sha[:12]} with lanes {', '.join(lanes)} in {history.path}")
+            if stored is not None:
+                base = stored
+                base_info = BaseInfo(commit=sha, ref=ref, source="history", run_id=base.run_id)
+                head = engine.run()
+                head_path = engine.results_path
+            else:
+                base_config = _config_in_worktree(config, sha, options.run.output_root)
+                paired = _paired(config, base_config, options, lanes, options.run.output_root / "base")
+                head, base, head_path = paired.head, paired.base, Path(paired.head_results_path)
+                base_info = BaseInfo(commit=sha, ref=ref, source="worktree", run_id=base.run_id)
+                if options.record:
+                    history.record(base, Path(paired.base_results_path))
+    if options.record:
+        history.record(head, head_path)
+    fences = _fences(config, history, lanes) if base is not None else None
+    report = compare(config, head, base, base_info, aa=options.aa, reproduce=_reproduce(config, options, base_info),
+                     history_fences=fences)
+    report["results_path"] = str(head_path)
+    return CheckOutcome(report=report, head=head, base=base, head_results_path=head_path)
+
+
+def _resolve_base(config: Config, ref: str | None) -> tuple[str, str] | None:
+    """(ref, sha) of the base, or None when there is nothing to compare with."""
+    repo = gitutil.toplevel(config.root)
+    if repo is None:
+        if ref is not None:
+            raise ConfigError(f"--base {ref}: {config.root} is not inside a git repository")
+        return None
+    head = gitutil.try_git(repo, "rev-parse", "HEAD")
+    if ref is not None:
+        sha = gitutil.try_git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+        if sha is None:
+            raise ConfigError(f"--base {ref}: no such commit or branch in {repo}")
+        return ref, sha
+    found = gitutil.default_base(repo, [config.settings.remote_main, config.settings.main_branch])
+    if found is None:
+        return None
+    base_ref, sha = found
+    dirty = bool(gitutil.try_git(repo, "status", "--porcelain", "--untracked-files=no"))
+    if sha == head and not dirty:
+        return None
+    return f"merge-base(HEAD, {base_ref})", sha
+
+
+def _from_history(config: Config, history: History, sha: str, lanes: list[str]) -> RunResults | None:
+    """A stored base is good enough for exact KPIs only: timed ones need interleaving."""
+    if any(k.kpi_class != "exact" for k in config.kpis.values() if k.lane in lanes):
+        return None
+    if not history.path.exists():
+        return None
+    found = history.latest_run_for_commit(sha)
+    if found is None or not found[1] or not Path(found[1]).exists():
+        return None
+    stored = load_results(Path(found[1]))
+    if all(stored.lanes.get(l) is not None and stored.lanes[l].status == "ok" for l in lanes):
+        return stored
+    return None
+
+
+def _config_in_worktree(config: Config, sha: str, output_root: Path) -> Config:
+    repo = gitutil.toplevel(config.root)
+    if repo is None:
+        raise ConfigError(f"{config.path}: not inside a git repository; cannot measure a base commit")
+    try:
+        rel = config.path.relative_to(repo)
+    except ValueError:
+        raise ConfigError(f"{config.path}: the budgets file must be inside the repository {repo} to measure a base") from None
+    worktree = gitutil.ensure_worktree(repo, sha, output_root.resolve() / "worktrees" / sha[:12])
+    # The head's lanes and KPIs, run in the base's checkout: same procedure, other code.
+    return dataclasses.replace(config, path=worktree / rel)
+
+
+def _paired(head_config: Config, base_config: Config, options: CheckOptions, lanes: list[str], base_root: Path) -> Any:
+    from molt_budget.runner.paired import run_paired
+
+    base_options = dataclasses.replace(options.run, output_root=base_root, resume=None)
+    return run_paired(head_config, base_config, options.run, base_options, lanes, _next_action(head_config))
+
+
+def _next_action(config: Config) -> Any:
+    def decide(lane: Lane, base: RunResults, head: RunResults, confirmed: bool) -> str:
+        actions = []
+        for kpi in config.kpis_for_lane(lane.id):
+            if kpi.kpi_class != "timed":
+                continue
+            b, h = timed_values(kpi, base, head)
+            if kpi.direction == "higher":
+                b, h = h, b
+            actions.append(stats.next_action(h, b, timed_policy(kpi), confirmed)[0])
+        if "more" in actions:
+            return "more"
+        return "confirm" if "confirm" in actions else "done"
+
+    return decide
+
+
+def _fences(config: Config, history: History, lanes: list[str]) -> dict[str, float | None]:
+    """rustc-perf's learned noise fence per counted KPI, from main-branch history."""
+    fences: dict[str, float | None] = {}
+    for kpi in config.kpis.values():
+        if kpi.kpi_class == "counted" and kpi.lane in lanes and history.path.exists():
+            series = history.metric_series(kpi.lane, kpi.metric, branch=config.settings.main_branch)
+            fences[kpi.id] = stats.learned_fence([v for _, _, v, _ in series])
+    return fences
+
+
+def _reproduce(config: Config, options: CheckOptions, base_info: BaseInfo | None) -> str:
+    """The local command that gives the same verdict (what a PR comment tells people to run)."""
+    repo = gitutil.toplevel(config.root)
+    try:
+        shown = str(config.path.relative_to(repo)) if repo else str(config.path)
+    except ValueError:
+        shown = str(config.path)
+    parts = ["molt-budget", "check", "--config", shown]
+    if options.run.lanes:
+        parts += ["--lanes", ",".join(options.run.lanes)]
+    if options.aa:
+        parts.append("--aa")
+    elif base_info is not None and base_info.source in ("worktree", "history") and base_info.commit:
+        parts += ["--base", base_info.commit]
+    elif base_info is None:
+        parts.append("--no-base")
+    return " ".join(shlex.quote(p) for p in parts)

@@ -1,0 +1,63 @@
+"""The few git operations the gate needs, each with a timeout and a one-line error."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from molt_budget.errors import ConfigError
+
+
+def git(cwd: Path, *args: str, timeout: float = 60) -> str:
+    try:
+        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        raise ConfigError("git is not installed; --base needs git") from None
+    except subprocess.TimeoutExpired:
+        raise ConfigError(f"git {' '.join(args)} timed out after {timeout:g}s in {cwd}") from None
+    if proc.returncode != 0:
+        detail = (proc.stderr.strip().splitlines() or ["failed"])[-1]
+        raise ConfigError(f"git {' '.join(args)} in {cwd}: {detail}")
+    return proc.stdout.strip()
+
+
+def try_git(cwd: Path, *args: str) -> str | None:
+    try:
+        return git(cwd, *args)
+    except ConfigError:
+        return None
+
+
+def toplevel(path: Path) -> Path | None:
+    out = try_git(path, "rev-parse", "--show-toplevel")
+    return Path(out) if out else None
+
+
+def rev_parse(cwd: Path, ref: str) -> str:
+    return git(cwd, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+
+
+def default_base(cwd: Path, candidates: list[str]) -> tuple[str, str] | None:
+    """(ref, merge-base sha) with the first candidate branch that exists, e.g. origin/main then main."""
+    for ref in candidates:
+        if try_git(cwd, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}") is None:
+            continue
+        base = try_git(cwd, "merge-base", "HEAD", ref)
+        if base:
+            return ref, base
+    return None
+
+
+def ensure_worktree(repo: Path, commit: str, where: Path) -> Path:
+    """A detached worktree of `commit` at `where`, reused when it is already there."""
+    if (where / ".git").exists():
+        current = try_git(where, "rev-parse", "HEAD")
+        if current == commit:
+            return where
+        git(where, "checkout", "--quiet", "--force", "--detach", commit)
+        git(where, "clean", "-fdq")
+        return where
+    where.parent.mkdir(parents=True, exist_ok=True)
+    try_git(repo, "worktree", "prune")
+    git(repo, "worktree", "add", "--quiet", "--force", "--detach", str(where), commit, timeout=600)
+    return where

@@ -1,0 +1,81 @@
+"""Measure base and head in one run on one machine: interleaved A B A B … for timed lanes.
+
+Interleaving puts both sides through the same slow and fast phases of a noisy host, so
+the per-pair ratio is far steadier than either side alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from molt_budget.config.model import Config, Lane
+from molt_budget.results.model import RunResults
+from molt_budget.runner.engine import Engine, Interrupted, RunOptions
+
+# (lane, base wall values, head wall values, confirmed) -> "more" | "confirm" | "done"
+NextAction = Callable[[Lane, RunResults, RunResults, bool], str]
+
+
+@dataclass
+class PairedRun:
+    head: RunResults
+    base: RunResults
+    head_results_path: str
+    base_results_path: str
+
+
+def run_paired(head_config: Config, base_config: Config, head_options: RunOptions, base_options: RunOptions,
+               lanes: list[str], next_action: NextAction) -> PairedRun:
+    head, base = Engine(head_config, head_options), Engine(base_config, base_options)
+    head.open()
+    try:
+        base.open()
+    except BaseException:
+        head.close()
+        raise
+    try:
+        for lane_id in lanes:
+            _run_lane(head, base, lane_id, next_action)
+    except (KeyboardInterrupt, Interrupted):
+        try:
+            base.abort()
+        except Interrupted:
+            pass
+        head.abort()
+    return PairedRun(head.close(), base.close(), str(head.results_path), str(base.results_path))
+
+
+def _run_lane(head: Engine, base: Engine, lane_id: str, next_action: NextAction) -> None:
+    h_lane, b_lane = head.config.lanes[lane_id], base.config.lanes[lane_id]
+    timed = [k for k in head.config.kpis_for_lane(lane_id) if k.kpi_class == "timed"]
+    base_ok = base.prepare_lane(b_lane)
+    head_ok = head.prepare_lane(h_lane)
+    ok = base_ok and head_ok
+    if head_ok and not base_ok:
+        # The base is broken: the head is still judged against its budgets alone.
+        for i in range(h_lane.repeats):
+            if not head.measure_once(h_lane, i).ok:
+                break
+    elif ok and timed:
+        start = max(k.pairs for k in timed)
+        most = max(k.max_pairs for k in timed)
+        confirmed = False
+        i = 0
+        while i < most:
+            if not base.measure_once(b_lane, i, total=most).ok or not head.measure_once(h_lane, i, total=most).ok:
+                break
+            i += 1
+            if i < start:
+                continue
+            action = next_action(h_lane, base.results, head.results, confirmed)
+            if action == "done" or (action == "confirm" and confirmed):
+                break
+            if action == "confirm":
+                confirmed = True
+    elif ok:
+        for i in range(h_lane.repeats):
+            if not base.measure_once(b_lane, i).ok or not head.measure_once(h_lane, i).ok:
+                break
+    base.finish_lane(b_lane)
+    head.finish_lane(h_lane)
