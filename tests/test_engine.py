@@ -259,3 +259,19 @@ def test_pre_push_runs_only_marked_lanes(tmp_path: Path) -> None:
     assert run_cli("check", "--config", str(config), "--quiet", "--pre-push") == 0
     assert a.exists() and not b.exists()
     assert [k.id for k in latest_results(tmp_path).kpis] == ["f"]
+
+
+def test_instructions_are_counted_and_repeatable(tmp_path: Path) -> None:
+    """Counted KPIs run under perf or callgrind; the same work gives (almost) the same count."""
+    config = write_budgets(
+        tmp_path,
+        {"count": {"command": [sys.executable, "-S", "-c", "sum(range(20000))"], "repeats": 2, "timeout_s": 120}},
+        {"ins": {"lane": "count", "metric": "instructions", "limit": 10**11}},
+    )
+    assert run_cli("check", "--config", str(config), "--quiet", "--no-base") == 0
+    results = latest_results(tmp_path)
+    values = [s.metrics["instructions"] for s in results.lanes["count"].measured()]
+    assert len(values) == 2 and min(values) > 1e6
+    assert abs(values[0] - values[1]) / min(values) < 0.02
+    kpi = results.kpis[0]
+    assert kpi.kpi_class == "counted" and kpi.aggregate == "min" and kpi.value == min(values)

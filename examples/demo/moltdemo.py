@@ -163,7 +163,8 @@ class Graph:
                 elif isinstance(ch, ast.ImportFrom):
                     base = pkg[: len(pkg) - ch.level + 1] if ch.level else []
                     target = ".".join(base + [ch.module or ""]).strip(".")
-                    out.extend([(target, f)] + [(f"{target}.{a.name}", f) for a in ch.names if a.name != "*"])
+                    if target:
+                        out.extend([(target, f)] + [(f"{target}.{a.name}", f) for a in ch.names if a.name != "*"])
                 walk(list(ast.iter_child_nodes(ch)), f)
         walk(self.parse(mod).body, False)
         return out
@@ -283,6 +284,7 @@ class Lowerer:
         self.fn = Fn("", [], "")
 
     def uniq(self, base: str) -> str:
+        """molt-style symbol for a new function, unique within the module."""
         stem = f"{self.sym}{'_' if self.cls else '__'}{base}"  # molt: mod__func, mod__Class_method
         name, i = stem, 1
         while name in self.names:
@@ -314,6 +316,7 @@ class Lowerer:
         return self.op("const_str", s_value=s)
 
     def lower_module(self) -> list[dict]:
+        """globals helper + module chunks (<= CHUNK_MAX_OPS each) + molt_init_<mod>, sorted by name."""
         chunks, body = [], self.mod.tree.body if self.mod.tree else None
         if body is not None:
             self.fn = Fn(self.uniq("__molt_globals_builtin__"), [], "")
@@ -407,6 +410,7 @@ class Lowerer:
             self.stmt(s)
 
     def stmt(self, s: ast.stmt) -> None:
+        """A `line` marker, then a dedicated handler or the generic lowering."""
         self.fn.line = s.lineno
         self.op("line", out=False, value=s.lineno, col_offset=s.col_offset, end_col_offset=s.end_col_offset)
         kind = type(s).__name__.replace("Async", "").replace("TryStar", "Try")
@@ -519,6 +523,7 @@ class Lowerer:
 
     # -- stores and expressions --------------------------------------------------------------
     def store(self, t: ast.AST, v: str) -> None:
+        """Bind value v to an assignment target (class attr, module global, local/cell, attr, item, unpack)."""
         if isinstance(t, ast.Name) and self.cls:
             self.op("class_set_attr", [self.cls[0], self.cstr(t.id), v], out=False, exc=True, **{"class": self.cls[1]})
         elif isinstance(t, ast.Name) and self.fn.ctx != "local":
@@ -541,6 +546,7 @@ class Lowerer:
             self.store(t.value, v)
 
     def expr(self, n: ast.expr) -> str:
+        """Lower an expression; returns the value name. Unlisted nodes: children first, then one op."""
         kind = type(n).__name__
         special = getattr(self, "x_" + kind, None)
         if special:
@@ -565,6 +571,7 @@ class Lowerer:
         return self.op("const_bigint" if isinstance(v, int) else CONST_OPS.get(type(v), "const_complex"), s_value=text)
 
     def x_Name(self, n: ast.Name) -> str:
+        """Locals are load_var, enclosing-function names closure_load, the rest module globals."""
         fn = self.fn
         if fn.ctx == "local" and n.id in fn.scope[0] - fn.scope[1]:
             return self.op("load_var", var=n.id)
@@ -668,7 +675,7 @@ def pass_dead_stores(ops: list[dict]) -> list[dict]:
     return [o for o in ops if not (o["kind"] == "store_var" and o.get("var") not in loaded)]
 
 
-def optimise(functions: list[dict], profile: str) -> None:
+def optimise(functions: list[dict], profile: str) -> list[dict]:
     """Renumber labels per function and verify. release: pass rounds to a fixpoint (release-fast: one)."""
     rounds = {"dev": 0, "release-fast": 1}.get(profile, 4)
     passes = [pass_cse, pass_dce, pass_checks] + ([pass_copy_prop, pass_dead_stores, pass_dce] if rounds > 1 else [])
@@ -685,6 +692,7 @@ def optimise(functions: list[dict], profile: str) -> None:
                 verify(fn)
             if len(fn["ops"]) == before:
                 break
+    return functions
 
 
 # ------------------------------------------------------------------------------ IR assembly, backend
@@ -721,6 +729,7 @@ def lower_all(mods: list[Mod], profile: str, timings: dict | None = None) -> lis
 
 
 def build_ir(mods: list[Mod], profile: str, timings: dict) -> dict:
+    """The whole-program IR: every module's functions, molt_main (calls every init), the registry."""
     main = [{"kind": "call", "s_value": "molt_runtime_init", "args": [], "out": "v0"}]
     for i, m in enumerate(mods, 1):
         main += [{"kind": "call", "s_value": init_symbol(m.name), "args": [], "out": f"v{i}"},
@@ -742,16 +751,23 @@ def ir_stats(ir: dict) -> dict:
             "profile_attached": False, "runtime_feedback_attached": False}
 
 
-def backend_compile(payload: bytes, runtime: str, level: int) -> bytes:
-    """Demo codegen: encode every op as a compact record, compress, then 'link' the runtime image."""
+def backend_compile(payload: bytes, runtime: str, profile: str) -> bytes:
+    """Demo codegen: encode every op as a compact record, compress, then link the runtime library.
+
+    release links with "LTO": the runtime's IR is re-optimised and re-encoded with the program.
+    """
     ir, kinds, lines = json.loads(payload), {}, []
+    lto = profile == "release" and bool(runtime)
+    if lto:
+        with open(runtime + ".ir.json", "rb") as fh:
+            ir["functions"] += optimise(json.load(fh), "release")
     for f in ir["functions"]:
         lines.append(f"fn {f['name']}({','.join(f['params'])})")
         for o in f["ops"]:
             kid = kinds.setdefault(o["kind"], len(kinds))
             lines.append("\x1f".join([str(kid)] + [str(v) for k, v in o.items() if k != "kind"]))
-    body = zlib.compress("\n".join(lines).encode(), level)
-    if runtime:
+    body = zlib.compress("\n".join(lines).encode(), {"dev": 1, "release-fast": 6}.get(profile, 9))
+    if runtime and not lto:
         with open(runtime, "rb") as fh:
             body += fh.read()
     head = f"MOLTDEMO-BIN 1 {hashlib.sha256(body).hexdigest()} {len(ir['functions'])} {len(lines)}\n"
@@ -763,17 +779,17 @@ def backend_daemon() -> int:
     print("ready", flush=True)
     req = json.loads(sys.stdin.readline())
     with open(req["input"], "rb") as fh:
-        atomic_write(req["output"], backend_compile(fh.read(), req["runtime"], req["level"]))
+        atomic_write(req["output"], backend_compile(fh.read(), req["runtime"], req["profile"]))
     print("done", flush=True)
     return 0
 
 
-def run_backend(payload: bytes, staging: str, runtime: str, level: int, daemon: bool, ph: Phases) -> None:
+def run_backend(payload: bytes, staging: str, runtime: str, profile: str, daemon: bool, ph: Phases) -> None:
     """The backend step in a child process (daemon on) or in this process (daemon off)."""
     if not daemon:
         ph.mark("backend_dispatch")
         ph.mark("backend_subprocess_compile")
-        return atomic_write(staging, backend_compile(payload, runtime, level))
+        return atomic_write(staging, backend_compile(payload, runtime, profile))
     request = staging + ".request.json"
     atomic_write(request, payload)
     ph.mark("backend_daemon_setup")
@@ -783,7 +799,8 @@ def run_backend(payload: bytes, staging: str, runtime: str, level: int, daemon: 
         if child.stdout.readline().strip() != "ready":
             raise RuntimeError("backend daemon failed to start")
         ph.mark("backend_dispatch")
-        child.stdin.write(json.dumps({"input": request, "output": staging, "runtime": runtime, "level": level}) + "\n")
+        request_line = {"input": request, "output": staging, "runtime": runtime, "profile": profile}
+        child.stdin.write(json.dumps(request_line) + "\n")
         child.stdin.flush()
         ph.mark("backend_daemon_compile")
         if child.stdout.readline().strip() != "done" or child.wait() != 0:
@@ -804,15 +821,17 @@ def runtime_image(graph: Graph, profile: str) -> str:
     """Build (once per profile, like molt's cargo runtime build) the runtime library the backend links."""
     target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(cache_root(), "target")
     path = os.path.join(os.path.abspath(target), "moltdemo-runtime", profile, f"runtime-{tool_fingerprint()[:16]}.bin")
-    if not os.path.exists(path):
+    if not (os.path.exists(path) and os.path.exists(path + ".ir.json")):
         mods = [m for m in map(graph.find, RUNTIME_MODULES) if m and graph.parse(m)]
-        payload = json.dumps({"functions": lower_all(mods, profile)}).encode()
-        atomic_write(path, backend_compile(payload, "", 9 if profile == "release" else 1))
+        functions = lower_all(mods, profile)
+        atomic_write(path + ".ir.json", json.dumps(functions, separators=(",", ":")))  # kept for release LTO
+        atomic_write(path, backend_compile(json.dumps({"functions": functions}).encode(), "", profile))
     return path
 
 
 # ------------------------------------------------------------------------------ the build
 def atomic_write(path: str, data: bytes | str) -> None:
+    """tmp file + os.replace, as molt writes its IR and diagnostics (readers never see half a file)."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = f"{path}.tmp.{os.getpid()}"
     with open(tmp, "wb") as fh:
@@ -929,7 +948,7 @@ def backend(args: argparse.Namespace, front: dict, profile: str, daemon: bool, p
     payload = json.dumps(front["ir"], separators=(",", ":")).encode()
     staging = os.path.join(os.path.dirname(binary), f".{front['base']}.staging")
     try:
-        run_backend(payload, staging, front["runtime"], 9 if profile == "release" else 1, daemon, ph)
+        run_backend(payload, staging, front["runtime"], profile, daemon, ph)
     except (RuntimeError, OSError) as exc:
         print(f"error: backend compile failed: {exc}", file=sys.stderr)
         return False
@@ -1020,6 +1039,7 @@ def print_block(p: dict, path: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """CLI entry; `__backend-daemon` is the internal child mode of the backend step."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["__backend-daemon"]:
         return backend_daemon()

@@ -143,7 +143,7 @@ def _kpi(kid: str, raw: dict[str, Any], lines: Lines) -> Kpi:
         unit=raw.get("unit") or (info.unit if info else ""),
         target=_number(raw.get("target")),
         limit=_number(raw.get("limit")),
-        aggregate=raw.get("aggregate", "median" if not info or info.default_class == "timed" else "median"),
+        aggregate=raw.get("aggregate", "min" if (raw.get("class") or (info.default_class if info else "")) == "counted" else "median"),
         title=raw.get("title", ""),
         owner=raw.get("owner", ""),
         basis=raw.get("basis", ""),

@@ -230,6 +230,9 @@ class Engine:
     def _snapshot(self, results: RunResults) -> None:
         save_results(self.results_path, results)
 
+    def _is_counted(self, lane: Lane) -> bool:
+        return any(k.kpi_class == "counted" for k in self.config.kpis_for_lane(lane.id))
+
     def _is_timed(self, lane: Lane) -> bool:
         return any(k.kpi_class == "timed" for k in self.config.kpis_for_lane(lane.id))
 
@@ -284,8 +287,14 @@ class Engine:
             for stale in (ir_path, Path(values["diagnostics_file"])):
                 if stale is not None and stale.exists():
                     stale.unlink()
+            command = templating.expand_command(spec.command, values)
+            if kind == "measure" and self._is_counted(owner):
+                from molt_budget.collectors.instructions import wrap
+
+                command = wrap(command, attempt_dir)
+                env["PYTHONHASHSEED"] = "0"
             outcome = run_process(
-                templating.expand_command(spec.command, values), env=env, cwd=cwd, timeout_s=spec.timeout_s,
+                command, env=env, cwd=cwd, timeout_s=spec.timeout_s,
                 marker=self.marker, stdout_path=attempt_dir / "stdout.log", stderr_path=attempt_dir / "stderr.log",
             )
             reason = retry_reason(outcome, attempt_dir / "stderr.log", spec.lock_timeout_pattern)
@@ -340,6 +349,10 @@ class Engine:
         )
         try:
             sample.metrics, lane_detail = collect(ctx, [k.metric for k in self.config.kpis_for_lane(owner.id)])
+            if self._is_counted(owner):
+                from molt_budget.collectors.instructions import read_instructions
+
+                sample.metrics["instructions"] = read_instructions(attempt_dir)
         except MeasurementError as exc:
             sample.error = f"lane {owner.id}: {exc}"
             return

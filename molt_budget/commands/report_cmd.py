@@ -1,0 +1,107 @@
+"""`molt-budget report REPORT.json`: render or publish a saved comparison report.
+
+Why a separate command: the fork-safe workflow judges in an unprivileged job and posts
+from a privileged `workflow_run` job that only has the report file. The exit code is the
+verdict's (1 on fail, 3 on error), never a reporting failure's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+EXIT_BY_VERDICT = {"pass": 0, "yellow": 0, "fail": 1, "error": 3}
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "report", help="render a comparison report as Markdown/HTML or publish it to GitHub",
+        description="Render REPORT.json (written by `check --report-json`) or publish it: sticky PR comment, "
+                    "check run with annotations, job summary. Exit code: the report's verdict (1 on fail).",
+    )
+    p.add_argument("report", metavar="REPORT.json")
+    p.add_argument("--github", action="store_true",
+                   help="post the PR comment and check run from the GITHUB_* environment (token from GITHUB_TOKEN)")
+    p.add_argument("--check-name", default="molt-budget", metavar="NAME", help="check run name (default: molt-budget)")
+    p.add_argument("--markdown", action="store_true", help="print the Markdown report (default when nothing else is asked)")
+    p.add_argument("--max-chars", type=int, default=65_536, metavar="N", help="cut --markdown output to N characters (default 65536)")
+    p.add_argument("--html", metavar="DIR", help="write an HTML report into DIR")
+    p.add_argument("--history", metavar="DB", help="history database for trend sparklines and the HTML report")
+    p.set_defaults(handler=cmd_report)
+
+
+def load_report(path: Path) -> dict[str, Any]:
+    """Read and schema-check a report; any problem is one line naming the file (exit 2)."""
+    import json
+
+    from molt_budget.errors import ConfigError
+    from molt_budget.schemas import validator
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such report file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read report file: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
+    error = next(iter(sorted(validator("report").iter_errors(data), key=lambda e: list(e.absolute_path))), None)
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise ConfigError(f"{path}: not a molt-budget report at {where}: {' '.join(error.message.split())[:300]}")
+    return data
+
+
+def sparklines_from_history(report: dict[str, Any], db: Path) -> dict[str, list[float]]:
+    """Per-KPI series (oldest first) from the history database, for the table's trend column."""
+    from molt_budget.results.history import History
+
+    history = History(db)
+    out: dict[str, list[float]] = {}
+    for k in report.get("kpis") or []:
+        if k.get("metric"):
+            series = [value for _, _, value, _ in history.metric_series(k["lane"], k["metric"], limit=20)]
+            if len(series) > 1:
+                out[k["id"]] = series
+    return out
+
+
+def verdict_exit(report: dict[str, Any]) -> int:
+    return EXIT_BY_VERDICT.get(str((report.get("verdict") or {}).get("status")), 3)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from molt_budget.errors import ConfigError
+
+    path = Path(args.report)
+    report = load_report(path)
+    if args.max_chars < 200:
+        raise ConfigError("--max-chars must be at least 200")
+    history = Path(args.history) if args.history else None
+    if history is not None and not history.is_file():
+        raise ConfigError(f"{history}: no such history database")
+    sparklines = sparklines_from_history(report, history) if history else None
+    if args.html:
+        try:
+            from molt_budget.report.html import write_html
+        except ImportError as exc:
+            print(f"molt-budget: error: the HTML report is not available in this installation ({exc})", file=sys.stderr)
+            return 2
+        write_html(report, Path(args.html), history)
+        print(f"molt-budget: wrote the HTML report to {args.html}", file=sys.stderr)
+    if args.markdown or not (args.github or args.html):
+        from molt_budget.report.markdown import render_markdown
+
+        sys.stdout.write(render_markdown(report, max_chars=args.max_chars, sparklines=sparklines))
+        sys.stdout.flush()
+    if args.github:
+        from molt_budget.report.github import publish
+
+        publish(report, check_name=args.check_name, sparklines=sparklines)
+    return verdict_exit(report)

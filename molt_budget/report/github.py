@@ -1,0 +1,667 @@
+"""Publish a comparison report where reviewers look: sticky PR comment, check run, job summary.
+
+Why this shape:
+- One small REST client on `requests`: every call has a timeout, 5xx / 429 / secondary rate
+  limits are retried a bounded number of times honouring `retry-after` and
+  `x-ratelimit-reset` (sleep injectable so tests are fast), and pagination follows
+  `Link: rel="next"` only while it stays on the configured API base (GitHub Enterprise
+  bases like `https://ghe.example/api/v3` work; a link to another host is never followed).
+- The token comes only from `GITHUB_TOKEN`, lives in a `Token` whose repr is redacted, and is
+  scrubbed from every message, so it never reaches logs, errors or tracebacks.
+- A fork PR's read-only token answers 403: the job summary and `::error`/`::warning`
+  workflow commands still carry the verdict, one line says why, and the gate's exit code
+  keeps reflecting the verdict, never the reporting failure.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, TextIO
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from molt_budget.report.markdown import HEADLINE, OFFENDING, SEVERITY, render_markdown
+
+COMMENT_MAX = 65_536        # GitHub's limit on an issue comment body
+CHECK_TEXT_MAX = 65_535     # check-run output.summary / output.text
+SUMMARY_MAX = 250_000       # $GITHUB_STEP_SUMMARY takes 1 MiB per step: leave room for UTF-8
+ANNOTATION_BATCH = 50       # output.annotations maxItems per request
+ANNOTATION_MESSAGE_MAX = 4_000
+DEFAULT_TIMEOUT = (5.0, 30.0)
+PR_EVENTS = ("pull_request", "pull_request_target")
+
+
+# -- the token -----------------------------------------------------------------------
+
+
+class Token:
+    """A secret that never prints itself: repr/str/format are redacted, pickling refused."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """Only for the Authorization header."""
+        return self._value
+
+    def scrub(self, text: str) -> str:
+        return text.replace(self._value, "***") if self._value else text
+
+    def __repr__(self) -> str:
+        return "Token('***')"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a Token cannot be pickled")
+
+
+class _TokenAuth(requests.auth.AuthBase):
+    """Sets the header per request so the secret is not kept in session state."""
+
+    def __init__(self, token: Token) -> None:
+        self._token = token
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers["Authorization"] = f"Bearer {self._token.reveal()}"
+        return r
+
+    def __repr__(self) -> str:
+        return "_TokenAuth(***)"
+
+
+# -- errors --------------------------------------------------------------------------
+
+
+class GitHubError(Exception):
+    """One line naming the endpoint and what GitHub said; `status` None = no HTTP answer."""
+
+    def __init__(self, message: str, *, status: int | None = None, endpoint: str = "") -> None:
+        super().__init__(" ".join(message.split()))
+        self.status = status
+        self.endpoint = endpoint
+
+    @property
+    def forbidden(self) -> bool:
+        return self.status == 403
+
+
+# -- context from the environment ------------------------------------------------------
+
+
+@dataclass
+class GitHubContext:
+    """Where to post: read from the `GITHUB_*` variables and the event payload."""
+
+    api_url: str
+    server_url: str
+    repository: str | None
+    event_name: str
+    head_sha: str | None
+    pr_number: int | None
+    token: Token | None
+    run_url: str | None
+    report_url: str | None            # where the full report (artifact) lives
+    step_summary: Path | None
+    output: Path | None
+    pr_lookup: tuple[str, str] | None = None   # (owner:branch, head sha) of a fork PR to find via the API
+    event: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def _read_event(path: str | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def context_from_env(env: Mapping[str, str]) -> GitHubContext:
+    """pull_request(_target), merge_group, push and workflow_run each say the head differently."""
+    event_name = env.get("GITHUB_EVENT_NAME", "")
+    event = _read_event(env.get("GITHUB_EVENT_PATH"))
+    repo = env.get("GITHUB_REPOSITORY") or (event.get("repository") or {}).get("full_name")
+    server = (env.get("GITHUB_SERVER_URL") or "https://github.com").rstrip("/")
+    head_sha = env.get("GITHUB_SHA") or None
+    pr: int | None = None
+    lookup: tuple[str, str] | None = None
+    run_url = f"{server}/{repo}/actions/runs/{env['GITHUB_RUN_ID']}" if repo and env.get("GITHUB_RUN_ID") else None
+    report_url = run_url
+    if not event_name:
+        event_name = ("pull_request" if "pull_request" in event and "number" in event else
+                      "merge_group" if "merge_group" in event else
+                      "workflow_run" if "workflow_run" in event else "push" if "after" in event else "")
+    if event_name in PR_EVENTS and isinstance(event.get("pull_request"), dict):
+        pr = _int(event["pull_request"].get("number"))
+        head_sha = (event["pull_request"].get("head") or {}).get("sha") or head_sha
+    elif event_name == "merge_group" and isinstance(event.get("merge_group"), dict):
+        head_sha = event["merge_group"].get("head_sha") or head_sha
+    elif event_name == "push" and event.get("after"):
+        head_sha = event["after"]
+    elif event_name == "workflow_run" and isinstance(event.get("workflow_run"), dict):
+        run = event["workflow_run"]
+        head_sha = run.get("head_sha") or head_sha
+        report_url = run.get("html_url") or report_url
+        prs = [p for p in run.get("pull_requests") or [] if isinstance(p, dict)]
+        same = [p for p in prs if (p.get("head") or {}).get("sha") == head_sha]
+        if same or prs:
+            pr = _int((same or prs)[0].get("number"))
+        elif run.get("event") in PR_EVENTS and head_sha:
+            owner = ((run.get("head_repository") or {}).get("owner") or {}).get("login")
+            if owner and run.get("head_branch"):
+                lookup = (f"{owner}:{run['head_branch']}", head_sha)   # a fork PR: GitHub leaves pull_requests empty
+    token = env.get("GITHUB_TOKEN")
+    return GitHubContext(
+        api_url=(env.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/"),
+        server_url=server, repository=repo, event_name=event_name, head_sha=head_sha, pr_number=pr,
+        token=Token(token) if token else None, run_url=run_url, report_url=report_url,
+        step_summary=Path(env["GITHUB_STEP_SUMMARY"]) if env.get("GITHUB_STEP_SUMMARY") else None,
+        output=Path(env["GITHUB_OUTPUT"]) if env.get("GITHUB_OUTPUT") else None,
+        pr_lookup=lookup, event=event,
+    )
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# -- the REST client -------------------------------------------------------------------
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 4             # total tries per request
+    backoff_s: float = 1.0        # 1, 2, 4 ... for 5xx and network errors
+    max_sleep_s: float = 60.0     # never wait longer than this for one retry
+    secondary_default_s: float = 60.0   # GitHub: wait at least a minute when no header says
+
+
+class GitHubClient:
+    """requests + timeouts + bounded retries + pagination confined to the API base."""
+
+    def __init__(
+        self,
+        api_url: str,
+        token: Token | None,
+        *,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self._token = token
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.sleep = sleep
+        self.clock = clock
+        self.session = session or requests.Session()
+
+    def __repr__(self) -> str:
+        return f"GitHubClient({self.api_url!r}, token={'***' if self._token else None})"
+
+    def _scrub(self, text: str) -> str:
+        return self._token.scrub(text) if self._token else text
+
+    def _url(self, path_or_url: str) -> str:
+        if path_or_url.startswith(("http://", "https://")):
+            if not self.on_base(path_or_url):
+                raise GitHubError(f"refusing to follow {self._endpoint(path_or_url)}: it is not under {self.api_url}")
+            return path_or_url
+        return self.api_url + "/" + path_or_url.lstrip("/")
+
+    def on_base(self, url: str) -> bool:
+        """Same scheme, host, port and path prefix as the configured API base."""
+        base, other = urlsplit(self.api_url + "/"), urlsplit(url)
+        return (other.scheme, other.netloc.lower()) == (base.scheme, base.netloc.lower()) and \
+            (other.path + "/").startswith(base.path)
+
+    def _endpoint(self, url: str) -> str:
+        parts = urlsplit(url)
+        base_path = urlsplit(self.api_url).path.rstrip("/")
+        path = parts.path[len(base_path):] if self.on_base(url) and base_path else parts.path
+        host = "" if self.on_base(url) else f"{parts.scheme}://{parts.netloc}"
+        return host + (path or "/")
+
+    def request(self, method: str, path_or_url: str, *, json_body: Any = None,
+                params: Mapping[str, Any] | None = None) -> requests.Response:
+        url = self._url(path_or_url)
+        endpoint = f"{method} {self._endpoint(url)}"
+        headers = {
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": "2022-11-28",
+            "User-Agent": "molt-budget",
+        }
+        auth = _TokenAuth(self._token) if self._token else None
+        last = ""
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                response = self.session.request(method, url, json=json_body, params=params, headers=headers,
+                                                auth=auth, timeout=self.timeout, allow_redirects=False)
+            except requests.RequestException as exc:
+                last = f"{type(exc).__name__}"
+                if attempt == self.retry.attempts:
+                    break
+                self.sleep(min(self.retry.backoff_s * 2 ** (attempt - 1), self.retry.max_sleep_s))
+                continue
+            wait = self._retry_wait(response, attempt)
+            if wait is None:
+                if response.status_code >= 400:
+                    raise self._error(response, endpoint)
+                return response
+            last = f"HTTP {response.status_code}"
+            if attempt == self.retry.attempts:
+                break
+            if wait > self.retry.max_sleep_s:
+                raise GitHubError(
+                    f"{endpoint}: rate limited (HTTP {response.status_code}); GitHub asks to wait {wait:.0f}s, "
+                    f"more than the {self.retry.max_sleep_s:.0f}s molt-budget waits", status=response.status_code, endpoint=endpoint)
+            self.sleep(wait)
+        raise GitHubError(f"{endpoint}: gave up after {self.retry.attempts} attempts ({last})", endpoint=endpoint)
+
+    def _retry_wait(self, response: requests.Response, attempt: int) -> float | None:
+        """Seconds to wait before retrying, or None when the answer is final."""
+        status = response.status_code
+        h = response.headers
+        if status in (500, 502, 503, 504):
+            return _retry_after(h.get("retry-after"), self.clock) or self.retry.backoff_s * 2 ** (attempt - 1)
+        limited = status == 429 or (status == 403 and (
+            "retry-after" in h or h.get("x-ratelimit-remaining") == "0" or "rate limit" in response.text[:2000].lower()))
+        if not limited:
+            return None
+        after = _retry_after(h.get("retry-after"), self.clock)
+        if after is not None:
+            return after
+        if h.get("x-ratelimit-remaining") == "0" and h.get("x-ratelimit-reset", "").isdigit():
+            return max(1.0, int(h["x-ratelimit-reset"]) - self.clock() + 1)
+        return self.retry.secondary_default_s
+
+    def _error(self, response: requests.Response, endpoint: str) -> GitHubError:
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        message = str(body.get("message") or response.reason or "") if isinstance(body, dict) else ""
+        details = []
+        for err in (body.get("errors") or [] if isinstance(body, dict) else [])[:3]:
+            details.append(err.get("message") or f"{err.get('resource', '')} {err.get('field', '')} {err.get('code', '')}".strip()
+                           if isinstance(err, dict) else str(err))
+        detail = f" ({'; '.join(details)})" if details else ""
+        word = {403: "forbidden", 404: "not found", 422: "rejected as invalid"}.get(response.status_code, "failed")
+        text = f"GitHub {word}: {endpoint} answered {response.status_code} {message[:300]}{detail[:300]}"
+        return GitHubError(self._scrub(text), status=response.status_code, endpoint=endpoint)
+
+    def json(self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None) -> Any:
+        response = self.request(method, path, json_body=body, params=params)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise GitHubError(f"{method} {path}: GitHub answered {response.status_code} with a body that is not JSON") from None
+
+    def paginate(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[Any]:
+        """Items of every page; follows rel="next" only while it stays on the API base."""
+        url: str | None = path
+        query: Mapping[str, Any] | None = params
+        pages = 0
+        while url is not None:
+            response = self.request("GET", url, params=query)
+            pages += 1
+            items = response.json()
+            if not isinstance(items, list):
+                raise GitHubError(f"GET {path}: expected a list, GitHub answered {type(items).__name__}")
+            yield from items
+            nxt = response.links.get("next", {}).get("url")
+            query = None                       # the next link carries its own query
+            if not nxt:
+                return
+            nxt = urljoin(response.url, nxt)
+            if not self.on_base(nxt):
+                print(f"molt-budget: not following a pagination link off {self.api_url} "
+                      f"(to {urlsplit(nxt).scheme}://{urlsplit(nxt).netloc}); stopped after {pages} page(s)", file=sys.stderr)
+                return
+            url = nxt
+
+
+def _retry_after(value: str | None, clock: Callable[[], float]) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - clock())
+
+
+# -- what is posted --------------------------------------------------------------------
+
+
+def marker_for(report: Mapping[str, Any]) -> str:
+    """The hidden marker that makes the comment sticky: one per PR and budgets file."""
+    config = str(report.get("config_path") or "budgets.yaml")
+    safe = "".join(ch for ch in config if ch.isprintable() and ch not in "<>").replace("--", "-")
+    return f"<!-- molt-budget:{safe} -->"
+
+
+def conclusion_for(report: Mapping[str, Any]) -> str:
+    """success (pass) / neutral (yellow, or nothing judged) / failure (fail or error)."""
+    status = (report.get("verdict") or {}).get("status")
+    if status in ("fail", "error"):
+        return "failure"
+    if status == "yellow" or not report.get("kpis"):
+        return "neutral"
+    return "success"
+
+
+def title_for(report: Mapping[str, Any]) -> str:
+    verdict = report.get("verdict") or {}
+    counts = verdict.get("counts") or {}
+    if not report.get("kpis"):
+        return "Skipped: no KPI was measured"
+    shown = ", ".join(f"{counts[s]} {s}" for s in SEVERITY if counts.get(s))
+    return f"{HEADLINE.get(verdict.get('status', ''), str(verdict.get('status', '?')).upper())}" + (f" ({shown})" if shown else "")
+
+
+def offending(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """KPIs that get an annotation: fail/error → failure, yellow/nondeterministic → warning."""
+    kpis = [k for k in report.get("kpis") or [] if k.get("status") in OFFENDING]
+    return sorted(kpis, key=lambda k: SEVERITY.get(k["status"], 9))
+
+
+def _level(kpi: Mapping[str, Any]) -> str:
+    return "failure" if kpi.get("status") in ("fail", "error") else "warning"
+
+
+def _annotation_title(kpi: Mapping[str, Any]) -> str:
+    return f"{kpi.get('id', '?')} ({kpi.get('lane', '?')}): {kpi.get('status', '?')}"
+
+
+def annotations(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    path = str(report.get("config_path") or "budgets.yaml")
+    out = []
+    for k in offending(report):
+        line = k.get("line") if isinstance(k.get("line"), int) and k["line"] > 0 else 1
+        out.append({
+            "path": path, "start_line": line, "end_line": line, "annotation_level": _level(k),
+            "title": _annotation_title(k)[:255], "message": str(k.get("reason") or k.get("status"))[:ANNOTATION_MESSAGE_MAX],
+        })
+    return out
+
+
+# -- workflow commands, step summary, outputs -----------------------------------------
+
+
+def escape_data(text: str) -> str:
+    """GitHub's escaping of a workflow command's message."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    """GitHub's escaping of a workflow command's property values."""
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def workflow_commands(report: Mapping[str, Any]) -> list[str]:
+    """`::error file=…,line=…,title=…::msg` (fail/error) and `::warning` (yellow) lines."""
+    path = str(report.get("config_path") or "budgets.yaml")
+    lines = []
+    for k in offending(report):
+        command = "error" if _level(k) == "failure" else "warning"
+        props = {"file": path, "title": _annotation_title(k)}
+        if isinstance(k.get("line"), int) and k["line"] > 0:
+            props["line"] = str(k["line"])
+        shown = ",".join(f"{key}={escape_property(props[key])}" for key in ("file", "line", "title") if key in props)
+        lines.append(f"::{command} {shown}::{escape_data(str(k.get('reason') or k.get('status')))}")
+    return lines
+
+
+def write_outputs(path: Path, values: Mapping[str, str]) -> None:
+    """`$GITHUB_OUTPUT`: `name=value`, or the heredoc form with a fresh delimiter for multiline values."""
+    with path.open("a", encoding="utf-8") as fh:
+        for name, value in values.items():
+            if "\n" in value or "\r" in value:
+                delimiter = f"ghadelimiter_{uuid.uuid4()}"
+                while delimiter in value:
+                    delimiter = f"ghadelimiter_{uuid.uuid4()}"
+                fh.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+            else:
+                fh.write(f"{name}={value}\n")
+
+
+def output_values(report: Mapping[str, Any], outcome: PublishOutcome) -> dict[str, str]:
+    counts = (report.get("verdict") or {}).get("counts") or {}
+    values = {
+        "verdict": str((report.get("verdict") or {}).get("status", "error")),
+        "conclusion": outcome.conclusion,
+        "counts": json.dumps(counts, sort_keys=True),
+        **{f"{s}-count": str(counts.get(s, 0)) for s in ("pass", "yellow", "fail", "error")},
+        "reasons": "\n".join(f"{k['status']} {k.get('id')} ({k.get('lane')}): {k.get('reason', '')}" for k in offending(report)),
+        "fell-back": "true" if outcome.fell_back else "false",
+    }
+    if outcome.comment_url:
+        values["comment-url"] = outcome.comment_url
+    if outcome.check_run_url:
+        values["check-run-url"] = outcome.check_run_url
+    return values
+
+
+# -- the API operations ----------------------------------------------------------------
+
+
+def _is_ours(comment: Mapping[str, Any], marker: str) -> bool:
+    return str(comment.get("body") or "").lstrip().startswith(marker)
+
+
+def upsert_comment(client: GitHubClient, repo: str, number: int, marker: str, body: str) -> tuple[str, dict[str, Any]]:
+    """PATCH the comment that starts with `marker`, else POST one; delete duplicates by the same author."""
+    ours = [c for c in client.paginate(f"/repos/{repo}/issues/{number}/comments", {"per_page": 100}) if _is_ours(c, marker)]
+    ours.sort(key=lambda c: ((c.get("user") or {}).get("type") != "Bot", c.get("id", 0)))
+    if not ours:
+        return "created", client.json("POST", f"/repos/{repo}/issues/{number}/comments", {"body": body})
+    keep = ours[0]
+    updated = client.json("PATCH", f"/repos/{repo}/issues/comments/{keep['id']}", {"body": body})
+    author = (keep.get("user") or {}).get("login")
+    for extra in ours[1:]:
+        if author and (extra.get("user") or {}).get("login") == author:
+            client.request("DELETE", f"/repos/{repo}/issues/comments/{extra['id']}")
+    return "updated", updated
+
+
+def find_fork_pr(client: GitHubClient, repo: str, head: str, sha: str) -> int | None:
+    """A fork PR's workflow_run has no pull_requests: find it by head label and SHA."""
+    for pr in client.paginate(f"/repos/{repo}/pulls", {"state": "open", "head": head, "per_page": 100}):
+        if (pr.get("head") or {}).get("sha") == sha:
+            return _int(pr.get("number"))
+    return None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def create_check_run(client: GitHubClient, repo: str, *, name: str, head_sha: str, conclusion: str, title: str,
+                     summary: str, notes: list[dict[str, Any]], details_url: str | None = None) -> tuple[dict[str, Any], list[int]]:
+    """Create a completed check run with the first 50 annotations, then PATCH the rest 50 at a time."""
+    batches = [notes[i:i + ANNOTATION_BATCH] for i in range(0, len(notes), ANNOTATION_BATCH)] or [[]]
+    output: dict[str, Any] = {"title": title, "summary": summary}
+    body: dict[str, Any] = {
+        "name": name, "head_sha": head_sha, "status": "completed", "conclusion": conclusion,
+        "completed_at": _now(), "output": {**output, "annotations": batches[0]} if batches[0] else output,
+    }
+    if details_url:
+        body["details_url"] = details_url
+    run = client.json("POST", f"/repos/{repo}/check-runs", body)
+    for batch in batches[1:]:
+        client.json("PATCH", f"/repos/{repo}/check-runs/{run['id']}", {"output": {**output, "annotations": batch}})
+    return run, [len(b) for b in batches if b]
+
+
+# -- publish -------------------------------------------------------------------------
+
+
+@dataclass
+class PublishOutcome:
+    """What `publish` did, and what it fell back to; `messages` are one line each, token-free."""
+
+    verdict: str
+    conclusion: str
+    comment: str | None = None                # created | updated | None
+    comment_url: str | None = None
+    check_run_id: int | None = None
+    check_run_url: str | None = None
+    annotation_batches: list[int] = field(default_factory=list)
+    summary_written: bool = False
+    outputs_written: bool = False
+    workflow_commands: int = 0
+    fell_back: bool = False
+    messages: list[str] = field(default_factory=list)
+
+
+def publish(
+    report: dict[str, Any],
+    *,
+    check_name: str = "molt-budget",
+    env: Mapping[str, str] = os.environ,
+    sleep: Callable[[float], None] = time.sleep,
+    stream: TextIO | None = None,
+    sparklines: dict[str, list[float]] | None = None,
+    client: GitHubClient | None = None,
+) -> PublishOutcome:
+    """Comment + check run through the API; job summary, outputs and (on fallback) workflow commands.
+
+    Never raises for a reporting problem: the caller's exit code is the verdict's.
+    """
+    out = stream or sys.stdout
+    ctx = context_from_env(env)
+    scrub = ctx.token.scrub if ctx.token else (lambda s: s)
+    outcome = PublishOutcome(verdict=str((report.get("verdict") or {}).get("status", "error")), conclusion=conclusion_for(report))
+    hint = f"the `report.json` artifact of {ctx.report_url}" if ctx.report_url else None
+
+    def say(line: str) -> None:
+        line = scrub(" ".join(line.split()))
+        outcome.messages.append(line)
+        print(line, file=out, flush=True)
+
+    api_ok = False
+    if ctx.token is None:
+        say("molt-budget: GITHUB_TOKEN is not set: reporting through the job summary and annotations only")
+    elif not ctx.repository or not ctx.head_sha:
+        say("molt-budget: GITHUB_REPOSITORY or the head commit is unknown: reporting through the job summary and annotations only")
+    else:
+        api_ok = True
+    if api_ok:
+        assert ctx.repository and ctx.head_sha
+        gh = client or GitHubClient(ctx.api_url, ctx.token, sleep=sleep)
+        refused: GitHubError | None = None
+        try:
+            _post_comment(gh, ctx, report, outcome, say, hint, sparklines)
+        except GitHubError as exc:
+            if exc.forbidden:
+                refused = exc
+            else:
+                say(f"molt-budget: could not post the PR comment: {_describe(exc)}")
+        except Exception as exc:  # noqa: BLE001 - every reporting failure is one line, never a traceback
+            say(f"molt-budget: could not post the PR comment: {_describe(exc)}")
+        if refused is None:
+            try:
+                _post_check_run(gh, ctx, report, outcome, check_name, say, hint, sparklines)
+            except GitHubError as exc:
+                if exc.forbidden:
+                    refused = exc
+                else:
+                    say(f"molt-budget: could not create the check run: {_describe(exc)}")
+            except Exception as exc:  # noqa: BLE001
+                say(f"molt-budget: could not create the check run: {_describe(exc)}")
+        if refused is not None:
+            say(f"molt-budget: {_describe(refused)}: the token cannot write to {ctx.repository} (a fork PR's read-only "
+                "token?); fell back to the job summary and annotations, the exit code still reflects the verdict")
+        outcome.fell_back = refused is not None or outcome.check_run_id is None
+    if not api_ok or outcome.fell_back or outcome.check_run_id is None:
+        for line in workflow_commands(report):
+            print(scrub(line), file=out, flush=True)
+            outcome.workflow_commands += 1
+    _write_summary(ctx, report, outcome, say, hint, sparklines)
+    if ctx.output:
+        try:
+            write_outputs(ctx.output, output_values(report, outcome))
+            outcome.outputs_written = True
+        except OSError as exc:
+            say(f"molt-budget: could not write $GITHUB_OUTPUT: {_describe(exc)}")
+    return outcome
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) if isinstance(exc, (GitHubError, OSError)) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())[:500]
+
+
+def _post_comment(gh: GitHubClient, ctx: GitHubContext, report: dict[str, Any], outcome: PublishOutcome,
+                  say: Callable[[str], None], hint: str | None, sparklines: dict[str, list[float]] | None) -> None:
+    """Sticky comment on the PR, if this event has one; raises GitHubError (403 = read-only token)."""
+    assert ctx.repository and ctx.head_sha
+    number = ctx.pr_number
+    if number is None and ctx.pr_lookup:
+        number = find_fork_pr(gh, ctx.repository, ctx.pr_lookup[0], ctx.pr_lookup[1])
+    if number is None:
+        say(f"molt-budget: no pull request for this {ctx.event_name or 'run'} event: no PR comment, check run only")
+        return
+    marker = marker_for(report)
+    body = render_markdown(report, max_chars=COMMENT_MAX, marker=marker, full_report_hint=hint, sparklines=sparklines)
+    action, comment = upsert_comment(gh, ctx.repository, number, marker, body)
+    outcome.comment, outcome.comment_url = action, (comment or {}).get("html_url")
+    say(f"molt-budget: {action} the PR comment on #{number}" + (f": {outcome.comment_url}" if outcome.comment_url else ""))
+
+
+def _post_check_run(gh: GitHubClient, ctx: GitHubContext, report: dict[str, Any], outcome: PublishOutcome,
+                    check_name: str, say: Callable[[str], None], hint: str | None,
+                    sparklines: dict[str, list[float]] | None) -> None:
+    assert ctx.repository and ctx.head_sha
+    summary = render_markdown(report, max_chars=CHECK_TEXT_MAX, full_report_hint=hint, sparklines=sparklines)
+    run, batches = create_check_run(
+        gh, ctx.repository, name=check_name, head_sha=ctx.head_sha, conclusion=outcome.conclusion,
+        title=title_for(report), summary=summary, notes=annotations(report), details_url=ctx.report_url,
+    )
+    outcome.check_run_id, outcome.check_run_url = _int(run.get("id")), run.get("html_url")
+    outcome.annotation_batches = batches
+    say(f"molt-budget: check run {check_name!r} on {ctx.head_sha[:12]}: {outcome.conclusion}, "
+        f"{sum(batches)} annotation(s)" + (f": {outcome.check_run_url}" if outcome.check_run_url else ""))
+
+
+def _write_summary(ctx: GitHubContext, report: dict[str, Any], outcome: PublishOutcome, say: Callable[[str], None],
+                   hint: str | None, sparklines: dict[str, list[float]] | None) -> None:
+    if not ctx.step_summary:
+        return
+    text = render_markdown(report, max_chars=SUMMARY_MAX, full_report_hint=hint, sparklines=sparklines)
+    if outcome.fell_back:
+        text = "> [!WARNING]\n> molt-budget could not post its check run to GitHub (see the job log); this summary " \
+               "and the annotations carry the verdict.\n\n" + text
+    try:
+        with ctx.step_summary.open("a", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+        outcome.summary_written = True
+    except OSError as exc:
+        say(f"molt-budget: could not write the job summary: {_describe(exc)}")

@@ -1,0 +1,396 @@
+"""One Markdown rendering of a comparison report for the PR comment, check run and job summary.
+
+Why one renderer: reviewers see the same verdict, table and diff wherever they look.
+Why a character budget: GitHub rejects a comment over 65,536 characters and a check-run
+summary over 65,535, so the least important sections are cut first and the reader is told
+where the full report is. Everything that can come from the code under review (module,
+function and phase names, reasons) is escaped so it cannot inject HTML, fake the sticky
+marker, break a table or @-mention people.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from molt_budget.report.sparkline import sparkline
+from molt_budget.report.terminal import fmt_value
+
+STATUS_ICON = {
+    "pass": "✅", "yellow": "🟡", "fail": "❌", "error": "⛔", "not_comparable": "➖", "nondeterministic": "🎲",
+}
+SEVERITY = {"fail": 0, "error": 1, "nondeterministic": 2, "yellow": 3, "not_comparable": 4, "pass": 5}
+HEADLINE = {"pass": "PASS", "yellow": "PASS with warnings", "fail": "FAIL", "error": "ERROR"}
+OFFENDING = ("fail", "error", "yellow", "nondeterministic")
+DEFAULT_HINT = "the `report.json` artifact of this run (`molt-budget report report.json --markdown`)"
+ITEM_LIMITS = (50, 20, 8, 3)
+
+
+# -- escaping ------------------------------------------------------------------------
+
+
+def esc(text: Any) -> str:
+    """Free text → inert Markdown: no HTML, no comments (markers), no @-mentions, one line."""
+    out = html.escape(" ".join(str(text).split()), quote=False)
+    return out.replace("@", "@\u200b")
+
+
+def code(text: Any) -> str:
+    """A code span that survives any backticks inside; code spans never mention or run HTML."""
+    text = " ".join(str(text).split())
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or not text else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def cell(text: str) -> str:
+    """Table cells: a pipe would end the cell even inside a code span (GFM)."""
+    return text.replace("|", "\\|")
+
+
+def code_block(text: str, lang: str = "sh") -> str:
+    longest = max((len(m) for m in re.findall(r"`{3,}", text)), default=2)
+    fence = "`" * (longest + 1)
+    return f"{fence}{lang}\n{text}\n{fence}"
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def details(summary: str, body: str) -> str:
+    return f"<details><summary>{summary}</summary>\n\n{body}\n\n</details>"
+
+
+# -- numbers -------------------------------------------------------------------------
+
+
+def num(value: Any, unit: str = "") -> str:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return "-"
+    return "0" if value == 0 else fmt_value(value, unit)
+
+
+def signed(value: Any, unit: str = "") -> str:
+    if not isinstance(value, (int, float)):
+        return "-"
+    text = num(abs(value), unit)
+    return "0" if value == 0 else ("+" if value > 0 else "-") + text
+
+
+def pct(value: Any) -> str:
+    """`delta_pct` is in percent (12.5 means +12.5 %)."""
+    return f"{value:+.1f}%" if isinstance(value, (int, float)) else "-"
+
+
+def plain(value: float) -> str:
+    """A number as a command-line argument: no thousands separators, no exponent."""
+    return str(int(value)) if float(value).is_integer() else f"{value:.6f}".rstrip("0").rstrip(".")
+
+
+def short(sha: Any) -> str:
+    return str(sha)[:12] if sha else "unknown"
+
+
+# -- sections ------------------------------------------------------------------------
+
+
+@dataclass
+class Section:
+    """A block of the report; `priority` None = never dropped, lower numbers go first."""
+
+    name: str
+    text: str
+    priority: int | None = None
+    truncated: bool = False
+
+
+def _sorted_kpis(report: dict[str, Any]) -> list[dict[str, Any]]:
+    return sorted(report.get("kpis") or [], key=lambda k: SEVERITY.get(k.get("status", ""), 9))
+
+
+def _headline(report: dict[str, Any]) -> str:
+    verdict = report.get("verdict") or {}
+    status = verdict.get("status", "error")
+    counts = verdict.get("counts") or {}
+    shown = " · ".join(f"{counts[s]} {s}" for s in (*SEVERITY, "skipped") if counts.get(s))
+    judged = len(report.get("kpis") or [])
+    word = HEADLINE.get(status, status.upper()) if judged else "SKIPPED (no KPI was measured)"
+    icon = STATUS_ICON.get(status, "❔") if judged else "➖"
+    config = report.get("config_path")
+    line2 = " — ".join(x for x in (shown, f"budgets {code(config)}" if config else "") if x)
+    return f"## {icon} molt-budget: {word}\n\n{line2}".rstrip()
+
+
+def _commits(report: dict[str, Any]) -> str:
+    head = report.get("head") or {}
+    head_text = code(short(head.get("commit"))) + (f" ({esc(head['ref'])})" if head.get("ref") else "")
+    if head.get("dirty"):
+        head_text += " (dirty)"
+    base = report.get("base")
+    if not base:
+        return f"**Commits:** head {head_text}. No baseline to compare with: the budgets alone decided."
+    base_text = code(short(base.get("commit"))) + (f" ({esc(base['ref'])})" if base.get("ref") else "")
+    source = f", baseline from {esc(base['source'])}" if base.get("source") else ""
+    run = f" run {code(base['run_id'])}" if base.get("run_id") else ""
+    return f"**Commits compared:** base {base_text} → head {head_text}{source}{run}."
+
+
+def _authoritative(report: dict[str, Any]) -> str:
+    if "authoritative" not in report:
+        return ""
+    if report["authoritative"]:
+        return "**Authoritative run:** yes (quiet host, comparable provenance)."
+    reasons = "; ".join(esc(r) for r in report.get("authoritative_reasons") or []) or "no reason recorded"
+    return f"⚠️ **Not authoritative:** {reasons}. Timed verdicts are advisory; re-run on a quiet host."
+
+
+def _kpi_table(report: dict[str, Any], sparklines: dict[str, list[float]] | None, max_rows: int | None) -> tuple[str, bool]:
+    kpis = _sorted_kpis(report)
+    if not kpis:
+        return "_No KPI was judged (every lane was skipped)._", False
+    trend = bool(sparklines) and any(sparklines.get(k.get("id", "")) for k in kpis)  # type: ignore[union-attr]
+    headers = ["KPI", "lane", "base", "head", "Δ", "Δ%", "target / limit", "status"] + (["trend"] if trend else [])
+    shown = kpis if max_rows is None else kpis[:max_rows]
+    rows = []
+    for k in shown:
+        unit = k.get("unit", "")
+        row = [
+            code(k.get("id", "?")), code(k.get("lane", "?")), num(k.get("base"), unit), num(k.get("head"), unit),
+            signed(k.get("delta"), unit), pct(k.get("delta_pct")),
+            f"{num(k.get('target'), unit)} / {num(k.get('limit'), unit)}",
+            f"{STATUS_ICON.get(k.get('status', ''), '❔')} {esc(k.get('status', '?'))}",
+        ]
+        if trend:
+            row.append(sparkline(list((sparklines or {}).get(k.get("id", ""), []))))
+        rows.append(row)
+    text = table(headers, rows)
+    hidden = len(kpis) - len(shown)
+    if hidden:
+        text += f"\n\n_… {hidden} more KPI row(s) not shown (the least severe)._"
+    return text, bool(hidden)
+
+
+def _notes(report: dict[str, Any], limit: int) -> tuple[str, bool]:
+    offending = [k for k in _sorted_kpis(report) if k.get("status") in OFFENDING]
+    if not offending:
+        return "", False
+    lines = []
+    for k in offending[:limit]:
+        stats = []
+        if isinstance(k.get("p_value"), (int, float)):
+            stats.append(f"p={k['p_value']:.3g}")
+        if isinstance(k.get("ci_low"), (int, float)) and isinstance(k.get("ci_high"), (int, float)):
+            stats.append(f"CI [{k['ci_low']:+.3g}, {k['ci_high']:+.3g}]")
+        if isinstance(k.get("pairs"), int):
+            stats.append(f"{k['pairs']} pairs")
+        extra = f" ({', '.join(stats)})" if stats else ""
+        budget = k.get("budget_status")
+        budget_text = f" Budget: {esc(budget)}." if budget and budget != k.get("status") else ""
+        lines.append(f"- {STATUS_ICON.get(k['status'], '')} {code(k.get('id', '?'))} on {code(k.get('lane', '?'))}: "
+                     f"{esc(k.get('reason', ''))}{extra}{budget_text}")
+    more = len(offending) - limit
+    if more > 0:
+        lines.append(f"- … {more} more")
+    return "\n".join(lines), more > 0
+
+
+def _listing(title: str, items: list[Any], limit: int, headers: list[str], row: Callable[[Any], list[str]]) -> tuple[str, bool]:
+    if not items:
+        return "", False
+    body = table(headers, [row(i) for i in items[:limit]])
+    more = len(items) - limit
+    if more > 0:
+        body += f"\n\n_… {more} more not shown._"
+    return details(f"{title} ({len(items)})", body), more > 0
+
+
+def _by_abs(items: list[dict[str, Any]], key: str = "delta") -> list[dict[str, Any]]:
+    return sorted(items, key=lambda x: -abs(x.get(key) or 0))
+
+
+def _mapping_rows(mapping: dict[str, Any]) -> list[dict[str, Any]]:
+    return _by_abs([{"name": k, "delta": v} for k, v in (mapping or {}).items() if v])
+
+
+def _diff_sections(report: dict[str, Any], limit: int) -> list[Section]:
+    diff = report.get("diff") or {}
+    specs: list[tuple[str, int, str, list[Any], list[str], Callable[[Any], list[str]]]] = [
+        ("modules_added", 45, "Modules added", diff.get("modules_added") or [], ["module", "why it is imported"],
+         lambda m: [code(m.get("module", "?")), ", ".join(esc(r) for r in m.get("reasons") or []) or "-"]),
+        ("phases", 40, "Phase time deltas", _by_abs(diff.get("phases") or []), ["lane", "phase", "base", "head", "Δ"],
+         lambda p: [code(p.get("lane", "-")), code(p.get("phase", "?")), num(p.get("base"), "s"), num(p.get("head"), "s"), signed(p.get("delta"), "s")]),
+        ("top_function_op_deltas", 35, "Top function op-count deltas", _by_abs(diff.get("top_function_op_deltas") or []),
+         ["function", "base ops", "head ops", "Δ ops"],
+         lambda f: [code(f.get("function", "?")), num(f.get("base")), num(f.get("head")), signed(f.get("delta"))]),
+        ("op_kind_deltas", 30, "Op-kind deltas", _mapping_rows(diff.get("op_kind_deltas") or {}), ["op kind", "Δ count"],
+         lambda r: [code(r["name"]), signed(r["delta"])]),
+        ("module_timing_deltas", 25, "Module timing deltas", _by_abs(diff.get("module_timing_deltas") or []),
+         ["module", "base", "head", "Δ"],
+         lambda m: [code(m.get("module", "?")), num(m.get("base"), "s"), num(m.get("head"), "s"), signed(m.get("delta"), "s")]),
+        ("modules_removed", 20, "Modules removed", diff.get("modules_removed") or [], ["module", "reasons"],
+         lambda m: [code(m.get("module", "?")), ", ".join(esc(r) for r in m.get("reasons") or []) or "-"]),
+        ("reason_summary_deltas", 15, "Import-reason deltas", _mapping_rows(diff.get("reason_summary_deltas") or {}),
+         ["reason", "Δ modules"], lambda r: [code(r["name"]), signed(r["delta"])]),
+        ("functions_added", 10, "Functions added", diff.get("functions_added") or [], ["function"], lambda f: [code(f)]),
+        ("functions_removed", 5, "Functions removed", diff.get("functions_removed") or [], ["function"], lambda f: [code(f)]),
+    ]
+    out = []
+    for name, priority, title, items, headers, row in specs:
+        text, cut = _listing(title, items, limit, headers, row)
+        if text:
+            out.append(Section(name, text, priority, cut))
+    return out
+
+
+def _budget_changes(report: dict[str, Any], limit: int) -> tuple[str, bool]:
+    changes = report.get("budget_changes")
+    if not changes:
+        return "", False
+    lines = []
+    for ch in changes[:limit]:
+        kpi = ch.get("kpi") or ch.get("id")
+        field = ch.get("field") or ch.get("key")
+        old = ch.get("old", ch.get("before"))
+        new = ch.get("new", ch.get("after"))
+        reason = ch.get("reason") or ch.get("justification")
+        if kpi is not None and (old is not None or new is not None):
+            text = f"- {code(kpi)}" + (f" {code(field)}" if field else "") + f": {esc(json.dumps(old))} → {esc(json.dumps(new))}"
+            text += f" — {esc(reason)}" if reason else " — ⚠️ no reason given"
+        else:
+            text = f"- {code(json.dumps(ch, sort_keys=True, default=str))}"
+        lines.append(text)
+    more = len(changes) - limit
+    if more > 0:
+        lines.append(f"- … {more} more")
+    return details(f"Budget changes in this PR ({len(changes)})", "\n".join(lines)), more > 0
+
+
+def _reproduce(report: dict[str, Any]) -> str:
+    command = report.get("reproduce")
+    if not command:
+        return ""
+    return "**Reproduce locally:**\n\n" + code_block(str(command))
+
+
+def _bump(report: dict[str, Any]) -> str:
+    example = next((k for k in _sorted_kpis(report) if k.get("status") in ("fail", "yellow")
+                    and isinstance(k.get("head"), (int, float))), None)
+    kpi = example.get("id", "KPI") if example else "KPI"
+    target = plain(example["head"]) if example else "X"
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", str(kpi)):
+        kpi = "KPI"
+    command = f'molt-budget bump {kpi} --target {target} --reason "why this growth is accepted"'
+    return "**Accepting the change?** Bump the budget in a reviewed edit of the budgets file:\n\n" + code_block(command)
+
+
+def _ratchets(report: dict[str, Any], limit: int) -> tuple[str, bool]:
+    ratchets = report.get("ratchets")
+    if not ratchets:
+        return "", False
+    lines = [f"- {code(json.dumps(r, sort_keys=True, default=str))}" for r in ratchets[:limit]]
+    more = len(ratchets) - limit
+    if more > 0:
+        lines.append(f"- … {more} more")
+    return details(f"Ratchet suggestions ({len(ratchets)})", "\n".join(lines)), more > 0
+
+
+def _sections(report: dict[str, Any], limit: int, sparklines: dict[str, list[float]] | None,
+              max_rows: int | None) -> list[Section]:
+    """In display order; priorities say what goes first when the text is too long."""
+    out = [Section("headline", _headline(report))]
+    auth = _authoritative(report)
+    if auth:
+        out.append(Section("authoritative", auth, 85))
+    out.append(Section("commits", _commits(report), 80))
+    kpi_text, kpi_cut = _kpi_table(report, sparklines, max_rows)
+    out.append(Section("KPI table", kpi_text, None, kpi_cut))
+    notes, cut = _notes(report, limit)
+    if notes:
+        out.append(Section("reasons", notes, 90, cut))
+    diff = _diff_sections(report, limit)
+    if diff:
+        out.append(Section("diff heading", "### Regression diff", 9))
+        out += diff
+    for name, priority, (text, cut) in (
+        ("budget changes", 60, _budget_changes(report, limit)),
+        ("ratchet suggestions", 12, _ratchets(report, limit)),
+    ):
+        if text:
+            out.append(Section(name, text, priority, cut))
+    for name, priority, text in (("reproduce command", 75, _reproduce(report)), ("bump how-to", 50, _bump(report))):
+        if text:
+            out.append(Section(name, text, priority))
+    return out
+
+
+def _footer(report: dict[str, Any], max_chars: int, omitted: list[str], truncated: bool, hint: str) -> str:
+    version = report.get("tool_version")
+    sig = f"<sub>molt-budget{' ' + esc(version) if version else ''}</sub>"
+    if not omitted and not truncated:
+        return sig
+    what = f"omitted {', '.join(omitted)}" if omitted else "long lists shortened"
+    return f"> [!NOTE]\n> Cut to fit {max_chars:,} characters ({what}). Full report: {hint}.\n\n{sig}"
+
+
+def _assemble(marker: str | None, sections: list[Section], footer: str) -> str:
+    parts = ([marker] if marker else []) + [s.text for s in sections] + [footer]
+    return "\n\n".join(parts) + "\n"
+
+
+def render_markdown(
+    report: dict[str, Any],
+    *,
+    max_chars: int,
+    marker: str | None = None,
+    full_report_hint: str | None = None,
+    sparklines: dict[str, list[float]] | None = None,
+) -> str:
+    """The report as GitHub-flavoured Markdown of at most `max_chars` characters.
+
+    Shrinks in this order: long lists inside sections, then whole sections from the least
+    important (function lists, op kinds, ...), then passing KPI rows; only a report whose
+    headline alone does not fit is cut mid-text. `marker` (a hidden HTML comment) stays first.
+    """
+    hint = full_report_hint or DEFAULT_HINT
+    for limit in ITEM_LIMITS:
+        sections = _sections(report, limit, sparklines, None)
+        truncated = any(s.truncated for s in sections)
+        text = _assemble(marker, sections, _footer(report, max_chars, [], truncated, hint))
+        if len(text) <= max_chars:
+            return text
+    omitted: list[str] = []
+    droppable = sorted((s for s in sections if s.priority is not None), key=lambda s: s.priority)  # type: ignore[arg-type,return-value]
+    for victim in droppable:
+        sections = [s for s in sections if s is not victim]
+        if victim.name != "diff heading":
+            omitted.append(victim.name)
+        text = _assemble(marker, sections, _footer(report, max_chars, omitted, True, hint))
+        if len(text) <= max_chars:
+            return text
+    rows = len(report.get("kpis") or [])
+    while rows > 0:
+        rows = rows // 2
+        table_text, _ = _kpi_table(report, sparklines, rows)
+        kept = [Section(s.name, table_text if s.name == "KPI table" else s.text, s.priority) for s in sections]
+        text = _assemble(marker, kept, _footer(report, max_chars, omitted + ["KPI rows"], True, hint))
+        if len(text) <= max_chars:
+            return text
+    return _hard_cut(text, max_chars, hint)
+
+
+def _hard_cut(text: str, max_chars: int, hint: str) -> str:
+    """Last resort: cut at a line boundary and say so; never over `max_chars`."""
+    tail = f"\n\n… cut to fit {max_chars:,} characters. Full report: {hint}.\n"
+    if len(tail) >= max_chars:
+        return text[:max_chars]
+    head = text[: max_chars - len(tail)]
+    if "\n" in head:
+        head = head[: head.rindex("\n")]
+    return head + tail

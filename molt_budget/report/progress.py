@@ -1,0 +1,204 @@
+"""Progress while lanes run: a live status line on a terminal, plain lines in CI.
+
+On a pipe (CI logs) every event is exactly one `event.plain()` line and nothing else: no
+carriage returns, no escape codes, so logs stay greppable. On a terminal the same lines
+scroll by and one status line under them is rewritten in place (`\\r` + erase line) with
+what runs now, for how long, and an estimate from history (the lane's median wall time),
+so a 15-minute cold build does not look hung. Call `close()` (or use `with`) before
+printing anything else: it erases the status line and stops the ticker.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, TextIO
+
+from molt_budget.runner.events import ProgressEvent
+
+CLEAR = "\r\x1b[2K"
+PHASE_WORD = {"prime": "prime", "warmup": "warm-up", "measure": "repeat"}
+
+
+def make_progress(stream: TextIO | None = None, *, tty: bool | None = None, history: Any = None,
+                  interval_s: float = 0.5) -> "Progress":
+    """The engine's `options.progress`: live on a terminal, plain lines otherwise.
+
+    `tty=None` asks the stream (and treats TERM=dumb as not a terminal); `history` is a
+    results.history.History used for "~Ns left" (None: no estimates).
+    """
+    stream = stream if stream is not None else sys.stderr
+    if tty is None:
+        tty = _isatty(stream) and os.environ.get("TERM") != "dumb"
+    return LiveProgress(stream, history, interval_s) if tty else Progress(stream)
+
+
+class Progress:
+    """Plain mode: one line per event, exactly `event.plain()`."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self._broken = False
+
+    def __call__(self, event: ProgressEvent) -> None:
+        self._write(event.plain() + "\n")
+
+    def close(self) -> None:
+        self._write("")
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _write(self, text: str) -> None:
+        """A closed stderr must not abort a measurement run: stop writing instead."""
+        if self._broken:
+            return
+        try:
+            if text:
+                self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):
+            self._broken = True
+
+
+@dataclass
+class _Step:
+    """What is running now, as far as the events tell."""
+
+    lane: str
+    phase: str = ""                    # prime | warmup | measure | "" (between steps)
+    index: int = 0
+    total: int = 0
+    attempt: int = 1
+    estimate_of: str = ""              # the lane whose history predicts this step
+    since: float = 0.0
+
+
+class LiveProgress(Progress):
+    """Terminal mode: event lines scroll, one status line is redrawn by a ticker thread."""
+
+    def __init__(self, stream: TextIO, history: Any = None, interval_s: float = 0.5,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(stream)
+        self.history = history
+        self.interval_s = interval_s
+        self.clock = clock
+        self.started = clock()
+        self.step: _Step | None = None
+        self._estimates: dict[str, float | None] = {}
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def __call__(self, event: ProgressEvent) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._advance(event)
+            self._write(CLEAR + event.plain() + "\n" + self.status_line())
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._tick, name="molt-budget-progress", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        """Erase the status line (the cursor ends at column 0 of an empty line) and stop ticking."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._stop.set()
+            self._write(CLEAR)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2)
+
+    # -- state -----------------------------------------------------------------------------
+
+    def _advance(self, e: ProgressEvent) -> None:
+        now = self.clock()
+        if e.kind == "start" and e.lane:          # if the engine announces a step before it runs
+            self.step = _Step(e.lane, e.phase, e.index, e.total, e.attempt or 1, self._owner(e), now)
+        elif e.kind == "attempt" and e.lane:
+            step = _Step(e.lane, e.phase, e.index, e.total, (e.attempt or 1), self._owner(e), now)
+            if e.retry:
+                step.attempt += 1
+            elif e.index < e.total:
+                step.index, step.attempt = e.index + 1, 1
+            else:
+                step.phase = ""                   # this phase is done; the engine has not said what is next
+            self.step = step
+        elif e.kind in ("lane_error", "lane_skipped"):
+            self.step = None
+
+    def _owner(self, e: ProgressEvent) -> str:
+        """A prime runs another lane's command: that lane's history predicts it."""
+        return (e.message or e.lane or "") if e.phase == "prime" else (e.lane or "")
+
+    def _estimate(self, lane: str) -> float | None:
+        if lane not in self._estimates:
+            try:
+                self._estimates[lane] = self.history.lane_estimate(lane) if self.history is not None else None
+            except Exception:   # a missing or locked history only costs the estimate
+                self._estimates[lane] = None
+        return self._estimates[lane]
+
+    # -- drawing ---------------------------------------------------------------------------
+
+    def status_line(self) -> str:
+        now = self.clock()
+        parts = []
+        s = self.step
+        if s is None:
+            parts.append("waiting for the next lane")
+        elif not s.phase:
+            parts.append(f"{s.lane}: next step")
+        else:
+            word = PHASE_WORD.get(s.phase, s.phase)
+            what = f"{s.lane} {word} {s.index}/{s.total}" if s.phase != "prime" else f"{s.lane} prime ({s.estimate_of})"
+            if s.attempt > 1:
+                what += f" attempt {s.attempt}"
+            running = now - s.since
+            parts.append(f"{what} {_duration(running)}")
+            estimate = self._estimate(s.estimate_of)
+            if estimate is not None:
+                left = estimate * (s.total - s.index + 1) - running
+                parts.append(f"~{_duration(left)} left" if left > 0 else f"over the usual {_duration(estimate)}")
+        line = f"[molt-budget] > {', '.join(parts)} | run {_duration(now - self.started)}"
+        width = _columns(self.stream)
+        return line if len(line) < width else line[: max(width - 4, 1)] + "..."
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            with self._lock:
+                if self._closed:
+                    return
+                self._write(CLEAR + self.status_line())
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _columns(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or 80
+    except (AttributeError, OSError, ValueError):
+        return 80

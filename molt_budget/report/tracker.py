@@ -1,0 +1,211 @@
+"""The Compile Progress Tracker page as a product of history, not of hand edits.
+
+Only the text between marker comments is ours; everything else on the page (scope,
+workflow, caveats, the work board) is the team's and is kept byte for byte. The output
+depends only on the budgets file and the history database (no "generated at" stamp),
+so regenerating an unchanged history changes nothing.
+
+Baseline: the KPI's `seeded_from` value (and its date) when the budgets file declares
+one, otherwise the oldest value recorded in history. `seeded_from` wins because it is a
+reviewed statement; the oldest history value moves when history is pruned.
+Status: the latest value judged against the *current* target and limit (the ones the
+table shows), so the colour and the Target column always agree.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from molt_budget.config.model import Config, Kpi
+from molt_budget.errors import ConfigError
+from molt_budget.results.history import History, KpiPoint, RunSummary, SampleIssue
+
+KPI_BLOCK = "kpi-table"
+HISTORY_BLOCK = "run-history"
+STATUS = {"pass": "🟢 green", "yellow": "🟡 yellow", "fail": "🔴 red", None: "⚪ no data"}
+MAX_CELL = 200
+COUNT_UNITS = {"ops", "functions", "modules", "bytes", "instructions"}
+
+
+def marker(block: str, end: bool = False) -> str:
+    return f"<!-- molt-budget:{block}:{'end' if end else 'start'} -->"
+
+
+# -- data ----------------------------------------------------------------------------------
+
+
+@dataclass
+class KpiRow:
+    kpi: Kpi
+    baseline: float | None
+    baseline_note: str                 # date, "seeded" or a commit
+    latest: KpiPoint | None
+    status: str | None                 # pass | yellow | fail | None (no data)
+
+
+def kpi_rows(config: Config, history: History, branch: str | None = None) -> list[KpiRow]:
+    from molt_budget.compare.budget import judge
+
+    rows = []
+    for kpi in config.kpis.values():
+        series = history.kpi_series(kpi.id, kpi.lane, kpi.metric, kpi.aggregate, branch=branch)
+        baseline, note = _baseline(kpi, series)
+        latest = series[-1] if series else None
+        status = judge(latest.value, kpi)[0] if latest else None
+        rows.append(KpiRow(kpi, baseline, note, latest, status))
+    return rows
+
+
+def _baseline(kpi: Kpi, series: list[KpiPoint]) -> tuple[float | None, str]:
+    seed = kpi.seeded_from or {}
+    if isinstance(seed.get("value"), (int, float)):
+        note = str(seed.get("date") or "") or (f"seeded at {str(seed['commit'])[:12]}" if seed.get("commit") else "seeded")
+        return float(seed["value"]), note
+    if series:
+        return series[0].value, series[0].started_utc[:10]
+    return None, ""
+
+
+# -- rendering -----------------------------------------------------------------------------
+
+
+def render_kpi_table(rows: list[KpiRow]) -> str:
+    lines = ["| KPI | Baseline (date) | Target | Latest | Status |", "| --- | ---: | ---: | ---: | --- |"]
+    flagged = False
+    for row in rows:
+        k = row.kpi
+        fmt = _formatter(k, row)
+        baseline = f"{fmt(row.baseline)} ({row.baseline_note})" if row.baseline is not None else "n/a"
+        sign = "<=" if k.direction == "lower" else ">="
+        target = f"{sign} {fmt(k.target)}" if k.target is not None else (f"{sign} {fmt(k.limit)} (limit)" if k.limit is not None else "n/a")
+        latest = "n/a"
+        if row.latest is not None:
+            latest = fmt(row.latest.value)
+            if not row.latest.authoritative:
+                latest += "\\*"
+                flagged = True
+        lines.append(f"| {_cell(k.title or k.id)} | {baseline} | {target} | {latest} | {STATUS[row.status]} |")
+    lines.append("")
+    lines.append("Baseline: the KPI's `seeded_from` in the budgets file when declared, else the oldest value in history. "
+                 "Status: the latest value against today's target (🟡 past it) and limit (🔴 past it).")
+    if flagged:
+        lines.append("")
+        lines.append("\\* from a run that was not authoritative (host not quiet, or an imported snapshot).")
+    return "\n".join(lines)
+
+
+def render_run_history(runs: list[RunSummary]) -> str:
+    if not runs:
+        return "_No runs recorded yet._"
+    lines = [
+        "| Date (UTC) | Run ID | Commit | Lanes | Verdicts | Retries | Failures | Authoritative |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for run in runs:
+        lanes = ", ".join(l if st == "ok" else f"{l} ({st})" for l, st in run.lanes.items()) or "-"
+        counts = ", ".join(f"{run.counts[s]} {s}" for s in ("pass", "yellow", "fail", "error") if run.counts.get(s)) or "-"
+        if run.state != "complete":
+            counts += f" ({run.state})"
+        retries = "; ".join(_issue(i) + f": {i.attempts} attempts ({i.retry_reason or 'no reason recorded'})" for i in run.retries) or "-"
+        failures = [f"{_issue(i)}: {i.error or 'failed'}" for i in run.failures]
+        failures += [f"{lane}: {err}" for lane, err in run.lane_errors.items() if not any(i.lane == lane for i in run.failures)]
+        auth = "yes" if run.authoritative else "no" + (f": {'; '.join(run.authoritative_reasons)}" if run.authoritative_reasons else "")
+        commit = f"`{run.commit[:12]}`" if run.commit else "-"
+        lines.append(
+            f"| {_cell(run.started_utc[:10])} | `{_cell(run.run_id)}` | {commit} | {_cell(lanes)} | {_cell(counts)} | "
+            f"{_cell(retries)} | {_cell('; '.join(failures) or '-')} | {_cell(auth)} |"
+        )
+    return "\n".join(lines)
+
+
+def _issue(i: SampleIssue) -> str:
+    word = {"measure": "repeat"}.get(i.kind, i.kind)
+    return f"{i.lane} {word} {i.index + 1}"
+
+
+def _formatter(kpi: Kpi, row: KpiRow):
+    """Counts stay integers (ops, modules) as in the seed page; anything else gets 3 decimals."""
+    from molt_budget.config.metrics import parse_metric
+
+    info = parse_metric(kpi.metric)
+    if info is not None and info.unit:
+        integral = info.unit in COUNT_UNITS
+    else:   # json:/regex: metrics have no unit: integers if every known number is one
+        known = [v for v in (kpi.target, kpi.limit, row.baseline, row.latest.value if row.latest else None) if v is not None]
+        integral = all(float(v).is_integer() for v in known)
+
+    def fmt(value: float | None) -> str:
+        if value is None:
+            return "n/a"
+        return str(int(value)) if integral and float(value).is_integer() else f"{value:.3f}"
+
+    return fmt
+
+
+def _cell(text: str) -> str:
+    """One Markdown table cell: one line, pipes escaped, long reasons cut."""
+    text = " ".join(str(text).split()).replace("|", "\\|")
+    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+
+
+# -- the page ------------------------------------------------------------------------------
+
+
+def splice(page: str, block: str, body: str, heading: str, name: str = "page") -> str:
+    """Replace the text between `block`'s markers, or append heading + markers when absent."""
+    start, end = marker(block), marker(block, end=True)
+    nl = "\r\n" if "\r\n" in page else "\n"
+    body = body.replace("\n", nl)
+    i, j = page.find(start), page.find(end)
+    if i == -1 and j == -1:
+        prefix = "" if not page or page.endswith(nl) else nl
+        sep = nl if page else ""
+        return f"{page}{prefix}{sep}{heading}{nl}{nl}{start}{nl}{body}{nl}{end}{nl}"
+    if i == -1 or j == -1 or j < i or page.count(start) > 1 or page.count(end) > 1:
+        line = page[: (i if i != -1 else j)].count("\n") + 1
+        raise ConfigError(f"{name}:{line}: markers {start} ... {end} must appear once each, start before end")
+    inner_start = i + len(start)
+    return page[:inner_start] + nl + body + nl + page[j:]
+
+
+def render_page(page: str, config: Config, history: History, runs: int = 20, branch: str | None = None,
+                name: str = "page") -> str:
+    page = splice(page, KPI_BLOCK, render_kpi_table(kpi_rows(config, history, branch)), "## KPIs", name)
+    return splice(page, HISTORY_BLOCK, render_run_history(history.run_summaries(runs, branch)), "## Run History", name)
+
+
+def update_tracker(out: Path, config: Config, history: History, runs: int = 20, branch: str | None = None,
+                   check: bool = False) -> bool:
+    """Regenerate the blocks in `out` (created if missing); True if the file changed (or would)."""
+    out = Path(out)
+    # surrogateescape: bytes that are not UTF-8 outside the markers survive untouched
+    old = out.read_bytes().decode("utf-8", "surrogateescape") if out.exists() else None
+    base = old if old is not None else "# Compile Progress Tracker\n"
+    new = render_page(base, config, history, runs, branch, name=str(out))
+    if new == old:
+        return False
+    if not check:
+        _write_atomic(out, new.encode("utf-8", "surrogateescape"))
+    return True
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        if path.exists():
+            mode = path.stat().st_mode & 0o7777
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,223 @@
+"""Head against its base in real git repositories: exact, timed, A/A, history, saved baselines."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from molt_budget.cli import main
+from molt_budget.schemas import load_schema
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "examples" / "demo"
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def make_repo(tmp_path: Path, lanes: dict[str, Any], kpis: dict[str, Any], files: dict[str, str]) -> Path:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.email", "t@example.com")
+    git(repo, "config", "user.name", "t")
+    for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+    doc = {
+        "version": 1,
+        "defaults": {"timeout_s": 60, "repeats": 1, "retries": 0, "env": {"PYTHONHASHSEED": "0", "MOLT_CACHE": "${cache_dir}"}},
+        "settings": {"output_root": "../out", "history": "../out/history.sqlite", "quiescence": {"max_wait_s": 0}},
+        "lanes": lanes,
+        "kpis": kpis,
+    }
+    (repo / "budgets.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    (repo / ".gitignore").write_text("out/\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+    return repo
+
+
+def commit(repo: Path, files: dict[str, str], message: str = "head") -> str:
+    for name, text in files.items():
+        (repo / name).write_text(text)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+def check(repo: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    report = repo.parent / "report.json"
+    code = main(["check", "--config", str(repo / "budgets.yaml"), "--quiet", "--report-json", str(report), *args])
+    data = json.loads(report.read_text())
+    jsonschema.validate(data, load_schema("report"))
+    return code, data
+
+
+DEMO_LANE = {
+    "dev": {
+        "command": ["${python}", "moltdemo.py", "build", "hello.py", "--build-profile", "dev", "--no-cache",
+                    "--emit-ir", "${emit_ir}", "--out-dir", "${attempt_dir}/out"],
+        "emit_ir": True, "diagnostics": True,
+    }
+}
+DEMO_KPIS = {
+    "ir_ops": {"lane": "dev", "metric": "ir.ops", "target": 100000, "limit": 120000, "max_increase_pct": 5},
+    "init_modules": {"lane": "dev", "metric": "ir.init_modules", "target": 12, "limit": 14},
+    "ir_mb": {"lane": "dev", "metric": "ir.mb", "target": 10, "limit": 12},
+    "modules": {"lane": "dev", "metric": "diag.module_count", "target": 12, "max_increase_abs": 3},
+}
+
+
+def demo_repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path, DEMO_LANE, DEMO_KPIS, {
+        "moltdemo.py": (DEMO / "moltdemo.py").read_text(),
+        "hello.py": (DEMO / "hello.py").read_text(),
+    })
+
+
+def test_import_multiprocessing_fails_with_the_modules_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = demo_repo(tmp_path)
+    base = git(repo, "rev-parse", "HEAD")
+    git(repo, "checkout", "-qb", "feature")
+    head = commit(repo, {"hello.py": "import multiprocessing\n" + (DEMO / "hello.py").read_text()})
+    code, report = check(repo)
+    out = capsys.readouterr().out
+    assert code == 1
+    assert report["base"]["commit"] == base and report["base"]["source"] == "worktree"
+    assert report["head"]["commit"] == head
+    by_id = {k["id"]: k for k in report["kpis"]}
+    for kpi in ("ir_ops", "init_modules", "modules"):
+        assert by_id[kpi]["status"] == "fail", by_id[kpi]
+        assert by_id[kpi]["head"] > by_id[kpi]["base"]
+    assert by_id["ir_ops"]["delta_pct"] > 5
+    added = {m["module"]: m["reasons"] for m in report["diff"]["modules_added"]}
+    assert "multiprocessing" in added
+    assert any("spawn_closure" in reasons for reasons in added.values())
+    assert report["diff"]["functions_added"]
+    assert report["diff"]["op_kind_deltas"]
+    assert "modules added" in out and "verdict: FAIL" in out
+    assert report["reproduce"].startswith("molt-budget check --config budgets.yaml --base " + base)
+
+
+def test_a_rename_passes_everything(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, DEMO_LANE, DEMO_KPIS, {
+        "moltdemo.py": (DEMO / "moltdemo.py").read_text(),
+        "hello.py": "greeting = 'hi'\nprint(greeting)\n",
+    })
+    git(repo, "checkout", "-qb", "feature")
+    commit(repo, {"hello.py": "salutation = 'hi'\nprint(salutation)\n"})
+    code, report = check(repo)
+    assert code == 0, report
+    assert {k["status"] for k in report["kpis"]} == {"pass"}
+    assert all(k["delta"] == 0 for k in report["kpis"] if k["id"] != "ir_mb")
+    assert report["diff"]["modules_added"] == []
+
+
+def test_on_main_with_a_clean_tree_budgets_alone_decide(tmp_path: Path) -> None:
+    repo = demo_repo(tmp_path)
+    code, report = check(repo)
+    assert code == 0
+    assert report["base"] is None
+    assert "--no-base" in report["reproduce"]
+
+
+def test_aa_on_a_deterministic_build_is_clean_and_on_a_random_one_is_nondeterministic(tmp_path: Path) -> None:
+    noisy = "import random, sys\nprint(f'ops: {random.randint(1, 10**6)}')\n"
+    repo = make_repo(
+        tmp_path,
+        {**DEMO_LANE, "noisy": {"command": ["${python}", "noisy.py"]}},
+        {**DEMO_KPIS, "noisy_ops": {"lane": "noisy", "metric": "regex:stdout:ops: (\\d+)", "class": "exact", "target": 10**7}},
+        {"moltdemo.py": (DEMO / "moltdemo.py").read_text(), "hello.py": (DEMO / "hello.py").read_text(), "noisy.py": noisy},
+    )
+    code, report = check(repo, "--aa")
+    by_id = {k["id"]: k for k in report["kpis"]}
+    assert by_id["noisy_ops"]["status"] == "nondeterministic"
+    assert "not deterministic" in by_id["noisy_ops"]["reason"]
+    assert all(by_id[k]["status"] == "pass" for k in DEMO_KPIS), by_id
+    assert code == 1
+    assert report["base"]["source"] == "same-commit"
+
+
+WORK = """\
+import sys, time
+cost = float(open('cost.txt').read())
+end = time.perf_counter() + cost
+while time.perf_counter() < end:
+    pass
+"""
+
+
+def timed_repo(tmp_path: Path) -> Path:
+    return make_repo(
+        tmp_path,
+        {"work": {"command": ["${python}", "work.py"]}},
+        {"work_s": {"lane": "work", "metric": "wall_s", "target": 10, "max_increase_pct": 10, "pairs": 6, "max_pairs": 10}},
+        {"work.py": WORK, "cost.txt": "0.08"},
+    )
+
+
+def test_timed_slowdown_is_caught_interleaved(tmp_path: Path) -> None:
+    repo = timed_repo(tmp_path)
+    git(repo, "checkout", "-qb", "feature")
+    commit(repo, {"cost.txt": "0.2"})
+    code, report = check(repo)
+    kpi = report["kpis"][0]
+    assert kpi["status"] == "fail", kpi
+    assert kpi["pairs"] >= 7                      # a fail needs a confirming round
+    assert kpi["ci_low"] > 1.1 and kpi["p_value"] < 0.05
+    assert code == 1
+    base_results = json.loads(Path(report["results_path"]).read_text())
+    assert len(base_results["lanes"]["work"]["samples"]) == kpi["pairs"]
+
+
+def test_timed_no_change_passes(tmp_path: Path) -> None:
+    repo = timed_repo(tmp_path)
+    git(repo, "checkout", "-qb", "feature")
+    commit(repo, {"README": "docs only\n"})
+    code, report = check(repo)
+    assert report["kpis"][0]["status"] in ("pass",), report["kpis"][0]
+    assert code == 0
+
+
+def test_saved_baseline_and_not_comparable(tmp_path: Path) -> None:
+    repo = demo_repo(tmp_path)
+    saved = tmp_path / "base.json"
+    assert main(["check", "--config", str(repo / "budgets.yaml"), "--quiet", "--no-base", "--results", str(saved)]) == 0
+    code, report = check(repo, "--baseline", str(saved))
+    assert report["base"]["source"] == "results" and code == 0
+    data = json.loads(saved.read_text())
+    data["provenance"]["tools"] = {"cargo": "cargo 1.0.0 (different)"}
+    saved.write_text(json.dumps(data))
+    code, report = check(repo, "--baseline", str(saved))
+    statuses = {k["status"] for k in report["kpis"]}
+    assert statuses == {"not_comparable"}, report["kpis"]
+    assert "tools differs" in report["kpis"][0]["reason"]
+    assert code == 0
+
+
+def test_base_from_history_by_commit(tmp_path: Path) -> None:
+    repo = demo_repo(tmp_path)
+    base = git(repo, "rev-parse", "HEAD")
+    assert main(["check", "--config", str(repo / "budgets.yaml"), "--quiet"]) == 0
+    git(repo, "checkout", "-qb", "feature")
+    commit(repo, {"hello.py": "import json\n" + (DEMO / "hello.py").read_text()})
+    code, report = check(repo, "--base-source", "history")
+    assert report["base"] == {"commit": base, "ref": "merge-base(HEAD, main)", "source": "history", "run_id": report["base"]["run_id"]}
+    assert {k["id"]: k["status"] for k in report["kpis"]}["modules"] in ("fail", "yellow")
+
+
+def test_unknown_base_ref_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = demo_repo(tmp_path)
+    assert main(["check", "--config", str(repo / "budgets.yaml"), "--quiet", "--base", "nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"molt-budget: error: --base nope: no such commit or branch in {repo}"
