@@ -141,6 +141,14 @@ def test_bootstrap_is_reproducible() -> None:
     assert stats.bootstrap_median_ratio_ci(head, base, n_resamples=50, seed=7) != few
 
 
+def test_bootstrap_golden_values() -> None:
+    """Pinned: a change here means verdicts on stored samples would change between versions."""
+    head = [1.1, 1.2, 1.05, 1.3, 1.0, 1.15, 0.97, 1.22, 1.07, 1.12]
+    assert stats.bootstrap_median_ratio_ci(head, [1.0] * 10) == pytest.approx((1.11, 1.05, 1.2), abs=1e-12)
+    assert stats.bootstrap_median_ratio_ci(head, [1.0] * 10, n_resamples=333, confidence=0.8) == pytest.approx(
+        (1.11, 1.06, 1.158), abs=1e-12)
+
+
 def test_bootstrap_point_is_median_of_pair_ratios() -> None:
     head, base = _noisy_pairs(random.Random(2), 8, 1.1)
     point, low, high = stats.bootstrap_median_ratio_ci(head, base)

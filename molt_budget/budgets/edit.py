@@ -151,7 +151,9 @@ def render_scalar(value: Any, *, flow: bool = False, style: str | None = None) -
         doc = "{k: " + text + "}" if flow else "k: " + text
         if _reads_back(doc, {"k": text}):
             return text
-    return json.dumps(text, ensure_ascii=False)
+    readable = json.dumps(text, ensure_ascii=False)   # JSON strings are YAML double-quoted scalars
+    doc = "{k: " + readable + "}" if flow else "k: " + readable
+    return readable if _reads_back(doc, {"k": text}) else json.dumps(text)
 
 
 def _block_entry(key: str, value: Any, indent: int, step: int, nl: str) -> str:

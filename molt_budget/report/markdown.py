@@ -146,7 +146,7 @@ def _authoritative(report: dict[str, Any]) -> str:
     if "authoritative" not in report:
         return ""
     if report["authoritative"]:
-        return "**Authoritative run:** yes (quiet host, comparable provenance)."
+        return "**Authoritative run:** yes."
     reasons = "; ".join(esc(r) for r in report.get("authoritative_reasons") or []) or "no reason recorded"
     return f"⚠️ **Not authoritative:** {reasons}. Timed verdicts are advisory; re-run on a quiet host."
 
@@ -156,14 +156,16 @@ def _kpi_table(report: dict[str, Any], sparklines: dict[str, list[float]] | None
     if not kpis:
         return "_No KPI was judged (every lane was skipped)._", False
     trend = bool(sparklines) and any(sparklines.get(k.get("id", "")) for k in kpis)  # type: ignore[union-attr]
-    headers = ["KPI", "lane", "base", "head", "Δ", "Δ%", "target / limit", "status"] + (["trend"] if trend else [])
+    compared = report.get("base") is not None or any(k.get("base") is not None for k in kpis)
+    headers = (["KPI", "lane", "base", "head", "Δ", "Δ%"] if compared else ["KPI", "lane", "head"]) + \
+        ["target / limit", "status"] + (["trend"] if trend else [])
     shown = kpis if max_rows is None else kpis[:max_rows]
     rows = []
     for k in shown:
         unit = k.get("unit", "")
+        values = [num(k.get("base"), unit), num(k.get("head"), unit), signed(k.get("delta"), unit), pct(k.get("delta_pct"))]
         row = [
-            code(k.get("id", "?")), code(k.get("lane", "?")), num(k.get("base"), unit), num(k.get("head"), unit),
-            signed(k.get("delta"), unit), pct(k.get("delta_pct")),
+            code(k.get("id", "?")), code(k.get("lane", "?")), *(values if compared else values[1:2]),
             f"{num(k.get('target'), unit)} / {num(k.get('limit'), unit)}",
             f"{STATUS_ICON.get(k.get('status', ''), '❔')} {esc(k.get('status', '?'))}",
         ]
