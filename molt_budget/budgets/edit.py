@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import json
 import math
 import os
 import tempfile
@@ -151,9 +150,34 @@ def render_scalar(value: Any, *, flow: bool = False, style: str | None = None) -
         doc = "{k: " + text + "}" if flow else "k: " + text
         if _reads_back(doc, {"k": text}):
             return text
-    readable = json.dumps(text, ensure_ascii=False)   # JSON strings are YAML double-quoted scalars
-    doc = "{k: " + readable + "}" if flow else "k: " + readable
-    return readable if _reads_back(doc, {"k": text}) else json.dumps(text)
+    return double_quoted(text)
+
+
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _printable(ch: str) -> bool:
+    """YAML's printable set, minus the characters it reads as line breaks or a BOM."""
+    o = ord(ch)
+    return 0x20 <= o <= 0x7E or 0xA0 <= o <= 0xD7FF and o not in (0x2028, 0x2029) or 0xE000 <= o <= 0xFFFD and o != 0xFEFF \
+        or 0x10000 <= o <= 0x10FFFF
+
+
+def double_quoted(text: str) -> str:
+    """A YAML double-quoted scalar; everything outside the printable set is escaped (\\x, \\u, \\U)."""
+    out = []
+    for ch in text:
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif _printable(ch):
+            out.append(ch)
+        elif ord(ch) <= 0xFF:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) <= 0xFFFF:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return '"' + "".join(out) + '"'
 
 
 def _block_entry(key: str, value: Any, indent: int, step: int, nl: str) -> str:
@@ -258,7 +282,9 @@ def _block_edits(text: str, kpi_key: Any, node: Any, updates: Mapping[str, Any])
         elif _inline(text, k, v) and (isinstance(new, dict) == bool(getattr(v, "flow_style", False))):
             edits.append((v.start_mark.index, v.end_mark.index, render_scalar(new, flow=isinstance(new, dict), style=getattr(v, "style", None))))
         else:
-            entry = _block_entry(key, new, indent, step, nl)
+            nested = _pairs(v)
+            own_step = nested[0][0].start_mark.column - indent if nested and not v.flow_style else step
+            entry = _block_entry(key, new, indent, max(own_step, 1), nl)
             if not text[start:end].endswith(("\n", "\r")):
                 entry = entry[: -len(nl)]
             edits.append((start, end, entry))

@@ -93,7 +93,7 @@ def apply_ratchets(
             updates["limit"] = r.new_limit
         sign = "+" if kpi.direction == "lower" else "-"
         shown = f"{format_number(short_number(r.measured))} {kpi.unit}".strip()
-        updates["basis"] = f"ratchet: measured {shown} {sign} {margin_pct:g}% margin ({source})"
+        updates["basis"] = f"ratcheted to measured {shown} {sign} {margin_pct:g}% margin ({source})"
         updates["seeded_from"] = {"value": short_number(r.measured), "commit": (commit or "unknown")[:12],
                                   "date": today.isoformat(), "headroom_pct": short_number(margin_pct)}
         updates["updated"] = today.isoformat()

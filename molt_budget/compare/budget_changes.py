@@ -228,13 +228,14 @@ def _lane_changes(ctx: _Context) -> list[BudgetChange]:
         if not diffs:
             continue
         affected = _affected_kpis(head, lane_id)
-        why = next((head.kpis[k].justification for k in affected if ctx.justified(k)), None)
+        by = next((k for k in affected if ctx.justified(k)), None)
+        why = head.kpis[by].justification if by else None
         for name, a, b in diffs:
             line = _lane_line(head, lane_id, name)
             if not affected:
                 status, reason = "pass", "no KPI measures this lane"
             elif why:
-                status, reason = "yellow", f"what {', '.join(affected)} measure(s) changed; justified"
+                status, reason = "yellow", f"changes what {', '.join(affected)} measure; justified by kpis.{by}"
             else:
                 status, reason = "fail", (f"lane changed without a justification: update the `justification` of "
                                           f"{' or '.join(affected)} to say why")
@@ -246,7 +247,10 @@ def _lane_changes(ctx: _Context) -> list[BudgetChange]:
 
 
 def _lane_line(head: Any, lane_id: str, name: str) -> int:
-    parts = name.split(".", 1)
+    """The lane's own key if it sets it, else the `defaults:` entry it inherits."""
+    parts = tuple(name.split(".", 1))
+    if ("lanes", lane_id, *parts) not in head.lines and ("defaults", *parts) in head.lines:
+        return head.lines[("defaults", *parts)]
     return head.line_of("lanes", lane_id, *parts)
 
 

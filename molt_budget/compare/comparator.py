@@ -191,7 +191,7 @@ def _counted(kpi: Kpi, row: dict[str, Any], budget: KpiResult, b_values: list[fl
     b, h = min(b_values), min(h_values)
     if kpi.direction == "higher":
         b, h = h, b
-    decision = stats.decide_counted(h, b, floor_pct=kpi.noise_floor_pct or 0.5, fence=fence,
+    decision = stats.decide_counted(h, b, floor_pct=kpi.noise_floor_pct if kpi.noise_floor_pct is not None else 0.5, fence=fence,
                                     max_increase_pct=kpi.max_increase_pct, yellow_fraction=kpi.yellow_fraction)
     row["base"], row["head"] = min(b_values), min(h_values)
     if decision.status != "pass":

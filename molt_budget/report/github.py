@@ -90,14 +90,16 @@ class _TokenAuth(requests.auth.AuthBase):
 class GitHubError(Exception):
     """One line naming the endpoint and what GitHub said; `status` None = no HTTP answer."""
 
-    def __init__(self, message: str, *, status: int | None = None, endpoint: str = "") -> None:
+    def __init__(self, message: str, *, status: int | None = None, endpoint: str = "", rate_limited: bool = False) -> None:
         super().__init__(" ".join(message.split()))
         self.status = status
         self.endpoint = endpoint
+        self.rate_limited = rate_limited
 
     @property
     def forbidden(self) -> bool:
-        return self.status == 403
+        """A 403 that is a permission refusal (a fork PR's read-only token), not a rate limit."""
+        return self.status == 403 and not self.rate_limited
 
 
 # -- context from the environment ------------------------------------------------------
@@ -275,9 +277,11 @@ class GitHubClient:
             if wait > self.retry.max_sleep_s:
                 raise GitHubError(
                     f"{endpoint}: rate limited (HTTP {response.status_code}); GitHub asks to wait {wait:.0f}s, "
-                    f"more than the {self.retry.max_sleep_s:.0f}s molt-budget waits", status=response.status_code, endpoint=endpoint)
+                    f"more than the {self.retry.max_sleep_s:.0f}s molt-budget waits", status=response.status_code, endpoint=endpoint,
+                    rate_limited=True)
             self.sleep(wait)
-        raise GitHubError(f"{endpoint}: gave up after {self.retry.attempts} attempts ({last})", endpoint=endpoint)
+        raise GitHubError(f"{endpoint}: gave up after {self.retry.attempts} attempts ({last})", endpoint=endpoint,
+                          rate_limited=last in ("HTTP 403", "HTTP 429"))
 
     def _retry_wait(self, response: requests.Response, attempt: int) -> float | None:
         """Seconds to wait before retrying, or None when the answer is final."""

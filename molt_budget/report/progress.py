@@ -24,12 +24,15 @@ PHASE_WORD = {"prime": "prime", "warmup": "warm-up", "measure": "repeat"}
 
 
 def make_progress(stream: TextIO | None = None, *, tty: bool | None = None, history: Any = None,
-                  interval_s: float = 0.5) -> "Progress":
-    """The engine's `options.progress`: live on a terminal, plain lines otherwise.
+                  quiet: bool = False, interval_s: float = 0.5) -> "Progress":
+    """The engine's `options.progress`: live on a terminal, plain lines otherwise, nothing if quiet.
 
     `tty=None` asks the stream (and treats TERM=dumb as not a terminal); `history` is a
-    results.history.History used for "~Ns left" (None: no estimates).
+    results.history.History used for "~Ns left" (None: no estimates). Every variant has
+    `close()`, so callers can always close in a `finally`.
     """
+    if quiet:
+        return Silent()
     stream = stream if stream is not None else sys.stderr
     if tty is None:
         tty = _isatty(stream) and os.environ.get("TERM") != "dumb"
@@ -67,6 +70,19 @@ class Progress:
             self._broken = True
 
 
+class Silent(Progress):
+    """`--quiet`: events are dropped."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    def __call__(self, event: ProgressEvent) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 @dataclass
 class _Step:
     """What is running now, as far as the events tell."""
@@ -102,7 +118,8 @@ class LiveProgress(Progress):
             if self._closed:
                 return
             self._advance(event)
-            self._write(CLEAR + event.plain() + "\n" + self.status_line())
+            line = "" if event.kind == "start" else event.plain() + "\n"   # a start only moves the status line
+            self._write(CLEAR + line + self.status_line())
         if self._thread is None:
             self._thread = threading.Thread(target=self._tick, name="molt-budget-progress", daemon=True)
             self._thread.start()

@@ -45,6 +45,7 @@ OPERATIONS: dict[str, list[str]] = {
     "/repos/{owner}/{repo}/pulls": ["get"],
 }
 
+DATA_KEYS = {"examples", "example", "default", "enum", "const", "value"}   # payloads, not schema: never stripped
 DROP_KEYS = {"description", "x-github", "externalDocs", "x-githubEnterpriseOnly", "x-multi-segment"}
 
 
@@ -71,13 +72,13 @@ def resolve(spec: dict[str, Any], ref: str) -> Any:
 
 
 def strip(node: Any) -> Any:
-    """Drop documentation keys; keep `description` when it is a property *name*."""
+    """Drop documentation keys; keep `description` when it is a property *name*, and keep data intact."""
     if isinstance(node, dict):
         out = {}
         for key, value in node.items():
             if key in DROP_KEYS and not (key == "description" and isinstance(value, dict)):
                 continue
-            out[key] = strip(value)
+            out[key] = value if key in DATA_KEYS else strip(value)
         return out
     if isinstance(node, list):
         return [strip(item) for item in node]
@@ -149,6 +150,7 @@ def trim(spec: dict[str, Any]) -> dict[str, Any]:
         "components": {kind: dict(sorted(items.items())) for kind, items in sorted(components.items())},
     }
     out = denull(strip(out))
+    out["components"]["examples"] = components.get("examples", {})   # example payloads verbatim
     for item in out["paths"].values():
         for method, op in item.items():
             if method == "parameters":

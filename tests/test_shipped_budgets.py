@@ -1,0 +1,83 @@
+"""The two shipped budgets files: the demo gate catches the seed's bloat story, molt's file is sound."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from molt_budget.cli import main
+from molt_budget.config import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_import_multiprocessing_breaks_the_demo_ir_budgets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    work = tmp_path / "copy"
+    shutil.copytree(REPO / "examples" / "demo", work / "examples" / "demo")
+    shutil.copy(REPO / "budgets.yaml", work / "budgets.yaml")
+    hello = work / "examples" / "demo" / "hello.py"
+    hello.write_text("import multiprocessing\n" + hello.read_text())
+    code = main(["check", "--config", str(work / "budgets.yaml"), "--lanes", "dev_cold", "--quiet", "--no-base",
+                 "--output-root", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert code == 1
+    failed = {line.split()[1].rstrip(":") for line in out.splitlines() if line.strip().startswith("FAIL")}
+    assert {"ir_size_mb", "ir_ops", "init_modules"} <= failed, out
+
+
+MOLT = load_config(REPO / "examples" / "molt" / "budgets.yaml")
+
+
+def test_molt_lanes_are_real_molt_builds() -> None:
+    for lane in MOLT.lanes.values():
+        argv = lane.command
+        assert isinstance(argv, list) and argv[argv.index("molt.cli") + 1] == "build", lane.id
+        assert "--build-profile" in argv
+        profile = argv[argv.index("--build-profile") + 1]
+        assert profile == ("dev" if lane.id.startswith("dev") else "release"), lane.id
+        assert ("--no-cache" in argv) == ("nocache" in lane.id or "queue" in lane.id), lane.id
+        assert lane.env.get("MOLT_RELEASE_CARGO_PROFILE") == ("release-fast" if "release_fast" in lane.id else None), lane.id
+        assert lane.env["MOLT_BACKEND_DAEMON"] == ("0" if "daemon_off" in lane.id else "1"), lane.id
+
+
+def test_molt_cold_lanes_get_fresh_caches_and_warm_lanes_are_primed() -> None:
+    for lane in MOLT.lanes.values():
+        assert lane.env["MOLT_CACHE"].startswith("${cache_dir}") and lane.env["CARGO_TARGET_DIR"].startswith("${cache_dir}")
+        if "cold" in lane.id:
+            assert lane.cache_state == "cold" and lane.expect_cache == "miss" and "--no-cache" not in lane.command
+        if lane.id.endswith("_warm") and "nocache" not in lane.id:
+            assert lane.prime is not None and lane.expect_cache == "hit"
+            prime = MOLT.lanes[lane.prime]
+            assert prime.cache_state == "cold"
+    assert MOLT.lanes["dev_queue_daemon_on"].warmups == 2 and MOLT.lanes["dev_queue_daemon_off"].warmups == 2
+
+
+def test_molt_targets_are_the_trackers() -> None:
+    targets = {(k.lane, k.metric): k.target for k in MOLT.kpis.values()}
+    assert targets[("dev_cold", "ir.mb")] == 10
+    assert targets[("dev_cold", "ir.ops")] == 100000
+    assert targets[("dev_cold", "ir.init_modules")] == 12
+    assert targets[("dev_warm", "wall_s")] == 3.0
+    assert targets[("dev_nocache_daemon_on", "wall_s")] == 15
+    assert targets[("release_nocache_warm", "wall_s")] == 18
+    assert targets[("release_fast_warm", "wall_s")] == 6
+    assert targets[("release_fast_nocache_warm", "wall_s")] == 8
+    assert all(k.owner and k.basis and k.justification for k in MOLT.kpis.values())
+
+
+def test_install_hook_in_a_real_repo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    config = tmp_path / "budgets.yaml"
+    shutil.copy(REPO / "budgets.yaml", config)
+    assert main(["install-hook", "--config", str(config)]) == 0
+    hook = tmp_path / ".git" / "hooks" / "pre-push"
+    text = hook.read_text()
+    assert "molt-budget check --pre-push --config" in text and hook.stat().st_mode & 0o111
+    hook.write_text("#!/bin/sh\necho mine\n")
+    assert main(["install-hook", "--config", str(config)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["install-hook", "--config", str(config), "--force"]) == 0
