@@ -290,6 +290,16 @@ def test_unknown_base_and_no_repository_are_clear_errors(tmp_path: Path, monkeyp
     assert code == 2 and "not inside a git repository" in err and err.count("\n") == 1
 
 
+def test_no_main_branch_needs_an_explicit_base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    repo, sha = repo_with(tmp_path, BASE, BASE)
+    git(repo, "branch", "-q", "-m", "main", "trunk")
+    code, _, err = run_cli(["budget-diff", "--config", str(repo / "budgets.yaml")], monkeypatch, capsys)
+    assert code == 2 and "pass --base REF" in err
+    code, out, _ = run_cli(["budget-diff", "--config", str(repo / "budgets.yaml"), "--base", "trunk"], monkeypatch, capsys)
+    assert code == 0 and out.startswith(f"no budget changes in budgets.yaml since {sha[:12]}")
+
+
 def test_unknown_commit_in_read_budgets_at(tmp_path: Path) -> None:
     repo, _ = repo_with(tmp_path, BASE, BASE)
     with pytest.raises(ConfigError, match="not a commit"):

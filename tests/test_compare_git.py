@@ -221,3 +221,26 @@ def test_unknown_base_ref_is_a_clear_error(tmp_path: Path, capsys: pytest.Captur
     assert main(["check", "--config", str(repo / "budgets.yaml"), "--quiet", "--base", "nope"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"molt-budget: error: --base nope: no such commit or branch in {repo}"
+
+
+COUNT = "n = int(open('n.txt').read())\nsum(i * i for i in range(n))\n"
+
+
+def test_counted_instructions_catch_more_work_not_noise(tmp_path: Path) -> None:
+    repo = make_repo(
+        tmp_path,
+        {"count": {"command": ["${python}", "-S", "count.py"], "repeats": 2, "timeout_s": 120}},
+        {"ins": {"lane": "count", "metric": "instructions", "max_increase_pct": 5, "noise_floor_pct": 1}},
+        {"count.py": COUNT, "n.txt": "20000"},
+    )
+    git(repo, "checkout", "-qb", "feature")
+    commit(repo, {"README": "no code change\n"})
+    code, report = check(repo)
+    kpi = report["kpis"][0]
+    assert kpi["class"] == "counted" and kpi["status"] == "pass", kpi
+    assert abs(kpi["delta_pct"]) < 1
+    commit(repo, {"n.txt": "60000"})
+    code, report = check(repo)
+    kpi = report["kpis"][0]
+    assert kpi["status"] == "fail" and kpi["delta_pct"] > 5, kpi
+    assert code == 1

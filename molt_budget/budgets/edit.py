@@ -524,9 +524,27 @@ def _measured_for(results_path: Path, config: Any, kpi: Any) -> tuple[float, dic
 # -- writing ---------------------------------------------------------------------------
 
 
-def unified_diff(old: str, new: str, name: str) -> str:
-    lines = difflib.unified_diff(old.splitlines(), new.splitlines(), fromfile=f"a/{name}", tofile=f"b/{name}", lineterm="")
-    return "\n".join(lines) + ("\n" if old != new else "")
+def unified_diff(old: str, new: str, name: str, context: int = 3) -> str:
+    """difflib's unified format without its autojunk heuristic, which marks a repeated line
+    such as `owner: infra` as changed in budgets files of 200+ lines."""
+    a, b = old.splitlines(), new.splitlines()
+    out = [f"--- a/{name}", f"+++ b/{name}"]
+    for group in difflib.SequenceMatcher(None, a, b, autojunk=False).get_grouped_opcodes(context):
+        i1, i2, j1, j2 = group[0][1], group[-1][2], group[0][3], group[-1][4]
+        out.append(f"@@ -{_range(i1, i2)} +{_range(j1, j2)} @@")
+        for tag, x1, x2, y1, y2 in group:
+            if tag == "equal":
+                out += [" " + line for line in a[x1:x2]]
+                continue
+            out += ["-" + line for line in a[x1:x2]]
+            out += ["+" + line for line in b[y1:y2]]
+    return "\n".join(out) + "\n" if len(out) > 2 else ""
+
+
+def _range(start: int, stop: int) -> str:
+    length = stop - start
+    first = start + 1 if length else start
+    return str(first) if length == 1 else f"{first},{length}"
 
 
 def rewrite(path: Path, kpi_id: str, updates: Mapping[str, Any], *, write: bool = True) -> str:

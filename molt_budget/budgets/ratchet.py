@@ -38,7 +38,7 @@ def propose_ratchets(config: Any, measured: dict[str, float], margin_pct: float)
     """KPIs measured more than margin under their target (limit if no target): new target = measured + margin.
 
     The limit keeps its ratio to the target. Higher-is-better KPIs mirror it: the measurement
-    must sit more than margin above the target, and the margin is taken below it.
+    minus margin must still sit above the target. A measured 0 proposes nothing (no scale).
     """
     out: list[Ratchet] = []
     m = margin_pct / 100
@@ -48,6 +48,8 @@ def propose_ratchets(config: Any, measured: dict[str, float], margin_pct: float)
         if value is None or bound is None or not math.isfinite(value):
             continue
         lower = kpi.direction == "lower"
+        if lower and value <= 0:
+            continue   # nothing measured gives no scale: a zero budget would fail on any noise
         well_under = value < bound * (1 - m) if lower else value * (1 - m) > bound
         if not well_under:
             continue

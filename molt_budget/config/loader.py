@@ -157,7 +157,6 @@ def _kpi(kid: str, raw: dict[str, Any], lines: Lines) -> Kpi:
         pairs=int(raw.get("pairs", 6)),
         max_pairs=int(raw.get("max_pairs", max(20, int(raw.get("pairs", 6))))),
         noise_floor_pct=_number(raw.get("noise_floor_pct")),
-        runs=int(raw.get("runs", 3)),
         updated=str(raw.get("updated", "")),
         line=_line(lines, ("kpis", kid)),
     )

@@ -56,7 +56,6 @@ class Kpi:
     pairs: int = 6                      # timed: interleaved base/head pairs to start with
     max_pairs: int = 20
     noise_floor_pct: float | None = None  # counted: smallest relative change treated as real
-    runs: int = 3                       # counted: runs per side, minimum taken
     updated: str = ""
     line: int = 0
 

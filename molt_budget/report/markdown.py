@@ -334,7 +334,7 @@ def _sections(report: dict[str, Any], limit: int, sparklines: dict[str, list[flo
 
 def _footer(report: dict[str, Any], max_chars: int, omitted: list[str], truncated: bool, hint: str) -> str:
     version = report.get("tool_version")
-    where = f" · full report: {hint}" if hint != DEFAULT_HINT else ""
+    where = f" · full report: {hint}" if hint != DEFAULT_HINT and not (omitted or truncated) else ""
     sig = f"<sub>molt-budget{' ' + esc(version) if version else ''}{where}</sub>"
     if not omitted and not truncated:
         return sig

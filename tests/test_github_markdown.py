@@ -1,0 +1,122 @@
+"""The one Markdown renderer: content, escaping of code-under-review text, and the length budget."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from github_fake import DATA
+from molt_budget.report.markdown import render_markdown
+from molt_budget.schemas import validator
+
+MARKER = "<!-- molt-budget:budgets.yaml -->"
+
+
+def report() -> dict[str, Any]:
+    return json.loads((DATA / "report_fail.json").read_text(encoding="utf-8"))
+
+
+def test_fixture_is_a_valid_report() -> None:
+    assert list(validator("report").iter_errors(report())) == []
+
+
+def test_everything_a_reviewer_needs_is_there() -> None:
+    text = render_markdown(report(), max_chars=65_536, marker=MARKER, sparklines={"ir_ops": [1.0, 2.0, 4.0]})
+    assert text.startswith(MARKER + "\n")
+    assert "## ❌ molt-budget: FAIL" in text
+    header = next(line for line in text.splitlines() if line.startswith("| KPI"))
+    assert header == "| KPI | lane | base | head | Δ | Δ% | target / limit | status | trend |"
+    row = next(line for line in text.splitlines() if line.startswith("| `ir_ops`"))
+    assert "98,000" in row and "131,000" in row and "+33,000" in row and "+33.7%" in row and "100,000 / 120,000" in row
+    assert "❌ fail" in row and "▁▃█" in row
+    assert text.index("`ir_size_mb`") < text.index("`init_modules`") < text.index("`dev_warm_s`")   # worst first
+    for summary in ("Modules added (2)", "Phase time deltas (2)", "Top function op-count deltas (2)", "Op-kind deltas (3)",
+                    "Module timing deltas (1)"):
+        assert f"<details><summary>{summary}</summary>" in text
+    assert "import multiprocessing (hello.py:1)" in text
+    assert "Budget changes in this PR (1)" in text and "asyncio support needs two more init modules" in text
+    assert "**Not authoritative:** load 1.9 per CPU" in text
+    assert "base `9f1c2d3e4b5a` (main) → head `4f1e2d3c4b5a`" in text
+    assert "```sh\nmolt-budget check --config budgets.yaml --lanes dev_cold,dev_warm --base 9f1c2d3e4b5a\n```" in text
+    assert 'molt-budget bump ir_size_mb --target 13.25 --reason "' in text
+    assert text.count("<details>") == text.count("</details>")
+
+
+def test_base_null_renders_without_comparison_columns() -> None:
+    r = report()
+    r["base"] = None
+    r["diff"] = {}
+    for k in r["kpis"]:
+        k.update(base=None, delta=None, delta_pct=None)
+    text = render_markdown(r, max_chars=65_536)
+    assert "No baseline to compare with: the budgets alone decided." in text
+    assert "| KPI | lane | head | target / limit | status |" in text
+    assert "Regression diff" not in text
+
+
+def test_skipped_report_says_so() -> None:
+    r = report()
+    r.update(kpis=[], diff={}, verdict={"status": "pass", "counts": {"skipped": 9}})
+    text = render_markdown(r, max_chars=65_536)
+    assert "SKIPPED" in text and "9 skipped" in text and "every lane was skipped" in text
+
+
+def test_text_from_the_code_under_review_is_inert() -> None:
+    r = report()
+    evil = [
+        {"module": f"{MARKER}", "reasons": ["<img src=x onerror=alert(1)>", "@octo-org/owners please look"]},
+        {"module": "a|b`c", "reasons": ["</details><details open>"]},
+    ]
+    r["diff"]["modules_added"] = evil
+    r["kpis"][0]["reason"] = "ping @everyone <!-- molt-budget:budgets.yaml -->"
+    text = render_markdown(r, max_chars=65_536, marker=MARKER)
+    assert text.count(MARKER) == 2 and text.startswith(MARKER)        # the fake one sits inside a code span
+    assert f"`{MARKER}`" in text
+    assert "<img" not in text and "&lt;img src=x" in text
+    assert "@octo-org" not in text and "@everyone" not in text
+    assert "</details><details open>" not in text
+    assert "``a\\|b`c``" in text                                       # pipe escaped, backtick fenced
+    assert text.count("<details>") == text.count("</details>")
+
+
+def test_code_fences_survive_backticks_in_the_command() -> None:
+    r = report()
+    r["reproduce"] = "molt-budget check ```; echo"
+    text = render_markdown(r, max_chars=65_536)
+    assert "````sh\nmolt-budget check ```; echo\n````" in text
+
+
+def huge() -> dict[str, Any]:
+    r = report()
+    base = r["kpis"][0]
+    r["kpis"] = [dict(base, id=f"kpi_{i}", status=("fail", "yellow", "pass")[i % 3]) for i in range(1500)]
+    r["diff"]["modules_added"] = [{"module": f"m{i}", "reasons": ["r" * 80]} for i in range(5000)]
+    r["diff"]["functions_added"] = [f"f{i}" for i in range(5000)]
+    r["budget_changes"] = [{"kpi": f"k{i}", "field": "limit", "old": i, "new": i + 1, "reason": "x"} for i in range(500)]
+    return r
+
+
+HUGE = huge()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(max_chars=st.integers(min_value=60, max_value=80_000))
+def test_never_over_the_budget(max_chars: int) -> None:
+    text = render_markdown(copy.deepcopy(HUGE), max_chars=max_chars, marker=MARKER, full_report_hint="the artifact")
+    assert len(text) <= max_chars
+    if max_chars >= 2_000:
+        assert text.startswith(MARKER) and "molt-budget: FAIL" in text and "Full report: the artifact" in text
+
+
+def test_cuts_least_important_first() -> None:
+    text = render_markdown(HUGE, max_chars=20_000, full_report_hint="the artifact")
+    assert "omitted" in text and "Functions added" not in text
+    assert "`kpi_0`" in text and "Reproduce locally" in text       # the verdict and how to reproduce stay
+    assert re.search(r"Cut to fit 20,000 characters \(omitted [^)]*functions_added", text)
+    tiny = render_markdown(HUGE, max_chars=3_000, full_report_hint="the artifact")
+    assert len(tiny) <= 3_000 and "KPI rows" in tiny and "`kpi_0`" in tiny
