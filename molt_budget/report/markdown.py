@@ -27,6 +27,7 @@ HEADLINE = {"pass": "PASS", "yellow": "PASS with warnings", "fail": "FAIL", "err
 OFFENDING = ("fail", "error", "yellow", "nondeterministic")
 DEFAULT_HINT = "the `report.json` artifact of this run (`molt-budget report report.json --markdown`)"
 ITEM_LIMITS = (50, 20, 8, 3)
+ROWS_PRIORITY = 55      # passing KPI rows are cut after the diff details, before budget changes and the rest
 
 
 # -- escaping ------------------------------------------------------------------------
@@ -369,23 +370,43 @@ def render_markdown(
         if len(text) <= max_chars:
             return text
     omitted: list[str] = []
+    rows_tried = False
     droppable = sorted((s for s in sections if s.priority is not None), key=lambda s: s.priority)  # type: ignore[arg-type,return-value]
     for victim in droppable:
+        if not rows_tried and (victim.priority or 0) >= ROWS_PRIORITY:
+            rows_tried = True                 # passing KPI rows go before the reasons, commits and reproduce command
+            offending = sum(1 for k in report.get("kpis") or [] if k.get("status") in OFFENDING)
+            text = _fit_rows(report, marker, sections, omitted, sparklines, offending, max_chars, hint)
+            if text is not None:
+                return text
         sections = [s for s in sections if s is not victim]
         if victim.name != "diff heading":
             omitted.append(victim.name)
         text = _assemble(marker, sections, _footer(report, max_chars, omitted, True, hint))
         if len(text) <= max_chars:
             return text
-    rows = len(report.get("kpis") or [])
-    while rows > 0:
-        rows = rows // 2
+    text = _fit_rows(report, marker, sections, omitted, sparklines, 0, max_chars, hint)
+    return text if text is not None else _hard_cut(_assemble(marker, sections, ""), max_chars, hint)
+
+
+def _fit_rows(report: dict[str, Any], marker: str | None, sections: list[Section], omitted: list[str],
+              sparklines: dict[str, list[float]] | None, min_rows: int, max_chars: int, hint: str) -> str | None:
+    """The most KPI rows (at least `min_rows`, worst first) that fit, or None."""
+    def build(rows: int) -> str:
         table_text, _ = _kpi_table(report, sparklines, rows)
         kept = [Section(s.name, table_text if s.name == "KPI table" else s.text, s.priority) for s in sections]
-        text = _assemble(marker, kept, _footer(report, max_chars, omitted + ["KPI rows"], True, hint))
+        return _assemble(marker, kept, _footer(report, max_chars, omitted + ["KPI rows"], True, hint))
+
+    low, high = min_rows, len(report.get("kpis") or [])
+    best = None
+    while low <= high:
+        mid = (low + high) // 2
+        text = build(mid)
         if len(text) <= max_chars:
-            return text
-    return _hard_cut(text, max_chars, hint)
+            best, low = text, mid + 1
+        else:
+            high = mid - 1
+    return best
 
 
 def _hard_cut(text: str, max_chars: int, hint: str) -> str:
