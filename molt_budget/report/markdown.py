@@ -27,6 +27,7 @@ HEADLINE = {"pass": "PASS", "yellow": "PASS with warnings", "fail": "FAIL", "err
 OFFENDING = ("fail", "error", "yellow", "nondeterministic")
 DEFAULT_HINT = "the `report.json` artifact of this run (`molt-budget report report.json --markdown`)"
 ITEM_LIMITS = (50, 20, 8, 3)
+KEEP_ROWS = 20         # the worst rows kept before the reasons, commits and reproduce command are dropped
 ROWS_PRIORITY = 55      # passing KPI rows are cut after the diff details, before budget changes and the rest
 
 
@@ -376,7 +377,7 @@ def render_markdown(
         if not rows_tried and (victim.priority or 0) >= ROWS_PRIORITY:
             rows_tried = True                 # passing KPI rows go before the reasons, commits and reproduce command
             offending = sum(1 for k in report.get("kpis") or [] if k.get("status") in OFFENDING)
-            text = _fit_rows(report, marker, sections, omitted, sparklines, offending, max_chars, hint)
+            text = _fit_rows(report, marker, sections, omitted, sparklines, min(offending, KEEP_ROWS), max_chars, hint)
             if text is not None:
                 return text
         sections = [s for s in sections if s is not victim]
