@@ -6,6 +6,7 @@ import os
 import shlex
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 from molt_budget.errors import ConfigError
@@ -18,7 +19,7 @@ def hook_script(config: Path) -> str:
 {MARK}
 # Runs the lanes marked `pre_push: true` and blocks the push when a KPI fails.
 # Skip once with: git push --no-verify
-exec molt-budget check --pre-push --config {shlex.quote(str(config))}
+exec {shlex.quote(sys.executable)} -m molt_budget check --pre-push --config {shlex.quote(str(config))}
 """
 
 

@@ -72,11 +72,19 @@ def test_install_hook_in_a_real_repo(tmp_path: Path, capsys: pytest.CaptureFixtu
 
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     config = tmp_path / "budgets.yaml"
-    shutil.copy(REPO / "budgets.yaml", config)
+    config.write_text(
+        "version: 1\nsettings: {quiescence: {max_wait_s: 0}}\n"
+        "lanes:\n  fast: {command: ['${python}', '-c', 'pass'], repeats: 1, pre_push: true}\n"
+        "  slow: {command: ['${python}', '-c', 'import sys; sys.exit(1)'], repeats: 1}\n"
+        "kpis:\n  fast_s: {lane: fast, metric: wall_s, target: 30}\n  slow_s: {lane: slow, metric: wall_s, target: 30}\n"
+    )
     assert main(["install-hook", "--config", str(config)]) == 0
     hook = tmp_path / ".git" / "hooks" / "pre-push"
     text = hook.read_text()
-    assert "molt-budget check --pre-push --config" in text and hook.stat().st_mode & 0o111
+    assert "-m molt_budget check --pre-push --config" in text and hook.stat().st_mode & 0o111
+    run = subprocess.run([str(hook)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "verdict: PASS" in run.stdout and "slow_s" not in run.stdout
     hook.write_text("#!/bin/sh\necho mine\n")
     assert main(["install-hook", "--config", str(config)]) == 2
     assert "already exists" in capsys.readouterr().err

@@ -153,17 +153,15 @@ def _authoritative(report: dict[str, Any]) -> str:
     return f"⚠️ **Not authoritative:** {reasons}. Timed verdicts are advisory; re-run on a quiet host."
 
 
-def _kpi_table(report: dict[str, Any], sparklines: dict[str, list[float]] | None, max_rows: int | None) -> tuple[str, bool]:
+def _kpi_lines(report: dict[str, Any], sparklines: dict[str, list[float]] | None) -> list[str]:
+    """Header, rule and one line per KPI (worst first); built once per render, sliced when cutting."""
     kpis = _sorted_kpis(report)
-    if not kpis:
-        return "_No KPI was judged (every lane was skipped)._", False
     trend = bool(sparklines) and any(sparklines.get(k.get("id", "")) for k in kpis)  # type: ignore[union-attr]
     compared = report.get("base") is not None or any(k.get("base") is not None for k in kpis)
     headers = (["KPI", "lane", "base", "head", "Δ", "Δ%"] if compared else ["KPI", "lane", "head"]) + \
         ["target / limit", "status"] + (["trend"] if trend else [])
-    shown = kpis if max_rows is None else kpis[:max_rows]
     rows = []
-    for k in shown:
+    for k in kpis:
         unit = k.get("unit", "")
         values = [num(k.get("base"), unit), num(k.get("head"), unit), signed(k.get("delta"), unit), pct(k.get("delta_pct"))]
         row = [
@@ -174,8 +172,16 @@ def _kpi_table(report: dict[str, Any], sparklines: dict[str, list[float]] | None
         if trend:
             row.append(sparkline(list((sparklines or {}).get(k.get("id", ""), []))))
         rows.append(row)
-    text = table(headers, rows)
-    hidden = len(kpis) - len(shown)
+    return table(headers, rows).split("\n")
+
+
+def _kpi_table(lines: list[str], max_rows: int | None) -> tuple[str, bool]:
+    total = len(lines) - 2
+    if total <= 0:
+        return "_No KPI was judged (every lane was skipped)._", False
+    shown = total if max_rows is None else min(max_rows, total)
+    text = "\n".join(lines[: 2 + shown])
+    hidden = total - shown
     if hidden:
         text += f"\n\n_… {hidden} more KPI row(s) not shown (the least severe)._"
     return text, bool(hidden)
@@ -246,10 +252,10 @@ def _diff_sections(report: dict[str, Any], limit: int) -> list[Section]:
         ("functions_removed", 5, "Functions removed", diff.get("functions_removed") or [], ["function"], lambda f: [code(f)]),
     ]
     out = []
-    for name, priority, title, items, headers, row in specs:
+    for _key, priority, title, items, headers, row in specs:
         text, cut = _listing(title, items, limit, headers, row)
         if text:
-            out.append(Section(name, text, priority, cut))
+            out.append(Section(title.lower(), text, priority, cut))
     return out
 
 
@@ -305,15 +311,14 @@ def _ratchets(report: dict[str, Any], limit: int) -> tuple[str, bool]:
     return details(f"Ratchet suggestions ({len(ratchets)})", "\n".join(lines)), more > 0
 
 
-def _sections(report: dict[str, Any], limit: int, sparklines: dict[str, list[float]] | None,
-              max_rows: int | None) -> list[Section]:
+def _sections(report: dict[str, Any], limit: int, kpi_lines: list[str]) -> list[Section]:
     """In display order; priorities say what goes first when the text is too long."""
     out = [Section("headline", _headline(report))]
     auth = _authoritative(report)
     if auth:
         out.append(Section("authoritative", auth, 85))
     out.append(Section("commits", _commits(report), 80))
-    kpi_text, kpi_cut = _kpi_table(report, sparklines, max_rows)
+    kpi_text, kpi_cut = _kpi_table(kpi_lines, None)
     out.append(Section("KPI table", kpi_text, None, kpi_cut))
     notes, cut = _notes(report, limit)
     if notes:
@@ -364,8 +369,9 @@ def render_markdown(
     headline alone does not fit is cut mid-text. `marker` (a hidden HTML comment) stays first.
     """
     hint = full_report_hint or DEFAULT_HINT
+    kpi_lines = _kpi_lines(report, sparklines)
     for limit in ITEM_LIMITS:
-        sections = _sections(report, limit, sparklines, None)
+        sections = _sections(report, limit, kpi_lines)
         truncated = any(s.truncated for s in sections)
         text = _assemble(marker, sections, _footer(report, max_chars, [], truncated, hint))
         if len(text) <= max_chars:
@@ -377,7 +383,7 @@ def render_markdown(
         if not rows_tried and (victim.priority or 0) >= ROWS_PRIORITY:
             rows_tried = True                 # passing KPI rows go before the reasons, commits and reproduce command
             offending = sum(1 for k in report.get("kpis") or [] if k.get("status") in OFFENDING)
-            text = _fit_rows(report, marker, sections, omitted, sparklines, min(offending, KEEP_ROWS), max_chars, hint)
+            text = _fit_rows(report, marker, sections, omitted, kpi_lines, min(offending, KEEP_ROWS), max_chars, hint)
             if text is not None:
                 return text
         sections = [s for s in sections if s is not victim]
@@ -386,19 +392,19 @@ def render_markdown(
         text = _assemble(marker, sections, _footer(report, max_chars, omitted, True, hint))
         if len(text) <= max_chars:
             return text
-    text = _fit_rows(report, marker, sections, omitted, sparklines, 0, max_chars, hint)
+    text = _fit_rows(report, marker, sections, omitted, kpi_lines, 0, max_chars, hint)
     return text if text is not None else _hard_cut(_assemble(marker, sections, ""), max_chars, hint)
 
 
 def _fit_rows(report: dict[str, Any], marker: str | None, sections: list[Section], omitted: list[str],
-              sparklines: dict[str, list[float]] | None, min_rows: int, max_chars: int, hint: str) -> str | None:
+              kpi_lines: list[str], min_rows: int, max_chars: int, hint: str) -> str | None:
     """The most KPI rows (at least `min_rows`, worst first) that fit, or None."""
     def build(rows: int) -> str:
-        table_text, _ = _kpi_table(report, sparklines, rows)
+        table_text, _ = _kpi_table(kpi_lines, rows)
         kept = [Section(s.name, table_text if s.name == "KPI table" else s.text, s.priority) for s in sections]
         return _assemble(marker, kept, _footer(report, max_chars, omitted + ["KPI rows"], True, hint))
 
-    low, high = min_rows, len(report.get("kpis") or [])
+    low, high = min_rows, max(0, len(kpi_lines) - 2)
     best = None
     while low <= high:
         mid = (low + high) // 2
