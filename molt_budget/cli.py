@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from molt_budget import __version__
-from molt_budget.errors import EXIT_CONFIG, BudgetError
+from molt_budget.errors import EXIT_CONFIG, EXIT_MEASUREMENT, BudgetError
 
 DESCRIPTION = """\
 molt-budget: a CI regression-budget gate for compiler build cost.
@@ -122,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Command modules outside this file: each has `register(subparsers)` which adds its parser
 # with `set_defaults(handler=...)`; they import only argparse at module level.
-EXTENSIONS: tuple[str, ...] = ()
+EXTENSIONS: tuple[str, ...] = ("molt_budget.commands.tracker_cmd", "molt_budget.commands.budget_cmds")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -142,6 +143,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug: still one line, the traceback on request
+        if os.environ.get("MOLT_BUDGET_DEBUG"):
+            raise
+        print(f"molt-budget: internal error: {type(exc).__name__}: {' '.join(str(exc).split())} "
+              f"(set MOLT_BUDGET_DEBUG=1 for the traceback; results already measured are kept)", file=sys.stderr)
+        return EXIT_MEASUREMENT
 
 
 # -- commands ------------------------------------------------------------------------
@@ -160,7 +167,12 @@ def _run_options(args: argparse.Namespace, config: Any) -> Any:
     if args.pre_push:
         lanes = [l.id for l in config.lanes.values() if l.pre_push]
     root = Path(args.output_root) if args.output_root else config.resolve(config.settings.output_root)
-    progress = (lambda event: None) if args.quiet else (lambda event: print(event.plain(), file=sys.stderr, flush=True))
+    from molt_budget.report.progress import make_progress
+    from molt_budget.results.history import History
+
+    history = config.resolve(config.settings.history)
+    # History() would create a missing database: only read estimates from one that exists.
+    progress = make_progress(sys.stderr, quiet=args.quiet, history=History(history) if history.is_file() else None)
     return RunOptions(
         output_root=root, lanes=lanes, resume=Path(args.resume) if args.resume else None,
         clean_state=args.clean_state, quiescence=not args.no_quiescence, progress=progress,
@@ -176,7 +188,10 @@ def _run(args: argparse.Namespace) -> tuple[Any, Any]:
         print("molt-budget: no lanes are marked `pre_push: true`; nothing to run", file=sys.stderr)
         return config, None
     engine = Engine(config, options)
-    results = engine.run()
+    try:
+        results = engine.run()
+    finally:
+        options.progress.close()
     if args.results:
         from molt_budget.results.store import save_results
 
@@ -202,10 +217,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 0
     if sum(bool(x) for x in (args.base, args.baseline, args.aa, args.no_base)) > 1:
         raise BudgetError("--base, --baseline, --aa and --no-base exclude each other")
-    outcome = run_check(config, CheckOptions(
-        run=options, base=args.base, baseline=Path(args.baseline) if args.baseline else None,
-        base_source=args.base_source, aa=args.aa, no_base=args.no_base, record=not args.no_history,
-    ))
+    try:
+        outcome = run_check(config, CheckOptions(
+            run=options, base=args.base, baseline=Path(args.baseline) if args.baseline else None,
+            base_source=args.base_source, aa=args.aa, no_base=args.no_base, record=not args.no_history,
+        ))
+    finally:
+        options.progress.close()
     if args.results:
         save_results(Path(args.results), outcome.head)
     if args.report_json:

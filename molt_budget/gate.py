@@ -16,7 +16,7 @@ from typing import Any
 
 from molt_budget import gitutil
 from molt_budget.compare import stats
-from molt_budget.compare.comparator import BaseInfo, compare, timed_policy, timed_values
+from molt_budget.compare.comparator import BaseInfo, compare, ratio_testable, timed_policy, timed_values
 from molt_budget.config.model import Config, Lane
 from molt_budget.errors import ConfigError
 from molt_budget.results.history import History
@@ -86,6 +86,7 @@ def run_check(config: Config, options: CheckOptions) -> CheckOutcome:
     report = compare(config, head, base, base_info, aa=options.aa, reproduce=_reproduce(config, options, base_info),
                      history_fences=fences)
     report["results_path"] = str(head_path)
+    _budget_review(config, report, base_info)
     return CheckOutcome(report=report, head=head, base=base, head_results_path=head_path)
 
 
@@ -154,6 +155,8 @@ def _next_action(config: Config) -> Any:
             if kpi.kpi_class != "timed":
                 continue
             b, h = timed_values(kpi, base, head)
+            if not ratio_testable(b, h):
+                continue
             if kpi.direction == "higher":
                 b, h = h, b
             actions.append(stats.next_action(h, b, timed_policy(kpi), confirmed)[0])
@@ -191,3 +194,31 @@ def _reproduce(config: Config, options: CheckOptions, base_info: BaseInfo | None
     elif base_info is None:
         parts.append("--no-base")
     return " ".join(shlex.quote(p) for p in parts)
+
+
+def _budget_review(config: Config, report: dict[str, Any], base_info: BaseInfo | None) -> None:
+    """Budget edits since the base are part of the verdict; on main, mention available ratchets."""
+    from datetime import date
+
+    from molt_budget.compare.budget_changes import budget_gate
+
+    measured = {k["id"]: k["head"] for k in report["kpis"] if k["head"] is not None}
+    base_ref = base_info.commit if base_info is not None and base_info.source in ("worktree", "history") else None
+    try:
+        gate = budget_gate(config.path, base_ref, measured=measured, today=date.today())
+    except ConfigError:
+        gate = None                    # not a git checkout, or no base to read the old budgets from
+    if gate is not None:
+        report["budget_changes"] = [c.to_dict() for c in gate.changes]
+        if gate.status != "pass":
+            counts = report["verdict"]["counts"]
+            counts[f"budget_{gate.status}"] = sum(1 for c in gate.changes if c.status == gate.status)
+            order = ["pass", "yellow", "error", "fail"]
+            if order.index(gate.status) > order.index(report["verdict"]["status"]):
+                report["verdict"]["status"] = gate.status
+    if base_info is None:
+        from dataclasses import asdict
+
+        from molt_budget.budgets.ratchet import propose_ratchets
+
+        report["ratchets"] = [asdict(r) for r in propose_ratchets(config, measured, 10.0)]

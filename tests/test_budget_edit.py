@@ -263,3 +263,59 @@ def test_bump_refuses_an_invalid_budgets_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown metric"):
         bump_kpi(path, "ops", target=5, reason="r", today=TODAY, commit=None)
 
+
+
+ODD = """\
+---
+version: 1
+kpis:
+  "ops":   # quoted key, kpis before lanes, document markers
+    lane: cold
+    # a comment between keys
+    target:
+      100
+    limit: &lim 120   # an anchor
+    justification: >-
+      folded
+      text
+  other: {lane: cold, metric: ir.ops, target: 1, limit: *lim}
+lanes:
+  cold: {command: [echo], emit_ir: true}
+...
+"""
+
+
+def test_splice_handles_next_line_values_folded_scalars_and_markers() -> None:
+    from molt_budget.budgets.edit import DELETE
+
+    new = set_kpi_fields(ODD, "ops", {"target": 200, "justification": "x y", "updated": "2026-11-26", "expires": DELETE})
+    assert new == ODD.replace("    target:\n      100\n", "    target: 200\n").replace(
+        "    justification: >-\n      folded\n      text\n", '    justification: x y\n    updated: "2026-11-26"\n')
+    new = set_kpi_fields(ODD, "other", {"target": 2, "owner": "a, b"})
+    assert new == ODD.replace("target: 1, limit: *lim}", 'target: 2, limit: *lim, owner: "a, b"}')
+
+
+def test_splice_refuses_what_it_cannot_do_exactly() -> None:
+    """Editing an anchored value would change its aliases too: refuse, change nothing."""
+    from molt_budget.errors import BudgetError
+
+    with pytest.raises(BudgetError, match="cannot edit kpis.ops safely"):
+        set_kpi_fields(ODD, "ops", {"limit": 130})
+
+
+def test_alias_values_are_refused_with_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match=r"kpis.other.limit is a YAML alias"):
+        set_kpi_fields(ODD, "other", {"limit": 130})
+    block = ODD.replace("  other: {lane: cold, metric: ir.ops, target: 1, limit: *lim}\n",
+                        "  other:\n    lane: cold\n    metric: ir.ops\n    limit: *lim\n")
+    with pytest.raises(ConfigError, match=r"kpis.other.limit is a YAML alias"):
+        set_kpi_fields(block, "other", {"limit": 130})
+    assert "limit: *lim\n    target: 5\n" in set_kpi_fields(block, "other", {"target": 5})
+
+
+def test_flow_kpi_drops_a_key() -> None:
+    from molt_budget.budgets.edit import DELETE
+
+    text = "version: 1\nkpis:\n  k: {lane: a, metric: wall_s, target: 1, expires: '2030-01-01'}\n  j: {lane: a, metric: wall_s, expires: x, target: 2}\n"
+    assert set_kpi_fields(text, "k", {"expires": DELETE, "target": 2}) == text.replace("target: 1, expires: '2030-01-01'", "target: 2")
+    assert set_kpi_fields(text, "j", {"expires": DELETE}) == text.replace("expires: x, target: 2", "target: 2")

@@ -144,6 +144,13 @@ def test_5xx_forever_gives_up_after_bounded_attempts(fake_github: FakeGitHub, tm
     assert outcome.workflow_commands == 3
 
 
+def test_redirects_are_not_followed(fake_github: FakeGitHub, tmp_path: Path) -> None:
+    fake_github.fail("POST", r"/check-runs$", 307, {"message": "Moved"}, {"Location": "http://127.0.0.1:9/repos/x/y/check-runs"})
+    outcome = publish(report(), env=event_env(fake_github, tmp_path, "pull_request"), sleep=Sleeps())
+    assert any("307" in m and "redirects are not followed" in m for m in outcome.messages)
+    assert len(fake_github.requests_to("POST", r"/check-runs$")) == 1
+
+
 def test_429_honours_retry_after(fake_github: FakeGitHub, tmp_path: Path) -> None:
     fake_github.fail("POST", r"/issues/2/comments$", 429, {"message": "Too many requests"}, {"retry-after": "7"})
     sleeps = Sleeps()

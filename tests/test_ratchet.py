@@ -13,7 +13,7 @@ from molt_budget.compare.budget_changes import diff_budgets
 from molt_budget.config import load_config
 from molt_budget.errors import ConfigError
 from molt_budget.results.history import History
-from molt_budget.results.model import KpiResult, LaneResult, RunResults, Sample
+from molt_budget.results.model import LaneResult, RunResults, Sample
 from molt_budget.results.store import save_results
 
 TODAY = date(2026, 11, 26)

@@ -25,8 +25,13 @@ from molt_budget.errors import BudgetError, ConfigError
 
 DELETE: Any = object()   # value for set_kpi_fields: remove the key
 DEFAULT_HEADROOM_PCT = 10.0
-# where new keys go when the KPI lacks them (existing keys keep their place)
+# the order of keys appended to a KPI that lacks them (existing keys keep their place)
 FIELD_ORDER = ("target", "limit", "owner", "basis", "justification", "seeded_from", "updated", "expires")
+
+
+def _ordered(updates: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    rank = {name: i for i, name in enumerate(FIELD_ORDER)}
+    return sorted(updates.items(), key=lambda item: rank.get(item[0], len(rank)))
 
 Edit = tuple[int, int, str]   # (start, end, replacement) as character offsets
 
@@ -252,10 +257,10 @@ def _inline(text: str, key: Any, value: Any) -> bool:
     return bool(getattr(value, "flow_style", False))
 
 
-def _block_edits(text: str, kpi_key: Any, node: Any, updates: Mapping[str, Any]) -> list[Edit]:
+def _block_edits(text: str, kpi_id: str, kpi_key: Any, node: Any, updates: Mapping[str, Any]) -> list[Edit]:
     pairs = _pairs(node)
     if not pairs:
-        raise ConfigError("cannot edit: the KPI has no keys")
+        raise ConfigError(f"cannot edit: kpis.{kpi_id} has no keys")
     nl = "\r\n" if "\r\n" in text else "\n"
     indent = pairs[0][0].start_mark.column
     step = max(indent - kpi_key.start_mark.column, 2)
@@ -271,7 +276,7 @@ def _block_edits(text: str, kpi_key: Any, node: Any, updates: Mapping[str, Any])
         last_end = end
     edits: list[Edit] = []
     inserts: list[str] = []
-    for key, new in updates.items():
+    for key, new in _ordered(updates):
         if key not in spans:
             if new is not DELETE:
                 inserts.append(_block_entry(key, new, indent, step, nl))
@@ -279,6 +284,8 @@ def _block_edits(text: str, kpi_key: Any, node: Any, updates: Mapping[str, Any])
         k, v, start, end = spans[key]
         if new is DELETE:
             edits.append((start, end, ""))
+        elif _is_alias(k, v):
+            raise ConfigError(f"cannot edit: kpis.{kpi_id}.{key} is a YAML alias; edit it by hand")
         elif _inline(text, k, v) and (isinstance(new, dict) == bool(getattr(v, "flow_style", False))):
             edits.append((v.start_mark.index, v.end_mark.index, render_scalar(new, flow=isinstance(new, dict), style=getattr(v, "style", None))))
         else:
@@ -296,24 +303,40 @@ def _block_edits(text: str, kpi_key: Any, node: Any, updates: Mapping[str, Any])
     return edits
 
 
-def _flow_edits(text: str, node: Any, updates: Mapping[str, Any]) -> list[Edit]:
-    """A KPI written as {lane: x, target: 1}: rebuild the mapping, keeping untouched keys' source text."""
-    entries: list[tuple[str, str]] = []
-    seen = set()
-    for k, v in _pairs(node):
-        name = str(k.value)
-        seen.add(name)
-        if name in updates:
-            if updates[name] is DELETE:
-                continue
-            entries.append((text[k.start_mark.index:k.end_mark.index], render_scalar(updates[name], flow=True)))
+def _is_alias(key: Any, value: Any) -> bool:
+    """An alias (`*name`) composes to the anchored node, whose marks point back at the anchor."""
+    return value.start_mark.index < key.end_mark.index
+
+
+def _flow_edits(text: str, kpi_id: str, node: Any, updates: Mapping[str, Any]) -> list[Edit]:
+    """A KPI written as {lane: x, target: 1}: edit values in place, drop or append entries before the brace."""
+    pairs = _pairs(node)
+    edits: list[Edit] = []
+    close = node.end_mark.index - 1            # the closing brace
+    tail = close
+    while tail > node.start_mark.index + 1 and text[tail - 1].isspace():
+        tail -= 1
+    names = [str(k.value) for k, _ in pairs]
+    for i, (k, v) in enumerate(pairs):
+        name = names[i]
+        if name not in updates:
+            continue
+        if updates[name] is DELETE:
+            if i + 1 < len(pairs):
+                edits.append((k.start_mark.index, pairs[i + 1][0].start_mark.index, ""))
+            elif i > 0:
+                edits.append((text.rindex(",", 0, k.start_mark.index), tail, ""))
+            else:
+                edits.append((node.start_mark.index, node.end_mark.index, "{}"))
+        elif _is_alias(k, v):
+            raise ConfigError(f"cannot edit: kpis.{kpi_id}.{name} is a YAML alias; edit it by hand")
         else:
-            entries.append((text[k.start_mark.index:k.end_mark.index], text[v.start_mark.index:v.end_mark.index]))
-    for name, new in updates.items():
-        if name not in seen and new is not DELETE:
-            entries.append((name, render_scalar(new, flow=True)))
-    body = "{" + ", ".join(f"{k}: {v}" for k, v in entries) + "}"
-    return [(node.start_mark.index, node.end_mark.index, body)]
+            edits.append((v.start_mark.index, v.end_mark.index, render_scalar(updates[name], flow=True)))
+    added = [f"{name}: {render_scalar(new, flow=True)}" for name, new in _ordered(updates) if name not in names and new is not DELETE]
+    if added:
+        kept = [n for n in names if updates.get(n, None) is not DELETE]
+        edits.append((tail, tail, (", " if kept else "") + ", ".join(added)))
+    return edits
 
 
 def _apply(text: str, edits: list[Edit]) -> str:
@@ -330,7 +353,7 @@ def set_kpi_fields(text: str, kpi_id: str, updates: Mapping[str, Any]) -> str:
     if found is None or not _pairs(found[1]) and not getattr(found[1], "flow_style", False):
         raise ConfigError(f"cannot edit: kpis.{kpi_id} is not a mapping in the file")
     kpi_key, node = found
-    edits = _flow_edits(text, node, updates) if node.flow_style else _block_edits(text, kpi_key, node, updates)
+    edits = _flow_edits(text, kpi_id, node, updates) if node.flow_style else _block_edits(text, kpi_id, kpi_key, node, updates)
     region = (_line_start(text, kpi_key.start_mark.index), _boundary(text, node.end_mark.index))
     new_text = _apply(text, edits)
     _verify(text, new_text, kpi_id, updates, edits, region)

@@ -31,6 +31,8 @@ def register(subparsers: Any) -> None:
                    help="also write a budgets-only comparison report (base: null) for `molt-budget report`")
     p.add_argument("--allow-empty", action="store_true",
                    help="no results files is not an error: every lane group was skipped (the check reports neutral)")
+    p.add_argument("--expect-lanes", metavar="A,B",
+                   help="lanes that were meant to run (needs --config): a missing one makes its KPIs errors, not skipped")
     p.set_defaults(handler=cmd_merge)
 
 
@@ -93,12 +95,13 @@ def empty_results(config_path: str) -> RunResults:
     )
 
 
-def rejudge(results: RunResults, config: Config) -> list[str]:
-    """Judge every KPI whose lane is in the results; return the ids of the others (skipped)."""
+def rejudge(results: RunResults, config: Config, expected: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+    """Judge every KPI whose lane ran or was expected to (a missing shard is an error); return the skipped ids."""
     from molt_budget.compare.budget import judge_kpi
 
-    results.kpis = [judge_kpi(k, results.lanes.get(k.lane)) for k in config.kpis.values() if k.lane in results.lanes]
-    return [k.id for k in config.kpis.values() if k.lane not in results.lanes]
+    judged = [k for k in config.kpis.values() if k.lane in results.lanes or k.lane in expected]
+    results.kpis = [judge_kpi(k, results.lanes.get(k.lane)) for k in judged]
+    return [k.id for k in config.kpis.values() if k not in judged]
 
 
 def budget_report(results: RunResults, config: Config | None, config_path: str, skipped: list[str],
@@ -159,16 +162,22 @@ def cmd_merge(args: argparse.Namespace) -> int:
     if not args.results and not args.allow_empty:
         raise ConfigError("merge needs at least one RESULTS.json (or --allow-empty when every lane group was skipped)")
     config = None
+    expected = {x.strip() for x in (args.expect_lanes or "").split(",") if x.strip()}
+    if expected and not args.config:
+        raise ConfigError("--expect-lanes needs --config (the KPIs of a missing lane come from the budgets file)")
     if args.config:
         from molt_budget.config import load_config
 
         config = load_config(args.config)
+        unknown = sorted(expected - set(config.lanes))
+        if unknown:
+            raise ConfigError(f"--expect-lanes: {', '.join(unknown)} not declared in {args.config}")
     if args.results:
         shards = [load_results(Path(p)) for p in args.results]
         merged = merge_results(shards, list(args.results))
     else:
         merged = empty_results(args.config or "budgets.yaml")
-    skipped = rejudge(merged, config) if config else []
+    skipped = rejudge(merged, config, expected) if config else []
     save_results(Path(args.out), merged)
     config_path = _display_path(args.config) if args.config else _display_path(merged.config_path)
     if args.report_json:

@@ -31,6 +31,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-chars", type=int, default=65_536, metavar="N", help="cut --markdown output to N characters (default 65536)")
     p.add_argument("--html", metavar="DIR", help="write an HTML report into DIR")
     p.add_argument("--history", metavar="DB", help="history database for trend sparklines and the HTML report")
+    p.add_argument("--if-missing", action="store_true",
+                   help="REPORT.json may be missing (the measuring run was cancelled or broke): report that instead, "
+                        "so a required check is never left pending (failure if the run failed, else neutral)")
     p.set_defaults(handler=cmd_report)
 
 
@@ -56,6 +59,26 @@ def load_report(path: Path) -> dict[str, Any]:
     return data
 
 
+def missing_report(path: Path, env: Any) -> dict[str, Any]:
+    """Stands in for a report the measuring workflow never produced."""
+    import json
+
+    conclusion = None
+    try:
+        event = json.loads(open(env.get("GITHUB_EVENT_PATH", ""), encoding="utf-8").read())
+        conclusion = (event.get("workflow_run") or {}).get("conclusion")
+    except (OSError, ValueError, AttributeError):
+        pass
+    broken = conclusion in ("failure", "timed_out", "startup_failure")
+    why = f"the measuring workflow ended {conclusion}" if conclusion else "the measuring workflow left no report"
+    return {
+        "schema_version": 1, "config_path": "budgets.yaml",
+        "verdict": {"status": "error" if broken else "pass", "counts": {}},
+        "authoritative": False, "authoritative_reasons": [f"no report at {path}: {why}"],
+        "base": None, "head": {"commit": None}, "kpis": [], "diff": {},
+    }
+
+
 def sparklines_from_history(report: dict[str, Any], db: Path) -> dict[str, list[float]]:
     """Per-KPI series (oldest first) from the history database, for the table's trend column."""
     from molt_budget.results.history import History
@@ -79,8 +102,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from molt_budget.errors import ConfigError
 
+    import os
+
     path = Path(args.report)
-    report = load_report(path)
+    if args.if_missing and not path.exists():
+        report = missing_report(path, os.environ)
+        print(f"molt-budget: {report['authoritative_reasons'][0]}", file=sys.stderr)
+    else:
+        report = load_report(path)
     if args.max_chars < 200:
         raise ConfigError("--max-chars must be at least 200")
     history = Path(args.history) if args.history else None

@@ -249,9 +249,10 @@ def _lane_changes(ctx: _Context) -> list[BudgetChange]:
 def _lane_line(head: Any, lane_id: str, name: str) -> int:
     """The lane's own key if it sets it, else the `defaults:` entry it inherits."""
     parts = tuple(name.split(".", 1))
-    if ("lanes", lane_id, *parts) not in head.lines and ("defaults", *parts) in head.lines:
-        return head.lines[("defaults", *parts)]
-    return head.line_of("lanes", lane_id, *parts)
+    inherited = ("defaults",) + parts
+    if ("lanes", lane_id) + parts not in head.lines and inherited in head.lines:
+        return int(head.lines[inherited])
+    return int(head.line_of("lanes", lane_id, *parts))
 
 
 def _affected_kpis(config: Any, lane_id: str) -> list[str]:
@@ -340,15 +341,16 @@ def _compare_kpi(ctx: _Context, old: Any, new: Any) -> list[BudgetChange]:
 
 
 def _loosened_verdict(ctx: _Context, old: Any, new: Any, name: str, value: Any, justified: bool, note: str) -> tuple[str, str]:
-    if not justified:
-        if _norm(new.justification):
-            return "fail", f"{note} without a new justification (the `justification` is unchanged since the base: say why it loosens now)"
-        return "fail", f"{note} without a justification: set `justification:` to why (`molt-budget bump --reason`)"
+    problems = []
+    if not justified and _norm(new.justification):
+        problems.append(f"{note} without a new justification (the `justification` is unchanged since the base: say why it loosens now)")
+    elif not justified:
+        problems.append(f"{note} without a justification: set `justification:` to why (`molt-budget bump --reason`)")
     if name in ("target", "limit") and value is not None:
         far = _far_looser(ctx, old, new, name, float(value))
         if far:
-            return "fail", far
-    return "yellow", f"{note}; justified"
+            problems.append(far)
+    return ("fail", "; ".join(problems)) if problems else ("yellow", f"{note}; justified")
 
 
 def _far_looser(ctx: _Context, old: Any, new: Any, name: str, value: float) -> str | None:

@@ -40,6 +40,11 @@ def timed_values(kpi: Kpi, base: RunResults, head: RunResults) -> tuple[list[flo
     return b[:n], h[:n]
 
 
+def ratio_testable(b: list[float], h: list[float]) -> bool:
+    """Ratios need positive times: a phase that is 0 on a cache hit has no relative change."""
+    return len(b) >= 2 and min(b) > 0 and min(h) > 0
+
+
 def timed_policy(kpi: Kpi) -> "stats.TimedPolicy":
     return stats.TimedPolicy(
         max_increase_pct=kpi.max_increase_pct or DEFAULT_TIMED_MAX_INCREASE_PCT,
@@ -57,7 +62,7 @@ def compare(config: Config, head: RunResults, base: RunResults | None, base_info
         for kpi in selected:
             if kpi.kpi_class == "timed":
                 b, h = timed_values(kpi, base, head)
-                if len(b) >= 2 and _comparable(config, base, head) is None:
+                if ratio_testable(b, h) and _comparable(config, base, head) is None:
                     timed_p[kpi.id] = stats.decide_timed(h, b, timed_policy(kpi)).p_value
     adjusted = dict(zip(timed_p, stats.holm(list(timed_p.values())))) if timed_p else {}
     for kpi in selected:
@@ -174,8 +179,8 @@ def _exact(kpi: Kpi, row: dict[str, Any], budget: KpiResult, b_values: list[floa
 def _timed(kpi: Kpi, row: dict[str, Any], budget: KpiResult, base: RunResults, head: RunResults, adjusted_p: float | None) -> None:
     b, h = timed_values(kpi, base, head)
     row["pairs"] = len(b)
-    if len(b) < 2:
-        row["reason"] += "; fewer than 2 paired samples: no change verdict"
+    if not ratio_testable(b, h):
+        row["reason"] += "; no change verdict (fewer than 2 pairs, or zero values)"
         return
     if kpi.direction == "higher":
         b, h = h, b

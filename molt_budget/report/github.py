@@ -268,6 +268,11 @@ class GitHubClient:
                 continue
             wait = self._retry_wait(response, attempt)
             if wait is None:
+                if 300 <= response.status_code < 400:
+                    where = response.headers.get("location", "")
+                    raise GitHubError(f"{endpoint}: GitHub answered {response.status_code} (moved to "
+                                      f"{self._endpoint(where) if where else 'an unknown place'}; a renamed repository?): "
+                                      "redirects are not followed", status=response.status_code, endpoint=endpoint)
                 if response.status_code >= 400:
                     raise self._error(response, endpoint)
                 return response
@@ -385,7 +390,7 @@ def title_for(report: Mapping[str, Any]) -> str:
     verdict = report.get("verdict") or {}
     counts = verdict.get("counts") or {}
     if not report.get("kpis"):
-        return "Skipped: no KPI was measured"
+        return "Error: no KPI was measured" if verdict.get("status") in ("fail", "error") else "Skipped: no KPI was measured"
     shown = ", ".join(f"{counts[s]} {s}" for s in SEVERITY if counts.get(s))
     return f"{HEADLINE.get(verdict.get('status', ''), str(verdict.get('status', '?')).upper())}" + (f" ({shown})" if shown else "")
 

@@ -123,8 +123,12 @@ def _headline(report: dict[str, Any]) -> str:
     counts = verdict.get("counts") or {}
     shown = " · ".join(f"{counts[s]} {s}" for s in (*SEVERITY, "skipped") if counts.get(s))
     judged = len(report.get("kpis") or [])
-    word = HEADLINE.get(status, status.upper()) if judged else "SKIPPED (no KPI was measured)"
-    icon = STATUS_ICON.get(status, "❔") if judged else "➖"
+    if judged:
+        word, icon = HEADLINE.get(status, status.upper()), STATUS_ICON.get(status, "❔")
+    elif status in ("fail", "error"):
+        word, icon = "ERROR (no KPI was measured)", STATUS_ICON["error"]
+    else:
+        word, icon = "SKIPPED (no KPI was measured)", "➖"
     config = report.get("config_path")
     line2 = " — ".join(x for x in (shown, f"budgets {code(config)}" if config else "") if x)
     return f"## {icon} molt-budget: {word}\n\n{line2}".rstrip()
@@ -150,6 +154,8 @@ def _authoritative(report: dict[str, Any]) -> str:
     if report["authoritative"]:
         return "**Authoritative run:** yes."
     reasons = "; ".join(esc(r) for r in report.get("authoritative_reasons") or []) or "no reason recorded"
+    if not report.get("kpis"):
+        return f"**Note:** {reasons}."
     return f"⚠️ **Not authoritative:** {reasons}. Timed verdicts are advisory; re-run on a quiet host."
 
 

@@ -98,6 +98,16 @@ def render_report(report: dict, color: bool = False) -> str:
     for k in sorted((k for k in report["kpis"] if k["status"] != "pass"), key=lambda k: order.get(k["status"], 9)):
         lines.append(f"  {k['status'].upper():6} {k['id']}: {k['reason']}")
     lines += _diff_lines(report.get("diff") or {})
+    changes = [c for c in report.get("budget_changes") or [] if c.get("kind") != "unchanged_note"]
+    if changes:
+        lines.append(f"  budget changes in {report.get('config_path', 'budgets.yaml')}:")
+        for c in changes:
+            what = c.get("kpi") or c.get("lane") or "budgets"
+            lines.append(f"    {c['status'].upper():6} {what} {c.get('field', '')}: {_fmt_change(c)} ({c.get('reason', '')})")
+    ratchets = report.get("ratchets") or []
+    if ratchets:
+        lines.append(f"  {len(ratchets)} budget(s) could be tightened: molt-budget ratchet (e.g. "
+                     + ", ".join(f"{r['kpi']} target {r['old_target']:g} → {r['new_target']:g}" for r in ratchets[:3] if r.get("old_target") is not None and r.get("new_target") is not None) + ")")
     if not report.get("authoritative", True):
         lines.append("  not authoritative: " + "; ".join(report.get("authoritative_reasons", [])))
     counts = report["verdict"]["counts"]
@@ -134,3 +144,8 @@ def _diff_lines(diff: dict) -> list[str]:
 def report_exit_code(report: dict) -> int:
     status = report["verdict"]["status"]
     return {"fail": 1, "error": 3}.get(status, 0)
+
+
+def _fmt_change(change: dict) -> str:
+    old, new = change.get("old"), change.get("new")
+    return f"{old if old is not None else '-'} → {new if new is not None else '-'}"

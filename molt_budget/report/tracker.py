@@ -18,6 +18,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from molt_budget.config.model import Config, Kpi
 from molt_budget.errors import ConfigError
@@ -78,7 +79,7 @@ def render_kpi_table(rows: list[KpiRow]) -> str:
     for row in rows:
         k = row.kpi
         fmt = _formatter(k, row)
-        baseline = f"{fmt(row.baseline)} ({row.baseline_note})" if row.baseline is not None else "n/a"
+        baseline = _cell(f"{fmt(row.baseline)} ({row.baseline_note})") if row.baseline is not None else "n/a"
         sign = "<=" if k.direction == "lower" else ">="
         target = f"{sign} {fmt(k.target)}" if k.target is not None else (f"{sign} {fmt(k.limit)} (limit)" if k.limit is not None else "n/a")
         latest = "n/a"
@@ -126,7 +127,7 @@ def _issue(i: SampleIssue) -> str:
     return f"{i.lane} {word} {i.index + 1}"
 
 
-def _formatter(kpi: Kpi, row: KpiRow):
+def _formatter(kpi: Kpi, row: KpiRow) -> Callable[[float | None], str]:
     """Counts stay integers (ops, modules) as in the seed page; anything else gets 3 decimals."""
     from molt_budget.config.metrics import parse_metric
 
