@@ -10,7 +10,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from github_fake import DATA, FakeGitHub, event_env, fake_github, github_server  # noqa: F401
+from github_fake import DATA, FakeGitHub, event_env
+from github_fake import fake_github, github_server  # noqa: F401 (fixtures)
 from molt_budget import cli
 from molt_budget.schemas import validator
 

@@ -126,3 +126,16 @@ def test_cuts_least_important_first() -> None:
     assert re.search(r"Cut to fit 20,000 characters \(omitted [^)]*functions added", text)
     tiny = render_markdown(HUGE, max_chars=3_000, full_report_hint="the artifact")
     assert len(tiny) <= 3_000 and "KPI rows" in tiny and "`kpi_0`" in tiny
+
+
+def test_a_real_regression_report_renders_within_limits() -> None:
+    """`molt-budget check --report-json` on the demo with `import multiprocessing` added."""
+    real = json.loads((DATA / "report_demo_regression.json").read_text(encoding="utf-8"))
+    assert list(validator("report").iter_errors(real)) == []
+    text = render_markdown(real, max_chars=65_536, marker=MARKER)
+    assert len(text) <= 65_536 and "## ❌ molt-budget: FAIL" in text
+    assert "<details><summary>Modules added (54)</summary>" in text and "`multiprocessing.context`" in text
+    assert "<details><summary>Functions added (2006)</summary>" in text
+    assert "+12423.1%" in text                                   # ir_ops: 1,396 → 174,823
+    small = render_markdown(real, max_chars=6_000, marker=MARKER)
+    assert len(small) <= 6_000 and "`init_modules`" in small and "Cut to fit 6,000 characters" in small

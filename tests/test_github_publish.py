@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import requests
 
-from github_fake import DATA, TOKEN, FakeGitHub, event_env, example, fake_github, github_server, other_server  # noqa: F401
+from github_fake import DATA, TOKEN, FakeGitHub, event_env, example
+from github_fake import fake_github, github_server, other_server  # noqa: F401 (fixtures)
 from pytest_httpserver import HTTPServer
 from molt_budget.report.github import GitHubClient, GitHubError, Token, publish
 

@@ -14,14 +14,13 @@ from __future__ import annotations
 import copy
 import difflib
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, Mapping
 
 from molt_budget.errors import BudgetError, ConfigError
+from molt_budget.results.store import write_bytes_atomic
 
 DELETE: Any = object()   # value for set_kpi_fields: remove the key
 DEFAULT_HEADROOM_PCT = 10.0
@@ -591,18 +590,4 @@ def rewrite_many(path: Path, changes: Mapping[str, Mapping[str, Any]], *, write:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    mode = path.stat().st_mode & 0o777
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_bytes_atomic(path, data, mode=path.stat().st_mode & 0o777)

@@ -12,29 +12,37 @@ import math
 import os
 import re
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from molt_budget.errors import CollectorError, ConfigError
 
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-def read_bytes(path: Path | str) -> bytes:
-    """Whole file, gunzipped when it starts with the gzip magic (real/C ships `ir.json.gz`)."""
+@contextmanager
+def read_errors(path: Path | str) -> Iterator[None]:
+    """The one place a failed read becomes a CollectorError naming the file."""
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-        if data[:2] == GZIP_MAGIC:
-            data = gzip.decompress(data)
+        yield
     except FileNotFoundError:
         raise CollectorError(path, "file not found") from None
     except IsADirectoryError:
         raise CollectorError(path, "is a directory, expected a file") from None
     except EOFError:
         raise CollectorError(path, "truncated gzip stream") from None
-    except (OSError, zlib.error) as exc:
+    except (OSError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         raise CollectorError(path, f"cannot read: {exc}") from None
+
+
+def read_bytes(path: Path | str) -> bytes:
+    """Whole file, gunzipped when it starts with the gzip magic (real/C ships `ir.json.gz`)."""
+    with read_errors(path):
+        with open(path, "rb") as fh:
+            data = fh.read()
+        if data[:2] == GZIP_MAGIC:
+            data = gzip.decompress(data)
     return data
 
 

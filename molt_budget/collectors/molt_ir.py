@@ -24,7 +24,6 @@ import contextlib
 import gzip
 import json
 import re
-import zlib
 from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-from molt_budget.collectors.generic import json_cut_short
+from molt_budget.collectors.generic import json_cut_short, read_errors
 from molt_budget.errors import CollectorError
 
 PLACEHOLDER = "<ROOT>"
@@ -401,14 +400,6 @@ def summarize_ir(path: Path, normalize_roots: list[str] | tuple[str, ...] = ()) 
     """Raises molt_budget.errors.CollectorError naming the file when missing/truncated/malformed."""
     path = Path(path)
     roots = _prepare_roots(normalize_roots)
-    try:
+    with read_errors(path):
         with _open_stream(path) as stream:
             return _Summarizer(_Window(stream, path), roots).run()
-    except FileNotFoundError:
-        raise CollectorError(path, "file not found") from None
-    except IsADirectoryError:
-        raise CollectorError(path, "is a directory, expected a file") from None
-    except EOFError:
-        raise CollectorError(path, "truncated gzip stream") from None
-    except (OSError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
-        raise CollectorError(path, f"cannot read: {exc}") from None

@@ -168,7 +168,7 @@ def context_from_env(env: Mapping[str, str]) -> GitHubContext:
             owner = ((run.get("head_repository") or {}).get("owner") or {}).get("login")
             if owner and run.get("head_branch"):
                 lookup = (f"{owner}:{run['head_branch']}", head_sha)   # a fork PR: GitHub leaves pull_requests empty
-    token = env.get("GITHUB_TOKEN")
+    token = (env.get("GITHUB_TOKEN") or "").strip()
     return GitHubContext(
         api_url=(env.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/"),
         server_url=server, repository=repo, event_name=event_name, head_sha=head_sha, pr_number=pr,

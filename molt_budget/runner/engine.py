@@ -77,7 +77,7 @@ class Engine:
 
     def run(self) -> RunResults:
         """Every selected lane, one after the other; the comparison driver uses the steps below."""
-        results = self.open()
+        self.open()
         try:
             for lane in self.selected:
                 if self.is_done(lane):
@@ -414,7 +414,3 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 def _last_line(text: str) -> str:
     lines = [l.strip() for l in text.splitlines() if l.strip()]
     return lines[-1][:300] if lines else ""
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
