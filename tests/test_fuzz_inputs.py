@@ -76,3 +76,37 @@ def test_truncations_of_the_shipped_file(tmp_path: Path, capsys: pytest.CaptureF
     rng = random.Random(7)
     for cut in sorted(rng.sample(range(1, len(SEED_TEXT)), 40)):
         check_validate(tmp_path, SEED_TEXT[:cut], capsys)
+
+
+def _mutate(data: bytes, draw: st.DataObject) -> bytes:
+    op = draw.draw(st.sampled_from(["cut", "flip", "insert", "drop_span"]))
+    i = draw.draw(st.integers(0, max(0, len(data) - 1)))
+    if op == "cut":
+        return data[:i]
+    if op == "flip":
+        return data[:i] + bytes([data[i] ^ draw.draw(st.integers(1, 255))]) + data[i + 1:] if data else b"\xff"
+    if op == "insert":
+        return data[:i] + draw.draw(st.binary(min_size=1, max_size=8)) + data[i:]
+    j = draw.draw(st.integers(i, min(len(data), i + 200)))
+    return data[:i] + data[j:]
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "molt"
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="shared molt data not beside the repo")
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), which=st.sampled_from(["ir", "diagnostics"]))
+def test_inspect_on_mutated_molt_files_exits_3_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: st.DataObject, which: str
+) -> None:
+    source = SHARED / "examples" / ("ir_excerpt.json" if which == "ir" else "diagnostics_dev_warm.json")
+    target = tmp_path / f"mutated-{which}.json"
+    target.write_bytes(_mutate(source.read_bytes(), data))
+    code = main(["inspect", which, str(target), "--json"])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    if code != 0:
+        assert code == 3, captured.err
+        lines = captured.err.strip().splitlines()
+        assert len(lines) == 1 and str(target) in lines[0], captured.err
