@@ -26,18 +26,32 @@ Targets (issue 3): false-fail <= 1 % (A/A); detection >= 95 % at +10 % using on 
 <= 1.5x the theoretical minimum pairs. With a fail line at +10 %, a true +10 % sits *on* the
 line, so "detected" there means flagged (yellow or fail), not fail; both are printed.
 
-Usage: python bench/decision_quality.py [comparisons per scenario, default 300]
+Real noise (`--noise real`, or `both` for the two side by side): the same comparisons on
+timings recorded on this machine by bench/record_lane_timings.py (bench/data/lane_timings.json:
+A/A pairs of two demo lanes, idle and under load). A comparison takes its rounds as blocks of
+BLOCK consecutive recorded pairs (a block bootstrap: a host phase spanning a few rounds stays
+together, as in a real run), never the same recorded pair twice (a real run never repeats a
+measurement, and repeats would be ties); A/B multiplies the head side by (1 + slowdown). The
+noise measured on each lane x condition is printed next to the simulator's.
+
+Usage: python bench/decision_quality.py [comparisons per scenario] [--noise sim|real|both] [--jobs N]
+(defaults: 300 comparisons simulated, 200 per lane x condition real; --noise sim)
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
+import os
 import statistics
-import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from random import Random
-from typing import Callable
+from typing import Any, Callable, Protocol
 
 from tabulate import tabulate
 
@@ -54,6 +68,14 @@ OUTLIER_FACTOR = 1.3     # … is 30 % slower
 SLOWDOWNS = [0.05, 0.10, 0.20, 0.50]
 POLICY = TimedPolicy(max_increase_pct=10)
 FAIL_LINE, YELLOW_LINE = POLICY.fail_line, POLICY.yellow_line
+DATA = Path(__file__).resolve().parent / "data" / "lane_timings.json"
+BLOCK = 5                # recorded rounds per bootstrap block: a sequential run takes 6-21 rounds
+
+
+class Rounds(Protocol):
+    """Anything that yields interleaved rounds: a simulated lane or a recorded one."""
+
+    def round(self) -> tuple[float, float]: ...
 
 
 class Lane:
@@ -77,20 +99,74 @@ class Lane:
         return head, base
 
 
-def calibration(rounds: int = 20000) -> dict[str, float]:
-    lane = Lane(SEED, 0.0)
-    pairs = [lane.round() for _ in range(rounds)]
+class RecordedLane:
+    """A/A rounds replayed from a recording, in blocks of consecutive rounds; head scaled by 1+s."""
+
+    def __init__(self, pairs: list[tuple[float, float]], seed: int, slowdown: float, block: int = BLOCK) -> None:
+        self.pairs = pairs                  # (head, base), in recording order
+        self.rng = Random(seed)
+        self.slowdown = slowdown
+        self.block = block
+        self.used: set[int] = set()
+        self.index = 0
+        self.left = 0
+
+    def _new_block(self) -> None:
+        """A random block start whose rounds this comparison has not used yet."""
+        last = len(self.pairs) - self.block
+        for _ in range(1000):
+            start = self.rng.randint(0, last)
+            if not self.used.intersection(range(start, start + self.block)):
+                break
+        else:
+            raise RuntimeError("recording too short for the rounds one comparison needs")
+        self.index, self.left = start, self.block
+
+    def round(self) -> tuple[float, float]:
+        if self.left == 0:
+            self._new_block()
+        head, base = self.pairs[self.index]
+        self.used.add(self.index)
+        self.index += 1
+        self.left -= 1
+        return head * (1 + self.slowdown), base
+
+
+def load_recording(path: Path = DATA) -> tuple[dict[str, Any], dict[str, list[tuple[float, float]]]]:
+    """Metadata and {lane/condition: [(head, base), ...]}; the file stores [base, head] (run order)."""
+    doc = json.loads(path.read_text())
+    series = {key: [(float(h), float(b)) for b, h in pairs] for key, pairs in doc.pop("pairs").items()}
+    return doc, series
+
+
+def noise_stats(pairs: list[tuple[float, float]]) -> dict[str, float]:
+    """The noise figures the decision depends on, from (head, base) A/A rounds."""
     heads = [h for h, _ in pairs]
     bases = [b for _, b in pairs]
     ratios = [h / b for h, b in pairs]
     log_ratios = [math.log(r) for r in ratios]
+    log_runs = [math.log(b) for b in bases]
     return {
         "run-to-run CV": statistics.stdev(bases) / statistics.mean(bases),
         "per-pair ratio CV": statistics.stdev(ratios) / statistics.mean(ratios),
-        "pair correlation": statistics.correlation(heads, bases) if hasattr(statistics, "correlation") else _corr(heads, bases),
+        "pair correlation": _corr(heads, bases),
         "log-ratio sd": statistics.stdev(log_ratios),
-        "log-run sd": statistics.stdev([math.log(b) for b in bases]),
+        "log-run sd": statistics.stdev(log_runs),
+        # head runs second in every round: a mean ratio off 1 is an order effect, not noise
+        "mean head/base": statistics.mean(ratios),
+        # host phases: how alike consecutive rounds are (0: independent rounds)
+        "lag-1 autocorr, log run": _lag1(log_runs),
+        "lag-1 autocorr, log ratio": _lag1(log_ratios),
     }
+
+
+def calibration(rounds: int = 20000) -> dict[str, float]:
+    lane = Lane(SEED, 0.0)
+    return noise_stats([lane.round() for _ in range(rounds)])
+
+
+def _lag1(xs: list[float]) -> float:
+    return _corr(xs[:-1], xs[1:])
 
 
 def _corr(xs: list[float], ys: list[float]) -> float:
@@ -105,13 +181,14 @@ class Outcome:
     pairs: int
 
 
-def sequential(lane: Lane) -> Outcome:
+def sequential(lane: Rounds) -> Outcome:
     d = run_sequential(lane.round, POLICY)
     return Outcome(d.status, d.pairs)
 
 
 def signed_rank_p(head: list[float], base: list[float]) -> float:
-    """Exact one-sided Wilcoxon signed-rank p on per-pair log ratios (no zeros/ties: simulated)."""
+    """Exact one-sided Wilcoxon signed-rank p on per-pair log ratios (ties in |diff| ranked arbitrarily:
+    none in simulated data, rare at the recording's microsecond resolution)."""
     diffs = [math.log(h / b) for h, b in zip(head, base)]
     order = sorted(range(len(diffs)), key=lambda i: abs(diffs[i]))
     w_plus = sum(rank + 1 for rank, i in enumerate(order) if diffs[i] > 0)
@@ -123,7 +200,7 @@ def signed_rank_p(head: list[float], base: list[float]) -> float:
     return sum(counts[w_plus:]) / 2 ** n
 
 
-def sequential_paired(lane: Lane) -> Outcome:
+def sequential_paired(lane: Rounds) -> Outcome:
     """Experiment: the same procedure with a paired test in place of Mann-Whitney."""
     head, base = [], []
     for _ in range(POLICY.pairs):
@@ -145,17 +222,17 @@ def _threshold(ratio: float) -> str:
     return "fail" if ratio > FAIL_LINE else "yellow" if ratio > YELLOW_LINE else "pass"
 
 
-def single_run(lane: Lane) -> Outcome:
+def single_run(lane: Rounds) -> Outcome:
     head, base = lane.round()
     return Outcome(_threshold(head / base), 1)
 
 
-def mean_of_5(lane: Lane) -> Outcome:
+def mean_of_5(lane: Rounds) -> Outcome:
     pairs = [lane.round() for _ in range(5)]
     return Outcome(_threshold(statistics.mean(h for h, _ in pairs) / statistics.mean(b for _, b in pairs)), 5)
 
 
-METHODS: dict[str, Callable[[Lane], Outcome]] = {
+METHODS: dict[str, Callable[[Rounds], Outcome]] = {
     "sequential MWU + bootstrap CI (molt-budget)": sequential,
     "experiment: same, signed-rank on pair ratios": sequential_paired,
     "single run, > +10 % fails": single_run,
@@ -174,52 +251,129 @@ def minimum_pairs(sd: float, effect: float, alpha: float = 0.05, power: float = 
     return ((z(1 - alpha) + z(power)) * sd / effect) ** 2
 
 
-def main(n: int = 300) -> None:
-    cal = calibration()
-    print("## simulated lane noise (measured from the simulator, 20000 A/A rounds)\n")
-    for key, value in cal.items():
-        print(f"- {key}: {value:.3f}")
-    effect = math.log(1.10)
-    paired_min = minimum_pairs(cal["log-ratio sd"], effect)
-    unpaired_min = 2 * minimum_pairs(cal["log-run sd"], effect) / 0.955   # per side, MWU efficiency
-    print(f"- theoretical minimum for 95 % power at +10 % (one-sided α=0.05): "
-          f"{paired_min:.1f} pairs with a paired test, {unpaired_min:.1f} a side unpaired (MWU on raw times)")
+Results = dict[str, dict[float, list[Outcome]]]
+SCENARIOS = [0.0] + SLOWDOWNS
 
-    scenarios = [0.0] + SLOWDOWNS
-    results: dict[str, dict[float, list[Outcome]]] = {m: {s: [] for s in scenarios} for m in METHODS}
+
+def run_scenarios(make_lane: Callable[[int, float], Rounds], n: int) -> tuple[Results, dict[str, float]]:
+    """n comparisons per scenario and method; every method sees the same noise (same seed)."""
+    results: Results = {m: {s: [] for s in SCENARIOS} for m in METHODS}
     spent: dict[str, float] = {m: 0.0 for m in METHODS}
-    for si, slowdown in enumerate(scenarios):
+    for si, slowdown in enumerate(SCENARIOS):
         for i in range(n):
             seed = SEED + 1_000_003 * (si + 1) + i
             for name, method in METHODS.items():
                 start = time.perf_counter()
-                results[name][slowdown].append(method(Lane(seed, slowdown)))   # same noise for every method
+                results[name][slowdown].append(method(make_lane(seed, slowdown)))
                 spent[name] += time.perf_counter() - start
+    return results, spent
 
-    def rate(outcomes: list[Outcome], *statuses: str) -> str:
-        return f"{100 * sum(o.status in statuses for o in outcomes) / len(outcomes):.1f}%"
 
-    def mean_pairs(outcomes: list[Outcome]) -> str:
-        return f"{statistics.mean(o.pairs for o in outcomes):.1f}"
+def _rate(outcomes: list[Outcome], *statuses: str) -> str:
+    return f"{100 * sum(o.status in statuses for o in outcomes) / len(outcomes):.1f}%"
 
+
+def _mean_pairs(outcomes: list[Outcome]) -> str:
+    return f"{statistics.mean(o.pairs for o in outcomes):.1f}"
+
+
+def quality_rows(results: Results, label: list[str]) -> list[list[str]]:
+    return [label + [name, _rate(by[0.0], "fail"), _rate(by[0.0], "yellow")]
+            + [_rate(by[s], "fail") for s in SLOWDOWNS] + [_mean_pairs(by[0.0]), _mean_pairs(by[0.10])]
+            for name, by in results.items()]
+
+
+def flagged_rows(results: Results, spent: dict[str, float], label: list[str]) -> list[list[str]]:
+    return [label + [name] + [_rate(by[s], "yellow", "fail") for s in SCENARIOS]
+            + [_mean_pairs(by[s]) for s in SLOWDOWNS] + [f"{spent[name]:.1f}"]
+            for name, by in results.items()]
+
+
+QUALITY_HEADERS = (["method", "A/A false fail", "A/A false yellow"] + [f"fail @ +{int(s * 100)}%" for s in SLOWDOWNS]
+                   + ["mean pairs A/A", "mean pairs +10%"])
+FLAGGED_HEADERS = (["method"] + [f"flagged @ {'A/A' if s == 0 else f'+{int(s * 100)}%'}" for s in SCENARIOS]
+                   + [f"pairs @ +{int(s * 100)}%" for s in SLOWDOWNS] + ["cpu s"])
+
+
+def min_pairs_text(stats: dict[str, float]) -> tuple[float, float]:
+    """Theoretical minimum pairs for 95 % power at +10 %: paired test, and a side for MWU on raw times."""
+    effect = math.log(1.10)
+    return (minimum_pairs(stats["log-ratio sd"], effect),
+            2 * minimum_pairs(stats["log-run sd"], effect) / 0.955)   # per side, MWU efficiency
+
+
+def main_simulated(n: int) -> None:
+    cal = calibration()
+    print("## simulated lane noise (measured from the simulator, 20000 A/A rounds)\n")
+    for key, value in cal.items():
+        print(f"- {key}: {value:.3f}")
+    paired_min, unpaired_min = min_pairs_text(cal)
+    print(f"- theoretical minimum for 95 % power at +10 % (one-sided α=0.05): "
+          f"{paired_min:.1f} pairs with a paired test, {unpaired_min:.1f} a side unpaired (MWU on raw times)")
+    results, spent = run_scenarios(lambda seed, slowdown: Lane(seed, slowdown), n)
+    print_table(f"decision quality, {n} comparisons per scenario, fail line +10 %, yellow line +5 %",
+                quality_rows(results, []), QUALITY_HEADERS)
+    print_table("flagged (yellow or fail) and pairs used, per true slowdown", flagged_rows(results, spent, []),
+                FLAGGED_HEADERS)
+
+
+def _replay(pairs: list[tuple[float, float]], seed: int, slowdown: float) -> RecordedLane:
+    return RecordedLane(pairs, seed, slowdown)
+
+
+def _run_recorded(pairs: list[tuple[float, float]], n: int) -> tuple[Results, dict[str, float]]:
+    """One lane x condition; top level so a worker process can run it."""
+    return run_scenarios(partial(_replay, pairs), n)
+
+
+def main_real(n: int, jobs: int, path: Path = DATA) -> None:
+    meta, series = load_recording(path)
+    print(f"## real lane noise: {path.name}, recorded {meta['date']} on {meta['cpu_model']} "
+          f"({meta['cpu_count']} CPUs), Python {meta['python']}\n")
+    for lane, command in meta["commands"].items():
+        print(f"- {lane}: `{command}`")
+    for condition, text in meta["conditions"].items():
+        print(f"- {condition}: {text}; host during it: {meta.get('host', {}).get(condition)}")
+    print(f"- A/A comparisons replay blocks of {BLOCK} consecutive recorded rounds (block bootstrap), "
+          f"A/B scales the head side by 1 + slowdown")
     rows = []
-    for name in METHODS:
-        by = results[name]
-        rows.append([name, rate(by[0.0], "fail"), rate(by[0.0], "yellow")]
-                    + [rate(by[s], "fail") for s in SLOWDOWNS] + [mean_pairs(by[0.0]), mean_pairs(by[0.10])])
-    print_table(f"decision quality, {n} comparisons per scenario, fail line +10 %, yellow line +5 %", rows,
-                ["method", "A/A false fail", "A/A false yellow"] + [f"fail @ +{int(s * 100)}%" for s in SLOWDOWNS]
-                + ["mean pairs A/A", "mean pairs +10%"])
+    for key, pairs in [("simulator (20000 rounds)", [Lane(SEED, 0.0).round() for _ in range(20000)])] + list(series.items()):
+        st = noise_stats(pairs)
+        paired_min, unpaired_min = min_pairs_text(st)
+        rows.append([key, str(len(pairs)), f"{statistics.median(b for _, b in pairs):.3f}"]
+                    + [f"{st[k]:.3f}" for k in ("run-to-run CV", "per-pair ratio CV", "pair correlation", "mean head/base",
+                                                 "lag-1 autocorr, log run", "lag-1 autocorr, log ratio")]
+                    + [f"{paired_min:.1f}", f"{unpaired_min:.1f}"])
+    print_table("measured noise per lane x condition (A/A), next to the simulator's", rows,
+                ["noise", "pairs", "median s", "run CV", "pair-ratio CV", "pair corr", "mean head/base",
+                 "lag-1 ac run", "lag-1 ac ratio", "min pairs paired", "min a side MWU"])
 
-    rows = []
-    for name in METHODS:
-        by = results[name]
-        rows.append([name] + [rate(by[s], "yellow", "fail") for s in scenarios]
-                    + [mean_pairs(by[s]) for s in SLOWDOWNS] + [f"{spent[name]:.1f}"])
-    print_table("flagged (yellow or fail) and pairs used, per true slowdown", rows,
-                ["method"] + [f"flagged @ {'A/A' if s == 0 else f'+{int(s * 100)}%'}" for s in scenarios]
-                + [f"pairs @ +{int(s * 100)}%" for s in SLOWDOWNS] + ["cpu s"])
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = {key: pool.submit(_run_recorded, pairs, n) for key, pairs in series.items()}
+        done = {key: f.result() for key, f in futures.items()}
+    quality: list[list[str]] = []
+    flagged: list[list[str]] = []
+    for key, (results, spent) in done.items():
+        quality += quality_rows(results, [key])
+        flagged += flagged_rows(results, spent, [key])
+    print_table(f"decision quality on real noise, {n} comparisons per scenario and lane x condition, "
+                f"fail line +10 %, yellow line +5 %", quality, ["noise"] + QUALITY_HEADERS)
+    print_table("real noise: flagged (yellow or fail) and pairs used, per true slowdown", flagged,
+                ["noise"] + FLAGGED_HEADERS)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="False-alarm rate and power of the timed verdict.")
+    parser.add_argument("n", nargs="?", type=int, help="comparisons per scenario (default 300 simulated, 200 real)")
+    parser.add_argument("--noise", choices=["sim", "real", "both"], default="sim")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes for --noise real")
+    parser.add_argument("--data", type=Path, default=DATA, help="recording from bench/record_lane_timings.py")
+    args = parser.parse_args()
+    if args.noise in ("sim", "both"):
+        main_simulated(args.n or 300)
+    if args.noise in ("real", "both"):
+        main_real(args.n or 200, args.jobs, args.data)
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 300)
+    main()

@@ -123,7 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Command modules outside this file: each has `register(subparsers)` which adds its parser
 # with `set_defaults(handler=...)`; they import only argparse at module level.
-EXTENSIONS: tuple[str, ...] = ("molt_budget.commands.tracker_cmd", "molt_budget.commands.budget_cmds")
+EXTENSIONS: tuple[str, ...] = (
+    "molt_budget.commands.tracker_cmd",
+    "molt_budget.commands.budget_cmds",
+    "molt_budget.commands.report_cmd",
+    "molt_budget.commands.merge_cmd",
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -235,7 +240,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.github:
         from molt_budget.report.github import publish
 
-        publish(outcome.report, check_name=args.check_name)
+        publish(outcome.report, check_name=args.check_name, sparklines=outcome.report.get("trends"))
     return report_exit_code(outcome.report)
 
 

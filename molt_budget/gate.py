@@ -87,6 +87,7 @@ def run_check(config: Config, options: CheckOptions) -> CheckOutcome:
                      history_fences=fences)
     report["results_path"] = str(head_path)
     _budget_review(config, report, base_info)
+    report["trends"] = _trends(config, history, report)
     return CheckOutcome(report=report, head=head, base=base, head_results_path=head_path)
 
 
@@ -222,3 +223,16 @@ def _budget_review(config: Config, report: dict[str, Any], base_info: BaseInfo |
         from molt_budget.budgets.ratchet import propose_ratchets
 
         report["ratchets"] = [asdict(r) for r in propose_ratchets(config, measured, 10.0)]
+
+
+def _trends(config: Config, history: History, report: dict[str, Any], runs: int = 20) -> dict[str, list[float]]:
+    """Each KPI over the last main-branch runs: the PR comment's sparkline, carried in the report
+    so the fork-safe posting job (which has no history) can draw it too."""
+    if not history.path.exists():
+        return {}
+    out: dict[str, list[float]] = {}
+    for k in report["kpis"]:
+        series = history.metric_series(k["lane"], k["metric"], branch=config.settings.main_branch, limit=runs)
+        if len(series) > 1:
+            out[k["id"]] = [value for _, _, value, _ in series]
+    return out

@@ -151,6 +151,24 @@ def test_merge_unions_lanes_and_rejudges(shards: dict[str, Path], tmp_path: Path
     assert cli.main(["report", str(rep), "--markdown"]) == 1
 
 
+def test_history_adds_a_trend_column(shards: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from molt_budget.results.history import History
+    from molt_budget.results.store import load_results
+
+    db = History(tmp_path / "history.sqlite")
+    for i in range(3):
+        results = load_results(shards["a"])
+        results.run_id, results.started_utc = f"run-{i}", f"2026-11-2{i}T00:00:00Z"
+        db.record(results)
+    r = report("pass")
+    r["kpis"] = [dict(k, metric="ir.mb", lane="dev_cold") if k["id"] == "ir_size_mb" else k for k in r["kpis"]]
+    path = write(tmp_path / "report.json", r)
+    assert cli.main(["report", str(path), "--history", str(db.path)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| `ir_size_mb`"))
+    assert row.endswith("| ▄▄▄ |")                               # three equal values: a flat line
+    assert cli.main(["report", str(path), "--history", str(tmp_path / "nope.sqlite")]) == 2
+
+
 def test_merge_refuses_the_same_lane_twice(shards: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["merge", str(shards["a"]), str(shards["a"]), "--out", str(tmp_path / "m.json")]) == 2
     assert "lane 'dev_cold' is also in" in capsys.readouterr().err
@@ -171,6 +189,20 @@ def test_merge_without_config_keeps_shard_verdicts(shards: dict[str, Path], tmp_
     data = json.loads(out.read_text(encoding="utf-8"))
     a = json.loads(shards["a"].read_text(encoding="utf-8"))
     assert [k["id"] for k in data["kpis"]][: len(a["kpis"])] == [k["id"] for k in a["kpis"]]
+
+
+def test_merge_expected_lane_without_a_shard_is_an_error(shards: dict[str, Path], tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    rep = tmp_path / "report.json"
+    assert cli.main(["merge", str(shards["a"]), "--expect-lanes", "dev_cold,dev_warm", "--config", "budgets.yaml",
+                     "--out", str(tmp_path / "m.json"), "--report-json", str(rep)]) == 0
+    r = json.loads(rep.read_text(encoding="utf-8"))
+    missing = [k for k in r["kpis"] if k["lane"] == "dev_warm"]
+    assert missing and all(k["status"] == "error" and "did not run" in k["reason"] for k in missing)
+    assert r["verdict"]["status"] == "error" and cli.main(["report", str(rep)]) == 3
+    assert cli.main(["merge", str(shards["a"]), "--expect-lanes", "nope", "--config", "budgets.yaml",
+                     "--out", str(tmp_path / "m.json")]) == 2
 
 
 def test_merge_allow_empty_reports_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

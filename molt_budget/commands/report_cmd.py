@@ -63,9 +63,11 @@ def missing_report(path: Path, env: Any) -> dict[str, Any]:
     """Stands in for a report the measuring workflow never produced."""
     import json
 
+    from pathlib import Path
+
     conclusion = None
     try:
-        event = json.loads(open(env.get("GITHUB_EVENT_PATH", ""), encoding="utf-8").read())
+        event = json.loads(Path(env.get("GITHUB_EVENT_PATH") or "").read_text(encoding="utf-8"))
         conclusion = (event.get("workflow_run") or {}).get("conclusion")
     except (OSError, ValueError, AttributeError):
         pass
@@ -98,11 +100,10 @@ def verdict_exit(report: dict[str, Any]) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    import os
     from pathlib import Path
 
     from molt_budget.errors import ConfigError
-
-    import os
 
     path = Path(args.report)
     if args.if_missing and not path.exists():
@@ -115,7 +116,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     history = Path(args.history) if args.history else None
     if history is not None and not history.is_file():
         raise ConfigError(f"{history}: no such history database")
-    sparklines = sparklines_from_history(report, history) if history else None
+    sparklines = sparklines_from_history(report, history) if history else report.get("trends")
     if args.html:
         try:
             from molt_budget.report.html import write_html

@@ -331,7 +331,7 @@ def _sections(report: dict[str, Any], limit: int, kpi_lines: list[str]) -> list[
         out.append(Section("reasons", notes, 90, cut))
     diff = _diff_sections(report, limit)
     if diff:
-        out.append(Section("diff heading", "### Regression diff", 9))
+        out.append(Section("diff heading", "### Regression diff", 46))   # goes after every diff section
         out += diff
     for name, priority, (text, cut) in (
         ("budget changes", 60, _budget_changes(report, limit)),
@@ -370,9 +370,12 @@ def render_markdown(
 ) -> str:
     """The report as GitHub-flavoured Markdown of at most `max_chars` characters.
 
-    Shrinks in this order: long lists inside sections, then whole sections from the least
-    important (function lists, op kinds, ...), then passing KPI rows; only a report whose
-    headline alone does not fit is cut mid-text. `marker` (a hidden HTML comment) stays first.
+    Shrinks in this order: long lists inside sections; whole diff sections from the least
+    important (function lists, op kinds, ... modules added last) and the bump how-to; KPI rows
+    beyond the 20 worst; budget changes, the reproduce command, commits, the authoritative
+    note and the reasons; the remaining KPI rows. Only a report whose headline alone does not
+    fit is cut mid-text. `marker` (the hidden sticky-comment marker) always stays first, and
+    the text says what was cut and where the full report is.
     """
     hint = full_report_hint or DEFAULT_HINT
     kpi_lines = _kpi_lines(report, sparklines)
