@@ -337,7 +337,8 @@ def main_real(n: int, jobs: int, path: Path = DATA) -> None:
     print(f"- A/A comparisons replay blocks of {BLOCK} consecutive recorded rounds (block bootstrap), "
           f"A/B scales the head side by 1 + slowdown")
     rows = []
-    for key, pairs in [("simulator (20000 rounds)", [Lane(SEED, 0.0).round() for _ in range(20000)])] + list(series.items()):
+    sim = Lane(SEED, 0.0)
+    for key, pairs in [("simulator (20000 rounds)", [sim.round() for _ in range(20000)])] + list(series.items()):
         st = noise_stats(pairs)
         paired_min, unpaired_min = min_pairs_text(st)
         rows.append([key, str(len(pairs)), f"{statistics.median(b for _, b in pairs):.3f}"]

@@ -586,6 +586,7 @@ class _Sampler(threading.Thread):
         self.peak_rss = 0
         self._stop_event = threading.Event()
         self._marked: set[int] = set()
+        self._orphan_owner: dict[int, bool] = {}
         self._next_marker_scan = 0.0
 
     def run(self) -> None:
@@ -601,6 +602,17 @@ class _Sampler(threading.Thread):
     def stop(self) -> None:
         self._stop_event.set()
         self.join()
+
+    def _ours(self, pid: int) -> bool:
+        """An orphan adopted mid-run belongs to this run only if it carries the marker
+        (another job's stray daemon may be reparented to us at any time)."""
+        if pid not in self._orphan_owner:
+            try:
+                env = _environ(psutil.Process(pid))
+                self._orphan_owner[pid] = not env or env.get(self.run_state.marker[0]) == self.run_state.marker[1]
+            except psutil.Error:
+                self._orphan_owner[pid] = True
+        return self._orphan_owner[pid]
 
     def _sample(self) -> None:
         run = self.run_state
@@ -618,6 +630,6 @@ class _Sampler(threading.Thread):
         children: dict[int, list[int]] = defaultdict(list)
         for pid, (ppid, _, _) in table.items():
             children[ppid].append(pid)
-        orphans = set(children.get(os.getpid(), ())) - run.preexisting
+        orphans = {pid for pid in set(children.get(os.getpid(), ())) - run.preexisting if self._ours(pid)}
         tree = _expand({run.pid} | orphans | self._marked, children)
         self.peak_rss = max(self.peak_rss, sum(table[pid][2] for pid in tree if pid in table and table[pid][1] not in "ZX"))
