@@ -183,7 +183,10 @@ def test_timed_no_change_passes(tmp_path: Path) -> None:
     git(repo, "checkout", "-qb", "feature")
     commit(repo, {"README": "docs only\n"})
     code, report = check(repo)
-    assert report["kpis"][0]["status"] in ("pass",), report["kpis"][0]
+    # The same code on both sides must never fail; on a loaded host a yellow ("worth a
+    # look", p just under alpha) is the documented few-percent A/A rate, not a gate failure.
+    assert report["kpis"][0]["status"] in ("pass", "yellow"), report["kpis"][0]
+    assert report["kpis"][0]["ci_low"] < 1.1
     assert code == 0
 
 

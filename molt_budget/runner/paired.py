@@ -1,7 +1,8 @@
 """Measure base and head in one run on one machine: interleaved A B A B … for timed lanes.
 
 Interleaving puts both sides through the same slow and fast phases of a noisy host, so
-the per-pair ratio is far steadier than either side alone.
+the per-pair ratio is far steadier than either side alone; the order inside a pair
+alternates (A B, B A, …) so neither side always runs second.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def _run_lane(head: Engine, base: Engine, lane_id: str, next_action: NextAction)
         confirmed = False
         i = 0
         while i < most:
-            if not base.measure_once(b_lane, i, total=most).ok or not head.measure_once(h_lane, i, total=most).ok:
+            if not _round(base, b_lane, head, h_lane, i, most):
                 break
             i += 1
             if i < start:
@@ -75,7 +76,14 @@ def _run_lane(head: Engine, base: Engine, lane_id: str, next_action: NextAction)
                 confirmed = True
     elif ok:
         for i in range(h_lane.repeats):
-            if not base.measure_once(b_lane, i).ok or not head.measure_once(h_lane, i).ok:
+            if not _round(base, b_lane, head, h_lane, i, None):
                 break
     base.finish_lane(b_lane)
     head.finish_lane(h_lane)
+
+
+def _round(base: Engine, b_lane: Lane, head: Engine, h_lane: Lane, i: int, total: int | None) -> bool:
+    """One pair, in alternating order (A B, B A, …) so that whatever favours the second run
+    of a pair (warm page cache, CPU frequency ramp) does not favour one side."""
+    order = [(base, b_lane), (head, h_lane)] if i % 2 == 0 else [(head, h_lane), (base, b_lane)]
+    return all(engine.measure_once(lane, i, total=total).ok for engine, lane in order)
