@@ -245,3 +245,38 @@ def test_counted_instructions_catch_more_work_not_noise(tmp_path: Path) -> None:
     kpi = report["kpis"][0]
     assert kpi["status"] == "fail" and kpi["delta_pct"] > 5, kpi
     assert code == 1
+
+
+def test_sharded_comparison_reports_merge_into_one_verdict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = make_repo(
+        tmp_path,
+        {**DEMO_LANE, "quick": {"command": ["${python}", "-c", "pass"]}},
+        {**DEMO_KPIS, "quick_s": {"lane": "quick", "metric": "wall_s", "target": 30}},
+        {"moltdemo.py": (DEMO / "moltdemo.py").read_text(), "hello.py": (DEMO / "hello.py").read_text()},
+    )
+    base = git(repo, "rev-parse", "HEAD")
+    git(repo, "checkout", "-qb", "feature")
+    commit(repo, {"hello.py": "import multiprocessing\n" + (DEMO / "hello.py").read_text()})
+    parts = []
+    for lanes in ("dev", "quick"):
+        report, shard = tmp_path / f"report-{lanes}.json", tmp_path / f"shard-{lanes}.json"
+        main(["check", "--config", str(repo / "budgets.yaml"), "--quiet", "--lanes", lanes, "--base", base,
+              "--no-history", "--results", str(shard), "--report-json", str(report)])
+        parts.append((shard, report))
+    merged = tmp_path / "report.json"
+    assert main(["merge", *(str(s) for s, _ in parts), "--out", str(tmp_path / "merged.json"), "--config", str(repo / "budgets.yaml"),
+                 "--reports", *(str(r) for _, r in parts), "--report-json", str(merged), "--expect-lanes", "dev,quick"]) == 0
+    data = json.loads(merged.read_text())
+    jsonschema.validate(data, load_schema("report"))
+    assert data["base"]["commit"] == base
+    assert {k["id"] for k in data["kpis"]} == set(DEMO_KPIS) | {"quick_s"}
+    assert data["verdict"]["status"] == "fail"
+    assert any(m["module"] == "multiprocessing" for m in data["diff"]["modules_added"])
+    # a shard of another commit is refused with one line
+    other = json.loads(parts[1][1].read_text())
+    other["head"]["commit"] = "0" * 40
+    parts[1][1].write_text(json.dumps(other))
+    capsys.readouterr()
+    assert main(["merge", *(str(s) for s, _ in parts), "--out", str(tmp_path / "m2.json"), "--config", str(repo / "budgets.yaml"),
+                 "--reports", *(str(r) for _, r in parts), "--report-json", str(tmp_path / "r2.json")]) == 2
+    assert "head commit" in capsys.readouterr().err

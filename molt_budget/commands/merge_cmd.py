@@ -31,6 +31,9 @@ def register(subparsers: Any) -> None:
                    help="also write a budgets-only comparison report (base: null) for `molt-budget report`")
     p.add_argument("--allow-empty", action="store_true",
                    help="no results files is not an error: every lane group was skipped (the check reports neutral)")
+    p.add_argument("--reports", nargs="+", metavar="REPORT.json",
+                   help="comparison reports of the shards (`check --lanes G --base SHA --report-json`): merged into "
+                        "--report-json instead of a budgets-only report")
     p.add_argument("--expect-lanes", metavar="A,B",
                    help="lanes that were meant to run (needs --config): a missing one makes its KPIs errors, not skipped")
     p.set_defaults(handler=cmd_merge)
@@ -180,7 +183,25 @@ def cmd_merge(args: argparse.Namespace) -> int:
     skipped = rejudge(merged, config, expected) if config else []
     save_results(Path(args.out), merged)
     config_path = _display_path(args.config) if args.config else _display_path(merged.config_path)
-    if args.report_json:
+    if args.report_json and args.reports:
+        import json
+
+        from molt_budget.commands.report_cmd import load_report
+        from molt_budget.compare.merge_reports import merge_reports
+
+        report = merge_reports([load_report(Path(p)) for p in args.reports], list(args.reports))
+        missing = sorted(expected - {k["lane"] for k in report["kpis"]}) if expected else []
+        if missing and config is not None:
+            for kpi in config.kpis.values():
+                if kpi.lane in missing:
+                    report["kpis"].append(_missing_kpi(kpi))
+            report["verdict"]["counts"]["error"] = report["verdict"]["counts"].get("error", 0) + sum(
+                1 for k in config.kpis.values() if k.lane in missing)
+            if report["verdict"]["status"] != "fail":
+                report["verdict"]["status"] = "error"
+        report["results_path"] = args.out
+        write_json_atomic(Path(args.report_json), json.loads(json.dumps(report)))
+    elif args.report_json:
         write_json_atomic(Path(args.report_json), budget_report(merged, config, config_path, skipped, args.out))
     print(render(merged))
     if skipped:
@@ -188,3 +209,14 @@ def cmd_merge(args: argparse.Namespace) -> int:
     print(f"molt-budget: merged {len(args.results)} results file(s), lanes {', '.join(sorted(merged.lanes)) or 'none'}, "
           f"into {args.out}", file=sys.stderr)
     return 0
+
+
+def _missing_kpi(kpi: Any) -> dict[str, Any]:
+    """A KPI whose lane group left no report: an error row, never a silent pass."""
+    return {
+        "id": kpi.id, "title": kpi.title or kpi.id, "lane": kpi.lane, "metric": kpi.metric, "class": kpi.kpi_class,
+        "unit": kpi.unit, "direction": kpi.direction, "target": kpi.target, "limit": kpi.limit, "line": kpi.line,
+        "base": None, "head": None, "delta": None, "delta_pct": None, "status": "error", "budget_status": "error",
+        "reason": f"lane {kpi.lane}: its lane group produced no report", "p_value": None, "ci_low": None,
+        "ci_high": None, "pairs": None,
+    }
