@@ -152,8 +152,8 @@ def noise_stats(pairs: list[tuple[float, float]]) -> dict[str, float]:
         "pair correlation": _corr(heads, bases),
         "log-ratio sd": statistics.stdev(log_ratios),
         "log-run sd": statistics.stdev(log_runs),
-        # head runs second in every round: a mean ratio off 1 is an order effect, not noise
-        "mean head/base": statistics.mean(ratios),
+        # head runs second in every round: a median ratio off 1 would be an order effect, not noise
+        "median head/base": statistics.median(ratios),
         # host phases: how alike consecutive rounds are (0: independent rounds)
         "lag-1 autocorr, log run": _lag1(log_runs),
         "lag-1 autocorr, log ratio": _lag1(log_ratios),
@@ -251,22 +251,48 @@ def minimum_pairs(sd: float, effect: float, alpha: float = 0.05, power: float = 
     return ((z(1 - alpha) + z(power)) * sd / effect) ** 2
 
 
-Results = dict[str, dict[float, list[Outcome]]]
+Results = dict[str, dict[float, list[Outcome]]]     # method -> slowdown -> outcomes
+Spent = dict[str, float]                             # method -> cpu seconds
+MakeLane = Callable[[int, float], Rounds]            # (seed, slowdown) -> a fresh lane
 SCENARIOS = [0.0] + SLOWDOWNS
 
 
-def run_scenarios(make_lane: Callable[[int, float], Rounds], n: int) -> tuple[Results, dict[str, float]]:
-    """n comparisons per scenario and method; every method sees the same noise (same seed)."""
-    results: Results = {m: {s: [] for s in SCENARIOS} for m in METHODS}
-    spent: dict[str, float] = {m: 0.0 for m in METHODS}
-    for si, slowdown in enumerate(SCENARIOS):
-        for i in range(n):
-            seed = SEED + 1_000_003 * (si + 1) + i
-            for name, method in METHODS.items():
-                start = time.perf_counter()
-                results[name][slowdown].append(method(make_lane(seed, slowdown)))
-                spent[name] += time.perf_counter() - start
-    return results, spent
+def run_scenario(make_lane: MakeLane, n: int, slowdown: float) -> tuple[dict[str, list[Outcome]], Spent]:
+    """n comparisons of one scenario; every method sees the same noise (same seed).
+
+    The seed depends only on the scenario and the comparison's index, so splitting the work
+    over processes gives the same numbers as running it in one.
+    """
+    si = SCENARIOS.index(slowdown)
+    outcomes: dict[str, list[Outcome]] = {m: [] for m in METHODS}
+    spent: Spent = {m: 0.0 for m in METHODS}
+    for i in range(n):
+        seed = SEED + 1_000_003 * (si + 1) + i
+        for name, method in METHODS.items():
+            start = time.perf_counter()
+            outcomes[name].append(method(make_lane(seed, slowdown)))
+            spent[name] += time.perf_counter() - start
+    return outcomes, spent
+
+
+def evaluate(sources: dict[str, tuple[MakeLane, int]], jobs: int) -> dict[str, tuple[Results, Spent]]:
+    """Every source x scenario as its own task over `jobs` processes: the sequential methods
+    cost ~20 ms a comparison, and the slow cells (+5 %, +10 %, loaded lanes) need spreading."""
+    tasks = [(key, slowdown) for key in sources for slowdown in SCENARIOS]
+    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {task: pool.submit(run_scenario, sources[task[0]][0], sources[task[0]][1], task[1]) for task in tasks}
+        done = {task: future.result() for task, future in futures.items()}
+    out: dict[str, tuple[Results, Spent]] = {}
+    for key in sources:
+        results: Results = {m: {} for m in METHODS}
+        spent: Spent = {m: 0.0 for m in METHODS}
+        for slowdown in SCENARIOS:
+            outcomes, cpu = done[(key, slowdown)]
+            for m in METHODS:
+                results[m][slowdown] = outcomes[m]
+                spent[m] += cpu[m]
+        out[key] = (results, spent)
+    return out
 
 
 def _rate(outcomes: list[Outcome], *statuses: str) -> str:
@@ -283,7 +309,7 @@ def quality_rows(results: Results, label: list[str]) -> list[list[str]]:
             for name, by in results.items()]
 
 
-def flagged_rows(results: Results, spent: dict[str, float], label: list[str]) -> list[list[str]]:
+def flagged_rows(results: Results, spent: Spent, label: list[str]) -> list[list[str]]:
     return [label + [name] + [_rate(by[s], "yellow", "fail") for s in SCENARIOS]
             + [_mean_pairs(by[s]) for s in SLOWDOWNS] + [f"{spent[name]:.1f}"]
             for name, by in results.items()]
@@ -295,40 +321,29 @@ FLAGGED_HEADERS = (["method"] + [f"flagged @ {'A/A' if s == 0 else f'+{int(s * 1
                    + [f"pairs @ +{int(s * 100)}%" for s in SLOWDOWNS] + ["cpu s"])
 
 
-def min_pairs_text(stats: dict[str, float]) -> tuple[float, float]:
-    """Theoretical minimum pairs for 95 % power at +10 %: paired test, and a side for MWU on raw times."""
+def min_pairs(stats: dict[str, float]) -> tuple[float, float]:
+    """Theoretical minimum for 95 % power at +10 %: pairs with a paired test, and a side for MWU on raw times."""
     effect = math.log(1.10)
     return (minimum_pairs(stats["log-ratio sd"], effect),
             2 * minimum_pairs(stats["log-run sd"], effect) / 0.955)   # per side, MWU efficiency
 
 
-def main_simulated(n: int) -> None:
+def print_simulated(n: int, results: Results, spent: Spent) -> None:
     cal = calibration()
     print("## simulated lane noise (measured from the simulator, 20000 A/A rounds)\n")
     for key, value in cal.items():
         print(f"- {key}: {value:.3f}")
-    paired_min, unpaired_min = min_pairs_text(cal)
+    paired_min, unpaired_min = min_pairs(cal)
     print(f"- theoretical minimum for 95 % power at +10 % (one-sided α=0.05): "
           f"{paired_min:.1f} pairs with a paired test, {unpaired_min:.1f} a side unpaired (MWU on raw times)")
-    results, spent = run_scenarios(lambda seed, slowdown: Lane(seed, slowdown), n)
     print_table(f"decision quality, {n} comparisons per scenario, fail line +10 %, yellow line +5 %",
                 quality_rows(results, []), QUALITY_HEADERS)
     print_table("flagged (yellow or fail) and pairs used, per true slowdown", flagged_rows(results, spent, []),
                 FLAGGED_HEADERS)
 
 
-def _replay(pairs: list[tuple[float, float]], seed: int, slowdown: float) -> RecordedLane:
-    return RecordedLane(pairs, seed, slowdown)
-
-
-def _run_recorded(pairs: list[tuple[float, float]], n: int) -> tuple[Results, dict[str, float]]:
-    """One lane x condition; top level so a worker process can run it."""
-    return run_scenarios(partial(_replay, pairs), n)
-
-
-def main_real(n: int, jobs: int, path: Path = DATA) -> None:
-    meta, series = load_recording(path)
-    print(f"## real lane noise: {path.name}, recorded {meta['date']} on {meta['cpu_model']} "
+def print_real_noise(meta: dict[str, Any], series: dict[str, list[tuple[float, float]]], path: Path) -> None:
+    print(f"\n## real lane noise: {path.name}, recorded {meta['date']} on {meta['cpu_model']} "
           f"({meta['cpu_count']} CPUs), Python {meta['python']}\n")
     for lane, command in meta["commands"].items():
         print(f"- {lane}: `{command}`")
@@ -336,22 +351,22 @@ def main_real(n: int, jobs: int, path: Path = DATA) -> None:
         print(f"- {condition}: {text}; host during it: {meta.get('host', {}).get(condition)}")
     print(f"- A/A comparisons replay blocks of {BLOCK} consecutive recorded rounds (block bootstrap), "
           f"A/B scales the head side by 1 + slowdown")
-    rows = []
     sim = Lane(SEED, 0.0)
+    rows = []
     for key, pairs in [("simulator (20000 rounds)", [sim.round() for _ in range(20000)])] + list(series.items()):
         st = noise_stats(pairs)
-        paired_min, unpaired_min = min_pairs_text(st)
+        paired_min, unpaired_min = min_pairs(st)
         rows.append([key, str(len(pairs)), f"{statistics.median(b for _, b in pairs):.3f}"]
-                    + [f"{st[k]:.3f}" for k in ("run-to-run CV", "per-pair ratio CV", "pair correlation", "mean head/base",
-                                                 "lag-1 autocorr, log run", "lag-1 autocorr, log ratio")]
+                    + [f"{st[k]:.3f}" for k in ("run-to-run CV", "per-pair ratio CV", "pair correlation",
+                                                 "median head/base", "lag-1 autocorr, log run",
+                                                 "lag-1 autocorr, log ratio")]
                     + [f"{paired_min:.1f}", f"{unpaired_min:.1f}"])
     print_table("measured noise per lane x condition (A/A), next to the simulator's", rows,
-                ["noise", "pairs", "median s", "run CV", "pair-ratio CV", "pair corr", "mean head/base",
+                ["noise", "pairs", "median s", "run CV", "pair-ratio CV", "pair corr", "median head/base",
                  "lag-1 ac run", "lag-1 ac ratio", "min pairs paired", "min a side MWU"])
 
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = {key: pool.submit(_run_recorded, pairs, n) for key, pairs in series.items()}
-        done = {key: f.result() for key, f in futures.items()}
+
+def print_real(n: int, done: dict[str, tuple[Results, Spent]]) -> None:
     quality: list[list[str]] = []
     flagged: list[list[str]] = []
     for key, (results, spent) in done.items():
@@ -363,17 +378,29 @@ def main_real(n: int, jobs: int, path: Path = DATA) -> None:
                 ["noise"] + FLAGGED_HEADERS)
 
 
+SIM = "simulated"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="False-alarm rate and power of the timed verdict.")
     parser.add_argument("n", nargs="?", type=int, help="comparisons per scenario (default 300 simulated, 200 real)")
     parser.add_argument("--noise", choices=["sim", "real", "both"], default="sim")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes for --noise real")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes")
     parser.add_argument("--data", type=Path, default=DATA, help="recording from bench/record_lane_timings.py")
     args = parser.parse_args()
+    n_sim, n_real = args.n or 300, args.n or 200
+    sources: dict[str, tuple[MakeLane, int]] = {}
     if args.noise in ("sim", "both"):
-        main_simulated(args.n or 300)
+        sources[SIM] = (Lane, n_sim)
     if args.noise in ("real", "both"):
-        main_real(args.n or 200, args.jobs, args.data)
+        meta, series = load_recording(args.data)
+        sources.update({key: (partial(RecordedLane, pairs), n_real) for key, pairs in series.items()})
+    done = evaluate(sources, args.jobs)               # one pool for everything: balances the slow cells
+    if SIM in done:
+        print_simulated(n_sim, *done.pop(SIM))
+    if args.noise in ("real", "both"):
+        print_real_noise(meta, series, args.data)
+        print_real(n_real, done)
 
 
 if __name__ == "__main__":

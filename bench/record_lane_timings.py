@@ -17,7 +17,7 @@ Output: bench/data/lane_timings.json, one (base, head) wall-time pair per line, 
 perf_counter around subprocess.run (interpreter start-up included, as in the runner).
 
 Usage: python bench/record_lane_timings.py [pairs per lane and condition, default 150]
-About 5 minutes on the 2-core dev box at the default.
+About 6 minutes on the 2-core dev box at the default (the loaded lanes run slower).
 """
 
 from __future__ import annotations

@@ -280,3 +280,14 @@ def test_sharded_comparison_reports_merge_into_one_verdict(tmp_path: Path, capsy
     assert main(["merge", *(str(s) for s, _ in parts), "--out", str(tmp_path / "m2.json"), "--config", str(repo / "budgets.yaml"),
                  "--reports", *(str(r) for _, r in parts), "--report-json", str(tmp_path / "r2.json")]) == 2
     assert "head commit" in capsys.readouterr().err
+
+
+def test_cumulative_drift_past_the_seeded_value_fails(tmp_path: Path) -> None:
+    kpis = {"ir_ops": {"lane": "dev", "metric": "ir.ops", "target": 100000,
+                       "seeded_from": {"value": 1000, "commit": "abc", "date": "2026-01-01"}, "max_drift_pct": 10}}
+    repo = make_repo(tmp_path, DEMO_LANE, kpis, {"moltdemo.py": (DEMO / "moltdemo.py").read_text(),
+                                                 "hello.py": (DEMO / "hello.py").read_text()})
+    code, report = check(repo)
+    (kpi,) = report["kpis"]
+    assert kpi["status"] == "fail" and "drifted" in kpi["reason"] and "since the budget was set at 1000" in kpi["reason"]
+    assert code == 1

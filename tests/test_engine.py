@@ -274,3 +274,44 @@ def test_instructions_are_counted_and_repeatable(tmp_path: Path) -> None:
     assert abs(values[0] - values[1]) / min(values) < 0.02
     kpi = results.kpis[0]
     assert kpi.kpi_class == "counted" and kpi.aggregate == "min" and kpi.value == min(values)
+
+
+def test_clean_state_wipes_caches_but_keeps_earlier_results(tmp_path: Path) -> None:
+    build = fake_build("--cache-report")
+    config = write_budgets(
+        tmp_path,
+        {"warm": {"command": build, "env": {"MOLT_CACHE": "${cache_dir}"}, "repeats": 1}},
+        {"w": {"lane": "warm", "metric": "wall_s", "target": 10}},
+    )
+    assert run_cli("check", "--config", str(config), "--quiet") == 0
+    first = sorted((tmp_path / "out" / "runs").iterdir())
+    assert run_cli("check", "--config", str(config), "--quiet") == 0
+    assert latest_results(tmp_path).lanes["warm"].samples[0].cache_state == "hit"
+    assert run_cli("check", "--config", str(config), "--quiet", "--clean-state") == 0
+    assert latest_results(tmp_path).lanes["warm"].samples[0].cache_state == "miss"
+    assert all((run / "results.json").exists() for run in first)
+    assert len(list((tmp_path / "out" / "runs").iterdir())) == 3
+
+
+def test_a_competing_compiler_makes_the_run_not_authoritative(tmp_path: Path) -> None:
+    fake_cargo = tmp_path / "bin" / "cargo"
+    fake_cargo.parent.mkdir()
+    fake_cargo.symlink_to("/bin/sleep")
+    competitor = subprocess.Popen([str(fake_cargo), "30"])   # not a descendant of the gate below
+    try:
+        config = write_budgets(
+            tmp_path,
+            {"timed": {"command": fake_build(), "repeats": 1}},
+            {"t": {"lane": "timed", "metric": "wall_s", "target": 10}},
+            quiescence={"max_wait_s": 0.5, "poll_s": 0.1, "competitors": ["cargo"]},
+        )
+        gate = subprocess.run([sys.executable, "-m", "molt_budget", "check", "--config", str(config), "--quiet"],
+                              capture_output=True, text=True, timeout=120)
+        assert gate.returncode == 0, gate.stderr
+    finally:
+        competitor.kill()
+        competitor.wait()
+    results = latest_results(tmp_path)
+    assert results.authoritative is False
+    assert any(f"cargo(pid {competitor.pid})" in r for r in results.authoritative_reasons), results.authoritative_reasons
+    assert "not authoritative" in gate.stdout
