@@ -22,7 +22,8 @@ def lane_diff(lane: str, base: LaneResult | None, head: LaneResult | None) -> di
     b_diag, h_diag = base.detail.get("diagnostics") or {}, head.detail.get("diagnostics") or {}
     if b_diag and h_diag:
         b_mods, h_mods = b_diag.get("module_reasons") or {}, h_diag.get("module_reasons") or {}
-        out["modules_added"] = [{"module": m, "reasons": list(h_mods[m])} for m in sorted(set(h_mods) - set(b_mods))]
+        added = sorted(set(h_mods) - set(b_mods), key=lambda m: (not _direct(h_mods[m]), m))
+        out["modules_added"] = [{"module": m, "reasons": list(h_mods[m])} for m in added]
         out["modules_removed"] = [{"module": m, "reasons": list(b_mods[m])} for m in sorted(set(b_mods) - set(h_mods))]
         out["reason_summary_deltas"] = _count_deltas(b_diag.get("reason_summary") or {}, h_diag.get("reason_summary") or {})
         out["module_timing_deltas"] = _value_deltas(b_diag.get("module_timings") or {}, h_diag.get("module_timings") or {}, "module")[:TOP_N]
@@ -85,3 +86,8 @@ def _value_deltas(base: dict[str, float], head: dict[str, float], key: str) -> l
     ]
     rows.sort(key=lambda r: -abs(r["delta"]))
     return rows
+
+
+def _direct(reasons: list[str]) -> bool:
+    """Imported by the program itself (listed first: that is the line to look at)."""
+    return any(r in ("entry_root", "entry_closure") for r in reasons)

@@ -161,16 +161,17 @@ def _exact(kpi: Kpi, row: dict[str, Any], budget: KpiResult, b_values: list[floa
     worse = _worse(kpi, h - b)
     limits = []
     if kpi.max_increase_abs is not None:
-        limits.append((kpi.max_increase_abs, worse, f"{worse:+g} {kpi.unit}".strip()))
+        unit = f" {kpi.unit}" if kpi.unit else ""
+        limits.append((kpi.max_increase_abs, worse, f"{worse:+g}{unit}", f"{kpi.max_increase_abs:g}{unit}"))
     if kpi.max_increase_pct is not None and b:
-        limits.append((kpi.max_increase_pct, worse / abs(b) * 100, f"{worse / abs(b) * 100:+.2f}%"))
-    for allowed, change, shown in limits:
+        limits.append((kpi.max_increase_pct, worse / abs(b) * 100, f"{worse / abs(b) * 100:+.2f}%", f"{kpi.max_increase_pct:g}%"))
+    for allowed, change, shown, allowed_shown in limits:
         if change > allowed:
-            _escalate(row, "fail", f"changed by {shown} against the base (allowed {allowed:g})")
+            _escalate(row, "fail", f"changed by {shown} against the base (allowed: {allowed_shown} per change)")
             return
-    for allowed, change, shown in limits:
+    for allowed, change, shown, allowed_shown in limits:
         if change > allowed * kpi.yellow_fraction:
-            _escalate(row, "yellow", f"changed by {shown} against the base (over {kpi.yellow_fraction:g} of the {allowed:g} allowed)")
+            _escalate(row, "yellow", f"changed by {shown} against the base (over {kpi.yellow_fraction:g} of the {allowed_shown} allowed)")
             return
     if worse > 0 and not limits and row["status"] == "pass":
         row["reason"] += f"; {worse:+g} against the base"
