@@ -203,10 +203,11 @@ def _notes(report: dict[str, Any], limit: int) -> tuple[str, bool]:
         if isinstance(k.get("p_value"), (int, float)):
             stats.append(f"p={k['p_value']:.3g}")
         if isinstance(k.get("ci_low"), (int, float)) and isinstance(k.get("ci_high"), (int, float)):
-            stats.append(f"CI [{k['ci_low']:+.3g}, {k['ci_high']:+.3g}]")
+            stats.append(f"head/base 95% CI {k['ci_low']:.3f}×–{k['ci_high']:.3f}×")
         if isinstance(k.get("pairs"), int):
             stats.append(f"{k['pairs']} pairs")
-        extra = f" ({', '.join(stats)})" if stats else ""
+        # timed reasons already carry ratio, CI, p and pairs: do not say it twice
+        extra = f" ({', '.join(stats)})" if stats and "CI" not in str(k.get("reason", "")) else ""
         budget = k.get("budget_status")
         budget_text = f" Budget: {esc(budget)}." if budget and budget != k.get("status") else ""
         lines.append(f"- {STATUS_ICON.get(k['status'], '')} {code(k.get('id', '?'))} on {code(k.get('lane', '?'))}: "
