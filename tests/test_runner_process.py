@@ -311,3 +311,12 @@ def test_peak_rss_counts_a_100mb_child(lane: Lane) -> None:
     out = lane.run(py("alloc.py", 1, 100, 0.3))
     assert out.returncode == 0
     assert 100 * MiB <= out.peak_rss_bytes < 400 * MiB
+
+
+def test_peak_rss_is_not_inflated_by_a_big_parent(lane: Lane) -> None:
+    """ru_maxrss counts the forked copy of the runner before exec; a 300 MiB runner must not
+    make a 100 MiB build look like 400 MiB."""
+    ballast = b"\x01" * (300 * MiB)
+    out = lane.run(py("alloc.py", 1, 100, 0.3))
+    assert ballast and out.returncode == 0
+    assert 100 * MiB <= out.peak_rss_bytes < 250 * MiB

@@ -128,6 +128,7 @@ def run_process(
     _adopted.intersection_update(preexisting)
     baseline = _cpu_times(before.marked)  # daemons of earlier builds: only CPU from now on is ours
 
+    own_rss_at_spawn = _rss(me)
     started = time.perf_counter()
     try:
         with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
@@ -196,7 +197,10 @@ def run_process(
 
     assert run.status is not None and run.usage is not None
     wall_s = run.exited_at - started
-    peak = max(sampler.peak_rss, _maxrss_bytes(run.usage.ru_maxrss))
+    # ru_maxrss also counts the forked copy of *this* process before exec (a big parent, e.g.
+    # a long-lived test runner, inflates it); it only adds news when it is above that level.
+    maxrss = _maxrss_bytes(run.usage.ru_maxrss)
+    peak = max(sampler.peak_rss, maxrss if maxrss > own_rss_at_spawn else 0)
     return ProcessOutcome(
         returncode=os.waitstatus_to_exitcode(run.status),
         wall_s=wall_s,
