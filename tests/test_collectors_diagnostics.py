@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from mutation import mutate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -180,23 +182,12 @@ def _check(data: bytes) -> None:
             assert str(path) in str(exc)
 
 
-def _mutate(data: bytes, edits: list[tuple[int, int, int]]) -> bytes:
-    out = bytearray(data)
-    for op, pos, value in edits:
-        pos %= len(out) + 1
-        if op == 0 and pos < len(out):
-            out[pos] = value
-        elif op == 1:
-            out[pos:pos] = bytes([value])
-        else:
-            del out[pos : pos + value % 8]
-    return bytes(out)
 
 
 @_SETTINGS
 @given(edits=_edits, cut=st.one_of(st.none(), st.integers(0, len(_BASE))))
 def test_mutated_payload_only_raises_collector_error(edits: list[tuple[int, int, int]], cut: int | None) -> None:
-    _check(_mutate(_BASE, edits)[:cut])
+    _check(mutate(_BASE, edits)[:cut])
 
 
 @_SETTINGS

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from mutation import mutate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -368,17 +370,6 @@ def test_streaming_equals_json_load(monkeypatch: pytest.MonkeyPatch, functions: 
     assert (s.bytes, s.bytes_normalized) == (len(text.encode()), len(normalized.encode()))
 
 
-def _mutate(data: bytes, edits: list[tuple[int, int, int]]) -> bytes:
-    out = bytearray(data)
-    for op, pos, value in edits:
-        pos %= len(out) + 1
-        if op == 0 and pos < len(out):
-            out[pos] = value
-        elif op == 1:
-            out[pos:pos] = bytes([value])
-        else:
-            del out[pos : pos + value % 8]
-    return bytes(out)
 
 
 _EXCERPT = (MOLT / "examples" / "ir_excerpt.json").read_bytes() if (MOLT / "examples").is_dir() else b'{"functions": []}'
@@ -391,7 +382,7 @@ def test_mutated_ir_only_raises_collector_error(
     monkeypatch: pytest.MonkeyPatch, edits: list[tuple[int, int, int]], cut: int | None, chunk: int
 ) -> None:
     monkeypatch.setattr(molt_ir, "_CHUNK_BYTES", chunk)
-    data = _mutate(_EXCERPT, edits)[:cut]
+    data = mutate(_EXCERPT, edits)[:cut]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "ir.json"
         path.write_bytes(data)

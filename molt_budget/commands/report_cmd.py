@@ -39,19 +39,11 @@ def register(subparsers: Any) -> None:
 
 def load_report(path: Path) -> dict[str, Any]:
     """Read and schema-check a report; any problem is one line naming the file (exit 2)."""
-    import json
-
     from molt_budget.errors import ConfigError
+    from molt_budget.results.store import read_json_file
     from molt_budget.schemas import validator
 
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such report file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read report file: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
+    data = read_json_file(path, "report file")
     error = next(iter(sorted(validator("report").iter_errors(data), key=lambda e: list(e.absolute_path))), None)
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(top level)"

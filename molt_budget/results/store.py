@@ -40,16 +40,21 @@ def save_results(path: Path, results: RunResults) -> None:
     write_json_atomic(path, results.to_dict())
 
 
-def load_results(path: Path) -> RunResults:
-    """Read and schema-check a results file; errors name the file (exit 2: bad input)."""
+def read_json_file(path: Path, what: str) -> Any:
+    """A JSON document the user handed us; any problem is one ConfigError naming the file (exit 2)."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such results file") from None
+        raise ConfigError(f"{path}: no such {what}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read results file: {exc}") from None
+        raise ConfigError(f"{path}: cannot read {what}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
+
+
+def load_results(path: Path) -> RunResults:
+    """Read and schema-check a results file; errors name the file (exit 2: bad input)."""
+    data = read_json_file(path, "results file")
     if not isinstance(data, dict) or "schema_version" not in data:
         raise ConfigError(f"{path}: not a molt-budget results file (no schema_version)")
     if data["schema_version"] != SCHEMA_VERSION:
