@@ -15,7 +15,9 @@ def import_compile_progress(path: Path) -> RunResults:
     meta = progress.meta
     stamp = str(meta.get("timestamp_utc") or "")
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    run_id = "compile-progress-" + ("".join(ch for ch in stamp[:19] if ch.isalnum()) or digest[:12])
+    # the snapshot's second plus its digest: two snapshots of the same second stay two runs,
+    # and importing the same file twice replaces it instead of adding a copy
+    run_id = "compile-progress-" + "".join(ch for ch in stamp[:19] if ch.isalnum()) + "-" + digest[:8]
     results = RunResults(
         run_id=run_id,
         config_path=str(path),
