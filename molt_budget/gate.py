@@ -67,7 +67,11 @@ def run_check(config: Config, options: CheckOptions) -> CheckOutcome:
             ref, sha = target
             stored = _from_history(config, history, sha, lanes) if options.base_source in ("auto", "history") else None
             if options.base_source == "history" and stored is None:
-                raise ConfigError(f"no complete run of commit {sha[:12]} with lanes {', '.join(lanes)} in {history.path}")
+                if any(k.kpi_class != "exact" for k in config.kpis.values() if k.lane in lanes):
+                    raise ConfigError("--base-source history: timed and counted KPIs need the base measured in this run "
+                                      "(interleaved); use --lanes with exact KPIs only, or --base-source worktree")
+                raise ConfigError(f"no complete run of commit {sha[:12]} (clean tree, all of {', '.join(lanes)} measured, "
+                                  f"every KPI's metric present) in {history.path}")
             if stored is not None:
                 base = stored
                 base_info = BaseInfo(commit=sha, ref=ref, source="history", run_id=base.run_id)
@@ -83,8 +87,8 @@ def run_check(config: Config, options: CheckOptions) -> CheckOutcome:
     if options.record:
         history.record(head, head_path)
     fences = _fences(config, history, lanes) if base is not None else None
-    report = compare(config, head, base, base_info, aa=options.aa, reproduce=_reproduce(config, options, base_info),
-                     history_fences=fences)
+    report = compare(config, head, base, base_info, aa=options.aa, paired=base_info is None or base_info.source in ("worktree", "same-commit"),
+                     reproduce=_reproduce(config, options, base_info), history_fences=fences)
     report["results_path"] = str(head_path)
     _budget_review(config, report, base_info)
     report["trends"] = _trends(config, history, report)
@@ -124,7 +128,10 @@ def _from_history(config: Config, history: History, sha: str, lanes: list[str]) 
     if found is None or not found[1] or not Path(found[1]).exists():
         return None
     stored = load_results(Path(found[1]))
-    if all(stored.lanes.get(l) is not None and stored.lanes[l].status == "ok" for l in lanes):
+    wanted = [(k.lane, k.metric) for k in config.kpis.values() if k.lane in lanes]
+    # every metric the current KPIs need (a KPI added since may ask for one never collected)
+    if all(stored.lanes.get(lane) is not None and stored.lanes[lane].status == "ok"
+           and any(metric in s.metrics for s in stored.lanes[lane].measured()) for lane, metric in wanted):
         return stored
     return None
 
@@ -145,8 +152,14 @@ def _config_in_worktree(config: Config, sha: str, output_root: Path) -> Config:
 def _paired(head_config: Config, base_config: Config, options: CheckOptions, lanes: list[str], base_root: Path) -> Any:
     from molt_budget.runner.paired import run_paired
 
-    base_options = dataclasses.replace(options.run, output_root=base_root, resume=None)
-    return run_paired(head_config, base_config, options.run, base_options, lanes, _next_action(head_config))
+    if options.run.resume is not None:
+        raise ConfigError("--resume continues a run without a measured base (run, check --no-base or --baseline); "
+                          "with a base both sides are measured interleaved: run the check again")
+    # the base engine checks the host before each lane; a second check right after the base's
+    # own prime and warm-ups would only measure ourselves
+    base_options = dataclasses.replace(options.run, output_root=base_root, resume=None, resumable=False)
+    head_options = dataclasses.replace(options.run, quiescence=False, resumable=False)
+    return run_paired(head_config, base_config, head_options, base_options, lanes, _next_action(head_config))
 
 
 def _next_action(config: Config) -> Any:
@@ -158,8 +171,6 @@ def _next_action(config: Config) -> Any:
             b, h = timed_values(kpi, base, head)
             if not ratio_testable(b, h):
                 continue
-            if kpi.direction == "higher":
-                b, h = h, b
             actions.append(stats.next_action(h, b, timed_policy(kpi), confirmed)[0])
         if "more" in actions:
             return "more"
@@ -192,6 +203,8 @@ def _reproduce(config: Config, options: CheckOptions, base_info: BaseInfo | None
         parts.append("--aa")
     elif base_info is not None and base_info.source in ("worktree", "history") and base_info.commit:
         parts += ["--base", base_info.commit]
+    elif base_info is not None and base_info.source == "results" and base_info.ref:
+        parts += ["--baseline", base_info.ref]
     elif base_info is None:
         parts.append("--no-base")
     return " ".join(shlex.quote(p) for p in parts)

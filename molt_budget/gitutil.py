@@ -33,10 +33,6 @@ def toplevel(path: Path) -> Path | None:
     return Path(out) if out else None
 
 
-def rev_parse(cwd: Path, ref: str) -> str:
-    return git(cwd, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
-
-
 def default_base(cwd: Path, candidates: list[str]) -> tuple[str, str] | None:
     """(ref, merge-base sha) with the first candidate branch that exists, e.g. origin/main then main."""
     for ref in candidates:

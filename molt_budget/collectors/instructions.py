@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import platform
-import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -83,7 +82,3 @@ def _callgrind_total(path: Path) -> int:
     if not summary:
         raise CollectorError(path, "callgrind output has no totals")
     return summary
-
-
-def describe(command: list[str] | str) -> str:
-    return " ".join(shlex.quote(a) for a in (command if isinstance(command, list) else [command]))

@@ -33,11 +33,19 @@ class BaseInfo:
 
 
 def timed_values(kpi: Kpi, base: RunResults, head: RunResults) -> tuple[list[float], list[float]]:
-    """Paired by index: the i-th base sample ran right before the i-th head sample."""
-    b = _lane_values(base.lanes.get(kpi.lane), kpi.metric)
-    h = _lane_values(head.lanes.get(kpi.lane), kpi.metric)
-    n = min(len(b), len(h))
-    return b[:n], h[:n]
+    """(base, head) paired by sample index (the i-th base sample ran next to the i-th head one),
+    oriented so that bigger is worse: swapped for higher-is-better KPIs."""
+    b = _by_index(base.lanes.get(kpi.lane), kpi.metric)
+    h = _by_index(head.lanes.get(kpi.lane), kpi.metric)
+    common = sorted(set(b) & set(h))
+    pair = [b[i] for i in common], [h[i] for i in common]
+    return (pair[1], pair[0]) if kpi.direction == "higher" else pair
+
+
+def _by_index(lane: LaneResult | None, metric: str) -> dict[int, float]:
+    if lane is None:
+        return {}
+    return {s.index: s.metrics[metric] for s in lane.measured() if metric in s.metrics}
 
 
 def ratio_testable(b: list[float], h: list[float]) -> bool:
@@ -53,14 +61,16 @@ def timed_policy(kpi: Kpi) -> "stats.TimedPolicy":
 
 
 def compare(config: Config, head: RunResults, base: RunResults | None, base_info: BaseInfo | None, *,
-            aa: bool = False, reproduce: str = "", history_fences: dict[str, float | None] | None = None) -> dict[str, Any]:
-    """The comparison report (schemas/report.schema.json)."""
+            aa: bool = False, paired: bool = True, reproduce: str = "",
+            history_fences: dict[str, float | None] | None = None) -> dict[str, Any]:
+    """The comparison report (schemas/report.schema.json). `paired=False` (a saved baseline):
+    the two sides were not interleaved, so timed KPIs get no change verdict."""
     selected = [k for k in config.kpis.values() if k.lane in head.lanes]
     rows: list[dict[str, Any]] = []
     timed_p: dict[str, float] = {}
     if base is not None:
         for kpi in selected:
-            if kpi.kpi_class == "timed":
+            if kpi.kpi_class == "timed" and paired:
                 b, h = timed_values(kpi, base, head)
                 if ratio_testable(b, h) and _comparable(config, base, head) is None:
                     timed_p[kpi.id] = stats.decide_timed(h, b, timed_policy(kpi)).p_value
@@ -69,13 +79,12 @@ def compare(config: Config, head: RunResults, base: RunResults | None, base_info
         budget = judge_kpi(kpi, head.lanes.get(kpi.lane))
         row = _row(kpi, budget)
         if base is not None:
-            _change(config, kpi, row, budget, base, head, aa, adjusted.get(kpi.id), (history_fences or {}).get(kpi.id))
+            _change(config, kpi, row, budget, base, head, aa, paired, adjusted.get(kpi.id), (history_fences or {}).get(kpi.id))
         _drift(kpi, row)
         rows.append(row)
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
-    worst = max((r["status"] for r in rows), key=lambda s: SEVERITY[s], default="pass")
     regressed = sorted({r["lane"] for r in rows if r["status"] in ("yellow", "fail", "nondeterministic")})
     diff = merge_diffs([lane_diff(l, base.lanes.get(l), head.lanes.get(l)) for l in regressed]) if base is not None else merge_diffs([])
     prov = head.provenance
@@ -83,7 +92,7 @@ def compare(config: Config, head: RunResults, base: RunResults | None, base_info
         "schema_version": 1,
         "tool_version": __version__,
         "config_path": _rel_config(config),
-        "verdict": {"status": _verdict(worst), "counts": counts},
+        "verdict": {"status": _verdict({r["status"] for r in rows}), "counts": counts},
         "authoritative": head.authoritative and (base.authoritative if base is not None else True),
         "authoritative_reasons": head.authoritative_reasons + ([f"base: {r}" for r in base.authoritative_reasons] if base else []),
         "base": None if base_info is None else {"commit": base_info.commit, "ref": base_info.ref, "source": base_info.source, "run_id": base_info.run_id},
@@ -95,13 +104,13 @@ def compare(config: Config, head: RunResults, base: RunResults | None, base_info
     }
 
 
-def _verdict(worst: str) -> str:
-    if worst in ("fail", "nondeterministic"):
+def _verdict(statuses: set[str]) -> str:
+    """A fail (or a nondeterministic build) is a definite finding and wins over an error."""
+    if statuses & {"fail", "nondeterministic"}:
         return "fail"
-    if worst == "error":
-        return "error"
-    if worst == "yellow":
-        return "yellow"
+    for status in ("error", "yellow"):
+        if status in statuses:
+            return status
     return "pass"
 
 
@@ -121,7 +130,7 @@ def _worse(kpi: Kpi, delta: float) -> float:
 
 
 def _change(config: Config, kpi: Kpi, row: dict[str, Any], budget: KpiResult, base: RunResults, head: RunResults,
-            aa: bool, adjusted_p: float | None, fence: float | None) -> None:
+            aa: bool, paired: bool, adjusted_p: float | None, fence: float | None) -> None:
     b_lane, h_lane = base.lanes.get(kpi.lane), head.lanes.get(kpi.lane)
     b_values = _lane_values(b_lane, kpi.metric)
     if not b_values:
@@ -145,6 +154,8 @@ def _change(config: Config, kpi: Kpi, row: dict[str, Any], budget: KpiResult, ba
         return
     if kpi.kpi_class == "exact":
         _exact(kpi, row, budget, b_values, _lane_values(h_lane, kpi.metric), aa)
+    elif kpi.kpi_class == "timed" and not paired:
+        row["reason"] += "; the saved baseline was not measured interleaved with this run: no timed change verdict"
     elif kpi.kpi_class == "timed":
         _timed(kpi, row, budget, base, head, adjusted_p)
     else:
@@ -183,8 +194,6 @@ def _timed(kpi: Kpi, row: dict[str, Any], budget: KpiResult, base: RunResults, h
     if not ratio_testable(b, h):
         row["reason"] += "; no change verdict (fewer than 2 pairs, or zero values)"
         return
-    if kpi.direction == "higher":
-        b, h = h, b
     decision = stats.decide_timed(h, b, timed_policy(kpi), alpha_adjusted_p=adjusted_p)
     row.update(p_value=decision.p_value, ci_low=decision.ci_low, ci_high=decision.ci_high)
     if decision.status != "pass":

@@ -6,6 +6,7 @@ machine; the PR still gets one verdict. Shards must agree on head, base and budg
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from molt_budget.compare.attribution import merge_diffs
@@ -48,7 +49,7 @@ def merge_reports(reports: list[dict[str, Any]], names: list[str]) -> dict[str, 
         "kpis": kpis,
         "diff": merged_diff,
         "trends": {k: v for r in reports for k, v in (r.get("trends") or {}).items()},
-        "reproduce": first.get("reproduce", "").split(" --lanes ")[0],
+        "reproduce": re.sub(r" --lanes \S+", "", first.get("reproduce", "")),   # all lanes, same base
     }
 
 

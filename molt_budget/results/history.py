@@ -202,7 +202,8 @@ class History:
 
     def latest_run_for_commit(self, commit: str, authoritative_only: bool = False) -> tuple[str, str | None] | None:
         """(run_id, results_path) of the newest complete run at `commit` (prefix allowed)."""
-        query = "SELECT run_id, results_path FROM runs WHERE commit_sha LIKE ? AND state = 'complete'"
+        # a run of a dirty tree measured something other than the commit: never a baseline
+        query = "SELECT run_id, results_path FROM runs WHERE commit_sha LIKE ? AND state = 'complete' AND dirty = 0"
         if authoritative_only:
             query += " AND authoritative = 1"
         with closing(self._connect()) as conn:

@@ -25,8 +25,7 @@ def write_bytes_atomic(path: Path, data: bytes, mode: int | None = None) -> None
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -38,6 +37,13 @@ def write_bytes_atomic(path: Path, data: bytes, mode: int | None = None) -> None
 
 def save_results(path: Path, results: RunResults) -> None:
     write_json_atomic(path, results.to_dict())
+
+
+def _umask() -> int:
+    """mkstemp creates 0600 files; results are meant to be read like any other file."""
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def read_json_file(path: Path, what: str) -> Any:

@@ -39,6 +39,7 @@ class RunOptions:
     resume: Path | None = None              # a run dir (or results.json) to continue
     clean_state: bool = False
     quiescence: bool = True
+    resumable: bool = True                  # False for paired runs: both sides start over
     progress: Progress = field(default=lambda line: None)
 
 
@@ -91,6 +92,9 @@ class Engine:
                 self.finish_lane(lane)
         except (KeyboardInterrupt, Interrupted):
             self.abort()
+        except BaseException:
+            self.close(state="interrupted")    # a bug or an OS error: keep what was measured, free the lock
+            raise
         return self.close()
 
     # -- steps: open → (prepare_lane → measure_once… → finish_lane)… → close ----------
@@ -157,7 +161,10 @@ class Engine:
     def finish_lane(self, lane: Lane) -> None:
         lane_result = self.results.lanes[lane.id]
         if lane_result.status == "pending":
-            lane_result.status = "ok"
+            if lane_result.measured():
+                lane_result.status = "ok"
+            else:
+                lane_result.status, lane_result.error = "error", "no sample was measured"
         kill_marked(self.marker)
         self._snapshot(self.results)
 
@@ -168,14 +175,13 @@ class Engine:
         self.results.finished_utc = utc_now()
         save_results(self.results_path, self.results)
         self._release()
-        raise Interrupted(
-            f"interrupted; measured samples are kept in {self.results_path} (continue with --resume {self.run_dir})"
-        ) from None
+        hint = f"continue with --resume {self.run_dir}" if self.options.resumable else "run the check again"
+        raise Interrupted(f"interrupted; measured samples are kept in {self.results_path} ({hint})") from None
 
-    def close(self) -> RunResults:
+    def close(self, state: str = "complete") -> RunResults:
         selected = {l.id for l in self.selected}
         self.results.kpis = [judge_kpi(k, self.results.lanes.get(k.lane)) for k in self.config.kpis.values() if k.lane in selected]
-        self.results.state = "complete"
+        self.results.state = state
         self.results.finished_utc = utc_now()
         save_results(self.results_path, self.results)
         self._release()
@@ -205,6 +211,17 @@ class Engine:
             if not path.exists():
                 raise ConfigError(f"{path}: nothing to resume (no results.json there)")
             results = load_results(path)
+            digest = hashlib.sha256(self.config.path.read_bytes()).hexdigest()
+            if results.config_sha256 != digest:
+                raise ConfigError(f"{path}: {self.config.path.name} changed since this run started; "
+                                  f"its samples would not match the budgets: start a new run")
+            from molt_budget.runner.provenance import collect_provenance
+
+            now = collect_provenance(self.config.root, {})
+            then = results.provenance
+            if (now.get("commit"), now.get("dirty")) != (then.get("commit"), then.get("dirty")):
+                raise ConfigError(f"{path}: measured at commit {str(then.get('commit'))[:12]} (dirty={then.get('dirty')}), "
+                                  f"now {str(now.get('commit'))[:12]} (dirty={now.get('dirty')}): start a new run")
             results.state = "running"
             self.options.progress(ProgressEvent("resume", message=f"resume run={results.run_id}"))
             return results, path.parent
@@ -293,7 +310,11 @@ class Engine:
             if kind == "measure" and self._is_counted(owner):
                 from molt_budget.collectors.instructions import wrap
 
-                command = wrap(command, attempt_dir)
+                try:
+                    command = wrap(command, attempt_dir)
+                except MeasurementError as exc:
+                    sample.error = f"lane {owner.id}: {exc}"
+                    return sample
                 env["PYTHONHASHSEED"] = "0"
             outcome = run_process(
                 command, env=env, cwd=cwd, timeout_s=spec.timeout_s,

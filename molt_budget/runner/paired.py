@@ -44,7 +44,14 @@ def run_paired(head_config: Config, base_config: Config, head_options: RunOption
         except Interrupted:
             pass
         head.abort()
-    return PairedRun(head.close(), base.close(), str(head.results_path), str(base.results_path))
+    except BaseException:
+        base.close(state="interrupted")
+        head.close(state="interrupted")
+        raise
+    # close in reverse order of opening: each restores the SIGTERM handler it replaced
+    base_results = base.close()
+    head_results = head.close()
+    return PairedRun(head_results, base_results, str(head.results_path), str(base.results_path))
 
 
 def _run_lane(head: Engine, base: Engine, lane_id: str, next_action: NextAction) -> None:
@@ -52,38 +59,44 @@ def _run_lane(head: Engine, base: Engine, lane_id: str, next_action: NextAction)
     timed = [k for k in head.config.kpis_for_lane(lane_id) if k.kpi_class == "timed"]
     base_ok = base.prepare_lane(b_lane)
     head_ok = head.prepare_lane(h_lane)
-    ok = base_ok and head_ok
-    if head_ok and not base_ok:
-        # The base is broken: the head is still judged against its budgets alone.
-        for i in range(h_lane.repeats):
-            if not head.measure_once(h_lane, i).ok:
-                break
-    elif ok and timed:
+    i = 0
+    if base_ok and head_ok and timed:
         start = max(k.pairs for k in timed)
         most = max(k.max_pairs for k in timed)
         confirmed = False
-        i = 0
-        while i < most:
-            if not _round(base, b_lane, head, h_lane, i, most):
-                break
+        while True:
+            base_ok, head_ok = _round(base, b_lane, head, h_lane, i, most)
             i += 1
+            if not (base_ok and head_ok):
+                break
             if i < start:
                 continue
             action = next_action(h_lane, base.results, head.results, confirmed)
-            if action == "done" or (action == "confirm" and confirmed):
+            # the rules of stats.next_action: a fail gets one confirming round (even past
+            # max_pairs); after it, a fail stands, anything else samples on as before
+            if action == "done" or (action == "more" and i >= most) or (action == "confirm" and confirmed):
                 break
-            if action == "confirm":
-                confirmed = True
-    elif ok:
-        for i in range(h_lane.repeats):
-            if not _round(base, b_lane, head, h_lane, i, None):
+            confirmed = action == "confirm"
+    elif base_ok and head_ok:
+        while i < h_lane.repeats:
+            base_ok, head_ok = _round(base, b_lane, head, h_lane, i, None)
+            i += 1
+            if not (base_ok and head_ok):
                 break
+    if head_ok and not base_ok:
+        # The base is broken (a PR that fixes main, say): the head is still judged on its budgets.
+        while i < h_lane.repeats and head.measure_once(h_lane, i).ok:
+            i += 1
     base.finish_lane(b_lane)
     head.finish_lane(h_lane)
 
 
-def _round(base: Engine, b_lane: Lane, head: Engine, h_lane: Lane, i: int, total: int | None) -> bool:
+def _round(base: Engine, b_lane: Lane, head: Engine, h_lane: Lane, i: int, total: int | None) -> tuple[bool, bool]:
     """One pair, in alternating order (A B, B A, …) so that whatever favours the second run
-    of a pair (warm page cache, CPU frequency ramp) does not favour one side."""
-    order = [(base, b_lane), (head, h_lane)] if i % 2 == 0 else [(head, h_lane), (base, b_lane)]
-    return all(engine.measure_once(lane, i, total=total).ok for engine, lane in order)
+    of a pair (warm page cache, CPU frequency ramp) does not favour one side. Both sides run
+    even when the other failed: a broken base must not hide the head."""
+    ok = {}
+    order = [("base", base, b_lane), ("head", head, h_lane)] if i % 2 == 0 else [("head", head, h_lane), ("base", base, b_lane)]
+    for side, engine, lane in order:
+        ok[side] = engine.results.lanes[lane.id].status != "error" and engine.measure_once(lane, i, total=total).ok
+    return ok["base"], ok["head"]

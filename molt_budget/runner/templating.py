@@ -6,7 +6,6 @@ Only the names below are replaced, so `$HOME` or `${VAR}` meant for the shell pa
 from __future__ import annotations
 
 import re
-import shlex
 import sys
 
 PLACEHOLDERS = ("python", "config_dir", "run_dir", "lane", "lane_dir", "attempt_dir", "cache_dir", "emit_ir", "diagnostics_file")
@@ -18,9 +17,10 @@ def expand(text: str, values: dict[str, str]) -> str:
 
 
 def expand_command(command: list[str] | str, values: dict[str, str]) -> list[str] | str:
+    """Values go in verbatim, in a shell string too: quote them there as any shell variable,
+    `"${attempt_dir}/out"` (pre-quoting would put literal quotes inside the user's own)."""
     if isinstance(command, str):
-        quoted = {k: shlex.quote(v) for k, v in values.items()}
-        return expand(command, quoted)
+        return expand(command, values)
     return [expand(part, values) for part in command]
 
 
