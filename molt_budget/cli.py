@@ -25,8 +25,9 @@ pass (within target), yellow (past target, within limit), fail (past limit).
 """
 
 EPILOG = """\
-exit codes: 0 pass or yellow, 1 a KPI failed, 2 usage or config error,
-            3 measurement error (a lane failed or a metric is missing)
+exit codes: 0 pass or yellow, 1 a KPI failed (or a build is nondeterministic),
+            2 usage or config error, 3 measurement error (a lane failed or a
+            metric is missing), 130 interrupted (measured samples are kept)
 
 examples:
   molt-budget check                      run every lane, judge, record history
@@ -168,7 +169,11 @@ def _load(args: argparse.Namespace) -> Any:
 def _run_options(args: argparse.Namespace, config: Any) -> Any:
     from molt_budget.runner.engine import RunOptions
 
-    lanes = [x.strip() for x in args.lanes.split(",") if x.strip()] if args.lanes else None
+    if args.lanes is not None and args.pre_push:
+        raise BudgetError("--lanes and --pre-push exclude each other (--pre-push picks the lanes marked `pre_push: true`)")
+    lanes = [x.strip() for x in args.lanes.split(",") if x.strip()] if args.lanes is not None else None
+    if lanes == []:
+        raise BudgetError(f"--lanes {args.lanes!r} names no lane")
     if args.pre_push:
         lanes = [l.id for l in config.lanes.values() if l.pre_push]
     root = Path(args.output_root) if args.output_root else config.resolve(config.settings.output_root)
@@ -190,6 +195,7 @@ def _run(args: argparse.Namespace) -> tuple[Any, Any]:
     config = _load(args)
     options = _run_options(args, config)
     if args.pre_push and not options.lanes:
+        options.progress.close()
         print("molt-budget: no lanes are marked `pre_push: true`; nothing to run", file=sys.stderr)
         return config, None
     engine = Engine(config, options)
@@ -215,13 +221,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     from molt_budget.report.terminal import render_report, report_exit_code
     from molt_budget.results.store import save_results, write_json_atomic
 
+    if sum(bool(x) for x in (args.base, args.baseline, args.aa, args.no_base)) > 1:
+        raise BudgetError("--base, --baseline, --aa and --no-base exclude each other")
     config = _load(args)
     options = _run_options(args, config)
     if args.pre_push and not options.lanes:
+        options.progress.close()
         print("molt-budget: no lanes are marked `pre_push: true`; nothing to check", file=sys.stderr)
         return 0
-    if sum(bool(x) for x in (args.base, args.baseline, args.aa, args.no_base)) > 1:
-        raise BudgetError("--base, --baseline, --aa and --no-base exclude each other")
     try:
         outcome = run_check(config, CheckOptions(
             run=options, base=args.base, baseline=Path(args.baseline) if args.baseline else None,

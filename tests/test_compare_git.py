@@ -291,3 +291,60 @@ def test_cumulative_drift_past_the_seeded_value_fails(tmp_path: Path) -> None:
     (kpi,) = report["kpis"]
     assert kpi["status"] == "fail" and "drifted" in kpi["reason"] and "since the budget was set at 1000" in kpi["reason"]
     assert code == 1
+
+
+def test_higher_is_better_timed_kpi_fails_when_it_drops(tmp_path: Path) -> None:
+    rate = "import random\nn = float(open('rate.txt').read())\nprint(f'rate: {n + random.uniform(-1, 1):.3f}')\n"
+    repo = make_repo(
+        tmp_path,
+        {"bench": {"command": ["${python}", "rate.py"]}},
+        {"rate": {"lane": "bench", "metric": "regex:stdout:rate: ([0-9.]+)", "class": "timed", "direction": "higher",
+                  "target": 10, "max_increase_pct": 10, "pairs": 6, "max_pairs": 8}},
+        {"rate.py": rate, "rate.txt": "100"},
+    )
+    git(repo, "checkout", "-qb", "feature")
+    commit(repo, {"rate.txt": "50"})
+    code, report = check(repo)
+    (kpi,) = report["kpis"]
+    assert kpi["status"] == "fail", kpi
+    assert kpi["ci_low"] > 1.5 and kpi["p_value"] < 0.05
+    commit(repo, {"rate.txt": "200"})             # twice as fast: good news, not a regression
+    code, report = check(repo)
+    assert report["kpis"][0]["status"] == "pass" and code == 0
+
+
+def test_a_pr_that_fixes_a_broken_main_is_judged_on_its_budgets(tmp_path: Path) -> None:
+    repo = make_repo(
+        tmp_path,
+        {"build": {"command": ["${python}", "-c", "import sys; sys.exit(int(open('rc.txt').read()))"], "repeats": 2}},
+        {"build_s": {"lane": "build", "metric": "wall_s", "target": 30}},
+        {"rc.txt": "1"},
+    )
+    git(repo, "checkout", "-qb", "fix")
+    commit(repo, {"rc.txt": "0"})
+    code, report = check(repo)
+    (kpi,) = report["kpis"]
+    assert kpi["status"] == "pass" and kpi["head"] is not None and kpi["base"] is None, kpi
+    assert "no change verdict, base:" in kpi["reason"] and "exit code 1" in kpi["reason"]
+    assert code == 0
+
+
+def test_shell_string_placeholders_are_verbatim_and_quotable(tmp_path: Path) -> None:
+    repo = make_repo(
+        tmp_path,
+        {"sh": {"command": 'printf "ops: 7\\n" > "${attempt_dir}/out file.txt" && cat "${attempt_dir}/out file.txt"'}},
+        {"ops": {"lane": "sh", "metric": "regex:stdout:ops: (\\d+)", "target": 10}},
+        {},
+    )
+    code = main(["check", "--config", str(repo / "budgets.yaml"), "--quiet", "--no-base",
+                 "--output-root", str(tmp_path / "out root with spaces"), "--report-json", str(tmp_path / "r.json")])
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert code == 0 and report["kpis"][0]["head"] == 7, report
+
+
+def test_a_nondeterministic_build_wins_over_an_error() -> None:
+    from molt_budget.compare.comparator import _verdict
+
+    assert _verdict({"nondeterministic", "error", "pass"}) == "fail"
+    assert _verdict({"error", "yellow"}) == "error"
+    assert _verdict({"not_comparable", "pass"}) == "pass"

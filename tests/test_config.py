@@ -108,3 +108,29 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_shipped_budget_files_validate(name: str) -> None:
     config = load_config(REPO / name)
     assert config.kpis and config.lanes
+
+
+KPI_BASE = "version: 1\nlanes:\n  a:\n    command: x\nkpis:\n  k:\n    lane: a\n    metric: wall_s\n    target: 1\n"
+
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        ("    expires: 2024-13-45\n", "budgets.yaml:10: kpis.k.expires: '2024-13-45' is not a date"),
+        ("    max_increase_pct: .nan\n", "budgets.yaml:10:23: kpis.k.max_increase_pct: .nan is not a finite number"),
+        ("    limit: .inf\n", "budgets.yaml:10:12: kpis.k.limit: .inf is not a finite number"),
+    ],
+)
+def test_bad_numbers_and_dates(tmp_path: Path, extra: str, expected: str) -> None:
+    assert expected in error_of(tmp_path, KPI_BASE + extra)
+
+
+def test_an_unquoted_date_is_a_date_string(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, KPI_BASE + "    expires: 2027-01-31\n"))
+    assert config.kpis["k"].expires == "2027-01-31"
+
+
+@pytest.mark.parametrize("extra", ["    expect_cache: hit\n", "    prime: b\n"])
+def test_a_cold_lane_cannot_be_warm(tmp_path: Path, extra: str) -> None:
+    text = "version: 1\nlanes:\n  a:\n    command: x\n    cache_state: cold\n" + extra + "  b:\n    command: y\nkpis: {}\n"
+    assert "a cold lane wipes its cache" in error_of(tmp_path, text)

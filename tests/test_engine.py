@@ -146,7 +146,7 @@ def test_warm_lane_that_missed_is_an_error(tmp_path: Path) -> None:
     config = write_budgets(
         tmp_path,
         {"warm": {"command": fake_build("--cache-report"), "env": {"MOLT_CACHE": "${cache_dir}"},
-                  "cache_state": "cold", "expect_cache": "hit"}},
+                  "cache_state": "warm", "expect_cache": "hit"}},   # no prime: the first build misses
         {"w": {"lane": "warm", "metric": "wall_s", "target": 10}},
     )
     assert run_cli("check", "--config", str(config), "--quiet") == 3

@@ -134,9 +134,10 @@ def _change(config: Config, kpi: Kpi, row: dict[str, Any], budget: KpiResult, ba
     b_lane, h_lane = base.lanes.get(kpi.lane), head.lanes.get(kpi.lane)
     b_values = _lane_values(b_lane, kpi.metric)
     if not b_values:
-        if budget.status != "error":
-            why = b_lane.error if b_lane is not None and b_lane.error else f"metric {kpi.metric} was not measured on the base"
-            _set(row, "error" if budget.status != "fail" else "fail", f"{row['reason']}; base: {why}")
+        # No base value (a PR that fixes a broken main, a metric new in this change): the budget
+        # verdict stands on its own; there is just no change verdict.
+        why = b_lane.error if b_lane is not None and b_lane.error else f"metric {kpi.metric} was not measured on the base"
+        row["reason"] += f"; no change verdict, base: {why}"
         return
     b_value = aggregate(b_values, kpi.aggregate)
     row["base"] = b_value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +200,12 @@ def _check_references(config: Config) -> None:
                 f"{name}:{kpi.line}: kpis.{kpi.id}: give a `target` (yellow above it) and/or a `limit` (fail above it), "
                 f"or a change budget (`max_increase_pct` / `max_increase_abs`)"
             )
+        if kpi.expires is not None:
+            try:
+                date.fromisoformat(kpi.expires)
+            except ValueError:
+                raise ConfigError(f"{name}:{config.line_of('kpis', kpi.id, 'expires')}: kpis.{kpi.id}.expires: "
+                                  f"{kpi.expires!r} is not a date (YYYY-MM-DD)") from None
         if kpi.max_pairs < kpi.pairs:
             raise ConfigError(f"{name}:{config.line_of('kpis', kpi.id, 'max_pairs')}: kpis.{kpi.id}: max_pairs {kpi.max_pairs} is below pairs {kpi.pairs}")
         if kpi.target is not None and kpi.limit is not None:
@@ -209,6 +216,10 @@ def _check_references(config: Config) -> None:
                     f"than target {kpi.target:g} (direction: {kpi.direction})"
                 )
     for lane in config.lanes.values():
+        if lane.cache_state == "cold" and (lane.expect_cache == "hit" or lane.prime is not None):
+            key = "expect_cache" if lane.expect_cache == "hit" else "prime"
+            raise ConfigError(f"{name}:{config.line_of('lanes', lane.id, key)}: lanes.{lane.id}: a cold lane wipes its cache "
+                              f"before every build, so `{key}` cannot work (use cache_state: warm)")
         if lane.prime is None:
             continue
         if lane.prime not in config.lanes:

@@ -50,6 +50,8 @@ def parse_metric(name: str) -> MetricInfo | None:
         return MetricInfo(name, "json", "", "exact")
     if name.startswith(("regex:stdout:", "regex:stderr:")):
         pattern = name.split(":", 2)[2]
+        if not pattern:
+            return None
         try:
             re.compile(pattern)
         except re.error:

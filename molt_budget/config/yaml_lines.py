@@ -15,10 +15,22 @@ from molt_budget.errors import ConfigError
 Lines = dict[tuple[str, ...], int]
 
 
+class _Loader(yaml.SafeLoader):
+    """Safe loading without implicit timestamps: `expires: 2027-01-31` stays the string the
+    schema expects, and an impossible date is a schema error with a line, not a crash."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+NON_FINITE = {".nan", ".inf", "-.inf", "+.inf"}
+
+
 def load_yaml_with_lines(path: Path, text: str) -> tuple[Any, Lines]:
     """Parse one YAML document; return (data, {key path: 1-based line})."""
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _Loader(text)
         try:
             node = loader.get_single_node()
             if node is None:
@@ -44,6 +56,10 @@ def load_yaml_with_lines(path: Path, text: str) -> tuple[Any, Lines]:
 
 def _index(node: yaml.Node, prefix: tuple[str, ...], lines: Lines, path: Path) -> None:
     lines.setdefault(prefix, node.start_mark.line + 1)
+    if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:float" and node.value.lower() in NON_FINITE:
+        dotted = ".".join(prefix) or "(value)"
+        raise ConfigError(f"{path.name}:{node.start_mark.line + 1}:{node.start_mark.column + 1}: {dotted}: "
+                          f"{node.value} is not a finite number")
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
