@@ -224,9 +224,12 @@ def _budget_review(config: Config, report: dict[str, Any], base_info: BaseInfo |
         gate = None                    # not a git checkout, or no base to read the old budgets from
     if gate is not None:
         report["budget_changes"] = [c.to_dict() for c in gate.changes]
+        counts = report["verdict"]["counts"]
+        for status in ("fail", "yellow"):
+            n = sum(1 for c in gate.changes if c.status == status)
+            if n:
+                counts[f"budget_{status}"] = n
         if gate.status != "pass":
-            counts = report["verdict"]["counts"]
-            counts[f"budget_{gate.status}"] = sum(1 for c in gate.changes if c.status == gate.status)
             order = ["pass", "yellow", "error", "fail"]
             if order.index(gate.status) > order.index(report["verdict"]["status"]):
                 report["verdict"]["status"] = gate.status

@@ -159,11 +159,29 @@ def test_far_looser_than_measured_fails(tmp_path: Path) -> None:
     assert "budget far looser than measured" in only(changes, kpi="ops", field="limit").reason   # 480 > 150 * 1.2
 
 
-def test_far_looser_falls_back_to_seeded_from(tmp_path: Path) -> None:
-    head = BASE.replace("target: 3.0\n    limit: 3.6\n    owner: infra\n    justification: seed",
-                        "target: 9\n    limit: 10\n    owner: infra\n    justification: slow CI host\n    seeded_from: 2.0")
-    change = only(gate(tmp_path, head), kpi="wall", field="target")
-    assert change.status == "fail" and "seeded_from.value 2" in change.reason
+def test_far_looser_falls_back_to_the_bases_seeded_from(tmp_path: Path) -> None:
+    base = BASE.replace("    justification: seed\n    max_increase_pct", "    justification: seed\n    seeded_from: 2.0\n    max_increase_pct")
+    head = base.replace("target: 3.0\n    limit: 3.6\n    owner: infra\n    justification: seed",
+                        "target: 9\n    limit: 10\n    owner: infra\n    justification: slow CI host")
+    change = only(gate(tmp_path, head, base=base), kpi="wall", field="target")
+    assert change.status == "fail" and "the base's seeded_from.value 2" in change.reason
+
+
+def test_far_looser_never_uses_the_heads_own_seeded_from(tmp_path: Path) -> None:
+    """The pull request could write any number into seeded_from: only the base's counts."""
+    base = BASE.replace("    justification: seed\n    max_increase_pct", "    justification: seed\n    seeded_from: 2.0\n    max_increase_pct")
+    head = base.replace("target: 3.0\n    limit: 3.6\n    owner: infra\n    justification: seed\n    seeded_from: 2.0",
+                        "target: 9\n    limit: 10\n    owner: infra\n    justification: slow CI host\n    seeded_from: 8.0")
+    change = only(gate(tmp_path, head, base=base), kpi="wall", field="target")
+    assert change.status == "fail" and "seeded_from.value 2 " in change.reason and "(= 3;" in change.reason
+    # no measurement and no seeded_from at the base: no "far looser" check, the head's number is ignored
+    unseeded = BASE.replace("target: 3.0\n    limit: 3.6\n    owner: infra\n    justification: seed",
+                            "target: 900\n    limit: 1000\n    owner: infra\n    justification: slow CI host\n    seeded_from: 850")
+    change = only(gate(tmp_path / "b", unseeded), kpi="wall", field="target")
+    assert change.status == "yellow" and "far looser" not in change.reason
+    # a real measurement wins over any seeded_from
+    change = only(gate(tmp_path / "c", head, base=base, measured={"wall": 8.0}), kpi="wall", field="target")
+    assert change.status == "yellow"
 
 
 def test_within_headroom_of_measured_passes_as_yellow(tmp_path: Path) -> None:
@@ -185,6 +203,182 @@ def test_redefining_a_kpi_counts_as_loosening(tmp_path: Path) -> None:
     head = BASE.replace("metric: wall_s", "metric: cpu_s")
     change = only(gate(tmp_path, head), kpi="wall", field="metric")
     assert (change.kind, change.status) == ("loosened", "fail")
+
+
+def test_a_redefined_kpi_still_lists_its_bounds_and_the_far_looser_check(tmp_path: Path) -> None:
+    head = BASE.replace("metric: wall_s\n    target: 3.0\n    limit: 3.6\n    owner: infra\n    justification: seed",
+                        "metric: cpu_s\n    target: 9\n    limit: 10.8\n    owner: infra\n    justification: cpu is steadier")
+    changes = gate(tmp_path, head, measured={"wall": 3.0})
+    assert only(changes, kpi="wall", field="metric").status == "yellow"
+    target = only(changes, kpi="wall", field="target")
+    assert (target.kind, target.old, target.new, target.status) == ("loosened", 3.0, 9, "fail")
+    assert "budget far looser than measured" in target.reason
+    assert only(changes, kpi="wall", field="limit").kind == "loosened"
+    # a new direction is judged in the new direction
+    flipped = BASE.replace("metric: ir.ops\n    target: 100\n    limit: 120\n    owner: frontend\n    justification: tracker target",
+                           "metric: ir.ops\n    direction: higher\n    target: 80\n    limit: 70\n    owner: frontend\n"
+                           "    justification: counts kept ops now")
+    changes = gate(tmp_path / "b", flipped)
+    assert only(changes, kpi="ops", field="direction").kind == "loosened"
+    assert {c.field: c.kind for c in changes if c.kpi == "ops"} == {"direction": "loosened", "target": "loosened", "limit": "loosened"}
+
+
+# -- defaults are filled in before comparing -----------------------------------------------
+
+TIMED_NO_BUDGET = BASE.replace("    max_increase_pct: 5\n", "")
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("    max_increase_pct: 10\n", None),          # the comparator's default, written out
+    ("    max_increase_pct: 15\n", ("loosened", "fail")),
+    ("    max_increase_pct: 8\n", ("tightened", "pass")),
+])
+def test_timed_max_increase_pct_none_or_zero_means_ten(tmp_path: Path, line: str, expected: tuple[str, str] | None) -> None:
+    head = TIMED_NO_BUDGET.replace("    justification: seed\n  score:", "    justification: seed\n" + line + "  score:")
+    found = [c for c in gate(tmp_path, head, base=TIMED_NO_BUDGET) if c.field == "max_increase_pct"]
+    if expected is None:
+        assert found == []
+    else:
+        (change,) = found
+        assert (change.kind, change.status) == expected and "(10 → " in change.reason
+    # and from 5 to none: 5 -> 10 is a widening, not a removal
+    removed = only(gate(tmp_path / "b", TIMED_NO_BUDGET), kpi="wall", field="max_increase_pct")
+    assert (removed.kind, removed.status, removed.old, removed.new) == ("loosened", "fail", 5, None)
+    assert "10 with defaults" in removed.reason
+
+
+def test_exact_max_increase_pct_none_is_no_budget(tmp_path: Path) -> None:
+    head = BASE.replace("    justification: tracker target\n", "    justification: tracker target\n    max_increase_pct: 1\n")
+    change = only(gate(tmp_path, head), kpi="ops", field="max_increase_pct")
+    assert (change.kind, change.status) == ("tightened", "pass")
+    change = only(gate(tmp_path / "b", BASE, base=head), kpi="ops", field="max_increase_pct")
+    assert (change.kind, change.status) == ("loosened", "fail")
+
+
+def test_raising_the_noise_floor_from_its_default_is_a_loosening(tmp_path: Path) -> None:
+    head = BASE.replace("    justification: tracker target\n", "    justification: tracker target\n    noise_floor_pct: 5\n")
+    change = only(gate(tmp_path, head), kpi="ops", field="noise_floor_pct")
+    assert (change.kind, change.old, change.new, change.status) == ("loosened", None, 5, "fail")
+    assert "0.5 → 5 with defaults" in change.reason
+    same = BASE.replace("    justification: tracker target\n", "    justification: tracker target\n    noise_floor_pct: 0.5\n")
+    assert [c for c in gate(tmp_path / "b", same) if c.field == "noise_floor_pct"] == []
+
+
+def test_fewer_pairs_is_a_weaker_test(tmp_path: Path) -> None:
+    head = BASE.replace("    max_increase_pct: 5\n", "    max_increase_pct: 5\n    pairs: 3\n    max_pairs: 8\n")
+    changes = gate(tmp_path, head)
+    pairs, max_pairs = only(changes, kpi="wall", field="pairs"), only(changes, kpi="wall", field="max_pairs")
+    assert (pairs.kind, pairs.old, pairs.new, pairs.status) == ("loosened", 6, 3, "fail") and "weaker test" in pairs.reason
+    assert (max_pairs.kind, max_pairs.old, max_pairs.new, max_pairs.status) == ("loosened", 20, 8, "fail")
+    more = BASE.replace("    max_increase_pct: 5\n", "    max_increase_pct: 5\n    pairs: 10\n")
+    assert {(c.field, c.kind) for c in gate(tmp_path / "b", more)} == {("pairs", "tightened")}
+    # pairs mean nothing to an exact KPI
+    exact = BASE.replace("    justification: tracker target\n", "    justification: tracker target\n    pairs: 2\n")
+    assert gate(tmp_path / "c", exact) == []
+
+
+# -- lane fields that change what is measured ---------------------------------------------
+
+
+@pytest.mark.parametrize(("old", "new", "field"), [
+    ("    emit_ir: true\n", "    emit_ir: out/ir.json\n", "emit_ir"),
+    ("    emit_ir: true\n", "    emit_ir: true\n    diagnostics: true\n", "diagnostics"),
+    ("    emit_ir: true\n", "    emit_ir: true\n    expect_exit: [0, 1]\n", "expect_exit"),
+    ("    emit_ir: true\n", "    emit_ir: true\n    cwd: sub\n", "cwd"),
+])
+def test_lane_fields_that_change_the_measurement_need_a_justification(tmp_path: Path, old: str, new: str, field: str) -> None:
+    change = only(gate(tmp_path, BASE.replace(old, new)), lane="cold", kind="lane_changed")
+    assert (change.field, change.status) == (field, "fail")
+
+
+def test_more_repeats_on_a_min_aggregate_is_a_loosening(tmp_path: Path) -> None:
+    base = BASE.replace("    justification: tracker target\n", "    justification: tracker target\n    aggregate: min\n")
+    head = base.replace("    emit_ir: true\n", "    emit_ir: true\n    repeats: 9\n")
+    change = only(gate(tmp_path, head, base=base), lane="cold", kind="lane_changed")
+    assert (change.field, change.old, change.new, change.status) == ("repeats", 3, 9, "fail") and "ops" in change.reason
+    fewer = base.replace("    emit_ir: true\n", "    emit_ir: true\n    repeats: 2\n")
+    assert gate(tmp_path / "b", fewer, base=base) == []
+    # median: more repeats do not favour the head
+    assert gate(tmp_path / "c", BASE.replace("    emit_ir: true\n", "    emit_ir: true\n    repeats: 9\n")) == []
+    justified = head.replace("justification: tracker target", "justification: min of 9 is what users see")
+    assert only(gate(tmp_path / "d", justified, base=base), lane="cold", kind="lane_changed").status == "yellow"
+
+
+def test_median_to_min_is_a_loosening(tmp_path: Path) -> None:
+    head = BASE.replace("    justification: tracker target\n", "    justification: tracker target\n    aggregate: min\n")
+    change = only(gate(tmp_path, head), kpi="ops", field="aggregate")
+    assert (change.kind, change.old, change.new, change.status) == ("loosened", "median", "min", "fail")
+
+
+# -- the gate's own settings ----------------------------------------------------------------
+
+
+def test_headroom_comes_from_the_base_file(tmp_path: Path) -> None:
+    head = BASE.replace("max_headroom_pct: 50", "max_headroom_pct: 1000").replace(
+        "target: 3.0\n    limit: 3.6\n    owner: infra\n    justification: seed",
+        "target: 9\n    limit: 10.8\n    owner: infra\n    justification: slow CI host")
+    changes = gate(tmp_path, head, measured={"wall": 3.0})
+    target = only(changes, kpi="wall", field="target")
+    assert target.status == "fail" and "+ 50%" in target.reason
+    setting = only(changes, field="settings.max_headroom_pct")
+    assert (setting.kind, setting.old, setting.new, setting.status) == ("loosened", 50, 1000, "fail")
+    assert "# settings: <why>" in setting.reason and setting.line == 6
+
+
+def test_the_pull_request_cannot_choose_its_own_base(tmp_path: Path) -> None:
+    """remote_main/main_branch pointing at the PR's own branch would make the base the head itself."""
+    head = BASE.replace("  max_headroom_pct: 50\n", "  max_headroom_pct: 50\n  remote_main: feature\n  main_branch: feature\n").replace(
+        "target: 100", "target: 110")
+    repo, sha = repo_with(tmp_path, BASE, head)
+    result = budget_gate(repo / "budgets.yaml", None, measured={}, today=TODAY)
+    assert result.base == sha
+    assert only(result.changes, kpi="ops", field="target").status == "fail"
+    assert {c.field for c in result.changes if c.kpi is None} == {"settings.remote_main", "settings.main_branch"}
+
+
+def test_the_base_files_main_branch_steers_the_default_base(tmp_path: Path) -> None:
+    """A project whose budgets say `main_branch: trunk`: the merge-base with trunk, not with a stale main."""
+    base = BASE.replace("  max_headroom_pct: 50\n", "  max_headroom_pct: 50\n  remote_main: ''\n  main_branch: trunk\n")
+    repo, sha = repo_with(tmp_path, base, base)
+    git(repo, "checkout", "-qb", "trunk", sha)
+    (repo / "budgets.yaml").write_text(base.replace("target: 100", "target: 90"))
+    git(repo, "commit", "-qam", "tighter on trunk")
+    trunk = git(repo, "rev-parse", "HEAD")
+    git(repo, "checkout", "-q", "feature")
+    git(repo, "merge", "-q", "--no-edit", "trunk")
+    (repo / "budgets.yaml").write_text(base.replace("target: 100", "target: 95"))
+    result = budget_gate(repo / "budgets.yaml", None, measured={}, today=TODAY)
+    assert result.base == trunk
+    change = only(result.changes, kpi="ops", field="target")
+    assert (change.old, change.new, change.status) == (90, 95, "fail")
+
+
+@pytest.mark.parametrize(("old", "new", "field"), [
+    ("  max_headroom_pct: 50\n", "  max_headroom_pct: 50\n  compare_on: [python]\n", "settings.compare_on"),
+    ("  max_headroom_pct: 50\n", "  max_headroom_pct: 50\n  provenance_tools: {cargo: [cargo, --version]}\n",
+     "settings.provenance_tools"),
+    ("  max_headroom_pct: 50\n", "  max_headroom_pct: 50\n  quiescence: {max_load_per_cpu: 2.0}\n",
+     "settings.quiescence.max_load_per_cpu"),
+    ("  max_headroom_pct: 50\n", "  max_headroom_pct: 50\n  quiescence: {competitors: [cargo]}\n",
+     "settings.quiescence.competitors"),
+])
+def test_loosened_settings_need_a_settings_comment(tmp_path: Path, old: str, new: str, field: str) -> None:
+    head = BASE.replace(old, new)
+    change = only(gate(tmp_path, head), field=field)
+    assert (change.kind, change.status) == ("loosened", "fail") and "# settings: <why>" in change.reason
+    noted = head.replace("settings:\n", "settings:\n  # settings: the CI fleet moved to shared runners (#77)\n")
+    change = only(gate(tmp_path / "b", noted), field=field)
+    assert (change.status, change.justification) == ("yellow", "the CI fleet moved to shared runners (#77)")
+    # the same note already at the base does not cover a new loosening
+    old_note = BASE.replace("settings:\n", "settings:\n  # settings: the CI fleet moved to shared runners (#77)\n")
+    assert only(gate(tmp_path / "c", noted, base=old_note), field=field).status == "fail"
+
+
+def test_tighter_settings_are_good_news(tmp_path: Path) -> None:
+    changes = gate(tmp_path, BASE.replace("max_headroom_pct: 50", "max_headroom_pct: 20"))
+    assert [(c.field, c.kind, c.status) for c in changes] == [("settings.max_headroom_pct", "tightened", "pass")]
+    more = BASE.replace("  max_headroom_pct: 50\n", "  max_headroom_pct: 50\n  quiescence: {competitors: [cargo, rustc, molt, gcc]}\n")
+    assert [(c.field, c.kind) for c in gate(tmp_path / "b", more)] == [("settings.quiescence.competitors", "tightened")]
 
 
 # -- tightening, additions, removals ----------------------------------------------------

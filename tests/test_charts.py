@@ -127,6 +127,17 @@ def test_svg_is_reproducible_and_empty_series_draws(tmp_path: Path) -> None:
     assert max(fail) > m["y"]["scale"] * 4.0 + m["y"]["offset"]
 
 
+def test_dotted_kpi_ids_get_their_own_files(tmp_path: Path) -> None:
+    """`ir.mb` and `ir.ops` once both became `ir.png`: the second overwrote the first."""
+    points = []
+    files = write_charts([Series("ir.mb", "IR size", "MB", "lower", 10.0, 12.0, points),
+                          Series("ir.ops", "IR ops", "", "lower", 100.0, 120.0, points)], tmp_path)
+    assert [(f.png.name, f.svg.name) for f in files] == [("ir.mb.png", "ir.mb.svg"), ("ir.ops.png", "ir.ops.svg")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ir.mb.png", "ir.mb.svg", "ir.ops.png", "ir.ops.svg"]
+    assert group(ET.parse(files[0].svg).getroot(), "kpi-ir.mb-target") is not None
+    assert group(ET.parse(files[1].svg).getroot(), "kpi-ir.ops-target") is not None
+
+
 def test_missing_matplotlib_is_one_clear_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ChartsUnavailable, match=r"^charts need matplotlib, which is not installed: pip install 'molt-budget\[charts\]'$"):

@@ -216,3 +216,126 @@ def test_merge_allow_empty_reports_skipped(tmp_path: Path, monkeypatch: pytest.M
 
     assert r["kpis"] == [] and r["verdict"]["counts"]["skipped"] > 0 and conclusion_for(r) == "neutral"
     assert cli.main(["report", str(rep)]) == 0
+
+
+# -- report: missing, invalid and non-finite reports never pass --------------------------
+
+
+def workflow_run_env(fake: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, conclusion: str | None) -> None:
+    payload = json.loads((DATA / "events" / "workflow_run.completed.json").read_text(encoding="utf-8"))
+    run = payload["workflow_run"]
+    run["pull_requests"][0]["head"]["sha"] = run["head_sha"]
+    run["conclusion"] = conclusion
+    for key, value in event_env(fake, tmp_path, "workflow_run", payload).items():
+        monkeypatch.setenv(key, value)
+
+
+@pytest.mark.parametrize("conclusion", ["cancelled", "action_required", "skipped", "success", None])
+def test_missing_report_is_a_failure_whatever_the_run_ended(fake_github: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            conclusion: str | None) -> None:
+    workflow_run_env(fake_github, tmp_path, monkeypatch, conclusion)
+    code = cli.main(["report", str(tmp_path / "nope.json"), "--github", "--if-missing", "--config-path", "ci/budgets.yaml"])
+    assert code == 3
+    (run,) = fake_github.check_runs.values()
+    assert run["conclusion"] == "failure" and run["output"]["title"] == "Error: no KPI was measured"
+    (comment,) = fake_github.issue_comments(2)
+    assert comment["body"].startswith("<!-- molt-budget:ci/budgets.yaml -->")     # the real reports' sticky comment
+
+
+def test_missing_report_stand_in_is_a_valid_report(tmp_path: Path) -> None:
+    from molt_budget.commands.report_cmd import missing_report
+
+    r = missing_report(tmp_path / "r.json", {}, "x/budgets.yaml")
+    assert list(validator("report").iter_errors(r)) == [] and r["config_path"] == "x/budgets.yaml"
+    assert r["verdict"]["status"] == "error"
+
+
+def test_invalid_report_with_if_missing_still_posts_a_failure(fake_github: FakeGitHub, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    workflow_run_env(fake_github, tmp_path, monkeypatch, "success")
+    path = write(tmp_path / "report.json", {"schema_version": 1})
+    assert cli.main(["report", str(path), "--github", "--if-missing"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "not a molt-budget report" in err
+    (run,) = fake_github.check_runs.values()
+    assert run["conclusion"] == "failure" and "invalid report" in run["output"]["summary"]
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_numbers_make_a_report_invalid(tmp_path: Path, capsys: pytest.CaptureFixture[str], number: str) -> None:
+    text = json.dumps(report("pass")).replace('"head": 131000', f'"head": {number}', 1)
+    assert number in text
+    path = tmp_path / "report.json"
+    path.write_text(text, encoding="utf-8")
+    assert cli.main(["report", str(path), "--markdown"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "kpis/1/head" in err and "not a finite number" in err
+
+
+def test_html_onto_an_existing_file_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path / "report.json", report("pass"))
+    taken = tmp_path / "page.html"
+    taken.write_text("keep me", encoding="utf-8")
+    assert cli.main(["report", str(path), "--html", str(taken)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "not a directory" in err
+    assert taken.read_text(encoding="utf-8") == "keep me"
+
+
+# -- merge of shard reports ----------------------------------------------------------------
+
+
+def shard_report(ids: list[str], changes: list[dict[str, Any]], lanes: str) -> dict[str, Any]:
+    r = report("fail")
+    r["kpis"] = [k for k in r["kpis"] if k["id"] in ids]
+    counts: dict[str, int] = {}
+    for k in r["kpis"]:
+        counts[k["status"]] = counts.get(k["status"], 0) + 1
+    worst = "fail" if any(c["status"] == "fail" for c in changes) else "yellow" if changes else None
+    if worst:
+        counts[f"budget_{worst}"] = sum(1 for c in changes if c["status"] == worst)
+    r["verdict"] = {"status": "fail", "counts": counts}
+    r["budget_changes"] = changes
+    r["reproduce"] = f"molt-budget check --config budgets.yaml --lanes {lanes} --base 9f1c2d3e4b5a"
+    return r
+
+
+def change(kpi: str | None, field: str, status: str, reason: str = "") -> dict[str, Any]:
+    return {"kpi": kpi, "lane": "dev_cold" if kpi else None, "kind": "loosened", "field": field, "old": 1, "new": 2,
+            "justification": "j", "owner": "", "status": status, "reason": reason or status, "line": 3}
+
+
+def test_merge_reports_keeps_the_worst_budget_change_and_recounts() -> None:
+    from molt_budget.compare.merge_reports import merge_reports
+
+    # shard a measured ir_ops: its "far looser" check failed; shard b could only see the justification
+    a = shard_report(["ir_ops", "ir_size_mb"], [change("ir_ops", "target", "fail", "far looser"),
+                                                change(None, "settings.compare_on", "yellow")], "dev_cold")
+    b = shard_report(["dev_warm_s"], [change("ir_ops", "target", "yellow"), change(None, "settings.compare_on", "yellow"),
+                                      change("dev_warm_s", "limit", "fail")], "'dev warm'")
+    merged = merge_reports([b, a], ["b.json", "a.json"])
+    got = [(c["kpi"], c["field"], c["status"], c["reason"]) for c in merged["budget_changes"]]
+    assert got == [("ir_ops", "target", "fail", "far looser"), (None, "settings.compare_on", "yellow", "yellow"),
+                   ("dev_warm_s", "limit", "fail", "fail")]
+    counts = merged["verdict"]["counts"]
+    assert counts["budget_fail"] == 2 and "budget_yellow" not in counts       # recounted, not max(1, 1)
+    assert merged["reproduce"] == "molt-budget check --config budgets.yaml --base 9f1c2d3e4b5a"
+
+
+def test_reproduce_loses_only_the_lanes_token() -> None:
+    from molt_budget.compare.merge_reports import without_lanes
+
+    assert without_lanes("molt-budget check --config budgets.yaml --lanes a,b --base abc") == \
+        "molt-budget check --config budgets.yaml --base abc"
+    assert without_lanes("molt-budget check --lanes 'a b' --config 'my --lanes x.yaml'") == \
+        "molt-budget check --config 'my --lanes x.yaml'"
+    assert without_lanes("molt-budget check --config b.yaml --lanes-file x --lanes=a") == \
+        "molt-budget check --config b.yaml --lanes-file x"
+
+
+def test_merge_reports_without_report_json_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path / "r.json", report())
+    out = tmp_path / "m.json"
+    assert cli.main(["merge", "--allow-empty", "--reports", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--report-json" in err and not out.exists()

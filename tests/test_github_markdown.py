@@ -39,7 +39,7 @@ def test_everything_a_reviewer_needs_is_there() -> None:
                     "Module timing deltas (1)"):
         assert f"<details><summary>{summary}</summary>" in text
     assert "import multiprocessing (hello.py:1)" in text
-    assert "Budget changes in this PR (1)" in text and "asyncio support needs two more init modules" in text
+    assert "Other budget changes in this PR (1)" in text and "asyncio support needs two more init modules" in text
     assert "**Not authoritative:** load 1.9 per CPU" in text
     assert "base `9f1c2d3e4b5a` (main) → head `4f1e2d3c4b5a`" in text
     assert "```sh\nmolt-budget check --config budgets.yaml --lanes dev_cold,dev_warm --base 9f1c2d3e4b5a\n```" in text
@@ -139,3 +139,70 @@ def test_a_real_regression_report_renders_within_limits() -> None:
     assert "+12423.1%" in text                                   # ir_ops: 1,396 → 174,823
     small = render_markdown(real, max_chars=6_000, marker=MARKER)
     assert len(small) <= 6_000 and "`init_modules`" in small and "Cut to fit 6,000 characters" in small
+
+
+# -- budget changes: a failure caused only by an edit of the budgets file -------------------
+
+
+def budget_only_failure(n_pass_changes: int = 0) -> dict[str, Any]:
+    r = report()
+    r["kpis"] = [dict(k, status="pass", budget_status="pass") for k in r["kpis"]]
+    r["verdict"] = {"status": "fail", "counts": {"pass": len(r["kpis"]), "budget_fail": 1}}
+    r["budget_changes"] = [
+        {"kpi": "ir_ops", "lane": "dev_cold", "kind": "loosened", "field": "target", "old": 100000, "new": 400000,
+         "justification": "bigger stdlib (#901)", "owner": "fe", "status": "fail", "line": 39,
+         "reason": "budget far looser than measured: target 400000 is above measured 98000 + 50%"},
+        {"kpi": None, "lane": "dev_cold", "kind": "lane_changed", "field": "command", "old": ["molt", "build"],
+         "new": ["molt", "build", "--fast"], "justification": "users build with --fast", "owner": "", "status": "yellow",
+         "line": 12, "reason": "changes what ir_ops measure; justified by kpis.ir_ops"},
+    ] + [{"kpi": f"k{i}", "lane": "dev_cold", "kind": "tightened", "field": "limit", "old": i + 1, "new": i,
+          "justification": "", "owner": "", "status": "pass", "line": 50 + i, "reason": "tighter: good news"}
+         for i in range(n_pass_changes)]
+    return r
+
+
+def test_a_budget_only_failure_is_in_the_headline_with_old_new_justification_and_reason() -> None:
+    text = render_markdown(budget_only_failure(), max_chars=65_536)
+    assert "## ❌ molt-budget: FAIL" in text and "5 pass · 1 budget fail · 1 budget yellow" in text
+    assert "**Budget changes that need review (2):**" in text
+    line = next(x for x in text.splitlines() if x.startswith("- ❌ `ir_ops` `target`"))
+    assert "100000 → 400000" in line and "justification: bigger stdlib (#901)" in line
+    assert "budget far looser than measured" in line and "`budgets.yaml:39`" in line
+    lane = next(x for x in text.splitlines() if x.startswith("- 🟡 lane `dev_cold` `command`"))
+    assert '["molt", "build"] → ["molt", "build", "--fast"]' in lane and "justified by kpis.ir_ops" in lane
+    assert text.index("Budget changes that need review") < text.index("<details>")    # not folded away
+
+
+def test_failing_budget_changes_are_never_cut() -> None:
+    r = budget_only_failure(n_pass_changes=400)
+    r["diff"]["functions_added"] = [f"f{i}" for i in range(5000)]
+    for max_chars in (3_000, 8_000, 20_000):
+        text = render_markdown(r, max_chars=max_chars, full_report_hint="the artifact")
+        assert len(text) <= max_chars and "Cut to fit" in text
+        assert "- ❌ `ir_ops` `target`: 100000 → 400000" in text and "- 🟡 lane `dev_cold` `command`" in text
+        assert "1 budget fail" in text
+
+
+def test_the_bump_hint_only_when_something_is_yellow_or_failed() -> None:
+    assert "molt-budget bump" not in render_markdown(budget_only_failure(), max_chars=65_536)
+    passing = report()
+    passing["kpis"] = [dict(k, status="pass") for k in passing["kpis"]]
+    passing["verdict"] = {"status": "pass", "counts": {"pass": 5}}
+    assert "Accepting the change?" not in render_markdown(passing, max_chars=65_536)
+    assert "molt-budget bump ir_size_mb --target 13.25" in render_markdown(report(), max_chars=65_536)
+
+
+def test_budget_counts_come_from_the_verdict_without_a_list() -> None:
+    r = budget_only_failure()
+    del r["budget_changes"]
+    assert "5 pass · 1 budget fail" in render_markdown(r, max_chars=65_536)
+
+
+def test_sparkline_skips_non_finite_values() -> None:
+    from molt_budget.report.sparkline import sparkline
+
+    nan, inf = float("nan"), float("inf")
+    assert sparkline([1.0, nan, 2.0, inf, 4.0, -inf]) == sparkline([1.0, 2.0, 4.0]) == "▁▃█"
+    assert sparkline([nan, inf]) == ""
+    text = render_markdown(report(), max_chars=65_536, sparklines={"ir_ops": [1.0, nan, 2.0]})
+    assert "| ▁█ |" in text

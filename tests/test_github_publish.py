@@ -242,13 +242,46 @@ def test_workflow_run_of_a_fork_pr_finds_the_pr(fake_github: FakeGitHub, tmp_pat
     assert fake_github.check_runs[outcome.check_run_id or -1]["head_sha"] == run["head_sha"]
 
 
+def workflow_run_payload(pr_head: str | None = None) -> dict[str, Any]:
+    payload = json.loads((DATA / "events" / "workflow_run.completed.json").read_text(encoding="utf-8"))
+    run = payload["workflow_run"]
+    run["pull_requests"][0]["head"]["sha"] = pr_head or run["head_sha"]
+    return payload
+
+
 def test_workflow_run_from_the_example_payload(fake_github: FakeGitHub, tmp_path: Path) -> None:
-    outcome = publish(report(), env=event_env(fake_github, tmp_path, "workflow_run"), sleep=Sleeps())
+    outcome = publish(report(), env=event_env(fake_github, tmp_path, "workflow_run", workflow_run_payload()), sleep=Sleeps())
     assert outcome.comment == "created" and fake_github.issue_comments(2)
     run = fake_github.check_runs[outcome.check_run_id or -1]
     assert run["head_sha"] == "3484a3fb816e0859fd6e1cea078d76385ff50625"
     assert run["details_url"] == "https://github.com/octo-org/octo-repo/actions/runs/289782451"
     assert "https://github.com/octo-org/octo-repo/actions/runs/289782451" in run["output"]["summary"]
+
+
+def test_workflow_run_of_an_older_head_gets_no_comment(fake_github: FakeGitHub, tmp_path: Path) -> None:
+    """GitHub's example as it is: the PR's head (ec26c3e5) is not the commit the run measured."""
+    outcome = publish(report(), env=event_env(fake_github, tmp_path, "workflow_run"), sleep=Sleeps())
+    assert outcome.comment is None and fake_github.issue_comments(2) == []
+    assert any("PR #2 has moved on to ec26c3e57ca3" in m for m in outcome.messages)
+    run = fake_github.check_runs[outcome.check_run_id or -1]
+    assert run["head_sha"] == "3484a3fb816e0859fd6e1cea078d76385ff50625" and not outcome.fell_back
+
+
+def test_workflow_run_asks_github_for_the_prs_head_now(fake_github: FakeGitHub, tmp_path: Path) -> None:
+    """The payload still says the PR is at the run's commit, but a newer commit was pushed since."""
+    payload = workflow_run_payload()
+    run = payload["workflow_run"]
+    pr = example("pull-request-simple-items")[0]
+    pr.update(number=2, state="open", requested_teams=[])
+    pr["head"].update(label=f"{run['head_repository']['owner']['login']}:{run['head_branch']}", sha="a" * 40)
+    fake_github.pulls = [pr]
+    outcome = publish(report(), env=event_env(fake_github, tmp_path, "workflow_run", payload), sleep=Sleeps())
+    assert outcome.comment is None and fake_github.issue_comments(2) == []
+    assert fake_github.requests_to("GET", r"/pulls$")[0].query["head"] == "octo-org:master"
+    assert outcome.check_run_id is not None
+    pr["head"]["sha"] = run["head_sha"]                       # the PR is still where the run measured
+    outcome = publish(report(), env=event_env(fake_github, tmp_path, "workflow_run", payload), sleep=Sleeps())
+    assert outcome.comment == "created"
 
 
 def test_no_token_reports_through_the_job_only(fake_github: FakeGitHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -327,3 +360,92 @@ def test_token_is_not_picklable() -> None:
 
     with pytest.raises(TypeError):
         pickle.dumps(Token(TOKEN))
+
+
+# -- who owns the sticky comment, and the check run always goes out ----------------------
+
+
+def test_only_our_bots_comment_is_adopted(fake_github: FakeGitHub, tmp_path: Path) -> None:
+    """Anyone can paste the marker: a person's or another bot's comment is never edited or deleted."""
+    env = event_env(fake_github, tmp_path, "pull_request")
+    marker = "<!-- molt-budget:budgets.yaml -->"
+    by_user = fake_github.add_comment(2, marker + "\nI wrote this myself", "mallory", "User")
+    by_other_bot = fake_github.add_comment(2, marker + "\nanother bot", "dependabot[bot]", "Bot")
+    outcome = publish(report(), env=env, sleep=Sleeps())
+    assert outcome.comment == "created"
+    bodies = {c["id"]: c["body"] for c in fake_github.issue_comments(2)}
+    assert bodies[by_user["id"]].endswith("I wrote this myself") and bodies[by_other_bot["id"]].endswith("another bot")
+    assert not fake_github.requests_to("PATCH", r"/issues/comments/") and not fake_github.requests_to("DELETE", r"/issues/comments/")
+    assert publish(report(), env=env, sleep=Sleeps()).comment == "updated"        # its own comment, the next time
+    assert len(fake_github.issue_comments(2)) == 3
+
+
+def test_a_configured_app_comment_is_adopted(fake_github: FakeGitHub, tmp_path: Path) -> None:
+    env = event_env(fake_github, tmp_path, "pull_request")
+    mine = fake_github.add_comment(2, "<!-- molt-budget:budgets.yaml -->\nold", "budget-app[bot]", "Bot")
+    assert publish(report(), env=env, sleep=Sleeps()).comment == "created"         # not github-actions[bot]
+    fake_github.comments.clear()
+    mine = fake_github.add_comment(2, "<!-- molt-budget:budgets.yaml -->\nold", "budget-app[bot]", "Bot")
+    outcome = publish(report(), env=env, sleep=Sleeps(), bot_login="budget-app[bot]")
+    assert outcome.comment == "updated" and fake_github.issue_comments(2)[0]["id"] == mine["id"]
+
+
+def test_a_refused_comment_does_not_stop_the_check_run(fake_github: FakeGitHub, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A token without pull-requests: write still creates the check run: the required check is never left pending."""
+    from github_fake import FORK_403
+
+    fake_github.fail("POST", r"/issues/2/comments$", 403, FORK_403)
+    outcome = publish(report(), env=event_env(fake_github, tmp_path, "pull_request"), sleep=Sleeps())
+    assert outcome.comment is None and outcome.check_run_id is not None and not outcome.fell_back
+    assert fake_github.check_runs[outcome.check_run_id]["conclusion"] == "failure"
+    lines = capsys.readouterr().out.splitlines()
+    assert [line for line in lines if "403" in line] == [
+        line for line in lines if "could not post the PR comment" in line and "the check run carries the verdict" in line]
+    assert outcome.workflow_commands == 0                # the check run has the annotations
+
+
+def test_a_budget_only_failure_is_annotated_at_its_line(fake_github: FakeGitHub, tmp_path: Path) -> None:
+    r = report()
+    r["kpis"] = [dict(k, status="pass") for k in r["kpis"]]
+    r["verdict"] = {"status": "fail", "counts": {"pass": len(r["kpis"]), "budget_fail": 1}}
+    r["budget_changes"] = [
+        {"kpi": "ir_ops", "lane": "dev_cold", "kind": "loosened", "field": "target", "old": 100000, "new": 400000,
+         "justification": "bigger stdlib", "owner": "fe", "status": "fail", "line": 39,
+         "reason": "budget far looser than measured: target 400000 is above measured 98000 + 50%"},
+        {"kpi": None, "lane": None, "kind": "loosened", "field": "settings.compare_on", "old": ["python"], "new": [],
+         "justification": "new runners", "owner": "", "status": "yellow", "line": 7, "reason": "justified"},
+    ]
+    outcome = publish(r, env=event_env(fake_github, tmp_path, "pull_request"), sleep=Sleeps())
+    run = fake_github.check_runs[outcome.check_run_id or -1]
+    assert run["output"]["title"] == "FAIL (5 pass, 1 budget fail, 1 budget yellow)"
+    notes = fake_github.annotations[run["id"]]
+    assert [(n["start_line"], n["annotation_level"]) for n in notes] == [(39, "failure"), (7, "warning")]
+    assert notes[0]["title"] == "budget change ir_ops target: fail"
+    assert "100000 -> 400000" in notes[0]["message"] and "far looser" in notes[0]["message"]
+    assert "justification: bigger stdlib" in notes[0]["message"]
+    # a read-only token: the same findings as workflow commands
+    import io
+
+    fake_github.read_only = True
+    out = io.StringIO()
+    outcome = publish(r, env=event_env(fake_github, tmp_path, "pull_request"), sleep=Sleeps(), stream=out)
+    lines = out.getvalue().splitlines()
+    assert outcome.fell_back and outcome.workflow_commands == 2
+    assert any(line.startswith("::error file=budgets.yaml,line=39,title=budget change ir_ops target%3A fail::100000 -> 400000")
+               for line in lines)
+    assert any(line.startswith("::warning file=budgets.yaml,line=7,title=budget change settings.compare_on%3A yellow::")
+               for line in lines)
+
+
+def test_budget_findings_become_workflow_commands(tmp_path: Path) -> None:
+    from molt_budget.report.github import workflow_commands
+
+    r = {"config_path": "budgets.yaml", "kpis": [], "budget_changes": [
+        {"kpi": None, "lane": "cold", "field": "command", "old": ["a"], "new": ["b"], "status": "fail", "line": 12,
+         "reason": "lane changed without a justification", "justification": ""},
+        {"kpi": "ops", "lane": "cold", "field": "target", "old": 1, "new": 2, "status": "pass", "line": 20, "reason": "x"},
+    ]}
+    assert workflow_commands(r) == [
+        '::error file=budgets.yaml,line=12,title=budget change lane cold command%3A fail::["a"] -> ["b"]: lane changed '
+        'without a justification']

@@ -114,7 +114,8 @@ def test_pr_workflow_is_read_only_and_fork_safe() -> None:
     assert measure["strategy"]["matrix"]["lanes"] == "${{ fromJSON(needs.plan.outputs.groups) }}"
     assert "--lanes" in measure["steps"][-2]["run"]
     judge = doc["jobs"]["judge"]
-    assert judge["if"] == "${{ !cancelled() }}"                  # runs when lanes are skipped: neutral, never pending
+    # runs when lanes are skipped (neutral, never pending), never after a failed plan (its empty outputs are not "docs only")
+    assert judge["if"] == "${{ !cancelled() && needs.plan.result == 'success' }}"
     scripts = "\n".join(s.get("run", "") for s in judge["steps"])
     assert "molt-budget merge" in scripts and "--allow-empty" in scripts and "molt-budget report report.json" in scripts
     assert any(s.get("with", {}).get("name") == "molt-budget-report" for s in judge["steps"])
@@ -129,6 +130,11 @@ def test_post_workflow_has_least_privilege() -> None:
     checkout = job["steps"][0]
     assert checkout["uses"].startswith("actions/checkout@") and "ref" not in checkout.get("with", {})   # never the PR's code
     assert job["steps"][-1]["uses"] == "./"
+    assert job["steps"][-1]["with"]["config-path"] == "budgets.yaml"
+    # one poster per PR head branch (not per run): an older run's post never lands after a newer one's
+    group = doc["concurrency"]["group"]
+    assert "workflow_run.head_branch" in group and "workflow_run.head_repository.full_name" in group
+    assert "workflow_run.id" not in group and doc["concurrency"]["cancel-in-progress"] is False
 
 
 # -- the posting workflow, for real ----------------------------------------------------
@@ -194,8 +200,15 @@ def outputs(events: list[dict[str, Any]]) -> dict[str, str]:
     return {e["name"]: e["arg"] for e in commands(events, "set-output")}
 
 
+def current_payload() -> dict[str, Any]:
+    """GitHub's example workflow_run, with the PR's head where the run measured (GitHub's example has it elsewhere)."""
+    payload = json.loads((DATA / "events" / "workflow_run.completed.json").read_text(encoding="utf-8"))
+    payload["workflow_run"]["pull_requests"][0]["head"]["sha"] = payload["workflow_run"]["head_sha"]
+    return payload
+
+
 def test_act_posts_comment_and_check_run(act_run: Any, fake_github: FakeGitHub) -> None:
-    events, raw = act_run(report=report())
+    events, raw = act_run(payload=current_payload(), report=report())
     assert any(e.get("jobResult") == "success" for e in events), raw
     (comment,) = fake_github.issue_comments(2)
     assert comment["body"].startswith("<!-- molt-budget:budgets.yaml -->")
@@ -209,9 +222,19 @@ def test_act_posts_comment_and_check_run(act_run: Any, fake_github: FakeGitHub) 
     assert TOKEN not in raw and fake_github.violations == []
 
 
+def test_act_run_of_an_older_head_posts_no_comment(act_run: Any, fake_github: FakeGitHub) -> None:
+    """GitHub's example as it is: the PR's head (ec26c3e5) is not the run's (3484a3fb): the PR moved on."""
+    events, raw = act_run(report=report())
+    assert any(e.get("jobResult") == "success" for e in events), raw
+    assert fake_github.issue_comments(2) == []
+    (run_,) = fake_github.check_runs.values()
+    assert run_["head_sha"] == "3484a3fb816e0859fd6e1cea078d76385ff50625" and run_["conclusion"] == "failure"
+    assert "has moved on to ec26c3e57ca3" in raw
+
+
 def test_act_fork_token_falls_back_to_annotations_and_summary(act_run: Any, fake_github: FakeGitHub) -> None:
     fake_github.read_only = True
-    events, raw = act_run(report=report())
+    events, raw = act_run(payload=current_payload(), report=report())
     assert any(e.get("jobResult") == "success" for e in events), raw
     errors = commands(events, "error")
     assert [e["kvPairs"] for e in errors] == [
@@ -227,15 +250,16 @@ def test_act_fork_token_falls_back_to_annotations_and_summary(act_run: Any, fake
     assert fake_github.check_runs == {} and TOKEN not in raw
 
 
-def test_act_missing_report_never_leaves_the_check_pending(act_run: Any, fake_github: FakeGitHub) -> None:
-    payload = json.loads((DATA / "events" / "workflow_run.completed.json").read_text(encoding="utf-8"))
-    payload["workflow_run"]["conclusion"] = "cancelled"
-    events, raw = act_run(payload=payload, report=None)
-    assert any(e.get("jobResult") == "success" for e in events), raw
-    (run_,) = fake_github.check_runs.values()
-    assert run_["conclusion"] == "neutral" and "no report" in run_["output"]["summary"]
-    payload["workflow_run"]["conclusion"] = "failure"
-    fake_github.check_runs.clear()
-    events, raw = act_run(payload=payload, report=None)
-    (run_,) = fake_github.check_runs.values()
-    assert run_["conclusion"] == "failure" and run_["output"]["title"] == "Error: no KPI was measured"
+def test_act_missing_report_never_leaves_the_check_pending_or_green(act_run: Any, fake_github: FakeGitHub) -> None:
+    """No report is never a pass: only a run that skipped every lane is neutral, and that run uploads a report."""
+    payload = current_payload()
+    for conclusion in ("cancelled", "failure"):
+        payload["workflow_run"]["conclusion"] = conclusion
+        fake_github.check_runs.clear()
+        events, raw = act_run(payload=payload, report=None)
+        assert any(e.get("jobResult") == "success" for e in events), raw
+        (run_,) = fake_github.check_runs.values()
+        assert run_["conclusion"] == "failure" and run_["output"]["title"] == "Error: no KPI was measured"
+        assert f"the measuring workflow ended {conclusion}" in run_["output"]["summary"]
+    (comment,) = fake_github.issue_comments(2)
+    assert comment["body"].startswith("<!-- molt-budget:budgets.yaml -->")      # --config-path: the real reports' marker

@@ -152,3 +152,35 @@ def test_imported_failures_reach_the_tracker(shared: Path, tmp_path: Path, monke
     # the failed case gives no dev_warm value: the KPI has no data yet
     assert "| dev_warm_s | n/a | <= 3.000 | n/a | ⚪ no data |" in text
     assert update_tracker(page, load_config(config), History(tmp_path / "h.sqlite")) is False
+
+
+def test_undated_snapshot_is_dated_by_its_mtime(shared: Path, tmp_path: Path) -> None:
+    import os
+
+    raw = json.loads((shared / "molt/examples/compile_progress.json").read_text())
+    raw["meta"].pop("timestamp_utc", None)
+    snapshot = tmp_path / "cp.json"
+    snapshot.write_text(json.dumps(raw))
+    os.utime(snapshot, (1_770_700_842, 1_770_700_842))          # 2026-02-10T05:20:42Z
+    results = import_compile_progress(snapshot)
+    assert results.started_utc == results.finished_utc == "2026-02-10T05:20:42Z"
+    assert results.provenance["timestamp_source"].startswith("file mtime")
+    assert results.run_id.startswith("compile-progress-20260210T052042-")
+    history = History(tmp_path / "h.sqlite")
+    history.record(results, snapshot, source="compile_progress")
+    assert history.show(results.run_id)["run"]["started_utc"] == "2026-02-10T05:20:42Z"
+    dated = import_compile_progress(shared / "molt/examples/compile_progress.json")
+    assert "timestamp_source" not in dated.provenance
+
+
+def test_duplicate_case_names_are_one_line_exit_2(shared: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    raw = json.loads((shared / "molt/examples/compile_progress.json").read_text())
+    raw["results"].append(dict(raw["results"][0]))
+    snapshot = tmp_path / "cp.json"
+    snapshot.write_text(json.dumps(raw))
+    (tmp_path / "budgets.yaml").write_text("version: 1\nlanes:\n  a: {command: 'true'}\nkpis:\n  k: {lane: a, metric: wall_s, target: 1}\n")
+    code = cli.main(["import-compile-progress", str(snapshot), "--config", str(tmp_path / "budgets.yaml"),
+                     "--db", str(tmp_path / "h.sqlite")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert str(snapshot) in err and repr(raw["results"][0]["name"]) in err and "appears twice" in err

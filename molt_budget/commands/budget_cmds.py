@@ -58,7 +58,7 @@ def register(subparsers: Any) -> None:
                     "reason, or an expired waiver. See docs/budget-review.md.")
     p.add_argument("--base", metavar="REF", help="base commit (default: merge-base of HEAD and settings.remote_main, else main)")
     p.add_argument("--results", metavar="RESULTS.json", help="measurements for the 'far looser than measured' check "
-                   "(default: newest run on main in history, else the edit's seeded_from)")
+                   "(default: newest run on main in history, else the base file's seeded_from)")
     p.add_argument("--json", action="store_true", help="print JSON")
     _common(p)
     p.set_defaults(handler=cmd_budget_diff)
@@ -173,7 +173,7 @@ def cmd_budget_diff(args: argparse.Namespace) -> int:
 
 
 def _measurements(config_path: Path, results_path: str | None) -> dict[str, float]:
-    """--results if given; else the newest main run in history; else none (the check falls back to seeded_from)."""
+    """--results if given; else the newest main run in history; else none (the check falls back to the base file's seeded_from)."""
     from molt_budget.budgets.edit import measured_values
     from molt_budget.config import load_config
     from molt_budget.errors import ConfigError

@@ -162,6 +162,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
     from molt_budget.report.terminal import render
     from molt_budget.results.store import load_results, save_results, write_json_atomic
 
+    if args.reports and not args.report_json:
+        raise ConfigError("--reports needs --report-json: the merged report has to go somewhere")
     if not args.results and not args.allow_empty:
         raise ConfigError("merge needs at least one RESULTS.json (or --allow-empty when every lane group was skipped)")
     config = None

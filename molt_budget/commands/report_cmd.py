@@ -32,8 +32,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--html", metavar="DIR", help="write an HTML report into DIR")
     p.add_argument("--history", metavar="DB", help="history database for trend sparklines and the HTML report")
     p.add_argument("--if-missing", action="store_true",
-                   help="REPORT.json may be missing (the measuring run was cancelled or broke): report that instead, "
-                        "so a required check is never left pending (failure if the run failed, else neutral)")
+                   help="REPORT.json may be missing or invalid (the measuring run was cancelled, skipped or broke): "
+                        "post a failure check saying so, so a required check is never left pending or green")
+    p.add_argument("--config-path", default="budgets.yaml", metavar="FILE",
+                   help="with --if-missing: the budgets file the missing report was for (its sticky comment and "
+                        "annotations; default budgets.yaml)")
+    p.add_argument("--bot-login", metavar="LOGIN",
+                   help="with --github: the GitHub App login that posts the comment (`my-app[bot]`), besides "
+                        "github-actions[bot]; only a comment of one of them is ever updated")
     p.set_defaults(handler=cmd_report)
 
 
@@ -48,13 +54,35 @@ def load_report(path: Path) -> dict[str, Any]:
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
         raise ConfigError(f"{path}: not a molt-budget report at {where}: {' '.join(error.message.split())[:300]}")
+    bad = _non_finite(data)
+    if bad is not None:
+        where, value = bad
+        raise ConfigError(f"{path}: not a molt-budget report at {where or '(top level)'}: {value} is not a finite number")
     return data
 
 
-def missing_report(path: Path, env: Any) -> dict[str, Any]:
-    """Stands in for a report the measuring workflow never produced."""
-    import json
+def _non_finite(node: Any, where: str = "") -> tuple[str, float] | None:
+    """The first NaN or ±Infinity (Python's json reads them), with its JSON path."""
+    import math
 
+    if isinstance(node, float) and not math.isfinite(node):
+        return where, node
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        found = _non_finite(value, f"{where}/{key}" if where else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+def missing_report(path: Path, env: Any, config_path: str = "budgets.yaml") -> dict[str, Any]:
+    """Stands in for a report the measuring workflow never produced: always an error.
+
+    Only a run that skipped every lane (documentation only) is neutral, and that run uploads a
+    report of its own; a missing one means it failed, timed out, was cancelled or skipped, or
+    needs approval, and a required check must not pass on that.
+    """
+    import json
     from pathlib import Path
 
     conclusion = None
@@ -63,12 +91,16 @@ def missing_report(path: Path, env: Any) -> dict[str, Any]:
         conclusion = (event.get("workflow_run") or {}).get("conclusion")
     except (OSError, ValueError, AttributeError):
         pass
-    broken = conclusion in ("failure", "timed_out", "startup_failure")
     why = f"the measuring workflow ended {conclusion}" if conclusion else "the measuring workflow left no report"
+    return stand_in_report(config_path, f"no report at {path}: {why}")
+
+
+def stand_in_report(config_path: str, why: str) -> dict[str, Any]:
+    """An error report with nothing judged: the check fails and says why."""
     return {
-        "schema_version": 1, "config_path": "budgets.yaml",
-        "verdict": {"status": "error" if broken else "pass", "counts": {}},
-        "authoritative": False, "authoritative_reasons": [f"no report at {path}: {why}"],
+        "schema_version": 1, "config_path": config_path,
+        "verdict": {"status": "error", "counts": {}},
+        "authoritative": False, "authoritative_reasons": [why],
         "base": None, "head": {"commit": None}, "kpis": [], "diff": {},
     }
 
@@ -98,16 +130,30 @@ def cmd_report(args: argparse.Namespace) -> int:
     from molt_budget.errors import ConfigError
 
     path = Path(args.report)
-    if args.if_missing and not path.exists():
-        report = missing_report(path, os.environ)
-        print(f"molt-budget: {report['authoritative_reasons'][0]}", file=sys.stderr)
-    else:
-        report = load_report(path)
     if args.max_chars < 200:
         raise ConfigError("--max-chars must be at least 200")
     history = Path(args.history) if args.history else None
     if history is not None and not history.is_file():
         raise ConfigError(f"{history}: no such history database")
+    if args.html and Path(args.html).exists() and not Path(args.html).is_dir():
+        raise ConfigError(f"--html {args.html}: exists and is not a directory (the HTML report is a folder)")
+    if args.if_missing and not path.exists():
+        report = missing_report(path, os.environ, args.config_path)
+        print(f"molt-budget: {report['authoritative_reasons'][0]}", file=sys.stderr)
+    else:
+        try:
+            report = load_report(path)
+        except ConfigError as exc:
+            if not (args.if_missing and args.github):
+                raise
+            # the check must still fail visibly, never stay pending: post a stand-in, then exit 2
+            from molt_budget.report.github import publish
+
+            message = " ".join(str(exc).split())
+            print(f"molt-budget: error: {message}", file=sys.stderr)
+            publish(stand_in_report(args.config_path, f"invalid report: {message}"), check_name=args.check_name,
+                    bot_login=args.bot_login)
+            return 2
     sparklines = sparklines_from_history(report, history) if history else report.get("trends")
     if args.html:
         try:
@@ -125,5 +171,5 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.github:
         from molt_budget.report.github import publish
 
-        publish(report, check_name=args.check_name, sparklines=sparklines)
+        publish(report, check_name=args.check_name, sparklines=sparklines, bot_login=args.bot_login)
     return verdict_exit(report)

@@ -7,7 +7,14 @@ and its justification, and fails when:
   * a loosened target sits past measured × (1 + max_headroom_pct/100) ("budget far looser
     than measured"; mirrored for higher-is-better; a loosened limit may keep its previous
     distance above the target);
-  * a removed KPI or lane has no tombstone comment `# removed <id>: <why>` new in the head.
+  * a removed KPI or lane has no tombstone comment `# removed <id>: <why>` new in the head;
+  * a gate-shaping setting is loosened (`max_headroom_pct` raised, `compare_on` or
+    `provenance_tools` changed, quiescence relaxed, `remote_main`/`main_branch` changed)
+    without a new `# settings: <why>` comment in the head.
+Defaults are filled in before comparing (a timed `max_increase_pct` of none or <= 0 is the
+comparator's 10%, `noise_floor_pct` none is 0.5, ...). The settings that steer the gate
+itself (`remote_main`, `main_branch`, `max_headroom_pct`) come from the BASE file: the edit
+under review never picks its own base or headroom.
 An expired waiver (`expires` before today) fails on any edit; a new KPI without an owner
 is yellow; a justified loosening is yellow (it needs the reviewers' eyes); tightening is
 listed as good news. With no base file (a new adoption) everything is "added".
@@ -26,13 +33,20 @@ from typing import Any
 from molt_budget.errors import ConfigError
 
 KINDS = ("loosened", "tightened", "added", "removed", "lane_changed", "lane_removed", "waiver_expired", "unchanged_note")
-# lane keys that change what a KPI measures (timeouts and repeats do not)
-LANE_FIELDS = ("command", "env", "cwd", "cache", "cache_state", "prime", "expect_cache")
-# bigger is looser; None means "no such budget" (the loosest) except where a default applies
+# lane keys that change what a KPI measures (timeouts do not; `repeats` only through a `min` aggregate)
+LANE_FIELDS = ("command", "env", "cwd", "cache", "cache_state", "prime", "expect_cache", "emit_ir", "diagnostics", "expect_exit")
+# bigger is looser; None means "no such budget" (the loosest) unless _effective fills in a default
 WIDER_FIELDS = ("max_increase_pct", "max_increase_abs", "max_drift_pct", "yellow_fraction", "noise_floor_pct")
-NONE_IS_DEFAULT = ("yellow_fraction", "noise_floor_pct")
+# fewer is looser (a timed KPI's test has less power with fewer pairs)
+FEWER_FIELDS = ("pairs", "max_pairs")
 REDEFINING_FIELDS = ("lane", "metric", "direction", "kpi_class")
 TOMBSTONE = re.compile(r"^\s*#\s*removed\s+(?:kpi\s+|lane\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*:\s*(\S.*?)\s*$", re.I)
+SETTINGS_NOTE = re.compile(r"^\s*#\s*settings\s*:\s*(\S.*?)\s*$", re.I)
+# the comparator's defaults (molt_budget.compare.comparator / config.loader)
+DEFAULT_NOISE_FLOOR_PCT = 0.5
+DEFAULT_YELLOW_FRACTION = 0.5
+DEFAULT_PAIRS = 6
+DEFAULT_MAX_PAIRS = 20
 
 
 @dataclass
@@ -106,6 +120,34 @@ def default_base(repo: Path, remote_main: str = "origin/main", main_branch: str 
     raise ConfigError(f"no base to compare budgets with: neither {remote_main} nor {main_branch} shares history with HEAD (pass --base REF)")
 
 
+def choose_base(repo: Path, rel_path: str, head_settings: Any) -> str:
+    """The default base, steered by the BASE file's `remote_main`/`main_branch`, never the head's.
+
+    A first base comes from the stock refs (origin/main, main); only when neither exists do
+    the head's refs find it. The budgets file at that commit then says which refs the project
+    really uses, and the base is found again with those.
+    """
+    from molt_budget.config.model import Settings
+
+    stock = Settings()
+    try:
+        first = default_base(repo, stock.remote_main, stock.main_branch)
+        steered_by = (stock.remote_main, stock.main_branch)
+    except ConfigError:
+        first = default_base(repo, head_settings.remote_main, head_settings.main_branch)
+        steered_by = (head_settings.remote_main, head_settings.main_branch)
+    base_config = _parse_or_none(read_budgets_at(repo, first, rel_path), Path(rel_path).name)
+    if base_config is None:
+        return first
+    wanted = (base_config.settings.remote_main, base_config.settings.main_branch)
+    if wanted == steered_by:
+        return first
+    try:
+        return default_base(repo, *wanted)
+    except ConfigError:
+        return first
+
+
 # -- parsing ---------------------------------------------------------------------------
 
 
@@ -116,6 +158,15 @@ def _parse(text: str, path_name: str) -> Any:
     path = Path(path_name)
     data, lines = load_yaml_with_lines(path, text)
     return parse_config(path, data, lines)
+
+
+def _parse_or_none(text: str | None, path_name: str) -> Any:
+    if text is None:
+        return None
+    try:
+        return _parse(text, path_name)
+    except ConfigError:
+        return None
 
 
 def _norm(text: str | None) -> str:
@@ -129,6 +180,10 @@ def _tombstones(text: str) -> dict[str, str]:
         if match:
             out[match.group(1)] = match.group(2)
     return out
+
+
+def _settings_notes(text: str) -> list[str]:
+    return [m.group(1) for m in map(SETTINGS_NOTE.match, text.splitlines()) if m]
 
 
 def _fmt(value: Any) -> str:
@@ -164,7 +219,7 @@ def diff_budgets(
                                         f"base budgets unreadable ({exc}); only the head's waivers were checked", None))
         else:
             ctx = _Context(base, head, base_text, head_text, measured, max_headroom_pct)
-            changes += _lane_changes(ctx) + _kpi_changes(ctx)
+            changes += _settings_changes(ctx) + _lane_changes(ctx) + _kpi_changes(ctx)
     changes += _waivers(head, today)
     return changes
 
@@ -188,6 +243,11 @@ class _Context:
         note = _tombstones(self.head_text).get(ident)
         return None if note is None or _tombstones(self.base_text).get(ident) == note else note
 
+    def settings_note(self) -> str | None:
+        """A `# settings: <why>` comment new in the head: settings have no justification field."""
+        old = {_norm(n) for n in _settings_notes(self.base_text)}
+        return next((n for n in _settings_notes(self.head_text) if _norm(n) not in old), None)
+
 
 def _all_added(head: Any, why: str) -> list[BudgetChange]:
     out = [BudgetChange(None, lane.id, "added", "lane", None, lane.command, "", "", "pass", why, lane.line or None)
@@ -203,6 +263,48 @@ def _added_kpi(head: Any, kpi: Any, why: str) -> BudgetChange:
         return BudgetChange(kpi.id, kpi.lane, "added", "kpi", None, bounds, kpi.justification, kpi.owner, "pass", why, kpi.line or None)
     return BudgetChange(kpi.id, kpi.lane, "added", "kpi", None, bounds, kpi.justification, "", "yellow",
                         f"{why}; no `owner`: name who answers for this budget", kpi.line or None)
+
+
+def _settings_changes(ctx: _Context) -> list[BudgetChange]:
+    """Settings that steer the gate itself: loosening them needs a new `# settings: <why>` comment."""
+    old, new = ctx.base.settings, ctx.head.settings
+    found: list[tuple[str, tuple[str, ...], Any, Any, bool, str]] = []   # (field, line keys, old, new, looser, note)
+    if new.max_headroom_pct != old.max_headroom_pct:
+        looser = new.max_headroom_pct > old.max_headroom_pct
+        found.append(("max_headroom_pct", ("max_headroom_pct",), old.max_headroom_pct, new.max_headroom_pct, looser,
+                      "more headroom over the measurement" if looser else "less headroom over the measurement"))
+    if list(new.compare_on) != list(old.compare_on):
+        found.append(("compare_on", ("compare_on",), old.compare_on, new.compare_on, True,
+                      "changes which runs count as comparable"))
+    if new.provenance_tools != old.provenance_tools:
+        found.append(("provenance_tools", ("provenance_tools",), old.provenance_tools, new.provenance_tools, True,
+                      "changes the tool versions recorded and compared"))
+    for name in ("remote_main", "main_branch"):
+        if getattr(new, name) != getattr(old, name):
+            found.append((name, (name,), getattr(old, name), getattr(new, name), True, "changes which commit is the base"))
+    oq, nq = old.quiescence, new.quiescence
+    if nq.max_load_per_cpu != oq.max_load_per_cpu:
+        looser = nq.max_load_per_cpu > oq.max_load_per_cpu
+        found.append(("quiescence.max_load_per_cpu", ("quiescence", "max_load_per_cpu"), oq.max_load_per_cpu,
+                      nq.max_load_per_cpu, looser, "a busier host counts as quiet" if looser else "a stricter quiet-host check"))
+    dropped = [c for c in oq.competitors if c not in nq.competitors]
+    if list(nq.competitors) != list(oq.competitors):
+        found.append(("quiescence.competitors", ("quiescence", "competitors"), oq.competitors, nq.competitors, bool(dropped),
+                      f"no longer waits for {', '.join(dropped)}" if dropped else "waits for more competitors"))
+    note = ctx.settings_note()
+    out = []
+    for name, keys, a, b, looser, what in found:
+        line = ctx.head.line_of("settings", *keys)
+        if not looser:
+            out.append(BudgetChange(None, None, "tightened", f"settings.{name}", a, b, note or "", "", "pass", f"{what}: good news", line))
+            continue
+        if note:
+            status, reason = "yellow", f"{what}; justified by a `# settings:` comment"
+        else:
+            status, reason = "fail", (f"{what}: a setting of the gate loosened without a reason: add a comment "
+                                      f"`# settings: <why>` to the file")
+        out.append(BudgetChange(None, None, "loosened", f"settings.{name}", a, b, note or "", "", status, reason, line))
+    return out
 
 
 def _lane_changes(ctx: _Context) -> list[BudgetChange]:
@@ -225,24 +327,38 @@ def _lane_changes(ctx: _Context) -> list[BudgetChange]:
                         diffs.append((f"env.{var}", a.get(var, "<unset>"), b.get(var, "<unset>")))
             elif a != b:
                 diffs.append((name, a, b))
-        if not diffs:
-            continue
-        affected = _affected_kpis(head, lane_id)
-        by = next((k for k in affected if ctx.justified(k)), None)
-        why = head.kpis[by].justification if by else None
-        for name, a, b in diffs:
-            line = _lane_line(head, lane_id, name)
-            if not affected:
-                status, reason = "pass", "no KPI measures this lane"
-            elif why:
-                status, reason = "yellow", f"changes what {', '.join(affected)} measure; justified by kpis.{by}"
-            else:
-                status, reason = "fail", (f"lane changed without a justification: update the `justification` of "
-                                          f"{' or '.join(affected)} to say why")
-            out.append(BudgetChange(None, lane_id, "lane_changed", name, a, b, why or "", "", status, reason, line))
+        if diffs:
+            out += _lane_verdicts(ctx, lane_id, diffs, _affected_kpis(head, lane_id), "changes what {} measure")
+        if new.repeats > old.repeats:
+            # more samples can only lower a minimum: a `min` aggregate (and a counted KPI's change verdict,
+            # min of N against min of N) gets easier to pass for lower-is-better KPIs
+            favoured = [k.id for k in head.kpis.values() if k.lane == lane_id and k.direction == "lower"
+                        and (k.aggregate == "min" or k.kpi_class == "counted")]
+            if favoured:
+                out += _lane_verdicts(ctx, lane_id, [("repeats", old.repeats, new.repeats)], favoured,
+                                      "more repeats lower the minimum that {} take")
     for lane_id, new in head.lanes.items():
         if lane_id not in base.lanes:
             out.append(BudgetChange(None, lane_id, "added", "lane", None, new.command, "", "", "pass", "new lane", new.line or None))
+    return out
+
+
+def _lane_verdicts(ctx: _Context, lane_id: str, diffs: list[tuple[str, Any, Any]], affected: list[str],
+                   what: str) -> list[BudgetChange]:
+    """A lane edit is justified by a new justification on one of the KPIs it affects."""
+    by = next((k for k in affected if ctx.justified(k)), None)
+    why = ctx.head.kpis[by].justification if by else None
+    out = []
+    for name, a, b in diffs:
+        line = _lane_line(ctx.head, lane_id, name)
+        if not affected:
+            status, reason = "pass", "no KPI measures this lane"
+        elif why:
+            status, reason = "yellow", f"{what.format(', '.join(affected))}; justified by kpis.{by}"
+        else:
+            status, reason = "fail", (f"{what.format(', '.join(affected))}: lane changed without a justification: "
+                                      f"update the `justification` of {' or '.join(affected)} to say why")
+        out.append(BudgetChange(None, lane_id, "lane_changed", name, a, b, why or "", "", status, reason, line))
     return out
 
 
@@ -292,34 +408,42 @@ def _compare_kpi(ctx: _Context, old: Any, new: Any) -> list[BudgetChange]:
         if getattr(old, name) != getattr(new, name):
             found.append(("loosened", "class" if name == "kpi_class" else name, getattr(old, name), getattr(new, name),
                           "the KPI now measures something else"))
-    redefined = bool(found)
+    # a redefined KPI still lists its bound changes and gets the "far looser" check
     lower = new.direction == "lower"
     tightened_bounds = 0
     bounds = [n for n in ("target", "limit") if getattr(old, n) is not None or getattr(new, n) is not None]
-    if not redefined:
-        for name in bounds:
-            a, b = getattr(old, name), getattr(new, name)
-            if a == b:
-                continue
-            if b is None:
-                found.append(("loosened", name, a, b, f"{name} removed"))
-            elif a is None or (b < a if lower else b > a):
-                found.append(("tightened", name, a, b, f"{name} added" if a is None else "tighter"))
-                tightened_bounds += 1
-            else:
-                found.append(("loosened", name, a, b, "raised" if lower else "lowered"))
-        if new.aggregate != old.aggregate:
-            looser = (new.aggregate == "min") == lower
-            found.append(("loosened" if looser else "tightened", "aggregate", old.aggregate, new.aggregate,
-                          "a more forgiving aggregate" if looser else "a stricter aggregate"))
-    for name in WIDER_FIELDS:
+    for name in bounds:
         a, b = getattr(old, name), getattr(new, name)
-        if a == b or (name in NONE_IS_DEFAULT and (a is None or b is None)):
+        if a == b:
             continue
-        if b is None or (a is not None and b > a):
-            found.append(("loosened", name, a, b, "removed" if b is None else "widened"))
+        if b is None:
+            found.append(("loosened", name, a, b, f"{name} removed"))
+        elif a is None or (b < a if lower else b > a):
+            found.append(("tightened", name, a, b, f"{name} added" if a is None else "tighter"))
+            tightened_bounds += 1
         else:
-            found.append(("tightened", name, a, b, "added" if a is None else "narrowed"))
+            found.append(("loosened", name, a, b, "raised" if lower else "lowered"))
+    if new.aggregate != old.aggregate:
+        looser = (new.aggregate == "min") == lower
+        found.append(("loosened" if looser else "tightened", "aggregate", old.aggregate, new.aggregate,
+                      "a more forgiving aggregate" if looser else "a stricter aggregate"))
+    for name in WIDER_FIELDS + FEWER_FIELDS:
+        if name in FEWER_FIELDS and new.kpi_class != "timed":
+            continue                       # only timed KPIs are sampled in pairs
+        a, b = getattr(old, name), getattr(new, name)
+        ea, eb = _effective(old, name), _effective(new, name)
+        if ea == eb:
+            continue                       # the same budget once defaults are filled in
+        looser = eb > ea if name in WIDER_FIELDS else eb < ea
+        substituted = any(raw != eff and not math.isinf(eff) for raw, eff in ((a, ea), (b, eb)))
+        shown = f" ({_fmt(ea)} → {_fmt(eb)} with defaults)" if substituted else ""
+        if name in FEWER_FIELDS:
+            note = ("fewer pairs: a weaker test" if looser else "more pairs: a stronger test") + shown
+        elif looser:
+            note = ("removed" if b is None else "widened") + shown
+        else:
+            note = ("added" if a is None else "narrowed") + shown
+        found.append(("loosened" if looser else "tightened", name, a, b, note))
     if old.expires != new.expires and old.expires is not None:
         if new.expires is None or new.expires > old.expires:
             closed = new.expires is None and bounds and tightened_bounds == len(bounds)
@@ -340,6 +464,25 @@ def _compare_kpi(ctx: _Context, old: Any, new: Any) -> list[BudgetChange]:
     return out
 
 
+def _effective(kpi: Any, name: str) -> float:
+    """The value the comparator acts on; None without a default is "no such budget", the loosest."""
+    from molt_budget.compare.comparator import DEFAULT_TIMED_MAX_INCREASE_PCT
+
+    value = getattr(kpi, name)
+    if name == "max_increase_pct" and kpi.kpi_class == "timed":
+        # the comparator reads `max_increase_pct or 10`, and a budget <= 0 cannot be a timed policy
+        return DEFAULT_TIMED_MAX_INCREASE_PCT if value is None or value <= 0 else float(value)
+    if name == "noise_floor_pct":
+        return DEFAULT_NOISE_FLOOR_PCT if value is None else float(value)
+    if name == "yellow_fraction":
+        return DEFAULT_YELLOW_FRACTION if value is None else float(value)
+    if name == "pairs":
+        return DEFAULT_PAIRS if value is None else int(value)
+    if name == "max_pairs":
+        return max(DEFAULT_MAX_PAIRS, _effective(kpi, "pairs")) if value is None else int(value)
+    return math.inf if value is None else float(value)
+
+
 def _loosened_verdict(ctx: _Context, old: Any, new: Any, name: str, value: Any, justified: bool, note: str) -> tuple[str, str]:
     problems = []
     if not justified and _norm(new.justification):
@@ -354,11 +497,18 @@ def _loosened_verdict(ctx: _Context, old: Any, new: Any, name: str, value: Any, 
 
 
 def _far_looser(ctx: _Context, old: Any, new: Any, name: str, value: float) -> str | None:
-    """'budget far looser than measured' when a loosened bound sits past measured × (1 ± max headroom)."""
+    """'budget far looser than measured' when a loosened bound sits past measured × (1 ± max headroom).
+
+    The measurement is never the edit's own `seeded_from` (the pull request could write any
+    number there): it is a real one (--results, history, this run), else the base's seeded_from.
+    """
     measured = ctx.measured.get(new.id)
     source = "measured"
-    if measured is None and isinstance(new.seeded_from, dict) and isinstance(new.seeded_from.get("value"), (int, float)):
-        measured, source = float(new.seeded_from["value"]), "seeded_from.value"
+    if measured is not None and not (isinstance(measured, (int, float)) and math.isfinite(measured)):
+        measured = None
+    seeded = old.seeded_from.get("value") if isinstance(old.seeded_from, dict) else None
+    if measured is None and isinstance(seeded, (int, float)) and not isinstance(seeded, bool):
+        measured, source = float(seeded), "the base's seeded_from.value"
     if measured is None or not math.isfinite(measured):
         return None
     h = ctx.max_headroom_pct / 100
@@ -415,7 +565,8 @@ class GateResult:
 
 def budget_gate(config_path: Path, base_ref: str | None, *, measured: dict[str, float], today: date,
                 max_headroom_pct: float | None = None) -> GateResult:
-    """Compare the working-tree budgets file with its version at base_ref (default: merge-base with main)."""
+    """Compare the working-tree budgets file with its version at base_ref (default: merge-base with the
+    main branch the BASE file names, see choose_base); `max_headroom_pct` comes from the base file too."""
     path = Path(config_path).resolve()
     try:
         head_text = path.read_bytes().decode("utf-8")
@@ -426,10 +577,13 @@ def budget_gate(config_path: Path, base_ref: str | None, *, measured: dict[str, 
     head = _parse(head_text, path.name)
     repo = repo_root(path)
     rel = path.relative_to(repo).as_posix()
-    base = resolve_commit(repo, base_ref) if base_ref else default_base(repo, head.settings.remote_main, head.settings.main_branch)
+    base = resolve_commit(repo, base_ref) if base_ref else choose_base(repo, rel, head.settings)
     if base is None:
         raise ConfigError(f"--base {base_ref}: not a commit in {repo}")
     base_text = read_budgets_at(repo, base, rel)
-    headroom = head.settings.max_headroom_pct if max_headroom_pct is None else max_headroom_pct
+    # the gate's own settings come from the base: the edit under review must not widen its headroom
+    base_config = _parse_or_none(base_text, path.name)
+    trusted = (base_config or head).settings
+    headroom = trusted.max_headroom_pct if max_headroom_pct is None else max_headroom_pct
     changes = diff_budgets(base_text, head_text, measured=measured, today=today, max_headroom_pct=headroom, path_name=path.name)
     return GateResult(base=base, base_found=base_text is not None, rel_path=rel, changes=changes)

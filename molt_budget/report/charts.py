@@ -101,8 +101,8 @@ def render_chart(series: Series, out_dir: Path) -> ChartFiles:
         ax = fig.add_axes((0.08, 0.16, 0.68, 0.72))
         ax.set_gid(f"kpi-{series.kpi}-axes")
         _draw(ax, series)
-        stem = out_dir / chart_stem(series.kpi)
-        png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
+        stem = chart_stem(series.kpi)       # `ir.mb` and `ir.ops`: never with_suffix, which eats `.mb`
+        png, svg = out_dir / f"{stem}.png", out_dir / f"{stem}.svg"
         fig.savefig(png, format="png", dpi=144, metadata={"Software": None})
         buffer = io.StringIO()
         fig.savefig(buffer, format="svg", metadata={"Date": None})

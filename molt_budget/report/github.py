@@ -29,7 +29,15 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from molt_budget.report.markdown import HEADLINE, OFFENDING, SEVERITY, render_markdown
+from molt_budget.report.markdown import (
+    HEADLINE,
+    OFFENDING,
+    SEVERITY,
+    change_subject,
+    counts_text,
+    offending_changes,
+    render_markdown,
+)
 
 COMMENT_MAX = 65_536        # GitHub's limit on an issue comment body
 CHECK_TEXT_MAX = 65_535     # check-run output.summary / output.text
@@ -38,6 +46,7 @@ ANNOTATION_BATCH = 50       # output.annotations maxItems per request
 ANNOTATION_MESSAGE_MAX = 4_000
 DEFAULT_TIMEOUT = (5.0, 30.0)
 PR_EVENTS = ("pull_request", "pull_request_target")
+DEFAULT_BOT_LOGIN = "github-actions[bot]"   # who writes the comment with the workflow's GITHUB_TOKEN
 
 
 # -- the token -----------------------------------------------------------------------
@@ -121,6 +130,8 @@ class GitHubContext:
     step_summary: Path | None
     output: Path | None
     pr_lookup: tuple[str, str] | None = None   # (owner:branch, head sha) of a fork PR to find via the API
+    pr_head_sha: str | None = None    # workflow_run: the PR's head per the payload (it may have moved on)
+    pr_head_label: str | None = None  # workflow_run: owner:branch of the run's head, to ask for the PR's head now
     event: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -143,6 +154,8 @@ def context_from_env(env: Mapping[str, str]) -> GitHubContext:
     head_sha = env.get("GITHUB_SHA") or None
     pr: int | None = None
     lookup: tuple[str, str] | None = None
+    pr_head: str | None = None
+    label: str | None = None
     run_url = f"{server}/{repo}/actions/runs/{env['GITHUB_RUN_ID']}" if repo and env.get("GITHUB_RUN_ID") else None
     report_url = run_url
     if not event_name:
@@ -162,12 +175,14 @@ def context_from_env(env: Mapping[str, str]) -> GitHubContext:
         report_url = run.get("html_url") or report_url
         prs = [p for p in run.get("pull_requests") or [] if isinstance(p, dict)]
         same = [p for p in prs if (p.get("head") or {}).get("sha") == head_sha]
+        owner = ((run.get("head_repository") or {}).get("owner") or {}).get("login")
+        label = f"{owner}:{run['head_branch']}" if owner and run.get("head_branch") else None
         if same or prs:
-            pr = _int((same or prs)[0].get("number"))
-        elif run.get("event") in PR_EVENTS and head_sha:
-            owner = ((run.get("head_repository") or {}).get("owner") or {}).get("login")
-            if owner and run.get("head_branch"):
-                lookup = (f"{owner}:{run['head_branch']}", head_sha)   # a fork PR: GitHub leaves pull_requests empty
+            chosen = (same or prs)[0]
+            pr = _int(chosen.get("number"))
+            pr_head = (chosen.get("head") or {}).get("sha")
+        elif run.get("event") in PR_EVENTS and head_sha and label:
+            lookup = (label, head_sha)   # a fork PR: GitHub leaves pull_requests empty
     token = (env.get("GITHUB_TOKEN") or "").strip()
     return GitHubContext(
         api_url=(env.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/"),
@@ -175,7 +190,7 @@ def context_from_env(env: Mapping[str, str]) -> GitHubContext:
         token=Token(token) if token else None, run_url=run_url, report_url=report_url,
         step_summary=Path(env["GITHUB_STEP_SUMMARY"]) if env.get("GITHUB_STEP_SUMMARY") else None,
         output=Path(env["GITHUB_OUTPUT"]) if env.get("GITHUB_OUTPUT") else None,
-        pr_lookup=lookup, event=event,
+        pr_lookup=lookup, pr_head_sha=pr_head, pr_head_label=label, event=event,
     )
 
 
@@ -387,11 +402,11 @@ def conclusion_for(report: Mapping[str, Any]) -> str:
 
 
 def title_for(report: Mapping[str, Any]) -> str:
+    """`FAIL (2 fail, 1 yellow, 1 budget fail)`: a failure caused only by a budget edit shows here too."""
     verdict = report.get("verdict") or {}
-    counts = verdict.get("counts") or {}
     if not report.get("kpis"):
         return "Error: no KPI was measured" if verdict.get("status") in ("fail", "error") else "Skipped: no KPI was measured"
-    shown = ", ".join(f"{counts[s]} {s}" for s in SEVERITY if counts.get(s))
+    shown = counts_text(report, ", ", skipped=False)
     return f"{HEADLINE.get(verdict.get('status', ''), str(verdict.get('status', '?')).upper())}" + (f" ({shown})" if shown else "")
 
 
@@ -409,16 +424,36 @@ def _annotation_title(kpi: Mapping[str, Any]) -> str:
     return f"{kpi.get('id', '?')} ({kpi.get('lane', '?')}): {kpi.get('status', '?')}"
 
 
-def annotations(report: Mapping[str, Any]) -> list[dict[str, Any]]:
-    path = str(report.get("config_path") or "budgets.yaml")
+def _findings(report: Mapping[str, Any]) -> list[tuple[str, int | None, str, str]]:
+    """(level, line in the budgets file, title, message) of each offending KPI, then each failing
+    or yellow budget change (at its line in the budgets file)."""
     out = []
     for k in offending(report):
-        line = k.get("line") if isinstance(k.get("line"), int) and k["line"] > 0 else 1
-        out.append({
-            "path": path, "start_line": line, "end_line": line, "annotation_level": _level(k),
-            "title": _annotation_title(k)[:255], "message": str(k.get("reason") or k.get("status"))[:ANNOTATION_MESSAGE_MAX],
-        })
+        out.append((_level(k), _line(k.get("line")), _annotation_title(k), str(k.get("reason") or k.get("status"))))
+    for c in offending_changes(report):
+        level = "failure" if c.get("status") == "fail" else "warning"
+        title = f"budget change {change_subject(c)}: {c.get('status')}"
+        message = f"{_shown(c.get('old'))} -> {_shown(c.get('new'))}: {c.get('reason') or c.get('status')}"
+        if c.get("justification"):
+            message += f" (justification: {c['justification']})"
+        out.append((level, _line(c.get("line")), title, message))
     return out
+
+
+def _line(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _shown(value: Any) -> str:
+    return "none" if value is None else value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def annotations(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    path = str(report.get("config_path") or "budgets.yaml")
+    return [{
+        "path": path, "start_line": line or 1, "end_line": line or 1, "annotation_level": level,
+        "title": title[:255], "message": message[:ANNOTATION_MESSAGE_MAX],
+    } for level, line, title, message in _findings(report)]
 
 
 # -- workflow commands, step summary, outputs -----------------------------------------
@@ -435,16 +470,16 @@ def escape_property(text: str) -> str:
 
 
 def workflow_commands(report: Mapping[str, Any]) -> list[str]:
-    """`::error file=…,line=…,title=…::msg` (fail/error) and `::warning` (yellow) lines."""
+    """`::error file=…,line=…,title=…::msg` (fail/error) and `::warning` (yellow) lines, budget changes included."""
     path = str(report.get("config_path") or "budgets.yaml")
     lines = []
-    for k in offending(report):
-        command = "error" if _level(k) == "failure" else "warning"
-        props = {"file": path, "title": _annotation_title(k)}
-        if isinstance(k.get("line"), int) and k["line"] > 0:
-            props["line"] = str(k["line"])
+    for level, line, title, message in _findings(report):
+        command = "error" if level == "failure" else "warning"
+        props = {"file": path, "title": title}
+        if line is not None:
+            props["line"] = str(line)
         shown = ",".join(f"{key}={escape_property(props[key])}" for key in ("file", "line", "title") if key in props)
-        lines.append(f"::{command} {shown}::{escape_data(str(k.get('reason') or k.get('status')))}")
+        lines.append(f"::{command} {shown}::{escape_data(message)}")
     return lines
 
 
@@ -468,7 +503,8 @@ def output_values(report: Mapping[str, Any], outcome: PublishOutcome) -> dict[st
         "conclusion": outcome.conclusion,
         "counts": json.dumps(counts, sort_keys=True),
         **{f"{s}-count": str(counts.get(s, 0)) for s in ("pass", "yellow", "fail", "error")},
-        "reasons": "\n".join(f"{k['status']} {k.get('id')} ({k.get('lane')}): {k.get('reason', '')}" for k in offending(report)),
+        "reasons": "\n".join([f"{k['status']} {k.get('id')} ({k.get('lane')}): {k.get('reason', '')}" for k in offending(report)]
+                             + [f"budget {c['status']} {change_subject(c)}: {c.get('reason', '')}" for c in offending_changes(report)]),
         "fell-back": "true" if outcome.fell_back else "false",
     }
     if outcome.comment_url:
@@ -481,14 +517,25 @@ def output_values(report: Mapping[str, Any], outcome: PublishOutcome) -> dict[st
 # -- the API operations ----------------------------------------------------------------
 
 
-def _is_ours(comment: Mapping[str, Any], marker: str) -> bool:
-    return str(comment.get("body") or "").lstrip().startswith(marker)
+def _is_ours(comment: Mapping[str, Any], marker: str, logins: frozenset[str]) -> bool:
+    """Starts with the marker AND was written by a bot (github-actions[bot], or the configured app
+    when the payload names the login): anyone can paste the marker into a comment of their own."""
+    if not str(comment.get("body") or "").lstrip().startswith(marker):
+        return False
+    user = comment.get("user") or {}
+    if user.get("type") != "Bot":
+        return False
+    login = user.get("login")
+    return login is None or login in logins
 
 
-def upsert_comment(client: GitHubClient, repo: str, number: int, marker: str, body: str) -> tuple[str, dict[str, Any]]:
-    """PATCH the comment that starts with `marker`, else POST one; delete duplicates by the same author."""
-    ours = [c for c in client.paginate(f"/repos/{repo}/issues/{number}/comments", {"per_page": 100}) if _is_ours(c, marker)]
-    ours.sort(key=lambda c: ((c.get("user") or {}).get("type") != "Bot", c.get("id", 0)))
+def upsert_comment(client: GitHubClient, repo: str, number: int, marker: str, body: str,
+                   bot_login: str | None = None) -> tuple[str, dict[str, Any]]:
+    """PATCH our bot's comment that starts with `marker`, else POST one; delete duplicates by the same bot."""
+    logins = frozenset({DEFAULT_BOT_LOGIN} | ({bot_login} if bot_login else set()))
+    ours = [c for c in client.paginate(f"/repos/{repo}/issues/{number}/comments", {"per_page": 100})
+            if _is_ours(c, marker, logins)]
+    ours.sort(key=lambda c: c.get("id", 0))
     if not ours:
         return "created", client.json("POST", f"/repos/{repo}/issues/{number}/comments", {"body": body})
     keep = ours[0]
@@ -498,6 +545,19 @@ def upsert_comment(client: GitHubClient, repo: str, number: int, marker: str, bo
         if author and (extra.get("user") or {}).get("login") == author:
             client.request("DELETE", f"/repos/{repo}/issues/comments/{extra['id']}")
     return "updated", updated
+
+
+def pr_head_now(client: GitHubClient, ctx: GitHubContext, number: int) -> str | None:
+    """The PR's head commit: asked from GitHub when the head branch is known, else the payload's."""
+    if ctx.pr_head_label and ctx.repository:
+        try:
+            for pr in client.paginate(f"/repos/{ctx.repository}/pulls",
+                                      {"state": "open", "head": ctx.pr_head_label, "per_page": 100}):
+                if _int(pr.get("number")) == number:
+                    return (pr.get("head") or {}).get("sha") or ctx.pr_head_sha
+        except GitHubError:
+            pass                        # the payload's word is the next best
+    return ctx.pr_head_sha
 
 
 def find_fork_pr(client: GitHubClient, repo: str, head: str, sha: str) -> int | None:
@@ -559,10 +619,14 @@ def publish(
     stream: TextIO | None = None,
     sparklines: dict[str, list[float]] | None = None,
     client: GitHubClient | None = None,
+    bot_login: str | None = None,
 ) -> PublishOutcome:
     """Comment + check run through the API; job summary, outputs and (on fallback) workflow commands.
 
-    Never raises for a reporting problem: the caller's exit code is the verdict's.
+    The check run is attempted whatever happened to the comment (a read-only token may still
+    create check runs, and the required check must never stay pending). `bot_login`: the login
+    of a GitHub App posting the comment, besides github-actions[bot]. Never raises for a
+    reporting problem: the caller's exit code is the verdict's.
     """
     out = stream or sys.stdout
     ctx = context_from_env(env)
@@ -585,30 +649,33 @@ def publish(
     if api_ok:
         assert ctx.repository and ctx.head_sha
         gh = client or GitHubClient(ctx.api_url, ctx.token, sleep=sleep)
-        refused: GitHubError | None = None
+        comment_refused: GitHubError | None = None
+        check_refused: GitHubError | None = None
         try:
-            _post_comment(gh, ctx, report, outcome, say, hint, sparklines)
+            _post_comment(gh, ctx, report, outcome, say, hint, sparklines, bot_login)
         except GitHubError as exc:
             if exc.forbidden:
-                refused = exc
+                comment_refused = exc
             else:
                 say(f"molt-budget: could not post the PR comment: {_describe(exc)}")
         except Exception as exc:  # noqa: BLE001 - every reporting failure is one line, never a traceback
             say(f"molt-budget: could not post the PR comment: {_describe(exc)}")
-        if refused is None:
-            try:
-                _post_check_run(gh, ctx, report, outcome, check_name, say, hint, sparklines)
-            except GitHubError as exc:
-                if exc.forbidden:
-                    refused = exc
-                else:
-                    say(f"molt-budget: could not create the check run: {_describe(exc)}")
-            except Exception as exc:  # noqa: BLE001
+        try:
+            _post_check_run(gh, ctx, report, outcome, check_name, say, hint, sparklines)
+        except GitHubError as exc:
+            if exc.forbidden:
+                check_refused = exc
+            else:
                 say(f"molt-budget: could not create the check run: {_describe(exc)}")
-        if refused is not None:
-            say(f"molt-budget: {_describe(refused)}: the token cannot write to {ctx.repository} (a fork PR's read-only "
+        except Exception as exc:  # noqa: BLE001
+            say(f"molt-budget: could not create the check run: {_describe(exc)}")
+        if check_refused is not None:
+            say(f"molt-budget: {_describe(check_refused)}: the token cannot write to {ctx.repository} (a fork PR's read-only "
                 "token?); fell back to the job summary and annotations, the exit code still reflects the verdict")
-        outcome.fell_back = refused is not None or outcome.check_run_id is None
+        elif comment_refused is not None:
+            say(f"molt-budget: could not post the PR comment: {_describe(comment_refused)} (the token cannot write to "
+                "pull requests); the check run carries the verdict")
+        outcome.fell_back = check_refused is not None or outcome.check_run_id is None
     if not api_ok or outcome.fell_back or outcome.check_run_id is None:
         for line in workflow_commands(report):
             print(scrub(line), file=out, flush=True)
@@ -629,7 +696,8 @@ def _describe(exc: BaseException) -> str:
 
 
 def _post_comment(gh: GitHubClient, ctx: GitHubContext, report: dict[str, Any], outcome: PublishOutcome,
-                  say: Callable[[str], None], hint: str | None, sparklines: dict[str, list[float]] | None) -> None:
+                  say: Callable[[str], None], hint: str | None, sparklines: dict[str, list[float]] | None,
+                  bot_login: str | None = None) -> None:
     """Sticky comment on the PR, if this event has one; raises GitHubError (403 = read-only token)."""
     assert ctx.repository and ctx.head_sha
     number = ctx.pr_number
@@ -638,9 +706,15 @@ def _post_comment(gh: GitHubClient, ctx: GitHubContext, report: dict[str, Any], 
     if number is None:
         say(f"molt-budget: no pull request for this {ctx.event_name or 'run'} event: no PR comment, check run only")
         return
+    if ctx.event_name == "workflow_run" and ctx.pr_lookup is None:
+        now = pr_head_now(gh, ctx, number)
+        if now and now != ctx.head_sha:
+            say(f"molt-budget: PR #{number} has moved on to {now[:12]} since this run measured {ctx.head_sha[:12]}: "
+                "no PR comment from this older run (its check run still goes on its commit)")
+            return
     marker = marker_for(report)
     body = render_markdown(report, max_chars=COMMENT_MAX, marker=marker, full_report_hint=hint, sparklines=sparklines)
-    action, comment = upsert_comment(gh, ctx.repository, number, marker, body)
+    action, comment = upsert_comment(gh, ctx.repository, number, marker, body, bot_login)
     outcome.comment, outcome.comment_url = action, (comment or {}).get("html_url")
     say(f"molt-budget: {action} the PR comment on #{number}" + (f": {outcome.comment_url}" if outcome.comment_url else ""))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -25,6 +26,7 @@ STATUS_ICON = {
 SEVERITY = {"fail": 0, "error": 1, "nondeterministic": 2, "yellow": 3, "not_comparable": 4, "pass": 5}
 HEADLINE = {"pass": "PASS", "yellow": "PASS with warnings", "fail": "FAIL", "error": "ERROR"}
 OFFENDING = ("fail", "error", "yellow", "nondeterministic")
+BUDGET_STATUSES = ("fail", "yellow")      # budget changes that need the reviewers' eyes
 DEFAULT_HINT = "the `report.json` artifact of this run (`molt-budget report report.json --markdown`)"
 ITEM_LIMITS = (50, 20, 8, 3)
 KEEP_ROWS = 20         # the worst rows kept before the reasons, commits and reproduce command are dropped
@@ -117,11 +119,31 @@ def _sorted_kpis(report: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(report.get("kpis") or [], key=lambda k: SEVERITY.get(k.get("status", ""), 9))
 
 
+def budget_counts(report: Any) -> dict[str, int]:
+    """How many budget changes fail or are yellow: from the list when the report has one, else from
+    the verdict's `budget_*` counts. A failure caused only by a budget edit must show in the headline."""
+    changes = report.get("budget_changes")
+    if isinstance(changes, list):
+        found = {s: sum(1 for c in changes if isinstance(c, dict) and c.get("status") == s) for s in BUDGET_STATUSES}
+    else:
+        counts = (report.get("verdict") or {}).get("counts") or {}
+        found = {s: counts.get(f"budget_{s}", 0) for s in BUDGET_STATUSES}
+    return {s: n for s, n in found.items() if n}
+
+
+def counts_text(report: Any, sep: str, skipped: bool = True) -> str:
+    """`2 fail · 1 yellow · 1 budget fail`: KPI statuses, then budget changes, then skipped KPIs."""
+    counts = (report.get("verdict") or {}).get("counts") or {}
+    parts = [f"{counts[s]} {s}" for s in SEVERITY if counts.get(s)]
+    parts += [f"{n} budget {s}" for s, n in budget_counts(report).items()]
+    parts += [f"{counts['skipped']} skipped"] if skipped and counts.get("skipped") else []
+    return sep.join(parts)
+
+
 def _headline(report: dict[str, Any]) -> str:
     verdict = report.get("verdict") or {}
     status = verdict.get("status", "error")
-    counts = verdict.get("counts") or {}
-    shown = " · ".join(f"{counts[s]} {s}" for s in (*SEVERITY, "skipped") if counts.get(s))
+    shown = counts_text(report, " · ")
     judged = len(report.get("kpis") or [])
     if judged:
         word, icon = HEADLINE.get(status, status.upper()), STATUS_ICON.get(status, "❔")
@@ -266,27 +288,70 @@ def _diff_sections(report: dict[str, Any], limit: int) -> list[Section]:
     return out
 
 
+def offending_changes(report: Any) -> list[dict[str, Any]]:
+    """Budget changes that fail or need a look, fails first."""
+    changes = [c for c in report.get("budget_changes") or [] if isinstance(c, dict) and c.get("status") in BUDGET_STATUSES]
+    return sorted(changes, key=lambda c: BUDGET_STATUSES.index(c["status"]))
+
+
+def change_subject(change: dict[str, Any]) -> str:
+    """`ops target`, `lane cold command`, `settings.max_headroom_pct`: what was edited."""
+    what = change.get("kpi") or (f"lane {change['lane']}" if change.get("lane") else "")
+    return " ".join(x for x in (what, str(change.get("field") or "")) if x) or "budgets file"
+
+
+def _value(value: Any) -> str:
+    text = "none" if value is None else json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _clip(text: Any, most: int = 500) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
+def _change_line(ch: dict[str, Any], config: str | None) -> str:
+    """Status, what, old → new, the justification and the gate's reason, where in the file."""
+    icon = STATUS_ICON.get(str(ch.get("status") or ""), "•")
+    field = code(ch["field"]) if ch.get("field") else ""
+    if ch.get("kpi"):
+        subject = f"{code(ch['kpi'])} {field}".strip()
+    elif ch.get("lane"):
+        subject = f"lane {code(ch['lane'])} {field}".strip()
+    else:
+        subject = field or "budgets file"
+    text = f"- {icon} {subject}: {esc(_value(ch.get('old')))} → {esc(_value(ch.get('new')))}"
+    justification = ch.get("justification")
+    text += f" — justification: {esc(_clip(justification))}" if justification else " — no justification"
+    if ch.get("reason"):
+        text += f" — {esc(_clip(ch['reason']))}"
+    line = ch.get("line")
+    if config and isinstance(line, int) and not isinstance(line, bool) and line > 0:
+        text += f" ({code(f'{config}:{line}')})"
+    return text
+
+
+def _budget_findings(report: dict[str, Any]) -> str:
+    """Failing and yellow budget changes: always shown in full, never cut when the text is shortened."""
+    found = offending_changes(report)
+    if not found:
+        return ""
+    config = report.get("config_path")
+    lines = [_change_line(ch, config) for ch in found]
+    return f"**Budget changes that need review ({len(found)}):**\n\n" + "\n".join(lines)
+
+
 def _budget_changes(report: dict[str, Any], limit: int) -> tuple[str, bool]:
-    changes = report.get("budget_changes")
+    """The other budget changes (tightened, added, notes), folded."""
+    changes = [c for c in report.get("budget_changes") or [] if isinstance(c, dict) and c.get("status") not in BUDGET_STATUSES]
     if not changes:
         return "", False
-    lines = []
-    for ch in changes[:limit]:
-        kpi = ch.get("kpi") or ch.get("id")
-        field = ch.get("field") or ch.get("key")
-        old = ch.get("old", ch.get("before"))
-        new = ch.get("new", ch.get("after"))
-        reason = ch.get("reason") or ch.get("justification")
-        if kpi is not None and (old is not None or new is not None):
-            text = f"- {code(kpi)}" + (f" {code(field)}" if field else "") + f": {esc(json.dumps(old))} → {esc(json.dumps(new))}"
-            text += f" — {esc(reason)}" if reason else " — ⚠️ no reason given"
-        else:
-            text = f"- {code(json.dumps(ch, sort_keys=True, default=str))}"
-        lines.append(text)
+    config = report.get("config_path")
+    lines = [_change_line(ch, config) for ch in changes[:limit]]
     more = len(changes) - limit
     if more > 0:
         lines.append(f"- … {more} more")
-    return details(f"Budget changes in this PR ({len(changes)})", "\n".join(lines)), more > 0
+    return details(f"Other budget changes in this PR ({len(changes)})", "\n".join(lines)), more > 0
 
 
 def _reproduce(report: dict[str, Any]) -> str:
@@ -297,13 +362,15 @@ def _reproduce(report: dict[str, Any]) -> str:
 
 
 def _bump(report: dict[str, Any]) -> str:
+    """How to accept the change: only when a KPI is yellow or failed (with a value to bump to)."""
     example = next((k for k in _sorted_kpis(report) if k.get("status") in ("fail", "yellow")
-                    and isinstance(k.get("head"), (int, float))), None)
-    kpi = example.get("id", "KPI") if example else "KPI"
-    target = plain(example["head"]) if example else "X"
+                    and isinstance(k.get("head"), (int, float)) and math.isfinite(k["head"])), None)
+    if example is None:
+        return ""
+    kpi = example.get("id")
     if not re.fullmatch(r"[A-Za-z0-9_.\-]+", str(kpi)):
         kpi = "KPI"
-    command = f'molt-budget bump {kpi} --target {target} --reason "why this growth is accepted"'
+    command = f'molt-budget bump {kpi} --target {plain(example["head"])} --reason "why this growth is accepted"'
     return "**Accepting the change?** Bump the budget in a reviewed edit of the budgets file:\n\n" + code_block(command)
 
 
@@ -327,6 +394,9 @@ def _sections(report: dict[str, Any], limit: int, kpi_lines: list[str]) -> list[
     out.append(Section("commits", _commits(report), 80))
     kpi_text, kpi_cut = _kpi_table(kpi_lines, None)
     out.append(Section("KPI table", kpi_text, None, kpi_cut))
+    findings = _budget_findings(report)
+    if findings:
+        out.append(Section("budget findings", findings))          # never dropped: it may be the whole failure
     notes, cut = _notes(report, limit)
     if notes:
         out.append(Section("reasons", notes, 90, cut))
@@ -373,9 +443,10 @@ def render_markdown(
 
     Shrinks in this order: long lists inside sections; whole diff sections from the least
     important (function lists, op kinds, ... modules added last) and the bump how-to; KPI rows
-    beyond the 20 worst; budget changes, the reproduce command, commits, the authoritative
-    note and the reasons; the remaining KPI rows. Only a report whose headline alone does not
-    fit is cut mid-text. `marker` (the hidden sticky-comment marker) always stays first, and
+    beyond the 20 worst; the passing budget changes, the reproduce command, commits, the
+    authoritative note and the reasons; the remaining KPI rows. Failing and yellow budget
+    changes are never dropped (they may be the whole failure). Only a report whose headline
+    and those findings do not fit is cut mid-text. `marker` (the hidden sticky-comment marker) always stays first, and
     the text says what was cut and where the full report is.
     """
     hint = full_report_hint or DEFAULT_HINT

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 BARS = "▁▂▃▄▅▆▇█"
 
 
 def sparkline(values: list[float]) -> str:
-    """Scaled between the series' own min and max; a flat series is a flat line."""
+    """Scaled between the series' own min and max; a flat series is a flat line.
+    NaN and ±Infinity (a broken history row) are skipped, never drawn or allowed to break the scale."""
+    values = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
     if not values:
         return ""
     low, high = min(values), max(values)
