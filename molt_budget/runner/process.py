@@ -115,7 +115,7 @@ def run_process(
     could not be set) is lost.
 
     Peak RSS is the largest sampled sum of RSS over the tree (main child, descendants,
-    orphans reparented to us, marked processes), and at least ru_maxrss of the main child.
+    orphans reparented to us, marked processes), and at least the largest VmHWM seen of one of them.
     """
     argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
     run_env = dict(env)
@@ -128,7 +128,6 @@ def run_process(
     _adopted.intersection_update(preexisting)
     baseline = _cpu_times(before.marked)  # daemons of earlier builds: only CPU from now on is ours
 
-    own_rss_at_spawn = _rss(me)
     started = time.perf_counter()
     try:
         with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
@@ -197,10 +196,9 @@ def run_process(
 
     assert run.status is not None and run.usage is not None
     wall_s = run.exited_at - started
-    # ru_maxrss also counts the forked copy of *this* process before exec (a big parent, e.g.
-    # a long-lived test runner, inflates it); it only adds news when it is above that level.
-    maxrss = _maxrss_bytes(run.usage.ru_maxrss)
-    peak = max(sampler.peak_rss, maxrss if maxrss > own_rss_at_spawn else 0)
+    # Not ru_maxrss: for a child it includes the (v)forked copy of *this* process's memory
+    # before exec, so a big runner inflates every build. VmHWM read while sampling is clean.
+    peak = max(sampler.peak_rss, sampler.peak_single)
     return ProcessOutcome(
         returncode=os.waitstatus_to_exitcode(run.status),
         wall_s=wall_s,
@@ -305,6 +303,18 @@ def _proc_table() -> dict[int, tuple[int, str, int]] | None:
     return table
 
 
+def _hwm(pid: int) -> int:
+    """VmHWM (peak resident set since exec) in bytes; 0 when unreadable (gone, not Linux)."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def _environ(proc: psutil.Process) -> dict[str, str]:
     """Other users' processes (AccessDenied) and kernel threads (NoSuchProcess) have no readable environ."""
     try:
@@ -381,11 +391,6 @@ def _rss(pid: int) -> int:
         return psutil.Process(pid).memory_info().rss
     except psutil.Error:
         return 0
-
-
-def _maxrss_bytes(ru_maxrss: int) -> int:
-    """ru_maxrss is in KiB on Linux and in bytes on macOS."""
-    return ru_maxrss if sys.platform == "darwin" else ru_maxrss * 1024
 
 
 def _become_subreaper() -> bool:
@@ -590,6 +595,7 @@ class _Sampler(threading.Thread):
         self.peak_rss = 0
         self._stop_event = threading.Event()
         self._marked: set[int] = set()
+        self.peak_single = 0
         self._orphan_owner: dict[int, bool] = {}
         self._next_marker_scan = 0.0
 
@@ -635,5 +641,7 @@ class _Sampler(threading.Thread):
         for pid, (ppid, _, _) in table.items():
             children[ppid].append(pid)
         orphans = {pid for pid in set(children.get(os.getpid(), ())) - run.preexisting if self._ours(pid)}
-        tree = _expand({run.pid} | orphans | self._marked, children)
-        self.peak_rss = max(self.peak_rss, sum(table[pid][2] for pid in tree if pid in table and table[pid][1] not in "ZX"))
+        tree = [pid for pid in _expand({run.pid} | orphans | self._marked, children) if pid in table and table[pid][1] not in "ZX"]
+        self.peak_rss = max(self.peak_rss, sum(table[pid][2] for pid in tree))
+        # a peak between two samples still shows in the process's own high-water mark
+        self.peak_single = max([self.peak_single, *(_hwm(pid) for pid in tree)])
