@@ -9,6 +9,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHARED = Path(os.environ.get("MOLT_BUDGET_SHARED", REPO.parent / "shared"))
+MOLT = SHARED / "molt"
+needs_shared = pytest.mark.skipif(
+    not (MOLT / "real").is_dir(), reason=f"molt reference data not found at {MOLT} (set MOLT_BUDGET_SHARED)"
+)
 
 
 @pytest.fixture

@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conftest import MOLT, needs_shared
+
 from molt_budget.collectors.compile_progress import CaseResult, load_compile_progress
 from molt_budget.errors import CollectorError
 
 
-def _shared() -> Path:
-    env = os.environ.get("MOLT_BUDGET_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
-
-
-EXAMPLES = _shared() / "molt" / "examples"
-needs_shared = pytest.mark.skipif(
-    not EXAMPLES.is_dir(), reason=f"molt examples not found at {EXAMPLES} (set MOLT_BUDGET_SHARED)"
-)
+EXAMPLES = MOLT / "examples"
 
 
 def _write(tmp_path: Path, doc: Any) -> Path:

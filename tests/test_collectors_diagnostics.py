@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from conftest import MOLT, needs_shared
 
 from mutation import mutate
 from hypothesis import HealthCheck, given, settings
@@ -18,15 +19,6 @@ from molt_budget.collectors.molt_diagnostics import DiagnosticsSummary, summariz
 from molt_budget.errors import CollectorError
 
 
-def _shared() -> Path:
-    env = os.environ.get("MOLT_BUDGET_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
-
-
-MOLT = _shared() / "molt"
-needs_shared = pytest.mark.skipif(
-    not (MOLT / "real").is_dir(), reason=f"molt reference data not found at {MOLT} (set MOLT_BUDGET_SHARED)"
-)
 EXAMPLE = MOLT / "examples" / "diagnostics_dev_warm.json"
 
 

@@ -4,25 +4,18 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conftest import MOLT, needs_shared
+
 from molt_budget.collectors.generic import file_bytes, json_pointer, load_json, regex_stdout
 from molt_budget.errors import CollectorError, ConfigError
 
 
-def _shared() -> Path:
-    env = os.environ.get("MOLT_BUDGET_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
-
-
-REAL = _shared() / "molt" / "real"
-needs_shared = pytest.mark.skipif(
-    not REAL.is_dir(), reason=f"molt reference data not found at {REAL} (set MOLT_BUDGET_SHARED)"
-)
+REAL = MOLT / "real"
 
 # RFC 6901 §5's example document, with numbers where the RFC has strings we cannot return
 RFC_DOC = {"foo": [10, 20], "": 0, "a/b": 1, "c%d": 2, "e^f": 3, "g|h": 4, "i\\j": 5, 'k"l': 6, " ": 7, "m~n": 8}

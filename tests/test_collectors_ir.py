@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from conftest import MOLT, needs_shared
 
 from mutation import mutate
 from hypothesis import HealthCheck, given, settings
@@ -22,15 +23,6 @@ from molt_budget.collectors.molt_ir import IrSummary, summarize_ir
 from molt_budget.errors import CollectorError
 
 
-def _shared() -> Path:
-    env = os.environ.get("MOLT_BUDGET_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
-
-
-MOLT = _shared() / "molt"
-needs_shared = pytest.mark.skipif(
-    not (MOLT / "real").is_dir(), reason=f"molt reference data not found at {MOLT} (set MOLT_BUDGET_SHARED)"
-)
 ROOT = "/src/molt"  # the checkout path real/ was normalised to
 LONG_ROOT = "/home/ci/work/molt-checkout/molt" + "-"  # 24 characters longer
 assert len(LONG_ROOT) == len(ROOT) + 24
