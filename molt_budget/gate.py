@@ -238,7 +238,9 @@ def _budget_review(config: Config, report: dict[str, Any], base_info: BaseInfo |
 
         from molt_budget.budgets.ratchet import propose_ratchets
 
-        report["ratchets"] = [asdict(r) for r in propose_ratchets(config, measured, 10.0)]
+        # timed values on one run are too noisy to tighten on; counts are not
+        steady = {k: v for k, v in measured.items() if config.kpis[k].kpi_class != "timed"}
+        report["ratchets"] = [asdict(r) for r in propose_ratchets(config, steady, 10.0)]
 
 
 def _trends(config: Config, history: History, report: dict[str, Any], runs: int = 20) -> dict[str, list[float]]:
