@@ -348,3 +348,38 @@ def test_a_nondeterministic_build_wins_over_an_error() -> None:
     assert _verdict({"nondeterministic", "error", "pass"}) == "fail"
     assert _verdict({"error", "yellow"}) == "error"
     assert _verdict({"not_comparable", "pass"}) == "pass"
+
+
+def test_sigterm_during_a_paired_run_keeps_both_sides_and_leaves_no_process(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    repo = timed_repo(tmp_path)
+    git(repo, "checkout", "-qb", "feature")
+    commit(repo, {"cost.txt": "0.3"})
+    proc = subprocess.Popen([sys.executable, "-m", "molt_budget", "check", "--config", str(repo / "budgets.yaml")],
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    seen = 0
+    for line in proc.stderr:
+        seen += "lane=work repeat=" in line
+        if seen >= 3:
+            break
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130, err
+    assert "run the check again" in err
+    runs = sorted((tmp_path / "out").glob("**/runs/*/results.json"))
+    states = {json.loads(p.read_text())["state"] for p in runs}
+    assert len(runs) == 2 and states == {"interrupted"}
+    measured = [len([s for s in json.loads(p.read_text())["lanes"]["work"]["samples"] if s["ok"]]) for p in runs]
+    assert sum(measured) >= 2              # every completed, collected sample; the one in flight may go
+    time.sleep(0.2)
+    run_ids = {json.loads(p.read_text())["run_id"] for p in runs}
+    survivors = [p.pid for p in psutil.process_iter(["environ"])
+                 if (p.info["environ"] or {}).get("MOLT_BUDGET_RUN_ID") in run_ids]
+    assert survivors == []
