@@ -1,6 +1,5 @@
 """molt `--emit-ir` IR: functions, ops, init modules, bytes (raw and path-normalized).
 
-CONTRACT (implemented by the collectors helper).
 
 Why streaming: a 40 MB IR costs several times its size as Python objects, and CI runners
 are small. We keep a sliding text window (about one chunk) and decode one function at a

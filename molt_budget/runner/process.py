@@ -1,6 +1,6 @@
 """Run one command as a whole process tree: measure it, time it out, leave nothing behind.
 
-CONTRACT (implemented by the runner helper; the engine relies on exactly this):
+What callers (the engine) rely on:
 
 - `run_process` starts the command in its own session/process group with stdin from
   /dev/null, stdout/stderr written in full to the given files, and `env` (complete, not
