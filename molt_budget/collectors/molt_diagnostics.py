@@ -1,6 +1,5 @@
 """molt `MOLT_BUILD_DIAGNOSTICS` payload. No top-level schema version: feature-detect keys.
 
-
 Any key may be missing (frontend-only captures have no backend phases, older molts
 lack `binary_image_analysis`), so absent means None/empty. A key that is present
 with the wrong type or a non-finite/negative time is an error: silently dropping

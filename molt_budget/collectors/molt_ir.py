@@ -1,6 +1,5 @@
 """molt `--emit-ir` IR: functions, ops, init modules, bytes (raw and path-normalized).
 
-
 Why streaming: a 40 MB IR costs several times its size as Python objects, and CI runners
 are small. We keep a sliding text window (about one chunk) and decode one function at a
 time with the C scanner (`raw_decode`), so peak memory is a few MB and time stays at or
