@@ -144,7 +144,9 @@ def _config_in_worktree(config: Config, sha: str, output_root: Path) -> Config:
         rel = config.path.relative_to(repo)
     except ValueError:
         raise ConfigError(f"{config.path}: the budgets file must be inside the repository {repo} to measure a base") from None
-    worktree = gitutil.ensure_worktree(repo, sha, output_root.resolve() / "worktrees" / sha[:12])
+    folder = output_root.resolve() / "worktrees"
+    worktree = gitutil.ensure_worktree(repo, sha, folder / sha[:12])
+    gitutil.prune_worktrees(repo, folder, keep=3)
     # The head's lanes and KPIs, run in the base's checkout: same procedure, other code.
     return dataclasses.replace(config, path=worktree / rel)
 

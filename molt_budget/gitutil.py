@@ -47,6 +47,7 @@ def default_base(cwd: Path, candidates: list[str]) -> tuple[str, str] | None:
 def ensure_worktree(repo: Path, commit: str, where: Path) -> Path:
     """A detached worktree of `commit` at `where`, reused when it is already there."""
     if (where / ".git").exists():
+        where.touch()                      # most recently used: kept by prune_worktrees
         current = try_git(where, "rev-parse", "HEAD")
         if current == commit:
             return where
@@ -57,3 +58,17 @@ def ensure_worktree(repo: Path, commit: str, where: Path) -> Path:
     try_git(repo, "worktree", "prune")
     git(repo, "worktree", "add", "--quiet", "--force", "--detach", str(where), commit, timeout=600)
     return where
+
+
+def prune_worktrees(repo: Path, folder: Path, keep: int = 3) -> list[Path]:
+    """Remove all but the `keep` most recently used base worktrees: a big repository's
+    checkouts add up, and a base older than that is rarely asked for again."""
+    if not folder.is_dir():
+        return []
+    trees = sorted((p for p in folder.iterdir() if (p / ".git").exists()), key=lambda p: p.stat().st_mtime, reverse=True)
+    removed = []
+    for old in trees[keep:]:
+        if try_git(repo, "worktree", "remove", "--force", str(old)) is not None:
+            removed.append(old)
+    try_git(repo, "worktree", "prune")
+    return removed

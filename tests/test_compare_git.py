@@ -383,3 +383,21 @@ def test_sigterm_during_a_paired_run_keeps_both_sides_and_leaves_no_process(tmp_
     survivors = [p.pid for p in psutil.process_iter(["environ"])
                  if (p.info["environ"] or {}).get("MOLT_BUDGET_RUN_ID") in run_ids]
     assert survivors == []
+
+
+def test_base_worktrees_are_reused_and_pruned(tmp_path: Path) -> None:
+    import time
+
+    from molt_budget.gitutil import ensure_worktree, prune_worktrees
+
+    repo = make_repo(tmp_path, {"a": {"command": ["true"]}}, {"a_s": {"lane": "a", "metric": "wall_s", "target": 9}}, {})
+    shas = [git(repo, "rev-parse", "HEAD")] + [commit(repo, {f"f{i}.txt": str(i)}, f"c{i}") for i in range(4)]
+    folder = tmp_path / "worktrees"
+    for sha in shas:
+        assert ensure_worktree(repo, sha, folder / sha[:12]) == folder / sha[:12]
+        time.sleep(0.02)
+    ensure_worktree(repo, shas[0], folder / shas[0][:12])          # reused: now the most recent
+    removed = prune_worktrees(repo, folder, keep=2)
+    assert {p.name for p in removed} == {s[:12] for s in shas[1:4]}
+    assert sorted(p.name for p in folder.iterdir()) == sorted([shas[0][:12], shas[4][:12]])
+    assert git(repo, "worktree", "list").count("\n") == 2            # main checkout + 2
