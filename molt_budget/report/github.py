@@ -610,6 +610,20 @@ class PublishOutcome:
     messages: list[str] = field(default_factory=list)
 
 
+def _attempt(what: str, say: Callable[[str], None], post: Callable[[], None]) -> GitHubError | None:
+    """Run one posting step; a 403 is returned (the caller decides the fallback), any other
+    failure is one line, never a traceback, and never stops the next step."""
+    try:
+        post()
+    except GitHubError as exc:
+        if exc.forbidden:
+            return exc
+        say(f"molt-budget: could not {what}: {_describe(exc)}")
+    except Exception as exc:  # noqa: BLE001 - every reporting failure is one line
+        say(f"molt-budget: could not {what}: {_describe(exc)}")
+    return None
+
+
 def publish(
     report: dict[str, Any],
     *,
@@ -649,26 +663,10 @@ def publish(
     if api_ok:
         assert ctx.repository and ctx.head_sha
         gh = client or GitHubClient(ctx.api_url, ctx.token, sleep=sleep)
-        comment_refused: GitHubError | None = None
-        check_refused: GitHubError | None = None
-        try:
-            _post_comment(gh, ctx, report, outcome, say, hint, sparklines, bot_login)
-        except GitHubError as exc:
-            if exc.forbidden:
-                comment_refused = exc
-            else:
-                say(f"molt-budget: could not post the PR comment: {_describe(exc)}")
-        except Exception as exc:  # noqa: BLE001 - every reporting failure is one line, never a traceback
-            say(f"molt-budget: could not post the PR comment: {_describe(exc)}")
-        try:
-            _post_check_run(gh, ctx, report, outcome, check_name, say, hint, sparklines)
-        except GitHubError as exc:
-            if exc.forbidden:
-                check_refused = exc
-            else:
-                say(f"molt-budget: could not create the check run: {_describe(exc)}")
-        except Exception as exc:  # noqa: BLE001
-            say(f"molt-budget: could not create the check run: {_describe(exc)}")
+        comment_refused = _attempt("post the PR comment", say,
+                                   lambda: _post_comment(gh, ctx, report, outcome, say, hint, sparklines, bot_login))
+        check_refused = _attempt("create the check run", say,
+                                 lambda: _post_check_run(gh, ctx, report, outcome, check_name, say, hint, sparklines))
         if check_refused is not None:
             say(f"molt-budget: {_describe(check_refused)}: the token cannot write to {ctx.repository} (a fork PR's read-only "
                 "token?); fell back to the job summary and annotations, the exit code still reflects the verdict")
