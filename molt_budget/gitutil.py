@@ -34,14 +34,53 @@ def toplevel(path: Path) -> Path | None:
 
 
 def default_base(cwd: Path, candidates: list[str]) -> tuple[str, str] | None:
-    """(ref, merge-base sha) with the first candidate branch that exists, e.g. origin/main then main."""
-    for ref in candidates:
-        if try_git(cwd, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}") is None:
+    """(ref, merge-base sha) with the first candidate branch that exists, e.g. origin/main then main,
+    else the remote's default branch (origin/HEAD)."""
+    for ref in _with_remote_head(cwd, candidates):
+        if not ref_exists(cwd, ref):
             continue
         base = try_git(cwd, "merge-base", "HEAD", ref)
         if base:
             return ref, base
     return None
+
+
+MAIN_HINT = ("no main branch found: set settings.main_branch (and settings.remote_main) in the budgets file, "
+             "or run `git remote set-head origin --auto`")
+
+
+def ref_exists(cwd: Path, ref: str) -> bool:
+    return try_git(cwd, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}") is not None
+
+
+def remote_head(cwd: Path, remote: str = "origin") -> str | None:
+    """The remote's default branch as `origin/<name>` (origin/HEAD), e.g. origin/master."""
+    return try_git(cwd, "symbolic-ref", "--quiet", "--short", f"refs/remotes/{remote}/HEAD")
+
+
+def _with_remote_head(cwd: Path, candidates: list[str]) -> list[str]:
+    head = remote_head(cwd)
+    return [*candidates, head] if head and head not in candidates else list(candidates)
+
+
+def main_ref(cwd: Path, candidates: list[str]) -> str | None:
+    """The first candidate that exists (settings.remote_main, settings.main_branch), else origin/HEAD."""
+    return next((ref for ref in _with_remote_head(cwd, candidates) if ref_exists(cwd, ref)), None)
+
+
+def on_first_parent(cwd: Path, ref: str, commit: str) -> bool:
+    """Is `commit` one of `ref`'s first-parent commits (a merge into main, not a commit of the branch merged)?"""
+    sha = try_git(cwd, "rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}")
+    if sha is None or try_git(cwd, "merge-base", "--is-ancestor", sha, ref) is None:
+        return False
+    listed = try_git(cwd, "rev-list", "--first-parent", ref)
+    return listed is not None and sha in listed.split()
+
+
+def is_dirty(cwd: Path) -> bool | None:
+    """Uncommitted changes to tracked files (None: not a git checkout)."""
+    out = try_git(cwd, "status", "--porcelain", "--untracked-files=no")
+    return None if out is None else bool(out)
 
 
 def ensure_worktree(repo: Path, commit: str, where: Path) -> Path:
