@@ -289,7 +289,7 @@ def test_cumulative_drift_past_the_seeded_value_fails(tmp_path: Path) -> None:
                                                  "hello.py": (DEMO / "hello.py").read_text()})
     code, report = check(repo)
     (kpi,) = report["kpis"]
-    assert kpi["status"] == "fail" and "drifted" in kpi["reason"] and "since the budget was set at 1000" in kpi["reason"]
+    assert kpi["status"] == "fail" and "drifted" in kpi["reason"] and "since the budget was set at 1,000" in kpi["reason"]
     assert code == 1
 
 

@@ -244,7 +244,7 @@ def test_history_and_verdict_rejudge(tmp_path: Path, capsys: pytest.CaptureFixtu
     text = config.read_text().replace("target: 2000", "target: 1000\n    limit: 1100")
     config.write_text(text)
     assert run_cli("verdict", str(results_copy), "--config", str(config)) == 1
-    assert "1234 is above the limit 1100" in capsys.readouterr().out
+    assert "1,234 is above the limit 1,100" in capsys.readouterr().out
 
 
 def test_pre_push_runs_only_marked_lanes(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 
 from molt_budget.config.model import Kpi
+from molt_budget.report import fmt
 from molt_budget.results.model import KpiResult, LaneResult
 
 
@@ -13,8 +14,7 @@ def aggregate(values: list[float], how: str) -> float:
 
 
 def _fmt(value: float, unit: str) -> str:
-    text = f"{value:.3f}".rstrip("0").rstrip(".") if value != int(value) else f"{int(value)}"
-    return f"{text} {unit}".strip()
+    return fmt.value(value, unit)
 
 
 def judge(value: float, kpi: Kpi) -> tuple[str, str]:
@@ -47,5 +47,5 @@ def judge_kpi(kpi: Kpi, lane: LaneResult | None) -> KpiResult:
     value = aggregate(values, kpi.aggregate)
     status, reason = judge(value, kpi)
     if kpi.kpi_class == "exact" and len(set(values)) > 1:
-        reason += f"; samples differ ({min(values):g}..{max(values):g}): the build is not deterministic"
+        reason += f"; samples differ ({_fmt(min(values), kpi.unit)}..{_fmt(max(values), kpi.unit)}): the build is not deterministic"
     return KpiResult(**base, values=values, value=value, status=status, reason=reason)

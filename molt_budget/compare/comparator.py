@@ -18,6 +18,7 @@ from molt_budget.compare import stats
 from molt_budget.compare.attribution import lane_diff, merge_diffs
 from molt_budget.compare.budget import aggregate, judge_kpi
 from molt_budget.config.model import Config, Kpi
+from molt_budget.report import fmt
 from molt_budget.results.model import KpiResult, LaneResult, RunResults
 
 SEVERITY = {"pass": 0, "not_comparable": 1, "yellow": 2, "nondeterministic": 3, "error": 4, "fail": 5}
@@ -168,25 +169,24 @@ def _exact(kpi: Kpi, row: dict[str, Any], budget: KpiResult, b_values: list[floa
     if aa:
         if len(set(b_values)) > 1 or len(set(h_values)) > 1 or b != h:
             seen = sorted(set(b_values) | set(h_values))
-            _escalate(row, "nondeterministic", f"same commit built twice gave different values {', '.join(f'{v:g}' for v in seen)}: the build is not deterministic")
+            _escalate(row, "nondeterministic", f"same commit built twice gave different values {', '.join(fmt.value(v, kpi.unit) for v in seen)}: the build is not deterministic")
         return
     worse = _worse(kpi, h - b)
     limits = []
     if kpi.max_increase_abs is not None:
-        unit = f" {kpi.unit}" if kpi.unit else ""
-        limits.append((kpi.max_increase_abs, worse, f"{worse:+g}{unit}", f"{kpi.max_increase_abs:g}{unit}"))
+        limits.append((kpi.max_increase_abs, worse, fmt.delta(worse, kpi.unit), fmt.value(kpi.max_increase_abs, kpi.unit)))
     if kpi.max_increase_pct is not None and b:
-        limits.append((kpi.max_increase_pct, worse / abs(b) * 100, f"{worse / abs(b) * 100:+.2f}%", f"{kpi.max_increase_pct:g}%"))
+        limits.append((kpi.max_increase_pct, worse / abs(b) * 100, fmt.pct(worse / abs(b) * 100), fmt.value(kpi.max_increase_pct, "%")))
     for allowed, change, shown, allowed_shown in limits:
         if change > allowed:
             _escalate(row, "fail", f"changed by {shown} against the base (allowed: {allowed_shown} per change)")
             return
     for allowed, change, shown, allowed_shown in limits:
         if change > allowed * kpi.yellow_fraction:
-            _escalate(row, "yellow", f"changed by {shown} against the base (over {kpi.yellow_fraction:g} of the {allowed_shown} allowed)")
+            _escalate(row, "yellow", f"changed by {shown} against the base (over {fmt.number(kpi.yellow_fraction)} of the {allowed_shown} allowed)")
             return
     if worse > 0 and not limits and row["status"] == "pass":
-        row["reason"] += f"; {worse:+g} against the base"
+        row["reason"] += f"; {fmt.delta(worse, kpi.unit)} against the base"
 
 
 def _timed(kpi: Kpi, row: dict[str, Any], budget: KpiResult, base: RunResults, head: RunResults, adjusted_p: float | None) -> None:
@@ -222,7 +222,7 @@ def _drift(kpi: Kpi, row: dict[str, Any]) -> None:
         return
     drift = _worse(kpi, row["head"] - seeded) / abs(seeded) * 100
     if drift > kpi.max_drift_pct:
-        _escalate(row, "fail", f"drifted {drift:+.1f}% since the budget was set at {seeded:g} (max {kpi.max_drift_pct:g}%)")
+        _escalate(row, "fail", f"drifted {fmt.pct(drift)} since the budget was set at {fmt.value(seeded, kpi.unit)} (max {fmt.value(kpi.max_drift_pct, '%')})")
 
 
 def _set(row: dict[str, Any], status: str, reason: str) -> None:

@@ -10,6 +10,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from molt_budget.report import fmt
 from molt_budget.report.sparkline import sparkline
 
 STATUS_CLASS = {"pass": "pass", "yellow": "yellow", "fail": "fail", "error": "error"}
@@ -103,9 +104,10 @@ def _kpi_table(kpis: list[dict[str, Any]], trends: dict[str, list[float]]) -> st
         cells = [
             f"<td>{escape(k.get('title') or k['id'])}<br><code>{escape(k['id'])}</code></td>",
             f"<td>{escape(k.get('lane', ''))}</td>",
-            *(f'<td class="num">{_num(k.get(key))}</td>' for key in ("base", "head", "delta")),
-            f'<td class="num">{_num(k.get("delta_pct"), "%")}</td>',
-            *(f'<td class="num">{_num(k.get(key))}</td>' for key in ("target", "limit")),
+            *(f'<td class="num">{_num(k.get(key), k.get("unit", ""))}</td>' for key in ("base", "head")),
+            f'<td class="num">{escape(fmt.delta(k.get("delta"), k.get("unit", "")))}</td>',
+            f'<td class="num">{escape(fmt.change(k.get("base"), k.get("head")))}</td>',
+            *(f'<td class="num">{_num(k.get(key), k.get("unit", ""))}</td>' for key in ("target", "limit")),
             f'<td class="{STATUS_CLASS.get(k.get("status", ""), "")}">{escape(str(k.get("status", "")))}</td>',
             f"<td>{escape(k.get('reason', ''))}</td>",
         ]
@@ -156,12 +158,9 @@ def _table(head: list[str], rows: list[str]) -> str:
     return "<table><thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
 
 
-def _num(value: Any, suffix: str = "") -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        text = f"{int(value):,}" if float(value).is_integer() else f"{value:,.3f}"
-        return escape(text + suffix)
+def _num(value: Any, unit: str = "") -> str:
+    if value is None or isinstance(value, (int, float)):
+        return escape(fmt.value(value, unit))
     return escape(str(value))
 
 

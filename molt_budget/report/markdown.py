@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from molt_budget.report.sparkline import sparkline
-from molt_budget.report.terminal import fmt_value
+from molt_budget.report import fmt
 
 STATUS_ICON = {
     "pass": "✅", "yellow": "🟡", "fail": "❌", "error": "⛔", "not_comparable": "➖", "nondeterministic": "🎲",
@@ -75,27 +75,10 @@ def details(summary: str, body: str) -> str:
 # -- numbers -------------------------------------------------------------------------
 
 
-def num(value: Any, unit: str = "") -> str:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return "-"
-    return "0" if value == 0 else fmt_value(value, unit)
-
-
-def signed(value: Any, unit: str = "") -> str:
-    if not isinstance(value, (int, float)):
-        return "-"
-    text = num(abs(value), unit)
-    return "0" if value == 0 else ("+" if value > 0 else "-") + text
-
-
-def pct(value: Any) -> str:
-    """`delta_pct` is in percent (12.5 means +12.5 %)."""
-    return f"{value:+.1f}%" if isinstance(value, (int, float)) else "-"
-
-
-def plain(value: float) -> str:
-    """A number as a command-line argument: no thousands separators, no exponent."""
-    return str(int(value)) if float(value).is_integer() else f"{value:.6f}".rstrip("0").rstrip(".")
+num = fmt.value
+signed = fmt.delta
+pct = fmt.change_from_pct
+plain = fmt.plain
 
 
 def short(sha: Any) -> str:
@@ -223,9 +206,9 @@ def _notes(report: dict[str, Any], limit: int) -> tuple[str, bool]:
     for k in offending[:limit]:
         stats = []
         if isinstance(k.get("p_value"), (int, float)):
-            stats.append(f"p={k['p_value']:.3g}")
+            stats.append(fmt.p_value(k["p_value"]))
         if isinstance(k.get("ci_low"), (int, float)) and isinstance(k.get("ci_high"), (int, float)):
-            stats.append(f"head/base 95% CI {k['ci_low']:.3f}×–{k['ci_high']:.3f}×")
+            stats.append(f"head/base 95% CI {fmt.ratio(k['ci_low'])}–{fmt.ratio(k['ci_high'])}")
         if isinstance(k.get("pairs"), int):
             stats.append(f"{k['pairs']} pairs")
         # timed reasons already carry ratio, CI, p and pairs: do not say it twice

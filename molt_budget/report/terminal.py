@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from molt_budget.report import fmt
 from molt_budget.results.model import KpiResult, RunResults
 
 STATUS_ORDER = {"fail": 0, "error": 1, "yellow": 2, "pass": 3}
@@ -9,13 +10,7 @@ COLORS = {"pass": "32", "yellow": "33", "fail": "31", "error": "35"}
 
 
 def fmt_value(value: float | None, unit: str = "") -> str:
-    if value is None:
-        return "-"
-    if float(value).is_integer() and abs(value) >= 1:
-        text = f"{int(value):,}"
-    else:
-        text = f"{value:.3f}"
-    return f"{text} {unit}".strip() if unit and unit not in ("bytes", "ops", "functions", "modules") else text
+    return fmt.value(value, unit)
 
 
 def verdict_word(counts: dict[str, int]) -> str:
@@ -80,7 +75,7 @@ def render_report(report: dict, color: bool = False) -> str:
             status = f"\x1b[{COLORS.get(k['status'], '0')}m{status}\x1b[0m"
         row = [k["id"], k["lane"]]
         if base is not None:
-            pct = "-" if k.get("delta_pct") is None else f"{k['delta_pct']:+.1f}%"
+            pct = fmt.change(k.get("base"), k.get("head"))
             row += [fmt_value(k.get("base"), k.get("unit", "")), fmt_value(k.get("head"), k.get("unit", "")), pct]
         else:
             row += [fmt_value(k.get("head"), k.get("unit", ""))]
@@ -107,7 +102,7 @@ def render_report(report: dict, color: bool = False) -> str:
     ratchets = report.get("ratchets") or []
     if ratchets:
         lines.append(f"  {len(ratchets)} budget(s) could be tightened: molt-budget ratchet (e.g. "
-                     + ", ".join(f"{r['kpi']} target {r['old_target']:g} → {r['new_target']:g}" for r in ratchets[:3] if r.get("old_target") is not None and r.get("new_target") is not None) + ")")
+                     + ", ".join(f"{r['kpi']} target {fmt.number(r['old_target'])} → {fmt.number(r['new_target'])}" for r in ratchets[:3] if r.get("old_target") is not None and r.get("new_target") is not None) + ")")
     if not report.get("authoritative", True):
         lines.append("  not authoritative: " + "; ".join(report.get("authoritative_reasons", [])))
     counts = report["verdict"]["counts"]
@@ -131,7 +126,7 @@ def _diff_lines(diff: dict) -> list[str]:
     phases = [p for p in diff.get("phases", []) if abs(p["delta"]) >= 0.001][:8]
     if phases:
         out.append("  phases (base → head, by delta):")
-        out += [f"    {p.get('lane', '')}:{p['phase']}: {fmt_value(p['base'])} → {fmt_value(p['head'])} s ({p['delta']:+.3f})" for p in phases]
+        out += [f"    {p.get('lane', '')}:{p['phase']}: {fmt.value(p['base'], 's')} → {fmt.value(p['head'], 's')} ({fmt.delta(p['delta'], 's')})" for p in phases]
     if diff.get("functions_added"):
         out.append(f"  functions added: {len(diff['functions_added'])}; removed: {len(diff.get('functions_removed', []))}")
     if diff.get("top_function_op_deltas"):
