@@ -87,14 +87,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check budgets.yaml (syntax, schema, metrics, lanes) without running anything")
     config_arg(p)
 
-    p = sub.add_parser("history", help="list, show or prune recorded runs")
-    config_arg(p)
-    p.add_argument("--db", metavar="PATH", help="history database (default: settings.history)")
-    p.add_argument("action", nargs="?", choices=["list", "show", "prune"], default="list")
-    p.add_argument("run_id", nargs="?", help="run id for `show`")
-    p.add_argument("--limit", type=int, default=20, help="rows for `list` (default 20)")
-    p.add_argument("--keep", type=int, help="runs to keep for `prune`")
-
     p = sub.add_parser("import-compile-progress", help="import molt's compile_progress.json snapshots into history")
     config_arg(p)
     p.add_argument("files", nargs="+", metavar="compile_progress.json")
@@ -129,6 +121,7 @@ EXTENSIONS: tuple[str, ...] = (
     "molt_budget.commands.budget_cmds",
     "molt_budget.commands.report_cmd",
     "molt_budget.commands.merge_cmd",
+    "molt_budget.commands.history_cmd",
 )
 
 
@@ -291,34 +284,6 @@ def _history(args: argparse.Namespace) -> Any:
     return History(config.resolve(config.settings.history))
 
 
-def cmd_history(args: argparse.Namespace) -> int:
-    from tabulate import tabulate
-
-    history = _history(args)
-    if args.action == "show":
-        if not args.run_id:
-            raise BudgetError("history show needs a RUN_ID (see `molt-budget history`)")
-        data = history.show(args.run_id)
-        print(json.dumps(data["run"], indent=2, default=str))
-        print(tabulate(data["verdicts"], headers=["KPI", "lane", "metric", "value", "target", "limit", "status", "reason"], tablefmt="github"))
-        return 0
-    if args.action == "prune":
-        if args.keep is None or args.keep < 0:
-            raise BudgetError("history prune needs --keep N (N >= 0)")
-        print(f"pruned {history.prune(args.keep)} run(s)")
-        return 0
-    rows = [
-        [r.run_id, r.started_utc, (r.commit or "-")[:12], r.branch or "-", r.state, "yes" if r.authoritative else "no", r.source,
-         " ".join(f"{k}={v}" for k, v in sorted(r.counts.items())) or "-"]
-        for r in history.runs(args.limit)
-    ]
-    if not rows:
-        print(f"no runs recorded in {history.path}")
-        return 0
-    print(tabulate(rows, headers=["run", "started (UTC)", "commit", "branch", "state", "authoritative", "source", "verdicts"], tablefmt="github"))
-    return 0
-
-
 def cmd_import_compile_progress(args: argparse.Namespace) -> int:
     from molt_budget.results.importer import import_compile_progress
 
@@ -359,7 +324,6 @@ COMMANDS = {
     "run": cmd_run,
     "verdict": cmd_verdict,
     "validate": cmd_validate,
-    "history": cmd_history,
     "import-compile-progress": cmd_import_compile_progress,
     "inspect": cmd_inspect,
     "install-hook": cmd_install_hook,

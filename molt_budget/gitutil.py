@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from molt_budget.errors import ConfigError
 
 
-def git(cwd: Path, *args: str, timeout: float = 60) -> str:
+def git(cwd: Path, *args: str, timeout: float = 60, env: dict[str, str] | None = None) -> str:
+    return run_git(cwd, *args, timeout=timeout, env=env).decode("utf-8", "replace").strip()
+
+
+def run_git(cwd: Path, *args: str, timeout: float = 60, env: dict[str, str] | None = None, data: bytes | None = None) -> bytes:
+    """git's raw stdout; any failure is one ConfigError naming the command and git's last line."""
+    proc = _spawn(cwd, args, timeout, env, data)
+    if proc.returncode != 0:
+        raise ConfigError(f"git {' '.join(args)} in {cwd}: {_last_line(proc.stderr)}")
+    return proc.stdout
+
+
+def _spawn(cwd: Path, args: tuple[str, ...], timeout: float, env: dict[str, str] | None, data: bytes | None) -> subprocess.CompletedProcess[bytes]:
     try:
-        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(["git", *args], cwd=cwd, input=data, capture_output=True, timeout=timeout,
+                              env={**os.environ, **env} if env else None)
     except FileNotFoundError:
-        raise ConfigError("git is not installed; --base needs git") from None
+        raise ConfigError("git is not installed; --base and the history data branch need git") from None
     except subprocess.TimeoutExpired:
         raise ConfigError(f"git {' '.join(args)} timed out after {timeout:g}s in {cwd}") from None
-    if proc.returncode != 0:
-        detail = (proc.stderr.strip().splitlines() or ["failed"])[-1]
-        raise ConfigError(f"git {' '.join(args)} in {cwd}: {detail}")
-    return proc.stdout.strip()
+
+
+def _last_line(stderr: bytes) -> str:
+    return (stderr.decode("utf-8", "replace").strip().splitlines() or ["failed"])[-1]
 
 
 def try_git(cwd: Path, *args: str) -> str | None:
@@ -111,3 +127,112 @@ def prune_worktrees(repo: Path, folder: Path, keep: int = 3) -> list[Path]:
             removed.append(old)
     try_git(repo, "worktree", "prune")
     return removed
+
+
+# -- plumbing for the history data branch -----------------------------------------------
+# Commits are built from blobs and trees in a temporary index, never in the user's index or
+# work tree: `history push` may run in any checkout, even one with uncommitted changes.
+
+# A push refused for one of these reasons lost a race with another pusher: fetch and retry.
+# ("failed to update ref" / "cannot lock ref": two receive-packs updated the branch at once.)
+RACE_REASONS = ("fetch first", "non-fast-forward", "stale info", "failed to update ref", "cannot lock ref",
+                "failed to lock", "incorrect old value")
+
+
+class PushRejected(ConfigError):
+    """The remote branch moved on (another pusher won the race): fetch, recommit, push again."""
+
+
+def hash_blob(repo: Path, data: bytes) -> str:
+    return run_git(repo, "hash-object", "-w", "--stdin", data=data).decode().strip()
+
+
+def fetch_branch(repo: Path, remote: str, branch: str, into: str, timeout: float = 600) -> str | None:
+    """Fetch `branch` of `remote` into the private ref `into`; its commit, or None when the remote has no such branch."""
+    proc = _spawn(repo, ("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote, f"+refs/heads/{branch}:{into}"),
+                  timeout, None, None)
+    if proc.returncode != 0:
+        detail = _last_line(proc.stderr)
+        if "couldn't find remote ref" in detail or "could not find remote ref" in detail:
+            return None
+        raise ConfigError(f"git fetch {remote} {branch} in {repo}: {detail}")
+    return git(repo, "rev-parse", "--verify", f"{into}^{{commit}}")
+
+
+def ls_tree(repo: Path, commit: str, *paths: str) -> dict[str, str]:
+    """path -> blob sha of every file at or under `paths` in `commit`."""
+    out = run_git(repo, "ls-tree", "-r", "-z", "--full-tree", commit, "--", *paths, timeout=300)
+    files = {}
+    for entry in out.split(b"\0"):
+        if not entry:
+            continue
+        meta, _, path = entry.partition(b"\t")
+        mode, kind, sha = meta.split()
+        if kind == b"blob":
+            files[path.decode("utf-8", "replace")] = sha.decode()
+    return files
+
+
+def read_blobs(repo: Path, shas: list[str]) -> Iterator[tuple[str, bytes]]:
+    """(sha, content) of each blob, in order, through one `git cat-file --batch` process."""
+    if not shas:
+        return
+    with tempfile.TemporaryFile() as wanted:
+        wanted.write("".join(f"{s}\n" for s in shas).encode())
+        wanted.seek(0)
+        proc = subprocess.Popen(["git", "cat-file", "--batch"], cwd=repo, stdin=wanted, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL)
+        assert proc.stdout is not None
+        try:
+            for sha in shas:
+                header = proc.stdout.readline().split()
+                if len(header) != 3:
+                    raise ConfigError(f"git cat-file in {repo}: object {sha} is missing")
+                content = proc.stdout.read(int(header[2]))
+                proc.stdout.read(1)                  # the newline after each object
+                yield sha, content
+        finally:
+            proc.stdout.close()
+            proc.kill()
+            proc.wait()
+
+
+def commit_files(repo: Path, parent: str | None, files: dict[str, str], message: str,
+                 replace: str | None = None) -> str:
+    """A commit on top of `parent` with `files` (path -> blob sha) added, built in a temporary index.
+
+    `replace`: a folder whose old content is dropped first (a published site, regenerated whole).
+    """
+    with tempfile.TemporaryDirectory(prefix="molt-budget-index-") as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index"), **IDENTITY}
+        if parent is not None:
+            git(repo, "read-tree", parent, env=env, timeout=300)
+            if replace:
+                stale = run_git(repo, "ls-files", "-z", "--", replace, env=env)
+                if stale:
+                    run_git(repo, "update-index", "--force-remove", "-z", "--stdin", env=env, data=stale)
+        entries = "".join(f"100644 {sha}\t{path}\0" for path, sha in sorted(files.items()))
+        run_git(repo, "update-index", "--add", "-z", "--index-info", env=env, data=entries.encode("utf-8"))
+        tree = git(repo, "write-tree", env=env)
+    args = ["commit-tree", tree, "-m", message] + (["-p", parent] if parent else [])
+    return git(repo, *args, env=IDENTITY)
+
+
+def push_commit(repo: Path, remote: str, commit: str, branch: str, timeout: float = 600) -> None:
+    """Fast-forward `branch` of `remote` to `commit`; PushRejected when another pusher got there first."""
+    proc = _spawn(repo, ("push", "--porcelain", "--quiet", remote, f"{commit}:refs/heads/{branch}"), timeout, None, None)
+    if proc.returncode == 0:
+        return
+    text = (proc.stdout + proc.stderr).decode("utf-8", "replace")
+    if any(reason in text for reason in RACE_REASONS):
+        raise PushRejected(f"git push {remote} {branch}: the branch moved on")
+    rejected = [line for line in text.splitlines() if line.startswith("!")]
+    raise ConfigError(f"git push {remote} {branch} in {repo}: {(rejected or [_last_line(proc.stderr)])[-1].strip()}")
+
+
+# Who commits on the data branch: a fixed identity, so a runner without git config can record
+# (the user's own identity, when set, is not needed and would leak into shared data).
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "molt-budget", "GIT_AUTHOR_EMAIL": "molt-budget@users.noreply.github.com",
+    "GIT_COMMITTER_NAME": "molt-budget", "GIT_COMMITTER_EMAIL": "molt-budget@users.noreply.github.com",
+}

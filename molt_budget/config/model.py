@@ -80,6 +80,8 @@ class Settings:
     compare_on: list[str] = field(default_factory=lambda: ["host.cpu_model", "python", "tools"])
     max_headroom_pct: float = 50.0
     remote_main: str = "origin/main"
+    data_branch: str = "molt-budget-data"     # the shared history: one record file per main run
+    data_remote: str = "origin"
 
 
 @dataclass

@@ -1,0 +1,184 @@
+"""The data branch's git mechanics in real repositories: a bare remote and clones of it.
+
+Concurrent pushers are real processes started together (a start file releases them at once),
+several rounds each; every file must land exactly once on a linear, append-only branch, and the
+pushers' work trees and indexes must stay as they were.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from molt_budget.errors import ConfigError
+from molt_budget.results import databranch
+
+BRANCH = "molt-budget-data"
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def bare_remote(tmp_path: Path, *, refuse_pushes: bool = False) -> Path:
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    if refuse_pushes:       # a fork's view of upstream: it can read, never write
+        hook = remote / "hooks" / "pre-receive"
+        hook.write_text("#!/bin/sh\necho 'push refused: read-only' >&2\nexit 1\n")
+        hook.chmod(0o755)
+    return remote
+
+
+def clone(tmp_path: Path, remote: Path, name: str) -> Path:
+    work = tmp_path / name
+    git(tmp_path, "clone", "-q", str(remote), str(work))
+    git(work, "config", "user.email", f"{name}@example.com")
+    git(work, "config", "user.name", name)
+    return work
+
+
+def seeded(tmp_path: Path) -> tuple[Path, Path]:
+    """A remote with one commit on main, and a first clone."""
+    remote = bare_remote(tmp_path)
+    first = clone(tmp_path, remote, "a")
+    (first / "README").write_text("project\n")
+    git(first, "add", "README")
+    git(first, "commit", "-qm", "init")
+    git(first, "push", "-q", "origin", "HEAD:main")
+    return remote, first
+
+
+def branch_files(remote: Path) -> list[str]:
+    return git(remote, "ls-tree", "-r", "--name-only", BRANCH).splitlines()
+
+
+RACER = """
+import sys, time
+from pathlib import Path
+from molt_budget.results import databranch
+repo, who, rounds, start = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
+while not start.exists():
+    time.sleep(0.005)
+lost = 0
+for i in range(rounds):
+    path = databranch.record_path(f"20261201T0000{i:02d}000Z-{who}", "c0ffee" * 7, "2026-12-01T00:00:00Z")
+    out = databranch.push_files(repo, "origin", "molt-budget-data", {path: f"{who} {i}".encode()}, f"record {who} {i}")
+    lost += out.attempts - 1
+print(lost)
+"""
+
+
+def test_concurrent_pushers_land_every_record_exactly_once(tmp_path: Path) -> None:
+    remote, a = seeded(tmp_path)
+    b = clone(tmp_path, remote, "b")
+    (a / "README").write_text("uncommitted edit\n")              # a dirty work tree and a staged file
+    (a / "staged.txt").write_text("staged\n")
+    git(a, "add", "staged.txt")
+    status_before, head_before = git(a, "status", "--porcelain"), git(a, "rev-parse", "HEAD")
+    start = tmp_path / "go"
+    rounds = 6
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    procs = [subprocess.Popen([sys.executable, "-c", RACER, str(repo), who, str(rounds), str(start)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for repo, who in ((a, "a"), (b, "b"))]
+    time.sleep(0.3)
+    start.touch()
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    files = branch_files(remote)
+    expected = sorted(databranch.record_path(f"20261201T0000{i:02d}000Z-{who}", "c0ffee" * 7, "2026-12-01T00:00:00Z")
+                      for who in "ab" for i in range(rounds))
+    assert sorted(files) == expected                             # all 12, none lost, none twice
+    # append-only and linear: one commit per record, each adding exactly one file on top of the last
+    assert git(remote, "rev-list", "--count", BRANCH) == str(2 * rounds)
+    assert git(remote, "rev-list", "--min-parents=2", BRANCH) == ""
+    for sha in git(remote, "rev-list", BRANCH).splitlines():
+        assert len(git(remote, "diff-tree", "--root", "--no-commit-id", "--name-status", "-r", sha).splitlines()) == 1
+    # the pushers' own checkouts were never touched
+    assert git(a, "status", "--porcelain") == status_before and git(a, "rev-parse", "HEAD") == head_before
+    assert git(a, "branch", "--list", BRANCH) == ""
+    assert git(remote, "log", "-1", "--format=%an", BRANCH) == "molt-budget"
+
+
+def test_push_again_is_a_no_op_and_history_cannot_be_rewritten(tmp_path: Path) -> None:
+    remote, a = seeded(tmp_path)
+    path = databranch.record_path("20261201T000000000Z-abc123", "f" * 40, "2026-12-01T00:00:00Z")
+    first = databranch.push_files(a, "origin", BRANCH, {path: b"one"}, "record")
+    again = databranch.push_files(a, "origin", BRANCH, {path: b"one"}, "record")
+    assert (first.already, again.already, again.commit) == (False, True, first.commit)
+    assert git(remote, "rev-list", "--count", BRANCH) == "1"
+    with pytest.raises(ConfigError, match="already recorded with other content"):
+        databranch.push_files(a, "origin", BRANCH, {path: b"two"}, "record")
+
+
+def test_a_remote_that_refuses_pushes_fails_once_with_one_line(tmp_path: Path) -> None:
+    remote = bare_remote(tmp_path, refuse_pushes=True)
+    fork = clone(tmp_path, remote, "fork")
+    slept: list[float] = []
+    with pytest.raises(ConfigError) as err:
+        databranch.push_files(fork, "origin", BRANCH, {"records/2026-12/x_y.json.gz": b"x"}, "record", sleep=slept.append)
+    assert "pre-receive hook declined" in str(err.value) and "\n" not in str(err.value)
+    assert slept == []                                           # a refusal is not a race: no retry loop
+
+
+def test_listing_and_reading_after_fetch(tmp_path: Path) -> None:
+    remote, a = seeded(tmp_path)
+    reader = clone(tmp_path, remote, "reader")
+    assert databranch.fetch_records(reader, "origin", BRANCH).tip is None      # no data branch yet
+    paths = {databranch.record_path(f"20261201T00000{i}000Z-r", "a" * 40, "2026-12-01T00:00:00Z"): f"{i}".encode() for i in range(3)}
+    for path, data in paths.items():
+        databranch.push_files(a, "origin", BRANCH, {path: data}, "record")
+    databranch.push_files(a, "origin", BRANCH, {"docs/index.html": b"<html>"}, "site", replace=databranch.SITE)
+    listing = databranch.fetch_records(reader, "origin", BRANCH)
+    assert sorted(listing.records) == sorted(paths)              # the site is not a record
+    assert dict(databranch.read_files(reader, listing.records)) == paths
+    assert {databranch.run_id_of(p) for p in paths} == {f"20261201T00000{i}000Z-r" for i in range(3)}
+
+
+def test_site_is_replaced_whole_and_records_stay(tmp_path: Path) -> None:
+    remote, a = seeded(tmp_path)
+    record = databranch.record_path("20261201T000000000Z-abc", "b" * 40, "2026-12-01T00:00:00Z")
+    databranch.push_files(a, "origin", BRANCH, {record: b"r"}, "record")
+    databranch.push_files(a, "origin", BRANCH, {"docs/index.html": b"1", "docs/old.png": b"x"}, "site", replace="docs")
+    databranch.push_files(a, "origin", BRANCH, {"docs/index.html": b"2"}, "site", replace="docs")
+    assert sorted(branch_files(remote)) == ["docs/index.html", record]
+    assert git(remote, "show", f"{BRANCH}:docs/index.html") == "2"
+
+
+def test_record_names_are_unique_by_run_and_commit() -> None:
+    one = databranch.record_path("20261201T000000000Z-aaa", "1" * 40, "2026-12-01T00:00:00Z")
+    assert one == "records/2026-12/20261201T000000000Z-aaa_111111111111.json.gz"
+    assert one != databranch.record_path("20261201T000000000Z-aaa", "2" * 40, "2026-12-01T00:00:00Z")
+    merged = databranch.record_path("r1+r2", "3" * 40, "2026-12-01T00:00:00Z")
+    assert databranch.run_id_of(merged) == "r1+r2"
+    assert databranch.run_id_of(databranch.record_path("../../x y", None, "garbage")) == "..-..-x-y"
+    assert databranch.run_id_of("docs/index.html") is None
+
+
+def test_a_lost_race_recommits_on_the_winners_tip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deterministic: B lands between A's fetch and A's push; A's push is refused, A recommits on B's tip."""
+    from molt_budget import gitutil
+
+    remote, a = seeded(tmp_path)
+    b = clone(tmp_path, remote, "b")
+    real = gitutil.commit_files
+    calls: list[str | None] = []
+
+    def commit_then_lose(repo: Path, parent: str | None, *args: object, **kwargs: object) -> str:
+        calls.append(parent)
+        if len(calls) == 1:      # B wins the race right after A built its commit
+            databranch.push_files(b, "origin", BRANCH, {"records/2026-12/b_1.json.gz": b"b"}, "record b")
+        return real(repo, parent, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(gitutil, "commit_files", commit_then_lose)
+    slept: list[float] = []
+    out = databranch.push_files(a, "origin", BRANCH, {"records/2026-12/a_1.json.gz": b"a"}, "record a", sleep=slept.append)
+    assert out.attempts == 2 and len(slept) == 1
+    assert calls[0] is None and calls[-1] == git(remote, "rev-parse", f"{BRANCH}~1")   # rebuilt on B's commit
+    assert sorted(branch_files(remote)) == ["records/2026-12/a_1.json.gz", "records/2026-12/b_1.json.gz"]
