@@ -14,7 +14,8 @@ pairs correlated at ~0.68. The model, per interleaved round (base, then head):
 The calibration measured from the simulator is printed first so the reader can check it.
 
 Side by side, on the same simulated noise (common random numbers):
-- sequential: molt-budget's procedure (compare.stats.run_sequential, max_increase_pct=10):
+- sequential: molt-budget's procedure (compare.sampler.run_sequential, the sampler the paired
+  runner uses, max_increase_pct=10):
   6 pairs, more while inconclusive, up to 20, a fail needs a confirming round;
 - single run: one base and one head run, fail if head > base by 10 % (yellow past 5 %);
 - mean of 5: five interleaved pairs, mean(head)/mean(base), same thresholds;
@@ -55,7 +56,8 @@ from typing import Any, Callable, Protocol
 
 from tabulate import tabulate
 
-from molt_budget.compare.stats import TimedPolicy, next_action, run_sequential
+from molt_budget.compare.sampler import run_sequential
+from molt_budget.compare.stats import TimedPolicy, next_action
 
 SEED = 20261126
 T_SECONDS = 20.0
@@ -182,8 +184,8 @@ class Outcome:
 
 
 def sequential(lane: Rounds) -> Outcome:
-    d = run_sequential(lane.round, POLICY)
-    return Outcome(d.status, d.pairs)
+    rounds, decisions = run_sequential(lambda: {"kpi": lane.round()}, {"kpi": POLICY})
+    return Outcome(decisions["kpi"].status, rounds)
 
 
 def signed_rank_p(head: list[float], base: list[float]) -> float:

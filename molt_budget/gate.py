@@ -16,8 +16,9 @@ from typing import Any
 
 from molt_budget import gitutil
 from molt_budget.compare import stats
-from molt_budget.compare.comparator import BaseInfo, compare, ratio_testable, timed_policy, timed_values
-from molt_budget.config.model import Config, Lane
+from molt_budget.compare.comparator import BaseInfo, compare
+from molt_budget.compare.sampler import samplers_for
+from molt_budget.config.model import Config
 from molt_budget.errors import ConfigError
 from molt_budget.results.history import History
 from molt_budget.results.model import RunResults
@@ -161,24 +162,7 @@ def _paired(head_config: Config, base_config: Config, options: CheckOptions, lan
     # own prime and warm-ups would only measure ourselves
     base_options = dataclasses.replace(options.run, output_root=base_root, resume=None, resumable=False)
     head_options = dataclasses.replace(options.run, quiescence=False, resumable=False)
-    return run_paired(head_config, base_config, head_options, base_options, lanes, _next_action(head_config))
-
-
-def _next_action(config: Config) -> Any:
-    def decide(lane: Lane, base: RunResults, head: RunResults, confirmed: bool) -> str:
-        actions = []
-        for kpi in config.kpis_for_lane(lane.id):
-            if kpi.kpi_class != "timed":
-                continue
-            b, h = timed_values(kpi, base, head)
-            if not ratio_testable(b, h):
-                continue
-            actions.append(stats.next_action(h, b, timed_policy(kpi), confirmed)[0])
-        if "more" in actions:
-            return "more"
-        return "confirm" if "confirm" in actions else "done"
-
-    return decide
+    return run_paired(head_config, base_config, head_options, base_options, lanes, samplers_for(head_config))
 
 
 def _fences(config: Config, history: History, lanes: list[str]) -> dict[str, float | None]:

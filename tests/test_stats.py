@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from molt_budget.compare import stats
+from molt_budget.compare import sampler, stats
 
 scipy_stats = pytest.importorskip("scipy.stats")
 np = pytest.importorskip("numpy")
@@ -422,16 +422,21 @@ def _rounds(rng: random.Random, slowdown: float):
     return measure
 
 
+def _sequential(rounds, policy: stats.TimedPolicy) -> stats.TimedDecision:
+    _, decisions = sampler.run_sequential(lambda: {"k": rounds()}, {"k": policy})
+    return decisions["k"]
+
+
 def test_run_sequential_confirms_a_fail_and_stops_early_on_a_pass() -> None:
-    d = stats.run_sequential(_rounds(random.Random(11), 1.5), POLICY)
+    d = _sequential(_rounds(random.Random(11), 1.5), POLICY)
     assert d.status == "fail" and d.pairs == POLICY.pairs + 1   # the confirming round
-    d = stats.run_sequential(_rounds(random.Random(12), 1.0), POLICY)
+    d = _sequential(_rounds(random.Random(12), 1.0), POLICY)
     assert d.status == "pass" and POLICY.pairs <= d.pairs <= POLICY.max_pairs
 
 
 def test_run_sequential_confirms_past_max_pairs() -> None:
     policy = stats.TimedPolicy(max_increase_pct=10, pairs=6, max_pairs=6)
-    d = stats.run_sequential(_rounds(random.Random(13), 1.5), policy)
+    d = _sequential(_rounds(random.Random(13), 1.5), policy)
     assert d.status == "fail" and d.pairs == 7
 
 

@@ -18,7 +18,7 @@ import random
 import statistics
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, Literal, Sequence
+from typing import Literal, Sequence
 
 Status = Literal["pass", "yellow", "fail"]
 Action = Literal["more", "confirm", "done"]
@@ -367,25 +367,6 @@ def next_action(head: Sequence[float], base: Sequence[float], policy: TimedPolic
     if decision.status == "fail" and not confirmed:
         return "confirm", decision
     return "done", decision
-
-
-def run_sequential(measure_round: Callable[[], tuple[float, float]], policy: TimedPolicy) -> TimedDecision:
-    """Drive `next_action`: `measure_round()` runs one interleaved round, returns (head, base)."""
-    head: list[float] = []
-    base: list[float] = []
-    for _ in range(policy.pairs):
-        h, b = measure_round()
-        head.append(h)
-        base.append(b)
-    confirmed = False
-    while True:
-        action, decision = next_action(head, base, policy, confirmed)
-        if action == "done":
-            return decision
-        h, b = measure_round()
-        head.append(h)
-        base.append(b)
-        confirmed = action == "confirm"
 
 
 # --------------------------------------------------------------------------- counted verdicts

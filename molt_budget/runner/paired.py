@@ -8,14 +8,25 @@ alternates (A B, B A, …) so neither side always runs second.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
 from molt_budget.config.model import Config, Lane
 from molt_budget.results.model import RunResults
 from molt_budget.runner.engine import Engine, Interrupted, RunOptions
 
-# (lane, base wall values, head wall values, confirmed) -> "more" | "confirm" | "done"
-NextAction = Callable[[Lane, RunResults, RunResults, bool], str]
+
+class Sampler(Protocol):
+    """When a lane's timed KPIs have enough pairs (compare.sampler implements it; the runner
+    only asks, so it never judges)."""
+
+    first: int          # rounds before the first look
+    most: int           # the planned cap, for progress ("repeat 7/20")
+
+    def more(self, base: RunResults, head: RunResults, rounds: int) -> bool: ...
+
+
+# a fresh sampler per lane run; None: the lane has no timed KPIs (it runs `repeats` rounds)
+SamplerFor = Callable[[Lane], "Sampler | None"]
 
 
 @dataclass
@@ -27,7 +38,7 @@ class PairedRun:
 
 
 def run_paired(head_config: Config, base_config: Config, head_options: RunOptions, base_options: RunOptions,
-               lanes: list[str], next_action: NextAction) -> PairedRun:
+               lanes: list[str], sampler_for: SamplerFor) -> PairedRun:
     head, base = Engine(head_config, head_options), Engine(base_config, base_options)
     head.open()
     try:
@@ -37,7 +48,7 @@ def run_paired(head_config: Config, base_config: Config, head_options: RunOption
         raise
     try:
         for lane_id in lanes:
-            _run_lane(head, base, lane_id, next_action)
+            _run_lane(head, base, lane_id, sampler_for)
     except (KeyboardInterrupt, Interrupted):
         try:
             base.abort()
@@ -54,29 +65,18 @@ def run_paired(head_config: Config, base_config: Config, head_options: RunOption
     return PairedRun(head_results, base_results, str(head.results_path), str(base.results_path))
 
 
-def _run_lane(head: Engine, base: Engine, lane_id: str, next_action: NextAction) -> None:
+def _run_lane(head: Engine, base: Engine, lane_id: str, sampler_for: SamplerFor) -> None:
     h_lane, b_lane = head.config.lanes[lane_id], base.config.lanes[lane_id]
-    timed = [k for k in head.config.kpis_for_lane(lane_id) if k.kpi_class == "timed"]
+    sampler = sampler_for(h_lane)
     base_ok = base.prepare_lane(b_lane)
     head_ok = head.prepare_lane(h_lane)
     i = 0
-    if base_ok and head_ok and timed:
-        start = max(k.pairs for k in timed)
-        most = max(k.max_pairs for k in timed)
-        confirmed = False
+    if base_ok and head_ok and sampler is not None:
         while True:
-            base_ok, head_ok = _round(base, b_lane, head, h_lane, i, most)
+            base_ok, head_ok = _round(base, b_lane, head, h_lane, i, sampler.most)
             i += 1
-            if not (base_ok and head_ok):
+            if not (base_ok and head_ok) or not sampler.more(base.results, head.results, i):
                 break
-            if i < start:
-                continue
-            action = next_action(h_lane, base.results, head.results, confirmed)
-            # the rules of stats.next_action: a fail gets one confirming round (even past
-            # max_pairs); after it, a fail stands, anything else samples on as before
-            if action == "done" or (action == "more" and i >= most) or (action == "confirm" and confirmed):
-                break
-            confirmed = action == "confirm"
     elif base_ok and head_ok:
         while i < h_lane.repeats:
             base_ok, head_ok = _round(base, b_lane, head, h_lane, i, None)
