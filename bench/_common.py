@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 import subprocess
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 
 def time_command(argv: Sequence[str], runs: int, **kwargs: object) -> list[float]:

@@ -47,12 +47,13 @@ import math
 import os
 import statistics
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from random import Random
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from tabulate import tabulate
 

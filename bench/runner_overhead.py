@@ -15,13 +15,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import median, print_table  # noqa: E402
+import yaml
+from _common import median, print_table
 
-import yaml  # noqa: E402
-
-from molt_budget.config import load_config  # noqa: E402
-from molt_budget.runner.engine import Engine, RunOptions  # noqa: E402
-from molt_budget.runner.process import run_process  # noqa: E402
+from molt_budget.config import load_config
+from molt_budget.runner.engine import Engine, RunOptions
+from molt_budget.runner.process import run_process
 
 REPO = Path(__file__).resolve().parents[1]
 COMMAND = [sys.executable, str(REPO / "examples/demo/moltdemo.py"), "build", str(REPO / "examples/demo/hello.py"),

@@ -5,9 +5,9 @@ Target: ≤ 5× (pyperf measured 8.7×, asv 19.7×). Heavy imports load lazily.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
-import subprocess
 
 from _common import interleaved, median, print_table
 

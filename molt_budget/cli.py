@@ -9,8 +9,9 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from molt_budget import __version__
 from molt_budget.errors import EXIT_CONFIG, EXIT_MEASUREMENT, BudgetError
@@ -211,7 +212,7 @@ def _run(args: argparse.Namespace) -> tuple[Any, Any]:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from molt_budget.gate import CheckOptions, run_check
-    from molt_budget.report.terminal import render_report, report_exit_code
+    from molt_budget.report.terminal import render_report
     from molt_budget.results.store import save_results, write_json_atomic
 
     if sum(bool(x) for x in (args.base, args.baseline, args.aa, args.no_base)) > 1:
@@ -232,7 +233,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.results:
         save_results(Path(args.results), outcome.head)
     if args.report_json:
-        write_json_atomic(Path(args.report_json), outcome.report)
+        write_json_atomic(Path(args.report_json), outcome.report.to_dict())
     if not args.quiet:
         print(f"[molt-budget] wrote {outcome.head_results_path}", file=sys.stderr)
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
@@ -240,8 +241,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.github:
         from molt_budget.report.github import publish
 
-        publish(outcome.report, check_name=args.check_name, sparklines=outcome.report.get("trends"))
-    return report_exit_code(outcome.report)
+        publish(outcome.report.to_dict(), check_name=args.check_name, sparklines=outcome.report.trends)
+    return outcome.report.exit_code()
 
 
 def cmd_run(args: argparse.Namespace) -> int:

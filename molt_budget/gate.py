@@ -16,7 +16,8 @@ from typing import Any
 
 from molt_budget import gitutil
 from molt_budget.compare import stats
-from molt_budget.compare.comparator import BaseInfo, compare
+from molt_budget.compare.comparator import compare
+from molt_budget.compare.model import BaseInfo, Report
 from molt_budget.compare.sampler import samplers_for
 from molt_budget.config.model import Config
 from molt_budget.errors import ConfigError
@@ -39,7 +40,7 @@ class CheckOptions:
 
 @dataclass
 class CheckOutcome:
-    report: dict[str, Any]
+    report: Report
     head: RunResults
     base: RunResults | None
     head_results_path: Path
@@ -90,9 +91,9 @@ def run_check(config: Config, options: CheckOptions) -> CheckOutcome:
     fences = _fences(config, history, lanes) if base is not None else None
     report = compare(config, head, base, base_info, aa=options.aa, paired=base_info is None or base_info.source in ("worktree", "same-commit"),
                      reproduce=_reproduce(config, options, base_info), history_fences=fences)
-    report["results_path"] = str(head_path)
+    report.results_path = str(head_path)
     _budget_review(config, report, base_info)
-    report["trends"] = _trends(config, history, report)
+    report.trends = _trends(config, history, report)
     return CheckOutcome(report=report, head=head, base=base, head_results_path=head_path)
 
 
@@ -196,29 +197,21 @@ def _reproduce(config: Config, options: CheckOptions, base_info: BaseInfo | None
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def _budget_review(config: Config, report: dict[str, Any], base_info: BaseInfo | None) -> None:
+def _budget_review(config: Config, report: Report, base_info: BaseInfo | None) -> None:
     """Budget edits since the base are part of the verdict; on main, mention available ratchets."""
     from datetime import date
 
     from molt_budget.compare.budget_changes import budget_gate
 
-    measured = {k["id"]: k["head"] for k in report["kpis"] if k["head"] is not None}
+    measured = {k.id: k.head for k in report.kpis if k.head is not None}
     base_ref = base_info.commit if base_info is not None and base_info.source in ("worktree", "history") else None
     try:
         gate = budget_gate(config.path, base_ref, measured=measured, today=date.today())
     except ConfigError:
         gate = None                    # not a git checkout, or no base to read the old budgets from
     if gate is not None:
-        report["budget_changes"] = [c.to_dict() for c in gate.changes]
-        counts = report["verdict"]["counts"]
-        for status in ("fail", "yellow"):
-            n = sum(1 for c in gate.changes if c.status == status)
-            if n:
-                counts[f"budget_{status}"] = n
-        if gate.status != "pass":
-            order = ["pass", "yellow", "error", "fail"]
-            if order.index(gate.status) > order.index(report["verdict"]["status"]):
-                report["verdict"]["status"] = gate.status
+        report.budget_changes = list(gate.changes)
+        report.rejudge()
     if base_info is None:
         from dataclasses import asdict
 
@@ -226,17 +219,17 @@ def _budget_review(config: Config, report: dict[str, Any], base_info: BaseInfo |
 
         # timed values on one run are too noisy to tighten on; counts are not
         steady = {k: v for k, v in measured.items() if config.kpis[k].kpi_class != "timed"}
-        report["ratchets"] = [asdict(r) for r in propose_ratchets(config, steady, 10.0)]
+        report.ratchets = [asdict(r) for r in propose_ratchets(config, steady, 10.0)]
 
 
-def _trends(config: Config, history: History, report: dict[str, Any], runs: int = 20) -> dict[str, list[float]]:
+def _trends(config: Config, history: History, report: Report, runs: int = 20) -> dict[str, list[float]]:
     """Each KPI over the last main-branch runs: the PR comment's sparkline, carried in the report
     so the fork-safe posting job (which has no history) can draw it too."""
     if not history.path.exists():
         return {}
     out: dict[str, list[float]] = {}
-    for k in report["kpis"]:
-        series = history.metric_series(k["lane"], k["metric"], branch=config.settings.main_branch, limit=runs)
+    for k in report.kpis:
+        series = history.metric_series(k.lane, k.metric, branch=config.settings.main_branch, limit=runs)
         if len(series) > 1:
-            out[k["id"]] = [value for _, _, value, _ in series]
+            out[k.id] = [value for _, _, value, _ in series]
     return out

@@ -25,3 +25,51 @@ def shared() -> Path:
 def fake_build(*args: str) -> list[str]:
     """argv for the scriptable fake build."""
     return [sys.executable, str(FIXTURES / "fake_build.py"), *args]
+
+
+def _subset(small: object, big: object) -> bool:
+    """Every key and value of `small` is in `big` (lists item by item): nothing was lost."""
+    if isinstance(small, dict):
+        return isinstance(big, dict) and all(k in big and _subset(v, big[k]) for k, v in small.items())
+    if isinstance(small, list):
+        return isinstance(big, list) and len(small) == len(big) and all(_subset(a, b) for a, b in zip(small, big))
+    return small == big
+
+
+def assert_report_round_trips(data: dict) -> None:
+    """The typed model reads a report and writes it back without losing a key, and is stable."""
+    from molt_budget.compare.model import Report
+
+    out = Report.from_dict(data).to_dict()
+    assert _subset(data, out), f"Report.from_dict/to_dict lost data:\n{data}\n{out}"
+    assert Report.from_dict(out).to_dict() == out
+
+
+def _not_json(word: str) -> object:
+    raise ValueError(word)
+
+
+@pytest.fixture(autouse=True)
+def _reports_round_trip(request: pytest.FixtureRequest) -> object:
+    """The net under the report model: every comparison report a test wrote round-trips through it."""
+    if "tmp_path" not in request.fixturenames:
+        yield
+        return
+    root = request.getfixturevalue("tmp_path")   # set up before this fixture, so torn down after it
+    yield
+    import json
+
+    for path in root.rglob("*.json"):
+        try:
+            if path.stat().st_size > 4_000_000:
+                continue
+            # NaN/Infinity: a forged report that readers reject, nothing to round-trip
+            data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_not_json)
+        except (OSError, ValueError, RecursionError):
+            continue
+        if isinstance(data, dict) and {"schema_version", "verdict", "kpis", "head"} <= data.keys() and "lanes" not in data:
+            from molt_budget.schemas import validator
+
+            if not validator("report").is_valid(data):
+                continue                # a deliberately forged report: readers reject it, nothing to round-trip
+            assert_report_round_trips(data)

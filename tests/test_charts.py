@@ -9,8 +9,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
 from history_factory import kpi_value, populate
+
 from molt_budget import cli
 from molt_budget.report.charts import ChartsUnavailable, Series, render_chart, series_from_config, write_charts
 
@@ -67,10 +67,9 @@ def test_values_and_target_line_are_where_the_data_says(charts) -> None:
 
         pts = vertices(group(root, f"kpi-{f.kpi}-value"))
         assert len(pts) == len(expected)                          # every run is a vertex
-        to_y = lambda v: m["y"]["scale"] * v + m["y"]["offset"]  # noqa: E731
-        to_x = lambda i: m["x"]["scale"] * i + m["x"]["offset"]  # noqa: E731
+        sx, ox, sy, oy = m["x"]["scale"], m["x"]["offset"], m["y"]["scale"], m["y"]["offset"]
         for i, ((x, y), v) in enumerate(zip(pts, expected)):
-            assert x == pytest.approx(to_x(i), abs=0.01) and y == pytest.approx(to_y(v), abs=0.01)
+            assert x == pytest.approx(sx * i + ox, abs=0.01) and y == pytest.approx(sy * v + oy, abs=0.01)
 
         # independent of our metadata: fit data → y from the value path itself, predict the lines
         n = len(pts)

@@ -5,15 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from github_fake import FakeGitHub, event_env
-from github_fake import fake_github, github_server  # noqa: F401 (fixtures)
-from molt_budget.cli import main
+from github_fake import FakeGitHub, event_env, fake_github, github_server  # noqa: F401 (fixtures)
 from test_compare_git import DEMO, commit, demo_repo, git
+
+from molt_budget.cli import main
 
 
 def test_check_github_posts_the_regression_with_its_reasons(
-    fake_github: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]  # noqa: F811
+    fake_github: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     repo = demo_repo(tmp_path)
     git(repo, "checkout", "-qb", "feature")

@@ -8,12 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import MOLT, needs_shared
 
 from molt_budget.collectors.compile_progress import CaseResult, load_compile_progress
 from molt_budget.errors import CollectorError
-
 
 EXAMPLES = MOLT / "examples"
 

@@ -8,16 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import MOLT, needs_shared
-
-from mutation import mutate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mutation import mutate
 
 from molt_budget.collectors.molt_diagnostics import DiagnosticsSummary, summarize_diagnostics
 from molt_budget.errors import CollectorError
-
 
 EXAMPLE = MOLT / "examples" / "diagnostics_dev_warm.json"
 

@@ -8,12 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import MOLT, needs_shared
 
 from molt_budget.collectors.generic import file_bytes, json_pointer, load_json, regex_stdout
 from molt_budget.errors import CollectorError, ConfigError
-
 
 REAL = MOLT / "real"
 

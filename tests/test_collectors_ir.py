@@ -10,18 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import MOLT, needs_shared
-
-from mutation import mutate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mutation import mutate
 
 from molt_budget.collectors import molt_ir
 from molt_budget.collectors.molt_diagnostics import summarize_diagnostics
 from molt_budget.collectors.molt_ir import IrSummary, summarize_ir
 from molt_budget.errors import CollectorError
-
 
 ROOT = "/src/molt"  # the checkout path real/ was normalised to
 LONG_ROOT = "/home/ci/work/molt-checkout/molt" + "-"  # 24 characters longer

@@ -343,11 +343,11 @@ def test_shell_string_placeholders_are_verbatim_and_quotable(tmp_path: Path) -> 
 
 
 def test_a_nondeterministic_build_wins_over_an_error() -> None:
-    from molt_budget.compare.comparator import _verdict
+    from molt_budget.compare.model import overall
 
-    assert _verdict({"nondeterministic", "error", "pass"}) == "fail"
-    assert _verdict({"error", "yellow"}) == "error"
-    assert _verdict({"not_comparable", "pass"}) == "pass"
+    assert overall({"nondeterministic", "error", "pass"}) == "fail"
+    assert overall({"error", "yellow"}) == "error"
+    assert overall({"not_comparable", "pass"}) == "pass"
 
 
 def test_sigterm_during_a_paired_run_keeps_both_sides_and_leaves_no_process(tmp_path: Path) -> None:

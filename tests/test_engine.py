@@ -13,8 +13,8 @@ from typing import Any
 import psutil
 import pytest
 import yaml
-
 from conftest import fake_build
+
 from molt_budget.cli import main
 from molt_budget.results.store import load_results
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import sys
 import types
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
+from github_fake import DATA, FakeGitHub, event_env, fake_github, github_server  # noqa: F401 (fixtures)
 
-from github_fake import DATA, FakeGitHub, event_env
-from github_fake import fake_github, github_server  # noqa: F401 (fixtures)
 from molt_budget import cli
 from molt_budget.schemas import validator
 

@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
-
 from github_fake import EVENTS
+
 from molt_budget.report.github import (
     GitHubClient,
     Token,

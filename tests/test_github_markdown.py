@@ -7,10 +7,10 @@ import json
 import re
 from typing import Any
 
+from github_fake import DATA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from github_fake import DATA
 from molt_budget.report.markdown import render_markdown
 from molt_budget.schemas import validator
 

@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 import requests
-
-from github_fake import DATA, TOKEN, FakeGitHub, event_env, example
-from github_fake import fake_github, github_server, other_server  # noqa: F401 (fixtures)
+from github_fake import DATA, TOKEN, FakeGitHub, event_env, example, fake_github, github_server, other_server  # noqa: F401 (fixtures)
 from pytest_httpserver import HTTPServer
+
 from molt_budget.report.github import GitHubClient, GitHubError, Token, publish
 
 PR_HEAD = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"    # head of PR #2 in GitHub's example payload

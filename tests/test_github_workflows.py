@@ -18,9 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-
-from github_fake import DATA, TOKEN, FakeGitHub
-from github_fake import fake_github, github_server  # noqa: F401 (fixtures)
+from github_fake import DATA, TOKEN, FakeGitHub, fake_github, github_server  # noqa: F401 (fixtures)
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))

@@ -9,8 +9,8 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-
 from history_factory import kpi_value, populate
+
 from molt_budget import cli
 from molt_budget.config import load_config
 from molt_budget.report.tracker import HISTORY_BLOCK, update_tracker
@@ -112,7 +112,7 @@ def test_import_keeps_timestamps_and_retries(shared: Path, tmp_path: Path) -> No
     assert shown["run"]["finished_utc"] == raw["meta"]["timestamp_utc"]
     assert shown["run"]["source"] == "compile_progress" and shown["run"]["authoritative"] == 0
     per_lane = {}
-    for lane, kind, idx, ok, attempts, reason, error, metric, value in shown["samples"]:
+    for lane, kind, idx, ok, attempts, reason, *_ in shown["samples"]:
         per_lane.setdefault(lane, set()).add((kind, idx, ok, attempts, reason))
     assert per_lane == {c["name"]: {("measure", 0, 1, c["attempts"], c["retry_reason"])} for c in raw["results"]}
     assert per_lane["dev_cold"] == {("measure", 0, 1, 2, "timeout")}

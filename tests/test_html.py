@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from history_factory import populate
+
 from molt_budget.report.charts import ChartsUnavailable
 from molt_budget.report.html import write_html
 from molt_budget.schemas import validator

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 import yaml
-
 from conftest import REPO, fake_build
+
 from molt_budget.config import load_config
 from molt_budget.report.progress import CLEAR, LiveProgress, make_progress
 from molt_budget.results.history import History
@@ -206,7 +206,8 @@ def test_status_text_and_estimates_with_a_fake_clock() -> None:
     p(ProgressEvent("lane_error", lane="cold", message="prime lane cold failed"))
     assert status() == "[molt-budget] > waiting for the next lane | run 2m26s"
     out = p.stream.getvalue()
-    assert out.count("\n") == 6 - 1                           # `start` moves the status line only and out.startswith(CLEAR + "[molt-budget] lane=warm prime=cold elapsed=150.00s rc=0\n")
+    assert out.count("\n") == 6 - 1                           # `start` moves the status line only
+    assert out.startswith(CLEAR + "[molt-budget] lane=warm prime=cold elapsed=150.00s rc=0\n")
     p.close()
     assert p.stream.getvalue().endswith(CLEAR)
     p(ProgressEvent("wrote", message="late"))                 # after close: silent

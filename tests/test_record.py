@@ -8,8 +8,8 @@ import random
 from pathlib import Path
 
 import pytest
-
 from history_factory import make_run, write_budgets
+
 from molt_budget.config import load_config
 from molt_budget.errors import ConfigError
 from molt_budget.results.record import MainCheck, RunRecord, worst

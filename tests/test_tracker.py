@@ -7,8 +7,8 @@ import statistics
 from pathlib import Path
 
 import pytest
-
 from history_factory import START, kpi_value, make_run, populate
+
 from molt_budget import cli
 from molt_budget.compare.budget import judge
 from molt_budget.errors import ConfigError

@@ -1011,7 +1011,7 @@ def diagnostics(ph: Phases, front: dict) -> dict:
     schedule = {"module_order_len": len(mods), "compile_order_len": len(mods), "module_order_hash": order_hash,
                 "compile_order_hash": order_hash}
     frontend = {"schema_version": 1, "module_schedule": schedule,
-                "lowering": {"target_python": "py%d%d" % sys.version_info[:2], "module_chunking": True,
+                "lowering": {"target_python": "py{}{}".format(*sys.version_info[:2]), "module_chunking": True,
                              "module_chunk_max_ops": CHUNK_MAX_OPS, "compile_equals_known": True}}
     return {"enabled": True, "total_sec": total, "phase_sec": phases, "module_count": len(names),
             "module_graph_operation_counts": op_counts,

@@ -14,10 +14,11 @@ from __future__ import annotations
 import copy
 import difflib
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from molt_budget.errors import BudgetError, ConfigError
 from molt_budget.results.store import write_bytes_atomic

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from molt_budget.collectors import generic, timing
 from molt_budget.collectors.molt_diagnostics import summarize_diagnostics

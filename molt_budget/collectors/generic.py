@@ -12,9 +12,10 @@ import math
 import os
 import re
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from molt_budget.errors import CollectorError, ConfigError
 

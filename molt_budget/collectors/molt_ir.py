@@ -24,10 +24,11 @@ import json
 import re
 from bisect import bisect_left
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 from molt_budget.collectors.generic import json_cut_short, read_errors
 from molt_budget.errors import CollectorError
@@ -203,7 +204,9 @@ class _Window:
     def peek(self) -> str:
         """Next non-whitespace character, '' at end of file."""
         while True:
-            self.pos = _WS.match(self.buf, self.pos).end()
+            blank = _WS.match(self.buf, self.pos)
+            assert blank is not None              # `[ ...]*` matches the empty string anywhere
+            self.pos = blank.end()
             if self.pos < len(self.buf):
                 return self.buf[self.pos]
             if not self.more():
@@ -389,7 +392,7 @@ def _open_stream(path: Path) -> Iterator[IO[bytes]]:
         raw.seek(0)
         if magic == _GZIP_MAGIC:
             with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
-                yield gz
+                yield gz  # type: ignore[misc]  # a GzipFile is a binary stream (typeshed types it as BufferedIOBase)
         else:
             yield raw
 

@@ -160,6 +160,7 @@ def _num(value: float | None) -> str:
 
 def cmd_budget_diff(args: argparse.Namespace) -> int:
     from molt_budget.compare.budget_changes import budget_gate
+    from molt_budget.compare.model import exit_code
 
     config_path = Path(args.config)
     measured = _measurements(config_path, args.results)
@@ -169,7 +170,7 @@ def cmd_budget_diff(args: argparse.Namespace) -> int:
                           "changes": [c.to_dict() for c in gate.changes]}, indent=2, default=str))
     else:
         print(render_changes(gate))
-    return 1 if gate.status == "fail" else 0
+    return exit_code(gate.status)
 
 
 def _measurements(config_path: Path, results_path: str | None) -> dict[str, float]:
@@ -194,12 +195,13 @@ def _measurements(config_path: Path, results_path: str | None) -> dict[str, floa
 def render_changes(gate: Any) -> str:
     from tabulate import tabulate
 
+    from molt_budget.compare.model import severity_key
+
     base = (gate.base or "?")[:12]
     if not gate.changes:
         return f"no budget changes in {gate.rel_path} since {base}"
-    order = {"fail": 0, "yellow": 1, "pass": 2}
     rows = []
-    for c in sorted(gate.changes, key=lambda c: order.get(c.status, 9)):
+    for c in sorted(gate.changes, key=lambda c: severity_key(c.status)):
         status = c.status.upper() if c.status != "pass" else "pass"
         what = c.kpi or (f"lane {c.lane}" if c.lane else "-")
         where = f"{gate.rel_path}:{c.line}" if c.line else "-"

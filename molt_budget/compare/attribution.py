@@ -79,13 +79,10 @@ def _count_deltas(base: dict[str, Any], head: dict[str, Any]) -> dict[str, int]:
 
 
 def _value_deltas(base: dict[str, float], head: dict[str, float], key: str) -> list[dict[str, Any]]:
-    rows = [
-        {key: name, "base": base.get(name), "head": head.get(name),
-         "delta": round(float(head.get(name) or 0.0) - float(base.get(name) or 0.0), 6)}
-        for name in list(dict.fromkeys([*base, *head]))
-    ]
-    rows.sort(key=lambda r: -abs(r["delta"]))
-    return rows
+    deltas = {name: round(float(head.get(name) or 0.0) - float(base.get(name) or 0.0), 6)
+              for name in dict.fromkeys([*base, *head])}
+    names = sorted(deltas, key=lambda name: -abs(deltas[name]))
+    return [{key: name, "base": base.get(name), "head": head.get(name), "delta": deltas[name]} for name in names]
 
 
 def _direct(reasons: list[str]) -> bool:

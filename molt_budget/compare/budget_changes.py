@@ -25,11 +25,12 @@ from __future__ import annotations
 import math
 import re
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from molt_budget.compare.model import BudgetChange, Status, worst
 from molt_budget.errors import ConfigError
 
 KINDS = ("loosened", "tightened", "added", "removed", "lane_changed", "lane_removed", "waiver_expired", "unchanged_note")
@@ -47,24 +48,6 @@ DEFAULT_NOISE_FLOOR_PCT = 0.5
 DEFAULT_YELLOW_FRACTION = 0.5
 DEFAULT_PAIRS = 6
 DEFAULT_MAX_PAIRS = 20
-
-
-@dataclass
-class BudgetChange:
-    kpi: str | None
-    lane: str | None
-    kind: str
-    field: str
-    old: Any
-    new: Any
-    justification: str
-    owner: str
-    status: str          # pass | yellow | fail
-    reason: str
-    line: int | None     # in the head file, for annotations
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # -- git -------------------------------------------------------------------------------
@@ -215,7 +198,7 @@ def diff_budgets(
         try:
             base = _parse(base_text, path_name)
         except ConfigError as exc:
-            changes.append(BudgetChange(None, None, "unchanged_note", "file", None, None, "", "", "yellow",
+            changes.append(BudgetChange(None, None, "unchanged_note", "file", None, None, "", "", Status.YELLOW,
                                         f"base budgets unreadable ({exc}); only the head's waivers were checked", None))
         else:
             ctx = _Context(base, head, base_text, head_text, measured, max_headroom_pct)
@@ -250,7 +233,7 @@ class _Context:
 
 
 def _all_added(head: Any, why: str) -> list[BudgetChange]:
-    out = [BudgetChange(None, lane.id, "added", "lane", None, lane.command, "", "", "pass", why, lane.line or None)
+    out = [BudgetChange(None, lane.id, "added", "lane", None, lane.command, "", "", Status.PASS, why, lane.line or None)
            for lane in head.lanes.values()]
     for kpi in head.kpis.values():
         out.append(_added_kpi(head, kpi, why))
@@ -260,8 +243,8 @@ def _all_added(head: Any, why: str) -> list[BudgetChange]:
 def _added_kpi(head: Any, kpi: Any, why: str) -> BudgetChange:
     bounds = f"target {_fmt(kpi.target)}, limit {_fmt(kpi.limit)}"
     if _norm(kpi.owner):
-        return BudgetChange(kpi.id, kpi.lane, "added", "kpi", None, bounds, kpi.justification, kpi.owner, "pass", why, kpi.line or None)
-    return BudgetChange(kpi.id, kpi.lane, "added", "kpi", None, bounds, kpi.justification, "", "yellow",
+        return BudgetChange(kpi.id, kpi.lane, "added", "kpi", None, bounds, kpi.justification, kpi.owner, Status.PASS, why, kpi.line or None)
+    return BudgetChange(kpi.id, kpi.lane, "added", "kpi", None, bounds, kpi.justification, "", Status.YELLOW,
                         f"{why}; no `owner`: name who answers for this budget", kpi.line or None)
 
 
@@ -296,12 +279,12 @@ def _settings_changes(ctx: _Context) -> list[BudgetChange]:
     for name, keys, a, b, looser, what in found:
         line = ctx.head.line_of("settings", *keys)
         if not looser:
-            out.append(BudgetChange(None, None, "tightened", f"settings.{name}", a, b, note or "", "", "pass", f"{what}: good news", line))
+            out.append(BudgetChange(None, None, "tightened", f"settings.{name}", a, b, note or "", "", Status.PASS, f"{what}: good news", line))
             continue
         if note:
-            status, reason = "yellow", f"{what}; justified by a `# settings:` comment"
+            status, reason = Status.YELLOW, f"{what}; justified by a `# settings:` comment"
         else:
-            status, reason = "fail", (f"{what}: a setting of the gate loosened without a reason: add a comment "
+            status, reason = Status.FAIL, (f"{what}: a setting of the gate loosened without a reason: add a comment "
                                       f"`# settings: <why>` to the file")
         out.append(BudgetChange(None, None, "loosened", f"settings.{name}", a, b, note or "", "", status, reason, line))
     return out
@@ -314,8 +297,8 @@ def _lane_changes(ctx: _Context) -> list[BudgetChange]:
         new = head.lanes.get(lane_id)
         if new is None:
             note = ctx.tombstone(lane_id)
-            status, reason = ("yellow", f"lane removed: {note}") if note else (
-                "fail", f"lane removed without a reason: add a comment `# removed {lane_id}: <why>` to the file")
+            status, reason = (Status.YELLOW, f"lane removed: {note}") if note else (
+                Status.FAIL, f"lane removed without a reason: add a comment `# removed {lane_id}: <why>` to the file")
             out.append(BudgetChange(None, lane_id, "lane_removed", "lane", old.command, None, note or "", "", status, reason, None))
             continue
         diffs: list[tuple[str, Any, Any]] = []
@@ -339,7 +322,7 @@ def _lane_changes(ctx: _Context) -> list[BudgetChange]:
                                       "more repeats lower the minimum that {} take")
     for lane_id, new in head.lanes.items():
         if lane_id not in base.lanes:
-            out.append(BudgetChange(None, lane_id, "added", "lane", None, new.command, "", "", "pass", "new lane", new.line or None))
+            out.append(BudgetChange(None, lane_id, "added", "lane", None, new.command, "", "", Status.PASS, "new lane", new.line or None))
     return out
 
 
@@ -352,11 +335,11 @@ def _lane_verdicts(ctx: _Context, lane_id: str, diffs: list[tuple[str, Any, Any]
     for name, a, b in diffs:
         line = _lane_line(ctx.head, lane_id, name)
         if not affected:
-            status, reason = "pass", "no KPI measures this lane"
+            status, reason = Status.PASS, "no KPI measures this lane"
         elif why:
-            status, reason = "yellow", f"{what.format(', '.join(affected))}; justified by kpis.{by}"
+            status, reason = Status.YELLOW, f"{what.format(', '.join(affected))}; justified by kpis.{by}"
         else:
-            status, reason = "fail", (f"{what.format(', '.join(affected))}: lane changed without a justification: "
+            status, reason = Status.FAIL, (f"{what.format(', '.join(affected))}: lane changed without a justification: "
                                       f"update the `justification` of {' or '.join(affected)} to say why")
         out.append(BudgetChange(None, lane_id, "lane_changed", name, a, b, why or "", "", status, reason, line))
     return out
@@ -391,8 +374,8 @@ def _kpi_changes(ctx: _Context) -> list[BudgetChange]:
         if new is None:
             note = ctx.tombstone(kpi_id)
             bounds = f"target {_fmt(old.target)}, limit {_fmt(old.limit)}"
-            status, reason = ("yellow", f"KPI removed: {note}") if note else (
-                "fail", f"KPI removed without a reason: add a comment `# removed {kpi_id}: <why>` to the file")
+            status, reason = (Status.YELLOW, f"KPI removed: {note}") if note else (
+                Status.FAIL, f"KPI removed without a reason: add a comment `# removed {kpi_id}: <why>` to the file")
             out.append(BudgetChange(kpi_id, old.lane, "removed", "kpi", bounds, None, note or "", old.owner, status, reason, None))
             continue
         out += _compare_kpi(ctx, old, new)
@@ -457,7 +440,7 @@ def _compare_kpi(ctx: _Context, old: Any, new: Any) -> list[BudgetChange]:
     for kind, name, a, b, note in found:
         line = ctx.head.line_of("kpis", new.id, name)
         if kind == "tightened":
-            out.append(BudgetChange(new.id, new.lane, kind, name, a, b, new.justification, new.owner, "pass", f"{note}: good news", line))
+            out.append(BudgetChange(new.id, new.lane, kind, name, a, b, new.justification, new.owner, Status.PASS, f"{note}: good news", line))
             continue
         status, reason = _loosened_verdict(ctx, old, new, name, b, justified, note)
         out.append(BudgetChange(new.id, new.lane, kind, name, a, b, new.justification, new.owner, status, reason, line))
@@ -483,7 +466,7 @@ def _effective(kpi: Any, name: str) -> float:
     return math.inf if value is None else float(value)
 
 
-def _loosened_verdict(ctx: _Context, old: Any, new: Any, name: str, value: Any, justified: bool, note: str) -> tuple[str, str]:
+def _loosened_verdict(ctx: _Context, old: Any, new: Any, name: str, value: Any, justified: bool, note: str) -> tuple[Status, str]:
     problems = []
     if not justified and _norm(new.justification):
         problems.append(f"{note} without a new justification (the `justification` is unchanged since the base: say why it loosens now)")
@@ -493,7 +476,7 @@ def _loosened_verdict(ctx: _Context, old: Any, new: Any, name: str, value: Any, 
         far = _far_looser(ctx, old, new, name, float(value))
         if far:
             problems.append(far)
-    return ("fail", "; ".join(problems)) if problems else ("yellow", f"{note}; justified")
+    return (Status.FAIL, "; ".join(problems)) if problems else (Status.YELLOW, f"{note}; justified")
 
 
 def _far_looser(ctx: _Context, old: Any, new: Any, name: str, value: float) -> str | None:
@@ -534,16 +517,16 @@ def _waivers(head: Any, today: date) -> list[BudgetChange]:
             until = date.fromisoformat(str(kpi.expires))
         except ValueError:
             out.append(BudgetChange(kpi.id, kpi.lane, "waiver_expired", "expires", None, kpi.expires, kpi.justification, kpi.owner,
-                                    "fail", f"expires {kpi.expires!r} is not a real date (YYYY-MM-DD)", line))
+                                    Status.FAIL, f"expires {kpi.expires!r} is not a real date (YYYY-MM-DD)", line))
             continue
         if until < today:
             out.append(BudgetChange(kpi.id, kpi.lane, "waiver_expired", "expires", None, kpi.expires, kpi.justification, kpi.owner,
-                                    "fail", f"waiver expired on {kpi.expires}: re-set the budget (`molt-budget bump`) or extend "
+                                    Status.FAIL, f"waiver expired on {kpi.expires}: re-set the budget (`molt-budget bump`) or extend "
                                     f"it with a new justification", line))
         else:
             days = (until - today).days
             out.append(BudgetChange(kpi.id, kpi.lane, "unchanged_note", "expires", None, kpi.expires, kpi.justification, kpi.owner,
-                                    "pass", f"temporary waiver: {days} day(s) left", line))
+                                    Status.PASS, f"temporary waiver: {days} day(s) left", line))
     return out
 
 
@@ -558,9 +541,8 @@ class GateResult:
     changes: list[BudgetChange]
 
     @property
-    def status(self) -> str:
-        statuses = {c.status for c in self.changes}
-        return "fail" if "fail" in statuses else "yellow" if "yellow" in statuses else "pass"
+    def status(self) -> Status:
+        return worst(c.status for c in self.changes)
 
 
 def budget_gate(config_path: Path, base_ref: str | None, *, measured: dict[str, float], today: date,

@@ -10,27 +10,18 @@ A difference in declared provenance makes the change verdict `not_comparable`, n
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from molt_budget import __version__
 from molt_budget.compare import stats
 from molt_budget.compare.attribution import lane_diff, merge_diffs
 from molt_budget.compare.budget import aggregate, judge_kpi
+from molt_budget.compare.model import BaseInfo, Diff, HeadInfo, KpiRow, Report, Status, Verdict
 from molt_budget.config.model import Config, Kpi
 from molt_budget.report import fmt
 from molt_budget.results.model import KpiResult, LaneResult, RunResults
 
-SEVERITY = {"pass": 0, "not_comparable": 1, "yellow": 2, "nondeterministic": 3, "error": 4, "fail": 5}
 DEFAULT_TIMED_MAX_INCREASE_PCT = 10.0
-
-
-@dataclass
-class BaseInfo:
-    commit: str | None
-    ref: str | None
-    source: str                      # worktree | history | results | same-commit
-    run_id: str | None = None
+__all__ = ["BaseInfo", "compare", "ratio_testable", "timed_policy", "timed_values"]
 
 
 def timed_values(kpi: Kpi, base: RunResults, head: RunResults) -> tuple[list[float], list[float]]:
@@ -54,7 +45,7 @@ def ratio_testable(b: list[float], h: list[float]) -> bool:
     return len(b) >= 2 and min(b) > 0 and min(h) > 0
 
 
-def timed_policy(kpi: Kpi) -> "stats.TimedPolicy":
+def timed_policy(kpi: Kpi) -> stats.TimedPolicy:
     return stats.TimedPolicy(
         max_increase_pct=kpi.max_increase_pct or DEFAULT_TIMED_MAX_INCREASE_PCT,
         yellow_fraction=kpi.yellow_fraction, pairs=kpi.pairs, max_pairs=kpi.max_pairs,
@@ -63,11 +54,11 @@ def timed_policy(kpi: Kpi) -> "stats.TimedPolicy":
 
 def compare(config: Config, head: RunResults, base: RunResults | None, base_info: BaseInfo | None, *,
             aa: bool = False, paired: bool = True, reproduce: str = "",
-            history_fences: dict[str, float | None] | None = None) -> dict[str, Any]:
-    """The comparison report (schemas/report.schema.json). `paired=False` (a saved baseline):
+            history_fences: dict[str, float | None] | None = None) -> Report:
+    """The comparison report: every KPI judged once, here. `paired=False` (a saved baseline):
     the two sides were not interleaved, so timed KPIs get no change verdict."""
     selected = [k for k in config.kpis.values() if k.lane in head.lanes]
-    rows: list[dict[str, Any]] = []
+    rows: list[KpiRow] = []
     timed_p: dict[str, float] = {}
     if base is not None:
         for kpi in selected:
@@ -78,51 +69,34 @@ def compare(config: Config, head: RunResults, base: RunResults | None, base_info
     adjusted = dict(zip(timed_p, stats.holm(list(timed_p.values())))) if timed_p else {}
     for kpi in selected:
         budget = judge_kpi(kpi, head.lanes.get(kpi.lane))
-        row = _row(kpi, budget)
+        row = kpi_row(kpi, budget)
         if base is not None:
             _change(config, kpi, row, budget, base, head, aa, paired, adjusted.get(kpi.id), (history_fences or {}).get(kpi.id))
         _drift(kpi, row)
         rows.append(row)
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row["status"]] = counts.get(row["status"], 0) + 1
-    regressed = sorted({r["lane"] for r in rows if r["status"] in ("yellow", "fail", "nondeterministic")})
-    diff = merge_diffs([lane_diff(l, base.lanes.get(l), head.lanes.get(l)) for l in regressed]) if base is not None else merge_diffs([])
-    prov = head.provenance
-    return {
-        "schema_version": 1,
-        "tool_version": __version__,
-        "config_path": _rel_config(config),
-        "verdict": {"status": _verdict({r["status"] for r in rows}), "counts": counts},
-        "authoritative": head.authoritative and (base.authoritative if base is not None else True),
-        "authoritative_reasons": head.authoritative_reasons + ([f"base: {r}" for r in base.authoritative_reasons] if base else []),
-        "base": None if base_info is None else {"commit": base_info.commit, "ref": base_info.ref, "source": base_info.source, "run_id": base_info.run_id},
-        "head": {"commit": prov.get("commit"), "ref": prov.get("branch"), "dirty": prov.get("dirty"), "run_id": head.run_id},
-        "kpis": rows,
-        "diff": diff,
-        "reproduce": reproduce,
-        "results_path": None,
-    }
+    regressed = sorted({r.lane for r in rows if r.status in (Status.YELLOW, Status.FAIL, Status.NONDETERMINISTIC)})
+    diff = merge_diffs([lane_diff(lane, base.lanes.get(lane), head.lanes.get(lane)) for lane in regressed]) if base is not None else merge_diffs([])
+    return Report(
+        verdict=Verdict.judge(rows),
+        config_path=_rel_config(config),
+        authoritative=head.authoritative and (base.authoritative if base is not None else True),
+        authoritative_reasons=head.authoritative_reasons + ([f"base: {r}" for r in base.authoritative_reasons] if base else []),
+        base=base_info,
+        head=HeadInfo.from_provenance(head.provenance, head.run_id),
+        kpis=rows,
+        diff=Diff.from_dict(diff),
+        reproduce=reproduce,
+    )
 
 
-def _verdict(statuses: set[str]) -> str:
-    """A fail (or a nondeterministic build) is a definite finding and wins over an error."""
-    if statuses & {"fail", "nondeterministic"}:
-        return "fail"
-    for status in ("error", "yellow"):
-        if status in statuses:
-            return status
-    return "pass"
-
-
-def _row(kpi: Kpi, budget: KpiResult) -> dict[str, Any]:
-    return {
-        "id": kpi.id, "title": kpi.title, "lane": kpi.lane, "metric": kpi.metric, "class": kpi.kpi_class,
-        "unit": kpi.unit, "direction": kpi.direction, "target": kpi.target, "limit": kpi.limit, "line": kpi.line,
-        "base": None, "head": budget.value, "delta": None, "delta_pct": None,
-        "status": budget.status, "budget_status": budget.status, "reason": budget.reason,
-        "p_value": None, "ci_low": None, "ci_high": None, "pairs": None,
-    }
+def kpi_row(kpi: Kpi, budget: KpiResult) -> KpiRow:
+    """A report row with the budget verdict alone (compare adds the change verdict)."""
+    status = Status.parse(budget.status, f"KPI {kpi.id}")
+    return KpiRow(
+        id=kpi.id, title=kpi.title, lane=kpi.lane, metric=kpi.metric, kpi_class=kpi.kpi_class,
+        unit=kpi.unit, direction=kpi.direction, target=kpi.target, limit=kpi.limit, line=kpi.line,
+        head=budget.value, status=status, budget_status=status, reason=budget.reason,
+    )
 
 
 def _worse(kpi: Kpi, delta: float) -> float:
@@ -130,7 +104,7 @@ def _worse(kpi: Kpi, delta: float) -> float:
     return delta if kpi.direction == "lower" else -delta
 
 
-def _change(config: Config, kpi: Kpi, row: dict[str, Any], budget: KpiResult, base: RunResults, head: RunResults,
+def _change(config: Config, kpi: Kpi, row: KpiRow, budget: KpiResult, base: RunResults, head: RunResults,
             aa: bool, paired: bool, adjusted_p: float | None, fence: float | None) -> None:
     b_lane, h_lane = base.lanes.get(kpi.lane), head.lanes.get(kpi.lane)
     b_values = _lane_values(b_lane, kpi.metric)
@@ -138,38 +112,40 @@ def _change(config: Config, kpi: Kpi, row: dict[str, Any], budget: KpiResult, ba
         # No base value (a PR that fixes a broken main, a metric new in this change): the budget
         # verdict stands on its own; there is just no change verdict.
         why = b_lane.error if b_lane is not None and b_lane.error else f"metric {kpi.metric} was not measured on the base"
-        row["reason"] += f"; no change verdict, base: {why}"
+        row.reason += f"; no change verdict, base: {why}"
         return
     b_value = aggregate(b_values, kpi.aggregate)
-    row["base"] = b_value
+    row.base = b_value
     h_value = budget.value
     if h_value is None:
         return
-    row["delta"] = h_value - b_value
-    row["delta_pct"] = (h_value - b_value) / b_value * 100 if b_value else None
+    row.delta = h_value - b_value
+    row.delta_pct = (h_value - b_value) / b_value * 100 if b_value else None
     mismatch = _comparable(config, base, head)
     if mismatch is not None:
-        if budget.status in ("pass",):
-            _set(row, "not_comparable", f"not comparable with the base: {mismatch}")
+        if budget.status == Status.PASS:
+            row.status, row.reason = Status.NOT_COMPARABLE, f"not comparable with the base: {mismatch}"
         else:
-            row["reason"] += f"; not comparable with the base: {mismatch}"
+            row.reason += f"; not comparable with the base: {mismatch}"
         return
     if kpi.kpi_class == "exact":
-        _exact(kpi, row, budget, b_values, _lane_values(h_lane, kpi.metric), aa)
+        _exact(kpi, row, b_values, _lane_values(h_lane, kpi.metric), aa)
     elif kpi.kpi_class == "timed" and not paired:
-        row["reason"] += "; the saved baseline was not measured interleaved with this run: no timed change verdict"
+        row.reason += "; the saved baseline was not measured interleaved with this run: no timed change verdict"
     elif kpi.kpi_class == "timed":
-        _timed(kpi, row, budget, base, head, adjusted_p)
+        _timed(kpi, row, base, head, adjusted_p)
     else:
-        _counted(kpi, row, budget, b_values, _lane_values(h_lane, kpi.metric), fence)
+        _counted(kpi, row, b_values, _lane_values(h_lane, kpi.metric), fence)
 
 
-def _exact(kpi: Kpi, row: dict[str, Any], budget: KpiResult, b_values: list[float], h_values: list[float], aa: bool) -> None:
-    b, h = row["base"], row["head"]
+def _exact(kpi: Kpi, row: KpiRow, b_values: list[float], h_values: list[float], aa: bool) -> None:
+    b, h = row.base, row.head
+    assert b is not None and h is not None
     if aa:
         if len(set(b_values)) > 1 or len(set(h_values)) > 1 or b != h:
             seen = sorted(set(b_values) | set(h_values))
-            _escalate(row, "nondeterministic", f"same commit built twice gave different values {', '.join(fmt.value(v, kpi.unit) for v in seen)}: the build is not deterministic")
+            shown = ", ".join(fmt.value(v, kpi.unit) for v in seen)
+            _escalate(row, Status.NONDETERMINISTIC, f"same commit built twice gave different values {shown}: the build is not deterministic")
         return
     worse = _worse(kpi, h - b)
     limits = []
@@ -179,61 +155,57 @@ def _exact(kpi: Kpi, row: dict[str, Any], budget: KpiResult, b_values: list[floa
         limits.append((kpi.max_increase_pct, worse / abs(b) * 100, fmt.pct(worse / abs(b) * 100), fmt.value(kpi.max_increase_pct, "%")))
     for allowed, change, shown, allowed_shown in limits:
         if change > allowed:
-            _escalate(row, "fail", f"changed by {shown} against the base (allowed: {allowed_shown} per change)")
+            _escalate(row, Status.FAIL, f"changed by {shown} against the base (allowed: {allowed_shown} per change)")
             return
     for allowed, change, shown, allowed_shown in limits:
         if change > allowed * kpi.yellow_fraction:
-            _escalate(row, "yellow", f"changed by {shown} against the base (over {fmt.number(kpi.yellow_fraction)} of the {allowed_shown} allowed)")
+            _escalate(row, Status.YELLOW, f"changed by {shown} against the base (over {fmt.number(kpi.yellow_fraction)} of the {allowed_shown} allowed)")
             return
-    if worse > 0 and not limits and row["status"] == "pass":
-        row["reason"] += f"; {fmt.delta(worse, kpi.unit)} against the base"
+    if worse > 0 and not limits and row.status is Status.PASS:
+        row.reason += f"; {fmt.delta(worse, kpi.unit)} against the base"
 
 
-def _timed(kpi: Kpi, row: dict[str, Any], budget: KpiResult, base: RunResults, head: RunResults, adjusted_p: float | None) -> None:
+def _timed(kpi: Kpi, row: KpiRow, base: RunResults, head: RunResults, adjusted_p: float | None) -> None:
     b, h = timed_values(kpi, base, head)
-    row["pairs"] = len(b)
+    row.pairs = len(b)
     if not ratio_testable(b, h):
-        row["reason"] += "; no change verdict (fewer than 2 pairs, or zero values)"
+        row.reason += "; no change verdict (fewer than 2 pairs, or zero values)"
         return
     decision = stats.decide_timed(h, b, timed_policy(kpi), alpha_adjusted_p=adjusted_p)
-    row.update(p_value=decision.p_value, ci_low=decision.ci_low, ci_high=decision.ci_high)
+    row.p_value, row.ci_low, row.ci_high = decision.p_value, decision.ci_low, decision.ci_high
     if decision.status != "pass":
-        _escalate(row, decision.status, decision.reason)
+        _escalate(row, Status.parse(decision.status), decision.reason)
     else:
-        row["reason"] += f"; {decision.reason}"
+        row.reason += f"; {decision.reason}"
 
 
-def _counted(kpi: Kpi, row: dict[str, Any], budget: KpiResult, b_values: list[float], h_values: list[float], fence: float | None) -> None:
+def _counted(kpi: Kpi, row: KpiRow, b_values: list[float], h_values: list[float], fence: float | None) -> None:
     b, h = min(b_values), min(h_values)
     if kpi.direction == "higher":
         b, h = h, b
     decision = stats.decide_counted(h, b, floor_pct=kpi.noise_floor_pct if kpi.noise_floor_pct is not None else 0.5, fence=fence,
                                     max_increase_pct=kpi.max_increase_pct, yellow_fraction=kpi.yellow_fraction)
-    row["base"], row["head"] = min(b_values), min(h_values)
+    row.base, row.head = min(b_values), min(h_values)
     if decision.status != "pass":
-        _escalate(row, decision.status, decision.reason)
+        _escalate(row, Status.parse(decision.status), decision.reason)
     else:
-        row["reason"] += f"; {decision.reason}"
+        row.reason += f"; {decision.reason}"
 
 
-def _drift(kpi: Kpi, row: dict[str, Any]) -> None:
+def _drift(kpi: Kpi, row: KpiRow) -> None:
     seeded = (kpi.seeded_from or {}).get("value") if isinstance(kpi.seeded_from, dict) else None
-    if seeded is None or kpi.max_drift_pct is None or row["head"] is None or not seeded:
+    if seeded is None or kpi.max_drift_pct is None or row.head is None or not seeded:
         return
-    drift = _worse(kpi, row["head"] - seeded) / abs(seeded) * 100
+    drift = _worse(kpi, row.head - seeded) / abs(seeded) * 100
     if drift > kpi.max_drift_pct:
-        _escalate(row, "fail", f"drifted {fmt.pct(drift)} since the budget was set at {fmt.value(seeded, kpi.unit)} (max {fmt.value(kpi.max_drift_pct, '%')})")
+        _escalate(row, Status.FAIL, f"drifted {fmt.pct(drift)} since the budget was set at {fmt.value(seeded, kpi.unit)} (max {fmt.value(kpi.max_drift_pct, '%')})")
 
 
-def _set(row: dict[str, Any], status: str, reason: str) -> None:
-    row["status"], row["reason"] = status, reason
-
-
-def _escalate(row: dict[str, Any], status: str, reason: str) -> None:
-    if SEVERITY[status] >= SEVERITY[row["status"]]:
-        row["status"], row["reason"] = status, reason + (f" ({row['reason']})" if row["reason"] else "")
+def _escalate(row: KpiRow, status: Status, reason: str) -> None:
+    if status.severity >= row.status.severity:
+        row.status, row.reason = status, reason + (f" ({row.reason})" if row.reason else "")
     else:
-        row["reason"] += f"; {reason}"
+        row.reason += f"; {reason}"
 
 
 def _lane_values(lane: LaneResult | None, metric: str) -> list[float]:

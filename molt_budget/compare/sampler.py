@@ -9,7 +9,7 @@ lane's sequential run (how many rounds, which KPI waits for its confirming round
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from molt_budget.compare import stats
 from molt_budget.compare.comparator import ratio_testable, timed_policy, timed_values

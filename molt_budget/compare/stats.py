@@ -16,9 +16,10 @@ from __future__ import annotations
 import math
 import random
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal, Sequence
+from typing import Literal
 
 Status = Literal["pass", "yellow", "fail"]
 Action = Literal["more", "confirm", "done"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -50,7 +51,7 @@ class Kpi:
     max_increase_pct: float | None = None
     max_increase_abs: float | None = None
     yellow_fraction: float = 0.5
-    seeded_from: dict | None = None     # {"value", "commit", "date", "headroom_pct"}
+    seeded_from: dict[str, Any] | None = None     # {"value", "commit", "date", "headroom_pct"}
     max_drift_pct: float | None = None
     expires: str | None = None          # YYYY-MM-DD: a temporary waiver
     pairs: int = 6                      # timed: interleaved base/head pairs to start with

@@ -19,7 +19,8 @@ functions only ever produce digits, separators, signs and the given unit.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 RATIO_FROM = 2.0                      # head/base at or above this: show `×N` instead of a percentage
 SIG_DIGITS = 4

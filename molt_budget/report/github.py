@@ -21,10 +21,11 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, TextIO
+from typing import Any, TextIO
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -448,7 +449,7 @@ def _shown(value: Any) -> str:
     return "none" if value is None else value if isinstance(value, str) else json.dumps(value, default=str)
 
 
-def annotations(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+def check_annotations(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     path = str(report.get("config_path") or "budgets.yaml")
     return [{
         "path": path, "start_line": line or 1, "end_line": line or 1, "annotation_level": level,
@@ -619,7 +620,7 @@ def _attempt(what: str, say: Callable[[str], None], post: Callable[[], None]) ->
         if exc.forbidden:
             return exc
         say(f"molt-budget: could not {what}: {_describe(exc)}")
-    except Exception as exc:  # noqa: BLE001 - every reporting failure is one line
+    except Exception as exc:
         say(f"molt-budget: could not {what}: {_describe(exc)}")
     return None
 
@@ -724,7 +725,7 @@ def _post_check_run(gh: GitHubClient, ctx: GitHubContext, report: dict[str, Any]
     summary = render_markdown(report, max_chars=CHECK_TEXT_MAX, full_report_hint=hint, sparklines=sparklines)
     run, batches = create_check_run(
         gh, ctx.repository, name=check_name, head_sha=ctx.head_sha, conclusion=outcome.conclusion,
-        title=title_for(report), summary=summary, notes=annotations(report), details_url=ctx.report_url,
+        title=title_for(report), summary=summary, notes=check_annotations(report), details_url=ctx.report_url,
     )
     outcome.check_run_id, outcome.check_run_url = _int(run.get("id")), run.get("html_url")
     outcome.annotation_batches = batches

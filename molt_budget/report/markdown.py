@@ -14,16 +14,18 @@ import html
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-from molt_budget.report.sparkline import sparkline
+from molt_budget.compare.model import BY_SEVERITY
 from molt_budget.report import fmt
+from molt_budget.report.sparkline import sparkline
 
 STATUS_ICON = {
     "pass": "✅", "yellow": "🟡", "fail": "❌", "error": "⛔", "not_comparable": "➖", "nondeterministic": "🎲",
 }
-SEVERITY = {"fail": 0, "error": 1, "nondeterministic": 2, "yellow": 3, "not_comparable": 4, "pass": 5}
+SEVERITY = {status.value: rank for rank, status in enumerate(BY_SEVERITY)}   # worst first: compare.model's one order
 HEADLINE = {"pass": "PASS", "yellow": "PASS with warnings", "fail": "FAIL", "error": "ERROR"}
 OFFENDING = ("fail", "error", "yellow", "nondeterministic")
 BUDGET_STATUSES = ("fail", "yellow")      # budget changes that need the reviewers' eyes
@@ -447,17 +449,17 @@ def render_markdown(
         if not rows_tried and (victim.priority or 0) >= ROWS_PRIORITY:
             rows_tried = True                 # passing KPI rows go before the reasons, commits and reproduce command
             offending = sum(1 for k in report.get("kpis") or [] if k.get("status") in OFFENDING)
-            text = _fit_rows(report, marker, sections, omitted, kpi_lines, min(offending, KEEP_ROWS), max_chars, hint)
-            if text is not None:
-                return text
+            fitted = _fit_rows(report, marker, sections, omitted, kpi_lines, min(offending, KEEP_ROWS), max_chars, hint)
+            if fitted is not None:
+                return fitted
         sections = [s for s in sections if s is not victim]
         if victim.name != "diff heading":
             omitted.append(victim.name)
         text = _assemble(marker, sections, _footer(report, max_chars, omitted, True, hint))
         if len(text) <= max_chars:
             return text
-    text = _fit_rows(report, marker, sections, omitted, kpi_lines, 0, max_chars, hint)
-    return text if text is not None else _hard_cut(_assemble(marker, sections, ""), max_chars, hint)
+    fitted = _fit_rows(report, marker, sections, omitted, kpi_lines, 0, max_chars, hint)
+    return fitted if fitted is not None else _hard_cut(_assemble(marker, sections, ""), max_chars, hint)
 
 
 def _fit_rows(report: dict[str, Any], marker: str | None, sections: list[Section], omitted: list[str],

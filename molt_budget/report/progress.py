@@ -14,8 +14,9 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 from molt_budget.runner.events import ProgressEvent
 
@@ -24,7 +25,7 @@ PHASE_WORD = {"prime": "prime", "warmup": "warm-up", "measure": "repeat"}
 
 
 def make_progress(stream: TextIO | None = None, *, tty: bool | None = None, history: Any = None,
-                  quiet: bool = False, interval_s: float = 0.5) -> "Progress":
+                  quiet: bool = False, interval_s: float = 0.5) -> Progress:
     """The engine's `options.progress`: live on a terminal, plain lines otherwise, nothing if quiet.
 
     `tty=None` asks the stream (and treats TERM=dumb as not a terminal); `history` is a
@@ -52,7 +53,7 @@ class Progress:
     def close(self) -> None:
         self._write("")
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from molt_budget.compare.model import Diff, Report, Status, overall, severity_key
+from molt_budget.compare.model import exit_code as status_exit_code
 from molt_budget.report import fmt
 from molt_budget.results.model import KpiResult, RunResults
 
-STATUS_ORDER = {"fail": 0, "error": 1, "yellow": 2, "pass": 3}
-COLORS = {"pass": "32", "yellow": "33", "fail": "31", "error": "35"}
+COLORS: dict[str, str] = {Status.PASS: "32", Status.YELLOW: "33", Status.FAIL: "31", Status.ERROR: "35",
+                          Status.NONDETERMINISTIC: "31", Status.NOT_COMPARABLE: "36"}
 
 
 def fmt_value(value: float | None, unit: str = "") -> str:
     return fmt.value(value, unit)
 
 
-def verdict_word(counts: dict[str, int]) -> str:
-    if counts.get("fail"):
-        return "FAIL"
-    if counts.get("error"):
-        return "ERROR"
-    if counts.get("yellow"):
-        return "PASS (with warnings)"
-    return "PASS"
+VERDICT_WORDS = {Status.PASS: "PASS", Status.YELLOW: "PASS (with warnings)", Status.ERROR: "ERROR", Status.FAIL: "FAIL"}
+
+
+def verdict_word(status: Status) -> str:
+    return VERDICT_WORDS[status.verdict]
 
 
 def render(results: RunResults, color: bool = False) -> str:
@@ -40,7 +41,7 @@ def render(results: RunResults, color: bool = False) -> str:
         table,
         "",
     ]
-    notes = sorted((k for k in results.kpis if k.status != "pass"), key=lambda k: STATUS_ORDER.get(k.status, 9))
+    notes = sorted((k for k in results.kpis if k.status != "pass"), key=lambda k: severity_key(k.status))
     for k in notes:
         lines.append(f"  {k.status.upper():6} {k.id}: {k.reason}")
     retried = [(lane, s) for lane in results.lanes.values() for s in lane.samples if s.attempts > 1]
@@ -49,98 +50,87 @@ def render(results: RunResults, color: bool = False) -> str:
     if not results.authoritative:
         lines.append("  not authoritative: " + "; ".join(results.authoritative_reasons))
     summary = ", ".join(f"{counts[s]} {s}" for s in ("pass", "yellow", "fail", "error") if counts.get(s))
-    lines.append(f"verdict: {verdict_word(counts)} ({summary or 'no KPIs'})")
+    lines.append(f"verdict: {verdict_word(overall(k.status for k in results.kpis))} ({summary or 'no KPIs'})")
     return "\n".join(lines)
 
 
 def exit_code(kpis: list[KpiResult]) -> int:
-    """1 on any fail (a definite regression), else 3 on any error (the gate could not judge), else 0."""
-    statuses = {k.status for k in kpis}
-    if "fail" in statuses:
-        return 1
-    if "error" in statuses:
-        return 3
-    return 0
+    """The verdict's exit code of budget-only results (`verdict`, `merge`)."""
+    return status_exit_code(overall(k.status for k in kpis))
 
 
-def render_report(report: dict, color: bool = False) -> str:
+def render_report(report: Report, color: bool = False) -> str:
     """The comparison report for a terminal: the table, then why each non-pass KPI is so."""
     from tabulate import tabulate
 
-    base = report.get("base")
+    base = report.base
     rows = []
-    for k in report["kpis"]:
-        status = k["status"].upper() if k["status"] != "pass" else "pass"
+    for k in report.kpis:
+        status = k.status.upper() if k.status is not Status.PASS else "pass"
         if color:
-            status = f"\x1b[{COLORS.get(k['status'], '0')}m{status}\x1b[0m"
-        row = [k["id"], k["lane"]]
+            status = f"\x1b[{COLORS.get(k.status, '0')}m{status}\x1b[0m"
+        row = [k.id, k.lane]
         if base is not None:
-            pct = fmt.change(k.get("base"), k.get("head"))
-            row += [fmt_value(k.get("base"), k.get("unit", "")), fmt_value(k.get("head"), k.get("unit", "")), pct]
+            pct = fmt.change(k.base, k.head)
+            row += [fmt_value(k.base, k.unit), fmt_value(k.head, k.unit), pct]
         else:
-            row += [fmt_value(k.get("head"), k.get("unit", ""))]
-        row += [fmt_value(k.get("target"), k.get("unit", "")), fmt_value(k.get("limit"), k.get("unit", "")), status]
+            row += [fmt_value(k.head, k.unit)]
+        row += [fmt_value(k.target, k.unit), fmt_value(k.limit, k.unit), status]
         rows.append(row)
     headers = ["KPI", "lane"] + (["base", "head", "Δ%"] if base is not None else ["latest"]) + ["target", "limit", "status"]
-    head = report.get("head") or {}
+    head = report.head
     if base is None:
-        title = f"molt-budget: commit {str(head.get('commit') or 'unknown')[:12]}: nothing to compare with, budgets alone decide"
+        title = f"molt-budget: commit {str(head.commit or 'unknown')[:12]}: nothing to compare with, budgets alone decide"
     else:
-        title = (f"molt-budget: head {str(head.get('commit') or 'unknown')[:12]}{' (dirty)' if head.get('dirty') else ''}"
-                 f" vs base {str(base.get('commit') or 'unknown')[:12]} ({base.get('source')}{', ' + base['ref'] if base.get('ref') else ''})")
+        title = (f"molt-budget: head {str(head.commit or 'unknown')[:12]}{' (dirty)' if head.dirty else ''}"
+                 f" vs base {str(base.commit or 'unknown')[:12]} ({base.source}{', ' + base.ref if base.ref else ''})")
     lines = [title, tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]
-    order = {"fail": 0, "nondeterministic": 1, "error": 2, "yellow": 3, "not_comparable": 4}
-    for k in sorted((k for k in report["kpis"] if k["status"] != "pass"), key=lambda k: order.get(k["status"], 9)):
-        lines.append(f"  {k['status'].upper():6} {k['id']}: {k['reason']}")
-    lines += _diff_lines(report.get("diff") or {})
-    changes = [c for c in report.get("budget_changes") or [] if c.get("kind") != "unchanged_note"]
+    for k in report.sorted_kpis():
+        if k.status is not Status.PASS:
+            lines.append(f"  {k.status.upper():6} {k.id}: {k.reason}")
+    lines += _diff_lines(report.diff)
+    changes = [c for c in report.budget_changes or [] if c.kind != "unchanged_note"]
     if changes:
-        lines.append(f"  budget changes in {report.get('config_path', 'budgets.yaml')}:")
+        lines.append(f"  budget changes in {report.shown_config}:")
         for c in changes:
-            what = c.get("kpi") or c.get("lane") or "budgets"
-            lines.append(f"    {c['status'].upper():6} {what} {c.get('field', '')}: {_fmt_change(c)} ({c.get('reason', '')})")
-    ratchets = report.get("ratchets") or []
+            what = c.kpi or c.lane or "budgets"
+            lines.append(f"    {c.status.upper():6} {what} {c.field}: {_fmt_change(c.old, c.new)} ({c.reason})")
+    ratchets = report.ratchets or []
     if ratchets:
-        lines.append(f"  {len(ratchets)} budget(s) could be tightened: molt-budget ratchet (e.g. "
-                     + ", ".join(f"{r['kpi']} target {fmt.number(r['old_target'])} → {fmt.number(r['new_target'])}" for r in ratchets[:3] if r.get("old_target") is not None and r.get("new_target") is not None) + ")")
-    if not report.get("authoritative", True):
-        lines.append("  not authoritative: " + "; ".join(report.get("authoritative_reasons", [])))
-    counts = report["verdict"]["counts"]
+        examples = [f"{r['kpi']} target {fmt.number(r['old_target'])} → {fmt.number(r['new_target'])}" for r in ratchets[:3]
+                    if r.get("old_target") is not None and r.get("new_target") is not None]
+        lines.append(f"  {len(ratchets)} budget(s) could be tightened: molt-budget ratchet (e.g. " + ", ".join(examples) + ")")
+    if not report.authoritative:
+        lines.append("  not authoritative: " + "; ".join(report.authoritative_reasons))
+    counts = report.verdict.counts
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items(), key=lambda kv: kv[0]))
-    word = {"fail": "FAIL", "error": "ERROR", "yellow": "PASS (with warnings)", "pass": "PASS"}[report["verdict"]["status"]]
-    lines.append(f"verdict: {word} ({summary or 'no KPIs'})")
+    lines.append(f"verdict: {verdict_word(report.status)} ({summary or 'no KPIs'})")
     return "\n".join(lines)
 
 
-def _diff_lines(diff: dict) -> list[str]:
+def _diff_lines(diff: Diff) -> list[str]:
     out: list[str] = []
-    if diff.get("modules_added"):
-        out.append(f"  modules added ({len(diff['modules_added'])}):")
-        out += [f"    + {m['module']}: {', '.join(m['reasons'])}" for m in diff["modules_added"][:20]]
-        if len(diff["modules_added"]) > 20:
-            out.append(f"    … {len(diff['modules_added']) - 20} more")
-    if diff.get("modules_removed"):
-        out.append(f"  modules removed ({len(diff['modules_removed'])}): " + ", ".join(m["module"] for m in diff["modules_removed"][:20]))
-    if diff.get("reason_summary_deltas"):
-        out.append("  inclusion reasons: " + ", ".join(f"{k} {v:+d}" for k, v in diff["reason_summary_deltas"].items()))
-    phases = [p for p in diff.get("phases", []) if abs(p["delta"]) >= 0.001][:8]
+    if diff.modules_added:
+        out.append(f"  modules added ({len(diff.modules_added)}):")
+        out += [f"    + {m['module']}: {', '.join(m['reasons'])}" for m in diff.modules_added[:20]]
+        if len(diff.modules_added) > 20:
+            out.append(f"    … {len(diff.modules_added) - 20} more")
+    if diff.modules_removed:
+        out.append(f"  modules removed ({len(diff.modules_removed)}): " + ", ".join(m["module"] for m in diff.modules_removed[:20]))
+    if diff.reason_summary_deltas:
+        out.append("  inclusion reasons: " + ", ".join(f"{k} {v:+d}" for k, v in diff.reason_summary_deltas.items()))
+    phases = [p for p in diff.phases if abs(p["delta"]) >= 0.001][:8]
     if phases:
         out.append("  phases (base → head, by delta):")
         out += [f"    {p.get('lane', '')}:{p['phase']}: {fmt.value(p['base'], 's')} → {fmt.value(p['head'], 's')} ({fmt.delta(p['delta'], 's')})" for p in phases]
-    if diff.get("functions_added"):
-        out.append(f"  functions added: {len(diff['functions_added'])}; removed: {len(diff.get('functions_removed', []))}")
-    if diff.get("top_function_op_deltas"):
-        out.append("  top functions by op delta: " + ", ".join(f"{d['function']} {d['delta']:+d}" for d in diff["top_function_op_deltas"][:8]))
-    if diff.get("op_kind_deltas"):
-        out.append("  op kinds: " + ", ".join(f"{k} {v:+d}" for k, v in list(diff["op_kind_deltas"].items())[:10]))
+    if diff.functions_added:
+        out.append(f"  functions added: {len(diff.functions_added)}; removed: {len(diff.functions_removed)}")
+    if diff.top_function_op_deltas:
+        out.append("  top functions by op delta: " + ", ".join(f"{d['function']} {d['delta']:+d}" for d in diff.top_function_op_deltas[:8]))
+    if diff.op_kind_deltas:
+        out.append("  op kinds: " + ", ".join(f"{k} {v:+d}" for k, v in list(diff.op_kind_deltas.items())[:10]))
     return out
 
 
-def report_exit_code(report: dict) -> int:
-    status = report["verdict"]["status"]
-    return {"fail": 1, "error": 3}.get(status, 0)
-
-
-def _fmt_change(change: dict) -> str:
-    old, new = change.get("old"), change.get("new")
+def _fmt_change(old: Any, new: Any) -> str:
     return f"{old if old is not None else '-'} → {new if new is not None else '-'}"

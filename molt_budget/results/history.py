@@ -153,7 +153,7 @@ class History:
                     results.config_path, str(results_path) if results_path else None, json.dumps(prov),
                 ),
             )
-            rows = []
+            rows: list[tuple[Any, ...]] = []
             for lane in results.lanes.values():
                 for s in lane.samples:
                     base = (results.run_id, lane.lane, s.kind, s.index, int(s.ok), s.attempts, s.retry_reason, s.error)

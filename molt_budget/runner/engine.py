@@ -12,10 +12,10 @@ import shutil
 import signal
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 from molt_budget.collectors.collect import SampleContext, collect
 from molt_budget.compare.budget import judge_kpi

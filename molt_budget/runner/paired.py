@@ -7,8 +7,9 @@ alternates (A B, B A, …) so neither side always runs second.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 from molt_budget.config.model import Config, Lane
 from molt_budget.results.model import RunResults

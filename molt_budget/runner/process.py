@@ -641,7 +641,7 @@ class _Sampler(threading.Thread):
         for pid, (ppid, _, _) in table.items():
             children[ppid].append(pid)
         orphans = {pid for pid in set(children.get(os.getpid(), ())) - run.preexisting if self._ours(pid)}
-        tree = [pid for pid in _expand({run.pid} | orphans | self._marked, children) if pid in table and table[pid][1] not in "ZX"]
+        tree = {pid for pid in _expand({run.pid} | orphans | self._marked, children) if pid in table and table[pid][1] not in "ZX"}
         self.peak_rss = max(self.peak_rss, sum(table[pid][2] for pid in tree))
         # a peak between two samples still shows in the process's own high-water mark
         self.peak_single = max([self.peak_single, *(_hwm(pid) for pid in tree)])

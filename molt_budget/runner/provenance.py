@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import platform
+import shlex
 import signal
 import socket
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,7 @@ class _Result:
 
 def collect_provenance(
     cwd: Path,
-    tool_commands: dict[str, list[str]],
+    tool_commands: Mapping[str, list[str] | str],
     *,
     git_timeout_s: float = GIT_TIMEOUT_S,
     tool_timeout_s: float = TOOL_TIMEOUT_S,
@@ -39,7 +41,8 @@ def collect_provenance(
     """Describe the checkout at `cwd`, this host, and each tool.
 
     `tool_commands` maps a tool name to the full argv that prints its version, e.g.
-    {"cargo": ["cargo", "--version"]}; the value recorded is the first non-empty line of
+    {"cargo": ["cargo", "--version"]}, or one string split as a shell would ("cargo --version",
+    never run through a shell); the value recorded is the first non-empty line of
     its stdout (or stderr, for tools that print their version there).
     `dirty` ignores untracked files: output directories inside the checkout would
     otherwise mark every run dirty.
@@ -53,7 +56,7 @@ def collect_provenance(
         "branch": branch or None,
         "host": _host(),
         "python": platform.python_version(),
-        "tools": {name: _tool_version(argv, cwd, tool_timeout_s) for name, argv in tool_commands.items()},
+        "tools": {name: _tool_version(_argv(command), cwd, tool_timeout_s) for name, command in tool_commands.items()},
     }
 
 
@@ -61,6 +64,17 @@ def _git(cwd: Path, args: list[str], timeout_s: float) -> str | None:
     """Stripped stdout of a successful git command, else None (no git, not a repo, detached, timeout)."""
     result = _run(["git", *args], cwd, timeout_s)
     return result.stdout.strip() if result.returncode == 0 else None
+
+
+def _argv(command: list[str] | str) -> list[str]:
+    """A string is split into words as a shell would (without running one): `python3 --version`
+    is two words, never a program named "python3 --version"."""
+    if isinstance(command, str):
+        try:
+            return shlex.split(command)
+        except ValueError:
+            return [command]
+    return [str(word) for word in command]
 
 
 def _tool_version(argv: list[str], cwd: Path, timeout_s: float) -> str:
