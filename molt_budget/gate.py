@@ -206,7 +206,7 @@ def _budget_review(config: Config, report: Report, base_info: BaseInfo | None) -
     measured = {k.id: k.head for k in report.kpis if k.head is not None}
     base_ref = base_info.commit if base_info is not None and base_info.source in ("worktree", "history") else None
     try:
-        gate = budget_gate(config.path, base_ref, measured=measured, today=date.today())
+        gate = budget_gate(config.path, base_ref, measured=measured, today=date.today(), head=config)
     except ConfigError:
         gate = None                    # not a git checkout, or no base to read the old budgets from
     if gate is not None:

@@ -576,15 +576,13 @@ def rewrite(path: Path, kpi_id: str, updates: Mapping[str, Any], *, write: bool 
 
 
 def rewrite_many(path: Path, changes: Mapping[str, Mapping[str, Any]], *, write: bool = True) -> str:
-    from molt_budget.config.loader import parse_config
-    from molt_budget.config.yaml_lines import load_yaml_with_lines
+    from molt_budget.config.loader import parse_text
 
     old = path.read_bytes().decode("utf-8")
     new = old
     for kpi_id, updates in changes.items():
         new = set_kpi_fields(new, kpi_id, updates)
-    data, lines = load_yaml_with_lines(path, new)
-    parse_config(path.resolve(), data, lines)   # never write a file the gate would reject
+    parse_text(path.resolve(), new)   # never write a file the gate would reject
     if write and new != old:
         _write_atomic(path, new.encode("utf-8"))
     return unified_diff(old, new, path.name if path.is_absolute() else str(path))

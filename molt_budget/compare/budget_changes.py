@@ -103,7 +103,7 @@ def default_base(repo: Path, remote_main: str = "origin/main", main_branch: str 
     raise ConfigError(f"no base to compare budgets with: neither {remote_main} nor {main_branch} shares history with HEAD (pass --base REF)")
 
 
-def choose_base(repo: Path, rel_path: str, head_settings: Any) -> str:
+def choose_base(repo: Path, rel_path: str, head_settings: Any, parser: Parser | None = None) -> str:
     """The default base, steered by the BASE file's `remote_main`/`main_branch`, never the head's.
 
     A first base comes from the stock refs (origin/main, main); only when neither exists do
@@ -119,7 +119,8 @@ def choose_base(repo: Path, rel_path: str, head_settings: Any) -> str:
     except ConfigError:
         first = default_base(repo, head_settings.remote_main, head_settings.main_branch)
         steered_by = (head_settings.remote_main, head_settings.main_branch)
-    base_config = _parse_or_none(read_budgets_at(repo, first, rel_path), Path(rel_path).name)
+    parser = parser or Parser(Path(rel_path).name)
+    base_config = parser.parse_or_none(read_budgets_at(repo, first, rel_path))
     if base_config is None:
         return first
     wanted = (base_config.settings.remote_main, base_config.settings.main_branch)
@@ -134,22 +135,37 @@ def choose_base(repo: Path, rel_path: str, head_settings: Any) -> str:
 # -- parsing ---------------------------------------------------------------------------
 
 
-def _parse(text: str, path_name: str) -> Any:
-    from molt_budget.config.loader import parse_config
-    from molt_budget.config.yaml_lines import load_yaml_with_lines
+class Parser:
+    """Each distinct budgets text parsed once per gate: the base file steers the choice of
+    base, gives the headroom and is diffed, the head was already parsed by the run."""
 
-    path = Path(path_name)
-    data, lines = load_yaml_with_lines(path, text)
-    return parse_config(path, data, lines)
+    def __init__(self, path_name: str, known: Any = None) -> None:
+        self.path = Path(path_name)
+        self._done: dict[str, Any] = {}
+        if known is not None and known.text:
+            self._done[known.text] = known
 
+    def parse(self, text: str) -> Any:
+        """A Config; ConfigError (remembered too) when the text is not a valid budgets file."""
+        from molt_budget.config.loader import parse_text
 
-def _parse_or_none(text: str | None, path_name: str) -> Any:
-    if text is None:
-        return None
-    try:
-        return _parse(text, path_name)
-    except ConfigError:
-        return None
+        if text not in self._done:
+            try:
+                self._done[text] = parse_text(self.path, text)
+            except ConfigError as exc:
+                self._done[text] = exc
+        found = self._done[text]
+        if isinstance(found, ConfigError):
+            raise found
+        return found
+
+    def parse_or_none(self, text: str | None) -> Any:
+        if text is None:
+            return None
+        try:
+            return self.parse(text)
+        except ConfigError:
+            return None
 
 
 def _norm(text: str | None) -> str:
@@ -188,15 +204,17 @@ def diff_budgets(
     today: date,
     max_headroom_pct: float,
     path_name: str,
+    parser: Parser | None = None,
 ) -> list[BudgetChange]:
     """Every budget change between base and head with its verdict; a broken head raises ConfigError."""
-    head = _parse(head_text, path_name)
+    parser = parser or Parser(path_name)
+    head = parser.parse(head_text)
     changes: list[BudgetChange] = []
     if base_text is None:
         changes += _all_added(head, "no budgets file at the base commit (new adoption)")
     else:
         try:
-            base = _parse(base_text, path_name)
+            base = parser.parse(base_text)
         except ConfigError as exc:
             changes.append(BudgetChange(None, None, "unchanged_note", "file", None, None, "", "", Status.YELLOW,
                                         f"base budgets unreadable ({exc}); only the head's waivers were checked", None))
@@ -546,26 +564,34 @@ class GateResult:
 
 
 def budget_gate(config_path: Path, base_ref: str | None, *, measured: dict[str, float], today: date,
-                max_headroom_pct: float | None = None) -> GateResult:
+                max_headroom_pct: float | None = None, head: Any = None) -> GateResult:
     """Compare the working-tree budgets file with its version at base_ref (default: merge-base with the
-    main branch the BASE file names, see choose_base); `max_headroom_pct` comes from the base file too."""
+    main branch the BASE file names, see choose_base); `max_headroom_pct` comes from the base file too.
+
+    `head`: the Config the run already parsed from this file (with its text), so it is not parsed
+    again; the base file is parsed once however many steps need it."""
     path = Path(config_path).resolve()
-    try:
-        head_text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{config_path}: no such budgets file (pass --config FILE)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{config_path}: cannot read budgets file: {exc}") from None
-    head = _parse(head_text, path.name)
+    if head is not None and head.text:
+        head_text = head.text
+    else:
+        try:
+            head_text = path.read_bytes().decode("utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"{config_path}: no such budgets file (pass --config FILE)") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{config_path}: cannot read budgets file: {exc}") from None
+    parser = Parser(path.name, head)
+    head = parser.parse(head_text)
     repo = repo_root(path)
     rel = path.relative_to(repo).as_posix()
-    base = resolve_commit(repo, base_ref) if base_ref else choose_base(repo, rel, head.settings)
+    base = resolve_commit(repo, base_ref) if base_ref else choose_base(repo, rel, head.settings, parser)
     if base is None:
         raise ConfigError(f"--base {base_ref}: not a commit in {repo}")
     base_text = read_budgets_at(repo, base, rel)
     # the gate's own settings come from the base: the edit under review must not widen its headroom
-    base_config = _parse_or_none(base_text, path.name)
+    base_config = parser.parse_or_none(base_text)
     trusted = (base_config or head).settings
     headroom = trusted.max_headroom_pct if max_headroom_pct is None else max_headroom_pct
-    changes = diff_budgets(base_text, head_text, measured=measured, today=today, max_headroom_pct=headroom, path_name=path.name)
+    changes = diff_budgets(base_text, head_text, measured=measured, today=today, max_headroom_pct=headroom,
+                           path_name=path.name, parser=parser)
     return GateResult(base=base, base_found=base_text is not None, rel_path=rel, changes=changes)

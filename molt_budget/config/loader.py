@@ -33,18 +33,24 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"{path}: no such budgets file (pass --config FILE)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read budgets file: {exc}") from None
+    return parse_text(path.resolve(), text)
+
+
+def parse_text(path: Path, text: str) -> Config:
+    """The budgets file's text → a validated Config, once: every stage of a run gets this object."""
     data, lines = load_yaml_with_lines(path, text)
-    return parse_config(path.resolve(), data, lines)
+    return parse_config(path, data, lines, text)
 
 
-def parse_config(path: Path, data: Any, lines: Lines) -> Config:
+def parse_config(path: Path, data: Any, lines: Lines, text: str = "") -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"{path.name}:1: the budgets file must be a mapping with version, lanes and kpis")
     _check_schema(path, data, lines)
     defaults = {**LANE_DEFAULTS, **(data.get("defaults") or {})}
     lanes = {lid: _lane(lid, raw, defaults, lines) for lid, raw in data["lanes"].items()}
     kpis = {kid: _kpi(kid, raw, lines) for kid, raw in (data.get("kpis") or {}).items()}
-    config = Config(path=path, lanes=lanes, kpis=kpis, settings=_settings(data.get("settings") or {}), lines=lines)
+    config = Config(path=path, lanes=lanes, kpis=kpis, settings=_settings(data.get("settings") or {}), lines=lines,
+                    text=text)
     _check_references(config)
     return config
 

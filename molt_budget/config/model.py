@@ -92,6 +92,9 @@ class Config:
     kpis: dict[str, Kpi]
     settings: Settings
     lines: dict[tuple[str, ...], int] = field(default_factory=dict)
+    # the file's text as parsed: the budget gate reads its comments (tombstones, settings
+    # notes) from it instead of reading and parsing the file again
+    text: str = field(default="", repr=False, compare=False)
 
     @property
     def root(self) -> Path:
