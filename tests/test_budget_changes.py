@@ -16,7 +16,6 @@ from molt_budget.results.model import KpiResult, RunResults
 from molt_budget.results.store import save_results
 
 TODAY = date(2026, 11, 26)
-EXT = ("molt_budget.commands.budget_cmds",)
 
 BASE = """\
 # budgets under test
@@ -109,7 +108,6 @@ def only(changes: list[BudgetChange], **match: object) -> BudgetChange:
 
 
 def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    monkeypatch.setattr(cli, "EXTENSIONS", EXT)
     code = cli.main(args)
     out = capsys.readouterr()
     return code, out.out, out.err

@@ -19,7 +19,6 @@ from molt_budget.results.store import save_results
 
 REPO = Path(__file__).resolve().parents[1]
 TODAY = date(2026, 11, 26)
-EXT = ("molt_budget.commands.budget_cmds",)
 
 # Deliberately quirky: comments everywhere, flow mappings, quoted strings, 4-space and
 # uneven indentation, blank lines, a multi-line flow sequence, a literal block scalar.
@@ -225,7 +224,6 @@ def test_set_kpi_fields_unknown_kpi() -> None:
     ],
 )
 def test_bump_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
-    monkeypatch.setattr(cli, "EXTENSIONS", EXT)
     path = write(tmp_path, QUIRKY)
     res = results_file(tmp_path, {"wall": 2.0})
     args = [str(res) if a == "RESULTS" else str(tmp_path / a) if a == "missing.json" else a for a in args]
@@ -238,7 +236,6 @@ def test_bump_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: py
 
 def test_bump_command_prints_diff_and_aggregates_lane_samples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(cli, "EXTENSIONS", EXT)
     path = write(tmp_path, QUIRKY)
     res = results_file(tmp_path, {}, lanes={"warm": {"wall_s": 2.0}})   # no verdicts: value from the lane samples
     code = cli.main(["bump", "wall", "--from-results", str(res), "--headroom", "25%", "--reason", "new host",
@@ -251,7 +248,6 @@ def test_bump_command_prints_diff_and_aggregates_lane_samples(tmp_path: Path, mo
 
 
 def test_dry_run_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(cli, "EXTENSIONS", EXT)
     path = write(tmp_path, QUIRKY)
     assert cli.main(["bump", "ops", "--limit", "130", "--reason", "r", "--dry-run", "--config", str(path)]) == 0
     assert "+        limit: 130" in capsys.readouterr().out

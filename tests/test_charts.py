@@ -141,7 +141,6 @@ def test_missing_matplotlib_is_one_clear_line(monkeypatch: pytest.MonkeyPatch, t
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ChartsUnavailable, match=r"^charts need matplotlib, which is not installed: pip install 'molt-budget\[charts\]'$"):
         write_charts([Series("x", "x", "", "lower", 1.0, 2.0)], tmp_path)
-    monkeypatch.setattr(cli, "EXTENSIONS", ("molt_budget.commands.tracker_cmd",))
     assert cli.main(["charts", "--out", str(tmp_path / "c"), "--config", str(tmp_path / "missing.yaml")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "molt-budget[charts]" in err
@@ -149,7 +148,6 @@ def test_missing_matplotlib_is_one_clear_line(monkeypatch: pytest.MonkeyPatch, t
 
 def test_cli_charts_command(charts, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     root, config, _runs, _files = charts
-    monkeypatch.setattr(cli, "EXTENSIONS", ("molt_budget.commands.tracker_cmd",))
     out = tmp_path / "out"
     assert cli.main(["charts", "--config", str(root / "budgets.yaml"), "--out", str(out), "--runs", "30"]) == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{k}.{ext}" for k in config.kpis for ext in ("png", "svg"))

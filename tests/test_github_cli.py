@@ -16,13 +16,6 @@ from molt_budget import cli
 from molt_budget.schemas import validator
 
 REPO = Path(__file__).resolve().parents[1]
-MINE = ("molt_budget.commands.report_cmd", "molt_budget.commands.merge_cmd")
-
-
-@pytest.fixture(autouse=True)
-def extensions(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Register the commands whether or not cli.EXTENSIONS lists them yet."""
-    monkeypatch.setattr(cli, "EXTENSIONS", tuple(dict.fromkeys(cli.EXTENSIONS + MINE)))
 
 
 def write(path: Path, data: Any) -> Path:

@@ -144,13 +144,8 @@ def act_run(fake_github: FakeGitHub, tmp_path: Path) -> Any:
     act = tool("act")
     shim = tmp_path / "bin" / "molt-budget"
     shim.parent.mkdir()
-    # the molt-budget on PATH, with this checkout's report/merge commands registered
-    shim.write_text(
-        f"#!/bin/sh\nexec '{sys.executable}' -c \"import sys; from molt_budget import cli; "
-        "cli.EXTENSIONS = tuple(dict.fromkeys(cli.EXTENSIONS + ('molt_budget.commands.report_cmd', "
-        "'molt_budget.commands.merge_cmd'))); sys.exit(cli.main(sys.argv[1:]))\" \"$@\"\n",
-        encoding="utf-8",
-    )
+    # the molt-budget on PATH: this checkout's
+    shim.write_text(f"#!/bin/sh\nexec '{sys.executable}' -m molt_budget \"$@\"\n", encoding="utf-8")
     shim.chmod(0o755)
 
     def go(payload: dict[str, Any] | None = None, report: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], str]:

@@ -139,7 +139,6 @@ def test_imported_failures_reach_the_tracker(shared: Path, tmp_path: Path, monke
     )
     config = str(tmp_path / "budgets.yaml")
     assert cli.main(["import-compile-progress", "--config", config, str(snapshot)]) == 0
-    monkeypatch.setattr(cli, "EXTENSIONS", ("molt_budget.commands.tracker_cmd",))
     page = tmp_path / "page.md"
     assert cli.main(["tracker", "--config", config, "--out", str(page)]) == 0
     text = page.read_text(encoding="utf-8")

@@ -238,7 +238,6 @@ def test_term_dumb_and_broken_streams_fall_back_quietly(monkeypatch: pytest.Monk
     progress.close()
 
 
-@pytest.mark.skipif("make_progress" not in (REPO / "molt_budget" / "cli.py").read_text(), reason="cli._run does not use make_progress yet")
 def test_cli_check_on_a_terminal(tmp_path: Path) -> None:
     """`python -m molt_budget check` with stderr on a pseudo terminal (stdout on a pipe)."""
     config = budgets(tmp_path)

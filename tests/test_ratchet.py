@@ -17,7 +17,6 @@ from molt_budget.results.model import LaneResult, RunResults, Sample
 from molt_budget.results.store import save_results
 
 TODAY = date(2026, 11, 26)
-EXT = ("molt_budget.commands.budget_cmds",)
 
 BUDGETS = """\
 version: 1
@@ -119,7 +118,6 @@ def test_measurements_from_history_newest_authoritative_main_run(tmp_path: Path)
 
 def test_ratchet_command_from_history_and_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(cli, "EXTENSIONS", EXT)
     path = write(tmp_path)
     code = cli.main(["ratchet", "--config", str(path)])
     assert code == 2 and "no history at" in capsys.readouterr().err
@@ -145,6 +143,5 @@ def test_no_main_run_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_bad_margin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(cli, "EXTENSIONS", EXT)
     assert cli.main(["ratchet", "--config", str(write(tmp_path)), "--margin", "ten"]) == 2
     assert "is not a percentage" in capsys.readouterr().err

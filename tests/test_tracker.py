@@ -188,7 +188,6 @@ def test_branch_filter_and_empty_history(tmp_path: Path) -> None:
 
 def test_cli_tracker_command(world, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     root, _config, _history, _ = world
-    monkeypatch.setattr(cli, "EXTENSIONS", ("molt_budget.commands.tracker_cmd",))
     out = tmp_path / "compile_progress.md"
     args = ["tracker", "--config", str(root / "budgets.yaml"), "--out", str(out), "--runs", "5"]
     assert cli.main(args) == 0

@@ -3,7 +3,7 @@
 The local SQLite index (settings.history) is the embedded default. `push` publishes one main
 record to the data branch (settings.data_branch on settings.data_remote) and `pull` indexes the
 branch's records that are not indexed yet, so a fresh CI runner remembers main.
-Registered through molt_budget.cli.EXTENSIONS; only argparse is imported at module level.
+Registered through molt_budget.cli.COMMAND_MODULES; only argparse is imported at module level.
 """
 
 from __future__ import annotations

@@ -1,30 +1,85 @@
-"""`molt-budget check`: measure head (and its base), judge, record. The CLI stays thin.
+"""`molt-budget check`: measure head (and its base), judge, record.
 
 Where the base comes from, in order: `--baseline RESULTS.json`; `--aa` (the same commit
 twice); `--base REF` or the merge-base with the main branch, measured in a git worktree
 (always for timed KPIs, which must be interleaved) or taken from history by commit.
 Nothing to compare with (no git, HEAD is the base and the tree is clean): budgets alone.
+Only argparse and light modules load at import time (`molt-budget --help` stays fast); the
+engine, history and comparator are imported by the functions that use them.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from molt_budget import gitutil
-from molt_budget.compare import stats
-from molt_budget.compare.comparator import compare
-from molt_budget.compare.model import BaseInfo, Report
-from molt_budget.compare.sampler import samplers_for
-from molt_budget.config.model import Config
-from molt_budget.errors import ConfigError
-from molt_budget.results.history import History
-from molt_budget.results.model import RunResults
-from molt_budget.results.store import load_results
-from molt_budget.runner.engine import Engine, RunOptions
+from molt_budget.commands.args import EXIT_CODES_EPILOG, close_progress, load_config_arg, run_args, run_options
+from molt_budget.errors import BudgetError, ConfigError
+
+if TYPE_CHECKING:
+    from molt_budget.compare.model import BaseInfo, Report
+    from molt_budget.config.model import Config
+    from molt_budget.results.history import History
+    from molt_budget.results.model import RunResults
+    from molt_budget.runner.engine import RunOptions
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("check", help="run the lanes, judge every KPI, record history (the gate)",
+                              description="Run the lanes, judge every KPI against budgets.yaml and record the run.",
+                              epilog=EXIT_CODES_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run_args(p)
+    p.add_argument("--base", metavar="REF", help="compare with this commit (default: merge-base of HEAD and settings.remote_main, then main_branch)")
+    p.add_argument("--baseline", metavar="RESULTS.json", help="compare with a saved results file instead of measuring a base")
+    p.add_argument("--base-source", choices=["auto", "worktree", "history"], default="auto",
+                   help="measure the base in a git worktree, or take it from history by commit (exact KPIs only); default auto")
+    p.add_argument("--no-base", action="store_true", help="judge against the budgets only, no baseline")
+    p.add_argument("--aa", action="store_true", help="A/A: build the same commit twice; any exact-KPI difference is `nondeterministic`")
+    p.add_argument("--report-json", metavar="PATH", help="write the comparison report (schemas/report.schema.json)")
+    p.add_argument("--github", action="store_true", help="post the verdict to GitHub (comment, check run, summary) from GITHUB_* env")
+    p.add_argument("--check-name", default="molt-budget", help="check run name with --github (default molt-budget)")
+    p.add_argument("--color", choices=["auto", "always", "never"], default="auto", help="colour the status column")
+    p.set_defaults(handler=cmd_check)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from molt_budget.report.terminal import render_report
+    from molt_budget.results.store import save_results, write_json_atomic
+
+    if sum(bool(x) for x in (args.base, args.baseline, args.aa, args.no_base)) > 1:
+        raise BudgetError("--base, --baseline, --aa and --no-base exclude each other")
+    config = load_config_arg(args)
+    options = run_options(args, config)
+    if args.pre_push and not options.lanes:
+        close_progress(options)
+        print("molt-budget: no lanes are marked `pre_push: true`; nothing to check", file=sys.stderr)
+        return 0
+    try:
+        outcome = run_check(config, CheckOptions(
+            run=options, base=args.base, baseline=Path(args.baseline) if args.baseline else None,
+            base_source=args.base_source, aa=args.aa, no_base=args.no_base, record=not args.no_history,
+        ))
+    finally:
+        close_progress(options)
+    if args.results:
+        save_results(Path(args.results), outcome.head)
+    if args.report_json:
+        write_json_atomic(Path(args.report_json), outcome.report.to_dict())
+    if not args.quiet:
+        print(f"[molt-budget] wrote {outcome.head_results_path}", file=sys.stderr)
+    color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
+    print(render_report(outcome.report, color=color))
+    if args.github:
+        from molt_budget.report.github import publish
+
+        publish(outcome.report.to_dict(), check_name=args.check_name, sparklines=outcome.report.trends)
+    return outcome.report.exit_code()
 
 
 @dataclass
@@ -47,6 +102,12 @@ class CheckOutcome:
 
 
 def run_check(config: Config, options: CheckOptions) -> CheckOutcome:
+    from molt_budget.compare.comparator import compare
+    from molt_budget.compare.model import BaseInfo
+    from molt_budget.results.history import History
+    from molt_budget.results.store import load_results
+    from molt_budget.runner.engine import Engine
+
     history = History(config.resolve(config.settings.history))
     engine = Engine(config, options.run)
     lanes = [l.id for l in engine.selected]
@@ -122,6 +183,8 @@ def _resolve_base(config: Config, ref: str | None) -> tuple[str, str] | None:
 
 def _from_history(config: Config, history: History, sha: str, lanes: list[str]) -> RunResults | None:
     """A stored base is good enough for exact KPIs only: timed ones need interleaving."""
+    from molt_budget.results.store import load_results
+
     if any(k.kpi_class != "exact" for k in config.kpis.values() if k.lane in lanes):
         return None
     if not history.path.exists():
@@ -154,6 +217,7 @@ def _config_in_worktree(config: Config, sha: str, output_root: Path) -> Config:
 
 
 def _paired(head_config: Config, base_config: Config, options: CheckOptions, lanes: list[str], base_root: Path) -> Any:
+    from molt_budget.compare.sampler import samplers_for
     from molt_budget.runner.paired import run_paired
 
     if options.run.resume is not None:
@@ -168,6 +232,8 @@ def _paired(head_config: Config, base_config: Config, options: CheckOptions, lan
 
 def _fences(config: Config, history: History, lanes: list[str]) -> dict[str, float | None]:
     """rustc-perf's learned noise fence per counted KPI, from main-branch history."""
+    from molt_budget.compare import stats
+
     fences: dict[str, float | None] = {}
     for kpi in config.kpis.values():
         if kpi.kpi_class == "counted" and kpi.lane in lanes and history.path.exists():

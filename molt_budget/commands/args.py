@@ -1,0 +1,107 @@
+"""Arguments and option handling shared by the commands: one definition of each flag.
+
+Only argparse and the standard library load here; what a command needs to run is imported
+inside the function that needs it (`molt-budget --help` stays fast).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from molt_budget.errors import BudgetError
+
+if TYPE_CHECKING:
+    from molt_budget.config.model import Config
+    from molt_budget.results.history import History
+    from molt_budget.runner.engine import RunOptions
+
+EXIT_CODES_EPILOG = """\
+exit codes: 0 pass or yellow, 1 a KPI failed (or a build is nondeterministic),
+            2 usage or config error, 3 measurement error (a lane failed or a
+            metric is missing), 130 interrupted (measured samples are kept)
+
+examples:
+  molt-budget check                      run every lane, judge, record history
+  molt-budget check --lanes dev_warm     one lane only
+  molt-budget check --resume .molt-budget/runs/<run-id>
+  molt-budget verdict results.json       judge saved results again
+  molt-budget inspect ir out/ir.json --json
+"""
+
+
+def config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default="budgets.yaml", metavar="FILE", help="budgets file (default: ./budgets.yaml)")
+
+
+def db_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", metavar="PATH", help="history database (default: settings.history)")
+
+
+def run_args(p: argparse.ArgumentParser) -> None:
+    """What `run` and `check` share: the lanes to run and where their output goes."""
+    config_arg(p)
+    p.add_argument("--lanes", metavar="A,B", help="run only these lanes (comma-separated); KPIs of other lanes are skipped")
+    p.add_argument("--pre-push", action="store_true", help="run only the lanes marked `pre_push: true`")
+    p.add_argument("--output-root", metavar="DIR", help="runs, logs and caches go here (default: settings.output_root, .molt-budget)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run: keeps lanes that finished, re-runs failed or unfinished ones")
+    p.add_argument("--clean-state", action="store_true", help="wipe caches before running (never results or logs)")
+    p.add_argument("--results", metavar="PATH", help="also write the results JSON here")
+    p.add_argument("--no-history", action="store_true", help="do not record the run in the history database")
+    p.add_argument("--no-quiescence", action="store_true", help="skip the quiet-host check before timed lanes")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def load_config_arg(args: argparse.Namespace) -> Config:
+    from molt_budget.config import load_config
+
+    return load_config(args.config)
+
+
+def history_arg(args: argparse.Namespace) -> History:
+    """`--db PATH`, else the budgets file's settings.history."""
+    from molt_budget.results.history import History
+
+    if getattr(args, "db", None):
+        return History(Path(args.db))
+    config = load_config_arg(args)
+    return History(config.resolve(config.settings.history))
+
+
+def run_options(args: argparse.Namespace, config: Config) -> RunOptions:
+    """The engine's options from `run_args`; progress goes to stderr with estimates from history."""
+    from molt_budget.report.progress import make_progress
+    from molt_budget.results.history import History
+    from molt_budget.runner.engine import RunOptions
+
+    if args.lanes is not None and args.pre_push:
+        raise BudgetError("--lanes and --pre-push exclude each other (--pre-push picks the lanes marked `pre_push: true`)")
+    lanes = [x.strip() for x in args.lanes.split(",") if x.strip()] if args.lanes is not None else None
+    if lanes == []:
+        raise BudgetError(f"--lanes {args.lanes!r} names no lane")
+    if args.pre_push:
+        lanes = [lane.id for lane in config.lanes.values() if lane.pre_push]
+    root = Path(args.output_root) if args.output_root else config.resolve(config.settings.output_root)
+    history = config.resolve(config.settings.history)
+    # History() would create a missing database: only read estimates from one that exists.
+    progress = make_progress(sys.stderr, quiet=args.quiet, history=History(history) if history.is_file() else None)
+    return RunOptions(
+        output_root=root, lanes=lanes, resume=Path(args.resume) if args.resume else None,
+        clean_state=args.clean_state, quiescence=not args.no_quiescence, progress=progress,
+    )
+
+
+def command(subparsers: Any, name: str, handler: Any, **kwargs: Any) -> argparse.ArgumentParser:
+    """A sub-command's parser that dispatches to `handler`."""
+    p: argparse.ArgumentParser = subparsers.add_parser(name, **kwargs)
+    p.set_defaults(handler=handler)
+    return p
+
+
+def close_progress(options: RunOptions) -> None:
+    """End the progress display (the status line on a terminal); a plain callable has nothing to close."""
+    close = getattr(options.progress, "close", None)
+    if close is not None:
+        close()
