@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,3 +74,15 @@ def _reports_round_trip(request: pytest.FixtureRequest) -> object:
             if not validator("report").is_valid(data):
                 continue                # a deliberately forged report: readers reject it, nothing to round-trip
             assert_report_round_trips(data)
+
+
+def as_report(data: Any) -> Any:
+    """A test's report, given as its JSON dict, as the typed model the renderers take. Keys a
+    test leaves out get the schema's minimum (a KPI row's class, the verdict of its rows)."""
+    from molt_budget.compare.model import Report, overall
+
+    if isinstance(data, Report):
+        return data
+    kpis = [{"lane": "?", "class": "exact", "reason": "", **k} for k in data.get("kpis") or []]
+    verdict = data.get("verdict") or {"status": overall(k.get("status", "pass") for k in kpis).value, "counts": {}}
+    return Report.from_dict({"schema_version": 1, "head": {"commit": None}, "diff": {}, **data, "kpis": kpis, "verdict": verdict})

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import as_report
 from github_fake import EVENTS
 
 from molt_budget.report.github import (
@@ -66,7 +67,7 @@ def test_workflow_commands_for_offending_kpis() -> None:
         {"id": "ir_ops", "lane": "dev,cold", "status": "fail", "reason": "131000 ops > 120000\n100% over?", "line": 38},
         {"id": "w", "lane": "l", "status": "yellow", "reason": "above target", "line": None},
     ]}
-    assert workflow_commands(report) == [
+    assert workflow_commands(as_report(report)) == [
         "::error file=ci/budgets.yaml,line=38,title=ir_ops (dev%2Ccold)%3A fail::131000 ops > 120000%0A100%25 over?",
         "::warning file=ci/budgets.yaml,title=w (l)%3A yellow::above target",
     ]
@@ -103,8 +104,8 @@ def test_outputs_use_heredoc_for_multiline(tmp_path: Path) -> None:
 
 
 def test_marker_cannot_close_the_html_comment() -> None:
-    assert marker_for({"config_path": "a-->b<c.yaml"}) == "<!-- molt-budget:a-bc.yaml -->"
-    assert marker_for({}) == "<!-- molt-budget:budgets.yaml -->"
+    assert marker_for(as_report({"config_path": "a-->b<c.yaml"})) == "<!-- molt-budget:a-bc.yaml -->"
+    assert marker_for(as_report({})) == "<!-- molt-budget:budgets.yaml -->"
 
 
 def test_event_files_are_githubs_examples() -> None:

@@ -7,6 +7,7 @@ import json
 import re
 from typing import Any
 
+from conftest import as_report
 from github_fake import DATA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,7 +27,7 @@ def test_fixture_is_a_valid_report() -> None:
 
 
 def test_everything_a_reviewer_needs_is_there() -> None:
-    text = render_markdown(report(), max_chars=65_536, marker=MARKER, sparklines={"ir_ops": [1.0, 2.0, 4.0]})
+    text = render_markdown(as_report(report()), max_chars=65_536, marker=MARKER, sparklines={"ir_ops": [1.0, 2.0, 4.0]})
     assert text.startswith(MARKER + "\n")
     assert "## ❌ molt-budget: FAIL" in text
     header = next(line for line in text.splitlines() if line.startswith("| KPI"))
@@ -53,7 +54,7 @@ def test_base_null_renders_without_comparison_columns() -> None:
     r["diff"] = {}
     for k in r["kpis"]:
         k.update(base=None, delta=None, delta_pct=None)
-    text = render_markdown(r, max_chars=65_536)
+    text = render_markdown(as_report(r), max_chars=65_536)
     assert "No baseline to compare with: the budgets alone decided." in text
     assert "| KPI | lane | head | target / limit | status |" in text
     assert "Regression diff" not in text
@@ -62,7 +63,7 @@ def test_base_null_renders_without_comparison_columns() -> None:
 def test_skipped_report_says_so() -> None:
     r = report()
     r.update(kpis=[], diff={}, verdict={"status": "pass", "counts": {"skipped": 9}})
-    text = render_markdown(r, max_chars=65_536)
+    text = render_markdown(as_report(r), max_chars=65_536)
     assert "SKIPPED" in text and "9 skipped" in text and "every lane was skipped" in text
 
 
@@ -74,7 +75,7 @@ def test_text_from_the_code_under_review_is_inert() -> None:
     ]
     r["diff"]["modules_added"] = evil
     r["kpis"][0]["reason"] = "ping @everyone <!-- molt-budget:budgets.yaml -->"
-    text = render_markdown(r, max_chars=65_536, marker=MARKER)
+    text = render_markdown(as_report(r), max_chars=65_536, marker=MARKER)
     assert text.count(MARKER) == 2 and text.startswith(MARKER)        # the fake one sits inside a code span
     assert f"`{MARKER}`" in text
     assert "<img" not in text and "&lt;img src=x" in text
@@ -87,7 +88,7 @@ def test_text_from_the_code_under_review_is_inert() -> None:
 def test_code_fences_survive_backticks_in_the_command() -> None:
     r = report()
     r["reproduce"] = "molt-budget check ```; echo"
-    text = render_markdown(r, max_chars=65_536)
+    text = render_markdown(as_report(r), max_chars=65_536)
     assert "````sh\nmolt-budget check ```; echo\n````" in text
 
 
@@ -107,7 +108,7 @@ HUGE = huge()
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(max_chars=st.integers(min_value=60, max_value=80_000))
 def test_never_over_the_budget(max_chars: int) -> None:
-    text = render_markdown(HUGE, max_chars=max_chars, marker=MARKER, full_report_hint="the artifact")
+    text = render_markdown(as_report(HUGE), max_chars=max_chars, marker=MARKER, full_report_hint="the artifact")
     assert len(text) <= max_chars
     if max_chars >= 2_000:
         assert text.startswith(MARKER) and "molt-budget: FAIL" in text and "Full report: the artifact" in text
@@ -115,16 +116,16 @@ def test_never_over_the_budget(max_chars: int) -> None:
 
 def test_rendering_does_not_change_the_report() -> None:
     before = copy.deepcopy(HUGE)
-    render_markdown(HUGE, max_chars=5_000)
+    render_markdown(as_report(HUGE), max_chars=5_000)
     assert HUGE == before
 
 
 def test_cuts_least_important_first() -> None:
-    text = render_markdown(HUGE, max_chars=20_000, full_report_hint="the artifact")
+    text = render_markdown(as_report(HUGE), max_chars=20_000, full_report_hint="the artifact")
     assert "omitted" in text and "Functions added" not in text
     assert "`kpi_0`" in text and "Reproduce locally" in text       # the verdict and how to reproduce stay
     assert re.search(r"Cut to fit 20,000 characters \(omitted [^)]*functions added", text)
-    tiny = render_markdown(HUGE, max_chars=3_000, full_report_hint="the artifact")
+    tiny = render_markdown(as_report(HUGE), max_chars=3_000, full_report_hint="the artifact")
     assert len(tiny) <= 3_000 and "KPI rows" in tiny and "`kpi_0`" in tiny
 
 
@@ -132,12 +133,12 @@ def test_a_real_regression_report_renders_within_limits() -> None:
     """`molt-budget check --report-json` on the demo with `import multiprocessing` added."""
     real = json.loads((DATA / "report_demo_regression.json").read_text(encoding="utf-8"))
     assert list(validator("report").iter_errors(real)) == []
-    text = render_markdown(real, max_chars=65_536, marker=MARKER)
+    text = render_markdown(as_report(real), max_chars=65_536, marker=MARKER)
     assert len(text) <= 65_536 and "## ❌ molt-budget: FAIL" in text
     assert "<details><summary>Modules added (54)</summary>" in text and "`multiprocessing.context`" in text
     assert "<details><summary>Functions added (2006)</summary>" in text
     assert "×125" in text                                        # ir_ops: 1,396 → 174,823, a ratio, not +12423.1%
-    small = render_markdown(real, max_chars=6_000, marker=MARKER)
+    small = render_markdown(as_report(real), max_chars=6_000, marker=MARKER)
     assert len(small) <= 6_000 and "`init_modules`" in small and "Cut to fit 6,000 characters" in small
 
 
@@ -162,7 +163,7 @@ def budget_only_failure(n_pass_changes: int = 0) -> dict[str, Any]:
 
 
 def test_a_budget_only_failure_is_in_the_headline_with_old_new_justification_and_reason() -> None:
-    text = render_markdown(budget_only_failure(), max_chars=65_536)
+    text = render_markdown(as_report(budget_only_failure()), max_chars=65_536)
     assert "## ❌ molt-budget: FAIL" in text and "5 pass · 1 budget fail · 1 budget yellow" in text
     assert "**Budget changes that need review (2):**" in text
     line = next(x for x in text.splitlines() if x.startswith("- ❌ `ir_ops` `target`"))
@@ -177,25 +178,25 @@ def test_failing_budget_changes_are_never_cut() -> None:
     r = budget_only_failure(n_pass_changes=400)
     r["diff"]["functions_added"] = [f"f{i}" for i in range(5000)]
     for max_chars in (3_000, 8_000, 20_000):
-        text = render_markdown(r, max_chars=max_chars, full_report_hint="the artifact")
+        text = render_markdown(as_report(r), max_chars=max_chars, full_report_hint="the artifact")
         assert len(text) <= max_chars and "Cut to fit" in text
         assert "- ❌ `ir_ops` `target`: 100000 → 400000" in text and "- 🟡 lane `dev_cold` `command`" in text
         assert "1 budget fail" in text
 
 
 def test_the_bump_hint_only_when_something_is_yellow_or_failed() -> None:
-    assert "molt-budget bump" not in render_markdown(budget_only_failure(), max_chars=65_536)
+    assert "molt-budget bump" not in render_markdown(as_report(budget_only_failure()), max_chars=65_536)
     passing = report()
     passing["kpis"] = [dict(k, status="pass") for k in passing["kpis"]]
     passing["verdict"] = {"status": "pass", "counts": {"pass": 5}}
-    assert "Accepting the change?" not in render_markdown(passing, max_chars=65_536)
-    assert "molt-budget bump ir_size_mb --target 13.25" in render_markdown(report(), max_chars=65_536)
+    assert "Accepting the change?" not in render_markdown(as_report(passing), max_chars=65_536)
+    assert "molt-budget bump ir_size_mb --target 13.25" in render_markdown(as_report(report()), max_chars=65_536)
 
 
 def test_budget_counts_come_from_the_verdict_without_a_list() -> None:
     r = budget_only_failure()
     del r["budget_changes"]
-    assert "5 pass · 1 budget fail" in render_markdown(r, max_chars=65_536)
+    assert "5 pass · 1 budget fail" in render_markdown(as_report(r), max_chars=65_536)
 
 
 def test_sparkline_skips_non_finite_values() -> None:
@@ -204,5 +205,5 @@ def test_sparkline_skips_non_finite_values() -> None:
     nan, inf = float("nan"), float("inf")
     assert sparkline([1.0, nan, 2.0, inf, 4.0, -inf]) == sparkline([1.0, 2.0, 4.0]) == "▁▃█"
     assert sparkline([nan, inf]) == ""
-    text = render_markdown(report(), max_chars=65_536, sparklines={"ir_ops": [1.0, nan, 2.0]})
+    text = render_markdown(as_report(report()), max_chars=65_536, sparklines={"ir_ops": [1.0, nan, 2.0]})
     assert "| ▁█ |" in text

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import as_report
 from history_factory import populate
 
 from molt_budget.report.charts import ChartsUnavailable
@@ -79,7 +80,7 @@ def test_page_with_charts_table_and_diff(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     config, history, _runs = populate(tmp_path, n=60)
     out = tmp_path / "site"
-    page = write_html(report(kpis_of(config)), out, history.path)
+    page = write_html(as_report(report(kpis_of(config))), out, history.path)
     assert page == out / "index.html"
     html = page.read_text(encoding="utf-8")
     parsed = Parsed()
@@ -103,14 +104,14 @@ def test_page_without_history_needs_no_matplotlib(tmp_path: Path, monkeypatch: p
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     doc = report([{"id": "ops", "lane": "dev", "class": "exact", "base": None, "head": 50483, "delta": None,
                    "delta_pct": None, "status": "pass", "reason": "within 100000"}])
-    page = write_html(doc, tmp_path / "site", None)
+    page = write_html(as_report(doc), tmp_path / "site", None)
     html = page.read_text(encoding="utf-8")
     assert "<img" not in html and "50,483" in html and not (tmp_path / "site" / "charts").exists()
     missing = tmp_path / "nowhere" / "history.sqlite"
-    html = write_html(doc, tmp_path / "site2", missing).read_text(encoding="utf-8")
+    html = write_html(as_report(doc), tmp_path / "site2", missing).read_text(encoding="utf-8")
     assert f"No history at {missing}" in html and not missing.exists()
     # charts asked for (history exists) without matplotlib: one clear line
     missing.parent.mkdir()
     missing.write_bytes(b"")
     with pytest.raises(ChartsUnavailable, match="molt-budget\\[charts\\]"):
-        write_html(doc, tmp_path / "site3", missing)
+        write_html(as_report(doc), tmp_path / "site3", missing)

@@ -78,7 +78,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.github:
         from molt_budget.report.github import publish
 
-        publish(outcome.report.to_dict(), check_name=args.check_name, sparklines=outcome.report.trends)
+        publish(outcome.report, check_name=args.check_name, sparklines=outcome.report.trends)
     return outcome.report.exit_code()
 
 

@@ -14,6 +14,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from molt_budget.compare.model import Report
     from molt_budget.config.model import Config
     from molt_budget.results.model import RunResults
 
@@ -107,41 +108,34 @@ def rejudge(results: RunResults, config: Config, expected: set[str] = frozenset(
     return [k.id for k in config.kpis.values() if k not in judged]
 
 
-def budget_report(results: RunResults, config: Config | None, config_path: str, skipped: list[str],
-                  results_path: str | None) -> dict[str, Any]:
-    """A comparison report with no baseline: the budgets alone decide (schemas/report.schema.json)."""
-    from molt_budget import __version__
+def budget_report(results: RunResults, config: Config | None, config_path: str, expected: set[str],
+                  results_path: str | None) -> Report:
+    """A comparison report with no baseline: the budgets alone decide. With the budgets file the
+    KPIs are judged by compare (as `check --no-base` would); a lane that was expected but left no
+    results makes its KPIs errors; KPIs of lanes nobody meant to run are counted as skipped."""
+    from molt_budget.compare.comparator import compare
+    from molt_budget.compare.merge_reports import missing_lane_rows
+    from molt_budget.compare.model import HeadInfo, KpiRow, Report, Status, Verdict
 
-    counts: dict[str, int] = {}
-    kpis = []
-    for k in results.kpis:
-        counts[k.status] = counts.get(k.status, 0) + 1
-        spec = config.kpis.get(k.id) if config else None
-        kpis.append({
-            "id": k.id, "title": (spec.title if spec and spec.title else k.id), "lane": k.lane, "metric": k.metric,
-            "class": k.kpi_class, "unit": k.unit, "direction": k.direction, "target": k.target, "limit": k.limit,
-            "line": spec.line if spec and spec.line else None, "base": None, "head": k.value, "delta": None,
-            "delta_pct": None, "status": k.status, "budget_status": k.status, "reason": k.reason,
-        })
-    if skipped:
-        counts["skipped"] = len(skipped)
-    status = next((s for s in ("fail", "error", "yellow") if counts.get(s)), "pass")
+    if config is not None:
+        report = compare(config, results, None, None)
+        missing = expected - set(results.lanes)
+        report.kpis += missing_lane_rows(config, missing, "its lane group did not run")
+        skipped = sum(1 for k in config.kpis.values() if k.lane not in results.lanes and k.lane not in expected)
+    else:
+        report = Report(verdict=Verdict(Status.PASS), head=HeadInfo.from_provenance(results.provenance, results.run_id))
+        report.kpis = [KpiRow(id=k.id, title=k.id, lane=k.lane, metric=k.metric, kpi_class=k.kpi_class, unit=k.unit,
+                              direction=k.direction, target=k.target, limit=k.limit, head=k.value,
+                              status=Status.parse(k.status, f"KPI {k.id}"), budget_status=Status.parse(k.status, f"KPI {k.id}"),
+                              reason=k.reason) for k in results.kpis]
+        report.authoritative, report.authoritative_reasons = results.authoritative, list(results.authoritative_reasons)
+        skipped = 0
     lanes = ",".join(sorted(results.lanes))
-    prov = results.provenance
-    return {
-        "schema_version": 1,
-        "tool_version": __version__,
-        "config_path": config_path,
-        "verdict": {"status": status, "counts": counts},
-        "authoritative": results.authoritative,
-        "authoritative_reasons": list(results.authoritative_reasons),
-        "base": None,
-        "head": {"commit": prov.get("commit"), "ref": prov.get("branch"), "dirty": prov.get("dirty"), "run_id": results.run_id},
-        "kpis": kpis,
-        "diff": {},
-        "reproduce": f"molt-budget check --config {config_path}" + (f" --lanes {lanes}" if lanes else ""),
-        "results_path": results_path,
-    }
+    report.config_path = config_path
+    report.reproduce = f"molt-budget check --config {config_path}" + (f" --lanes {lanes}" if lanes else "")
+    report.results_path = results_path
+    report.verdict = Verdict.judge(report.kpis, skipped=skipped)
+    return report
 
 
 def _display_path(path: str) -> str:
@@ -159,7 +153,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from molt_budget.errors import ConfigError
-    from molt_budget.report.terminal import render
+    from molt_budget.report.terminal import render_report
     from molt_budget.results.store import load_results, save_results, write_json_atomic
 
     if args.reports and not args.report_json:
@@ -185,27 +179,14 @@ def cmd_merge(args: argparse.Namespace) -> int:
     skipped = rejudge(merged, config, expected) if config else []
     save_results(Path(args.out), merged)
     config_path = _display_path(args.config) if args.config else _display_path(merged.config_path)
-    if args.report_json and args.reports:
-        import json
-
-        from molt_budget.commands.report_cmd import load_report
-        from molt_budget.compare.merge_reports import merge_reports
-
-        report = merge_reports([load_report(Path(p)) for p in args.reports], list(args.reports))
-        missing = sorted(expected - {k["lane"] for k in report["kpis"]}) if expected else []
-        if missing and config is not None:
-            for kpi in config.kpis.values():
-                if kpi.lane in missing:
-                    report["kpis"].append(_missing_kpi(kpi))
-            report["verdict"]["counts"]["error"] = report["verdict"]["counts"].get("error", 0) + sum(
-                1 for k in config.kpis.values() if k.lane in missing)
-            if report["verdict"]["status"] != "fail":
-                report["verdict"]["status"] = "error"
-        report["results_path"] = args.out
-        write_json_atomic(Path(args.report_json), json.loads(json.dumps(report)))
-    elif args.report_json:
-        write_json_atomic(Path(args.report_json), budget_report(merged, config, config_path, skipped, args.out))
-    print(render(merged))
+    if args.reports:
+        report = merged_report(args.reports, config, expected)
+        report.results_path = args.out
+    else:
+        report = budget_report(merged, config, config_path, expected, args.out)
+    if args.report_json:
+        write_json_atomic(Path(args.report_json), report.to_dict())
+    print(render_report(report))
     if skipped:
         print(f"not judged (no shard measured their lanes): {', '.join(skipped)}")
     print(f"molt-budget: merged {len(args.results)} results file(s), lanes {', '.join(sorted(merged.lanes)) or 'none'}, "
@@ -213,12 +194,17 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return 0
 
 
-def _missing_kpi(kpi: Any) -> dict[str, Any]:
-    """A KPI whose lane group left no report: an error row, never a silent pass."""
-    return {
-        "id": kpi.id, "title": kpi.title or kpi.id, "lane": kpi.lane, "metric": kpi.metric, "class": kpi.kpi_class,
-        "unit": kpi.unit, "direction": kpi.direction, "target": kpi.target, "limit": kpi.limit, "line": kpi.line,
-        "base": None, "head": None, "delta": None, "delta_pct": None, "status": "error", "budget_status": "error",
-        "reason": f"lane {kpi.lane}: its lane group produced no report", "p_value": None, "ci_low": None,
-        "ci_high": None, "pairs": None,
-    }
+def merged_report(paths: list[str], config: Config | None, expected: set[str]) -> Report:
+    """The shards' comparison reports as one; an expected lane group without a report makes its KPIs errors."""
+    from pathlib import Path
+
+    from molt_budget.commands.report_cmd import load_report
+    from molt_budget.compare.merge_reports import merge_reports, missing_lane_rows
+
+    reports = [load_report(Path(p)) for p in paths]
+    report = merge_reports(reports, list(paths))
+    missing = expected - {k.lane for k in report.kpis}
+    if missing and config is not None:
+        report.kpis += missing_lane_rows(config, missing, "its lane group produced no report")
+        report.rejudge(floor=report.status)
+    return report

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pathlib import Path
 
-EXIT_BY_VERDICT = {"pass": 0, "yellow": 0, "fail": 1, "error": 3}
+    from molt_budget.compare.model import Report
 
 
 def register(subparsers: Any) -> None:
@@ -43,8 +43,9 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=cmd_report)
 
 
-def load_report(path: Path) -> dict[str, Any]:
+def load_report(path: Path) -> Report:
     """Read and schema-check a report; any problem is one line naming the file (exit 2)."""
+    from molt_budget.compare.model import Report
     from molt_budget.errors import ConfigError
     from molt_budget.results.store import read_json_file
     from molt_budget.schemas import validator
@@ -58,7 +59,10 @@ def load_report(path: Path) -> dict[str, Any]:
     if bad is not None:
         where, value = bad
         raise ConfigError(f"{path}: not a molt-budget report at {where or '(top level)'}: {value} is not a finite number")
-    return data
+    try:
+        return Report.from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: not a molt-budget report: {exc}") from None
 
 
 def _non_finite(node: Any, where: str = "") -> tuple[str, float] | None:
@@ -75,7 +79,7 @@ def _non_finite(node: Any, where: str = "") -> tuple[str, float] | None:
     return None
 
 
-def missing_report(path: Path, env: Any, config_path: str = "budgets.yaml") -> dict[str, Any]:
+def missing_report(path: Path, env: Any, config_path: str = "budgets.yaml") -> Report:
     """Stands in for a report the measuring workflow never produced: always an error.
 
     Only a run that skipped every lane (documentation only) is neutral, and that run uploads a
@@ -95,39 +99,33 @@ def missing_report(path: Path, env: Any, config_path: str = "budgets.yaml") -> d
     return stand_in_report(config_path, f"no report at {path}: {why}")
 
 
-def stand_in_report(config_path: str, why: str) -> dict[str, Any]:
+def stand_in_report(config_path: str, why: str) -> Report:
     """An error report with nothing judged: the check fails and says why."""
-    return {
-        "schema_version": 1, "config_path": config_path,
-        "verdict": {"status": "error", "counts": {}},
-        "authoritative": False, "authoritative_reasons": [why],
-        "base": None, "head": {"commit": None}, "kpis": [], "diff": {},
-    }
+    from molt_budget.compare.model import HeadInfo, Report, Status, Verdict
+
+    return Report(verdict=Verdict.judge([], floor=Status.ERROR), head=HeadInfo(commit=None), config_path=config_path,
+                  authoritative=False, authoritative_reasons=[why])
 
 
-def sparklines_from_history(report: dict[str, Any], db: Path) -> dict[str, list[float]]:
+def sparklines_from_history(report: Report, db: Path) -> dict[str, list[float]]:
     """Per-KPI series (oldest first) from the history database, for the table's trend column."""
     from molt_budget.results.history import History
 
     history = History(db)
     out: dict[str, list[float]] = {}
-    for k in report.get("kpis") or []:
-        if k.get("metric"):
-            series = [value for _, _, value, _ in history.metric_series(k["lane"], k["metric"], limit=20)]
+    for k in report.kpis:
+        if k.metric:
+            series = [value for _, _, value, _ in history.metric_series(k.lane, k.metric, limit=20)]
             if len(series) > 1:
-                out[k["id"]] = series
+                out[k.id] = series
     return out
-
-
-def verdict_exit(report: dict[str, Any]) -> int:
-    return EXIT_BY_VERDICT.get(str((report.get("verdict") or {}).get("status")), 3)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
-    from molt_budget.errors import ConfigError
+    from molt_budget.errors import EXIT_CONFIG, ConfigError
 
     path = Path(args.report)
     if args.max_chars < 200:
@@ -139,7 +137,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise ConfigError(f"--html {args.html}: exists and is not a directory (the HTML report is a folder)")
     if args.if_missing and not path.exists():
         report = missing_report(path, os.environ, args.config_path)
-        print(f"molt-budget: {report['authoritative_reasons'][0]}", file=sys.stderr)
+        print(f"molt-budget: {report.authoritative_reasons[0]}", file=sys.stderr)
     else:
         try:
             report = load_report(path)
@@ -153,14 +151,14 @@ def cmd_report(args: argparse.Namespace) -> int:
             print(f"molt-budget: error: {message}", file=sys.stderr)
             publish(stand_in_report(args.config_path, f"invalid report: {message}"), check_name=args.check_name,
                     bot_login=args.bot_login)
-            return 2
-    sparklines = sparklines_from_history(report, history) if history else report.get("trends")
+            return EXIT_CONFIG
+    sparklines = sparklines_from_history(report, history) if history else report.trends
     if args.html:
         try:
             from molt_budget.report.html import write_html
         except ImportError as exc:
             print(f"molt-budget: error: the HTML report is not available in this installation ({exc})", file=sys.stderr)
-            return 2
+            return EXIT_CONFIG
         write_html(report, Path(args.html), history)
         print(f"molt-budget: wrote the HTML report to {args.html}", file=sys.stderr)
     if args.markdown or not (args.github or args.html):
@@ -172,4 +170,4 @@ def cmd_report(args: argparse.Namespace) -> int:
         from molt_budget.report.github import publish
 
         publish(report, check_name=args.check_name, sparklines=sparklines, bot_login=args.bot_login)
-    return verdict_exit(report)
+    return report.exit_code()

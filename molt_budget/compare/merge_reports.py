@@ -2,88 +2,84 @@
 
 Why: a matrix job per lane group keeps timed lanes interleaved with their base on one
 machine; the PR still gets one verdict. Shards must agree on head, base and budgets file.
+The merged verdict is judged again from the merged rows and budget changes (the one rule in
+compare.model), never taken from a shard, and is never better than any shard's verdict.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-from typing import Any
 
 from molt_budget.compare.attribution import merge_diffs
+from molt_budget.compare.model import BudgetChange, Diff, KpiRow, Report, Status, Verdict, worst
+from molt_budget.config.model import Config
 from molt_budget.errors import ConfigError
 
-VERDICT_ORDER = ["pass", "yellow", "error", "fail"]
-BUDGET_ORDER = ["pass", "yellow", "fail"]
-EMPTY_DIFF = merge_diffs([])
 
-
-def merge_reports(reports: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+def merge_reports(reports: list[Report], names: list[str]) -> Report:
     first = reports[0]
     seen: dict[str, str] = {}
     for report, name in zip(reports, names):
-        for key in ("head", "base"):
-            mine, theirs = _commit(report.get(key)), _commit(first.get(key))
+        for key, mine, theirs in (("head", report.head.commit, first.head.commit),
+                                  ("base", _commit(report), _commit(first))):
             if mine != theirs:
                 raise ConfigError(f"{name}: {key} commit {mine} differs from {theirs} in {names[0]}: not one comparison")
-        if report.get("config_path") != first.get("config_path"):
-            raise ConfigError(f"{name}: budgets file {report.get('config_path')} differs from {first.get('config_path')}")
-        for kpi in report["kpis"]:
-            if kpi["id"] in seen:
-                raise ConfigError(f"{name}: KPI {kpi['id']!r} is also in {seen[kpi['id']]}: each lane group must be judged once")
-            seen[kpi["id"]] = name
-    kpis = [k for r in reports for k in r["kpis"]]
-    counts: dict[str, int] = {}
-    for report in reports:
-        for status, n in report["verdict"]["counts"].items():
-            if not status.startswith("budget_"):
-                counts[status] = counts.get(status, 0) + n
+        if report.config_path != first.config_path:
+            raise ConfigError(f"{name}: budgets file {report.config_path} differs from {first.config_path}")
+        for kpi in report.kpis:
+            if kpi.id in seen:
+                raise ConfigError(f"{name}: KPI {kpi.id!r} is also in {seen[kpi.id]}: each lane group must be judged once")
+            seen[kpi.id] = name
+    kpis = [k for r in reports for k in r.kpis]
     changes = merge_budget_changes(reports)
-    if changes is not None:
-        counts.update(budget_counts(changes))
-    status = max((r["verdict"]["status"] for r in reports), key=VERDICT_ORDER.index)
-    diffs = [r.get("diff") or EMPTY_DIFF for r in reports]
-    merged_diff = merge_diffs([{**EMPTY_DIFF, **d} for d in diffs])
-    return {
-        **first,
-        "verdict": {"status": status, "counts": counts},
-        "authoritative": all(r.get("authoritative", True) for r in reports),
-        "authoritative_reasons": [reason for r in reports for reason in r.get("authoritative_reasons", [])],
-        "kpis": kpis,
-        "diff": merged_diff,
-        "trends": {k: v for r in reports for k, v in (r.get("trends") or {}).items()},
-        "reproduce": without_lanes(first.get("reproduce", "")),   # all lanes, same base
-        **({"budget_changes": changes} if changes is not None else {}),
-    }
+    skipped = sum(r.verdict.counts.get("skipped", 0) for r in reports)
+    verdict = Verdict.judge(kpis, changes, skipped=skipped, floor=worst(r.status for r in reports))
+    extra: dict[str, object] = {}
+    for r in reports:
+        extra = {**r.extra, **extra}
+    return Report(
+        verdict=verdict,
+        head=first.head,
+        base=first.base,
+        kpis=kpis,
+        diff=Diff.from_dict(merge_diffs([r.diff.to_dict() for r in reports])),
+        config_path=first.config_path,
+        tool_version=first.tool_version,
+        authoritative=all(r.authoritative for r in reports),
+        authoritative_reasons=[reason for r in reports for reason in r.authoritative_reasons],
+        reproduce=without_lanes(first.reproduce or ""),   # all lanes, same base
+        results_path=first.results_path,
+        budget_changes=changes,
+        ratchets=first.ratchets,
+        trends={k: v for r in reports for k, v in (r.trends or {}).items()},
+        extra=extra,
+    )
 
 
-def merge_budget_changes(reports: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+def merge_budget_changes(reports: list[Report]) -> list[BudgetChange] | None:
     """Every shard judged the same budgets edit, each with its own measurements (the "far looser"
     check sees only its lanes): one entry per (kpi, lane, field), the worst status wins."""
-    if not any("budget_changes" in r for r in reports):
+    if all(r.budget_changes is None for r in reports):
         return None
-    merged: dict[tuple[Any, Any, Any], dict[str, Any]] = {}
+    merged: dict[tuple[str | None, str | None, str], BudgetChange] = {}
     for report in reports:
-        for change in report.get("budget_changes") or []:
-            key = (change.get("kpi"), change.get("lane"), change.get("field"))
+        for change in report.budget_changes or []:
+            key = (change.kpi, change.lane, change.field)
             have = merged.get(key)
-            if have is None or _rank(change) > _rank(have):
+            if have is None or change.status.severity > have.status.severity:
                 merged[key] = change          # a dict keeps the first position of the key
     return list(merged.values())
 
 
-def budget_counts(changes: list[dict[str, Any]]) -> dict[str, int]:
-    """As the gate counts them: `budget_<worst status>` = how many changes have it (nothing when all pass)."""
-    worst = max((c.get("status") for c in changes), key=lambda s: BUDGET_ORDER.index(s) if s in BUDGET_ORDER else 0,
-                default="pass")
-    if worst not in ("yellow", "fail"):
-        return {}
-    return {f"budget_{worst}": sum(1 for c in changes if c.get("status") == worst)}
-
-
-def _rank(change: dict[str, Any]) -> int:
-    status = change.get("status")
-    return BUDGET_ORDER.index(status) if status in BUDGET_ORDER else 0
+def missing_lane_rows(config: Config, lanes: set[str], why: str) -> list[KpiRow]:
+    """A KPI whose lane was meant to run but left nothing: an error row, never a silent pass."""
+    return [
+        KpiRow(id=k.id, title=k.title or k.id, lane=k.lane, metric=k.metric, kpi_class=k.kpi_class, unit=k.unit,
+               direction=k.direction, target=k.target, limit=k.limit, line=k.line, status=Status.ERROR,
+               budget_status=Status.ERROR, reason=f"lane {k.lane}: {why}")
+        for k in config.kpis.values() if k.lane in lanes
+    ]
 
 
 def without_lanes(command: str) -> str:
@@ -104,5 +100,5 @@ def without_lanes(command: str) -> str:
     return shlex.join(out)
 
 
-def _commit(side: dict[str, Any] | None) -> str | None:
-    return None if side is None else side.get("commit")
+def _commit(report: Report) -> str | None:
+    return None if report.base is None else report.base.commit

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+from molt_budget.compare.model import Report
 from molt_budget.errors import BudgetError
 from molt_budget.results.history import History, KpiPoint
 
@@ -67,13 +68,12 @@ def series_from_config(config: Any, history: History, runs: int = 100, branch: s
     ]
 
 
-def series_from_report(report: dict[str, Any], history: History, runs: int = 100) -> list[Series]:
-    """The report's KPIs (schemas/report.schema.json) with their history."""
+def series_from_report(report: Report, history: History, runs: int = 100) -> list[Series]:
+    """The report's KPIs with their history."""
     out = []
-    for k in report.get("kpis", []):
-        points = history.kpi_series(k["id"], k["lane"], k.get("metric"), branch=None, limit=runs)
-        out.append(Series(k["id"], k.get("title") or k["id"], k.get("unit", ""), k.get("direction", "lower"),
-                          k.get("target"), k.get("limit"), points))
+    for k in report.kpis:
+        points = history.kpi_series(k.id, k.lane, k.metric or None, branch=None, limit=runs)
+        out.append(Series(k.id, k.shown_title, k.unit, k.direction, k.target, k.limit, points))
     return out
 
 

@@ -30,10 +30,9 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from molt_budget.compare.model import KpiRow, Report, Status
 from molt_budget.report.markdown import (
     HEADLINE,
-    OFFENDING,
-    SEVERITY,
     change_subject,
     counts_text,
     offending_changes,
@@ -385,59 +384,57 @@ def _retry_after(value: str | None, clock: Callable[[], float]) -> float | None:
 # -- what is posted --------------------------------------------------------------------
 
 
-def marker_for(report: Mapping[str, Any]) -> str:
+def marker_for(report: Report) -> str:
     """The hidden marker that makes the comment sticky: one per PR and budgets file."""
-    config = str(report.get("config_path") or "budgets.yaml")
+    config = report.shown_config
     safe = "".join(ch for ch in config if ch.isprintable() and ch not in "<>").replace("--", "-")
     return f"<!-- molt-budget:{safe} -->"
 
 
-def conclusion_for(report: Mapping[str, Any]) -> str:
+CONCLUSIONS = {Status.PASS: "success", Status.YELLOW: "neutral", Status.ERROR: "failure", Status.FAIL: "failure"}
+
+
+def conclusion_for(report: Report) -> str:
     """success (pass) / neutral (yellow, or nothing judged) / failure (fail or error)."""
-    status = (report.get("verdict") or {}).get("status")
-    if status in ("fail", "error"):
-        return "failure"
-    if status == "yellow" or not report.get("kpis"):
-        return "neutral"
-    return "success"
+    conclusion = CONCLUSIONS[report.status.verdict]
+    return "neutral" if conclusion == "success" and not report.kpis else conclusion
 
 
-def title_for(report: Mapping[str, Any]) -> str:
+def title_for(report: Report) -> str:
     """`FAIL (2 fail, 1 yellow, 1 budget fail)`: a failure caused only by a budget edit shows here too."""
-    verdict = report.get("verdict") or {}
-    if not report.get("kpis"):
-        return "Error: no KPI was measured" if verdict.get("status") in ("fail", "error") else "Skipped: no KPI was measured"
+    status = report.status.value
+    if not report.kpis:
+        return "Error: no KPI was measured" if status in ("fail", "error") else "Skipped: no KPI was measured"
     shown = counts_text(report, ", ", skipped=False)
-    return f"{HEADLINE.get(verdict.get('status', ''), str(verdict.get('status', '?')).upper())}" + (f" ({shown})" if shown else "")
+    return HEADLINE.get(status, status.upper()) + (f" ({shown})" if shown else "")
 
 
-def offending(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+def offending(report: Report) -> list[KpiRow]:
     """KPIs that get an annotation: fail/error → failure, yellow/nondeterministic → warning."""
-    kpis = [k for k in report.get("kpis") or [] if k.get("status") in OFFENDING]
-    return sorted(kpis, key=lambda k: SEVERITY.get(k["status"], 9))
+    return report.offending()
 
 
-def _level(kpi: Mapping[str, Any]) -> str:
-    return "failure" if kpi.get("status") in ("fail", "error") else "warning"
+def _level(kpi: KpiRow) -> str:
+    return "failure" if kpi.status in (Status.FAIL, Status.ERROR) else "warning"
 
 
-def _annotation_title(kpi: Mapping[str, Any]) -> str:
-    return f"{kpi.get('id', '?')} ({kpi.get('lane', '?')}): {kpi.get('status', '?')}"
+def _annotation_title(kpi: KpiRow) -> str:
+    return f"{kpi.id} ({kpi.lane}): {kpi.status}"
 
 
-def _findings(report: Mapping[str, Any]) -> list[tuple[str, int | None, str, str]]:
+def _findings(report: Report) -> list[tuple[str, int | None, str, str]]:
     """(level, line in the budgets file, title, message) of each offending KPI, then each failing
     or yellow budget change (at its line in the budgets file)."""
     out = []
     for k in offending(report):
-        out.append((_level(k), _line(k.get("line")), _annotation_title(k), str(k.get("reason") or k.get("status"))))
+        out.append((_level(k), _line(k.line), _annotation_title(k), k.reason or k.status.value))
     for c in offending_changes(report):
-        level = "failure" if c.get("status") == "fail" else "warning"
-        title = f"budget change {change_subject(c)}: {c.get('status')}"
-        message = f"{_shown(c.get('old'))} -> {_shown(c.get('new'))}: {c.get('reason') or c.get('status')}"
-        if c.get("justification"):
-            message += f" (justification: {c['justification']})"
-        out.append((level, _line(c.get("line")), title, message))
+        level = "failure" if c.status is Status.FAIL else "warning"
+        title = f"budget change {change_subject(c)}: {c.status}"
+        message = f"{_shown(c.old)} -> {_shown(c.new)}: {c.reason or c.status.value}"
+        if c.justification:
+            message += f" (justification: {c.justification})"
+        out.append((level, _line(c.line), title, message))
     return out
 
 
@@ -449,8 +446,8 @@ def _shown(value: Any) -> str:
     return "none" if value is None else value if isinstance(value, str) else json.dumps(value, default=str)
 
 
-def check_annotations(report: Mapping[str, Any]) -> list[dict[str, Any]]:
-    path = str(report.get("config_path") or "budgets.yaml")
+def check_annotations(report: Report) -> list[dict[str, Any]]:
+    path = report.shown_config
     return [{
         "path": path, "start_line": line or 1, "end_line": line or 1, "annotation_level": level,
         "title": title[:255], "message": message[:ANNOTATION_MESSAGE_MAX],
@@ -470,9 +467,9 @@ def escape_property(text: str) -> str:
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def workflow_commands(report: Mapping[str, Any]) -> list[str]:
+def workflow_commands(report: Report) -> list[str]:
     """`::error file=…,line=…,title=…::msg` (fail/error) and `::warning` (yellow) lines, budget changes included."""
-    path = str(report.get("config_path") or "budgets.yaml")
+    path = report.shown_config
     lines = []
     for level, line, title, message in _findings(report):
         command = "error" if level == "failure" else "warning"
@@ -497,15 +494,15 @@ def write_outputs(path: Path, values: Mapping[str, str]) -> None:
                 fh.write(f"{name}={value}\n")
 
 
-def output_values(report: Mapping[str, Any], outcome: PublishOutcome) -> dict[str, str]:
-    counts = (report.get("verdict") or {}).get("counts") or {}
+def output_values(report: Report, outcome: PublishOutcome) -> dict[str, str]:
+    counts = report.verdict.counts
     values = {
-        "verdict": str((report.get("verdict") or {}).get("status", "error")),
+        "verdict": report.status.value,
         "conclusion": outcome.conclusion,
         "counts": json.dumps(counts, sort_keys=True),
         **{f"{s}-count": str(counts.get(s, 0)) for s in ("pass", "yellow", "fail", "error")},
-        "reasons": "\n".join([f"{k['status']} {k.get('id')} ({k.get('lane')}): {k.get('reason', '')}" for k in offending(report)]
-                             + [f"budget {c['status']} {change_subject(c)}: {c.get('reason', '')}" for c in offending_changes(report)]),
+        "reasons": "\n".join([f"{k.status} {k.id} ({k.lane}): {k.reason}" for k in offending(report)]
+                             + [f"budget {c.status} {change_subject(c)}: {c.reason}" for c in offending_changes(report)]),
         "fell-back": "true" if outcome.fell_back else "false",
     }
     if outcome.comment_url:
@@ -626,7 +623,7 @@ def _attempt(what: str, say: Callable[[str], None], post: Callable[[], None]) ->
 
 
 def publish(
-    report: dict[str, Any],
+    report: Report,
     *,
     check_name: str = "molt-budget",
     env: Mapping[str, str] = os.environ,
@@ -646,7 +643,7 @@ def publish(
     out = stream or sys.stdout
     ctx = context_from_env(env)
     scrub = ctx.token.scrub if ctx.token else (lambda s: s)
-    outcome = PublishOutcome(verdict=str((report.get("verdict") or {}).get("status", "error")), conclusion=conclusion_for(report))
+    outcome = PublishOutcome(verdict=report.status.value, conclusion=conclusion_for(report))
     hint = f"the `report.json` artifact of {ctx.report_url}" if ctx.report_url else None
 
     def say(line: str) -> None:
@@ -694,7 +691,7 @@ def _describe(exc: BaseException) -> str:
     return " ".join(text.split())[:500]
 
 
-def _post_comment(gh: GitHubClient, ctx: GitHubContext, report: dict[str, Any], outcome: PublishOutcome,
+def _post_comment(gh: GitHubClient, ctx: GitHubContext, report: Report, outcome: PublishOutcome,
                   say: Callable[[str], None], hint: str | None, sparklines: dict[str, list[float]] | None,
                   bot_login: str | None = None) -> None:
     """Sticky comment on the PR, if this event has one; raises GitHubError (403 = read-only token)."""
@@ -718,7 +715,7 @@ def _post_comment(gh: GitHubClient, ctx: GitHubContext, report: dict[str, Any], 
     say(f"molt-budget: {action} the PR comment on #{number}" + (f": {outcome.comment_url}" if outcome.comment_url else ""))
 
 
-def _post_check_run(gh: GitHubClient, ctx: GitHubContext, report: dict[str, Any], outcome: PublishOutcome,
+def _post_check_run(gh: GitHubClient, ctx: GitHubContext, report: Report, outcome: PublishOutcome,
                     check_name: str, say: Callable[[str], None], hint: str | None,
                     sparklines: dict[str, list[float]] | None) -> None:
     assert ctx.repository and ctx.head_sha
@@ -733,7 +730,7 @@ def _post_check_run(gh: GitHubClient, ctx: GitHubContext, report: dict[str, Any]
         f"{sum(batches)} annotation(s)" + (f": {outcome.check_run_url}" if outcome.check_run_url else ""))
 
 
-def _write_summary(ctx: GitHubContext, report: dict[str, Any], outcome: PublishOutcome, say: Callable[[str], None],
+def _write_summary(ctx: GitHubContext, report: Report, outcome: PublishOutcome, say: Callable[[str], None],
                    hint: str | None, sparklines: dict[str, list[float]] | None) -> None:
     if not ctx.step_summary:
         return

@@ -10,10 +10,12 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from molt_budget.compare.model import KpiRow, Report
 from molt_budget.report import fmt
 from molt_budget.report.sparkline import sparkline
 
-STATUS_CLASS = {"pass": "pass", "yellow": "yellow", "fail": "fail", "error": "error"}
+STATUS_CLASS = {"pass": "pass", "yellow": "yellow", "fail": "fail", "error": "error", "nondeterministic": "fail",
+                "not_comparable": "muted"}
 DIFF_TITLES = {
     "modules_added": "Modules added",
     "modules_removed": "Modules removed",
@@ -35,7 +37,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}code{font-size:90%}
 """
 
 
-def write_html(report: dict[str, Any], out_dir: Path, history_path: Path | None) -> Path:
+def write_html(report: Report, out_dir: Path, history_path: Path | None) -> Path:
     """Write out_dir/index.html (+ out_dir/charts/*.svg|png when history is given); returns the page.
 
     Charts need matplotlib (`molt-budget[charts]`) and raise ChartsUnavailable without it.
@@ -62,24 +64,23 @@ def write_html(report: dict[str, Any], out_dir: Path, history_path: Path | None)
     return page
 
 
-def _page(report: dict[str, Any], out_dir: Path, charts: dict[str, Any], trends: dict[str, list[float]], note: str) -> str:
-    verdict = report.get("verdict", {})
-    status = verdict.get("status", "error")
-    head, base = report.get("head") or {}, report.get("base")
+def _page(report: Report, out_dir: Path, charts: dict[str, Any], trends: dict[str, list[float]], note: str) -> str:
+    status = report.status.value
+    head, base = report.head, report.base
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f"<title>molt-budget: {escape(status.upper())}</title><style>{CSS}</style></head><body>",
         f'<h1>molt-budget <span class="{STATUS_CLASS.get(status, "error")}">{escape(status.upper())}</span></h1>',
-        "<p>" + escape(_counts(verdict.get("counts", {}))) + "</p>",
-        "<p>head <code>" + escape(str(head.get("commit") or "unknown")[:12]) + "</code>"
-        + (" (dirty)" if head.get("dirty") else "")
-        + (" against base <code>" + escape(str(base.get("commit") or "unknown")[:12]) + "</code> from "
-           + escape(str(base.get("source"))) if base else " (no base: budgets alone decided)") + "</p>",
+        "<p>" + escape(_counts(report.verdict.counts)) + "</p>",
+        "<p>head <code>" + escape(str(head.commit or "unknown")[:12]) + "</code>"
+        + (" (dirty)" if head.dirty else "")
+        + (" against base <code>" + escape(str(base.commit or "unknown")[:12]) + "</code> from "
+           + escape(base.source) if base else " (no base: budgets alone decided)") + "</p>",
     ]
-    if report.get("authoritative") is False:
-        reasons = "; ".join(report.get("authoritative_reasons") or []) or "no reason recorded"
+    if not report.authoritative:
+        reasons = "; ".join(report.authoritative_reasons) or "no reason recorded"
         parts.append(f'<p class="yellow">Not authoritative: {escape(reasons)}</p>')
-    parts.append("<h2>KPIs</h2>" + _kpi_table(report.get("kpis", []), trends))
+    parts.append("<h2>KPIs</h2>" + _kpi_table(report.kpis, trends))
     if note:
         parts.append(f'<p class="muted">{escape(note)}</p>')
     if charts:
@@ -88,31 +89,31 @@ def _page(report: dict[str, Any], out_dir: Path, charts: dict[str, Any], trends:
             svg, png = files.svg.relative_to(out_dir).as_posix(), files.png.relative_to(out_dir).as_posix()
             parts.append(f'<figure class="chart" id="chart-{escape(kpi)}"><img src="{escape(svg)}" alt="trend of {escape(kpi)}">'
                          f'<figcaption><a href="{escape(png)}">PNG</a> · <a href="{escape(svg)}">SVG</a></figcaption></figure>')
-    parts.append("<h2>Diff against the base</h2>" + _diff(report.get("diff") or {}))
-    if report.get("reproduce"):
-        parts.append(f"<p>Reproduce locally: <code>{escape(report['reproduce'])}</code></p>")
+    parts.append("<h2>Diff against the base</h2>" + _diff(report.diff.to_dict()))
+    if report.reproduce:
+        parts.append(f"<p>Reproduce locally: <code>{escape(report.reproduce)}</code></p>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
 
-def _kpi_table(kpis: list[dict[str, Any]], trends: dict[str, list[float]]) -> str:
+def _kpi_table(kpis: list[KpiRow], trends: dict[str, list[float]]) -> str:
     head = ["KPI", "lane", "base", "head", "delta", "delta %", "target", "limit", "status", "reason"]
     if trends:
         head.insert(9, "trend")
     rows = []
     for k in kpis:
         cells = [
-            f"<td>{escape(k.get('title') or k['id'])}<br><code>{escape(k['id'])}</code></td>",
-            f"<td>{escape(k.get('lane', ''))}</td>",
-            *(f'<td class="num">{_num(k.get(key), k.get("unit", ""))}</td>' for key in ("base", "head")),
-            f'<td class="num">{escape(fmt.delta(k.get("delta"), k.get("unit", "")))}</td>',
-            f'<td class="num">{escape(fmt.change(k.get("base"), k.get("head")))}</td>',
-            *(f'<td class="num">{_num(k.get(key), k.get("unit", ""))}</td>' for key in ("target", "limit")),
-            f'<td class="{STATUS_CLASS.get(k.get("status", ""), "")}">{escape(str(k.get("status", "")))}</td>',
-            f"<td>{escape(k.get('reason', ''))}</td>",
+            f"<td>{escape(k.shown_title)}<br><code>{escape(k.id)}</code></td>",
+            f"<td>{escape(k.lane)}</td>",
+            *(f'<td class="num">{_num(value, k.unit)}</td>' for value in (k.base, k.head)),
+            f'<td class="num">{escape(fmt.delta(k.delta, k.unit))}</td>',
+            f'<td class="num">{escape(fmt.change(k.base, k.head))}</td>',
+            *(f'<td class="num">{_num(value, k.unit)}</td>' for value in (k.target, k.limit)),
+            f'<td class="{STATUS_CLASS.get(k.status, "")}">{escape(k.status.value)}</td>',
+            f"<td>{escape(k.reason)}</td>",
         ]
         if trends:
-            cells.insert(9, f"<td>{escape(sparkline(trends.get(k['id'], [])))}</td>")
+            cells.insert(9, f"<td>{escape(sparkline(trends.get(k.id, [])))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return _table(head, rows) if rows else '<p class="muted">No KPIs in this report.</p>'
 

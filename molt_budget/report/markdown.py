@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from molt_budget.compare.model import BY_SEVERITY
+from molt_budget.compare.model import BY_SEVERITY, BudgetChange, KpiRow, Report
 from molt_budget.report import fmt
 from molt_budget.report.sparkline import sparkline
 
@@ -100,90 +100,84 @@ class Section:
     truncated: bool = False
 
 
-def _sorted_kpis(report: dict[str, Any]) -> list[dict[str, Any]]:
-    return sorted(report.get("kpis") or [], key=lambda k: SEVERITY.get(k.get("status", ""), 9))
+def _sorted_kpis(report: Report) -> list[KpiRow]:
+    return report.sorted_kpis()
 
 
-def budget_counts(report: Any) -> dict[str, int]:
+def budget_counts(report: Report) -> dict[str, int]:
     """How many budget changes fail or are yellow: from the list when the report has one, else from
     the verdict's `budget_*` counts. A failure caused only by a budget edit must show in the headline."""
-    changes = report.get("budget_changes")
-    if isinstance(changes, list):
-        found = {s: sum(1 for c in changes if isinstance(c, dict) and c.get("status") == s) for s in BUDGET_STATUSES}
+    if report.budget_changes is not None:
+        found = {s: sum(1 for c in report.budget_changes if c.status == s) for s in BUDGET_STATUSES}
     else:
-        counts = (report.get("verdict") or {}).get("counts") or {}
-        found = {s: counts.get(f"budget_{s}", 0) for s in BUDGET_STATUSES}
+        found = {s: report.verdict.counts.get(f"budget_{s}", 0) for s in BUDGET_STATUSES}
     return {s: n for s, n in found.items() if n}
 
 
-def counts_text(report: Any, sep: str, skipped: bool = True) -> str:
+def counts_text(report: Report, sep: str, skipped: bool = True) -> str:
     """`2 fail · 1 yellow · 1 budget fail`: KPI statuses, then budget changes, then skipped KPIs."""
-    counts = (report.get("verdict") or {}).get("counts") or {}
+    counts = report.verdict.counts
     parts = [f"{counts[s]} {s}" for s in SEVERITY if counts.get(s)]
     parts += [f"{n} budget {s}" for s, n in budget_counts(report).items()]
     parts += [f"{counts['skipped']} skipped"] if skipped and counts.get("skipped") else []
     return sep.join(parts)
 
 
-def _headline(report: dict[str, Any]) -> str:
-    verdict = report.get("verdict") or {}
-    status = verdict.get("status", "error")
+def _headline(report: Report) -> str:
+    status = report.status.value
     shown = counts_text(report, " · ")
-    judged = len(report.get("kpis") or [])
-    if judged:
+    if report.kpis:
         word, icon = HEADLINE.get(status, status.upper()), STATUS_ICON.get(status, "❔")
     elif status in ("fail", "error"):
         word, icon = "ERROR (no KPI was measured)", STATUS_ICON["error"]
     else:
         word, icon = "SKIPPED (no KPI was measured)", "➖"
-    config = report.get("config_path")
+    config = report.config_path
     line2 = " — ".join(x for x in (shown, f"budgets {code(config)}" if config else "") if x)
     return f"## {icon} molt-budget: {word}\n\n{line2}".rstrip()
 
 
-def _commits(report: dict[str, Any]) -> str:
-    head = report.get("head") or {}
-    head_text = code(short(head.get("commit"))) + (f" ({esc(head['ref'])})" if head.get("ref") else "")
-    if head.get("dirty"):
+def _commits(report: Report) -> str:
+    head = report.head
+    head_text = code(short(head.commit)) + (f" ({esc(head.ref)})" if head.ref else "")
+    if head.dirty:
         head_text += " (dirty)"
-    base = report.get("base")
+    base = report.base
     if not base:
         return f"**Commits:** head {head_text}. No baseline to compare with: the budgets alone decided."
-    base_text = code(short(base.get("commit"))) + (f" ({esc(base['ref'])})" if base.get("ref") else "")
-    source = f", baseline from {esc(base['source'])}" if base.get("source") else ""
-    run = f" run {code(base['run_id'])}" if base.get("run_id") else ""
+    base_text = code(short(base.commit)) + (f" ({esc(base.ref)})" if base.ref else "")
+    source = f", baseline from {esc(base.source)}" if base.source else ""
+    run = f" run {code(base.run_id)}" if base.run_id else ""
     return f"**Commits compared:** base {base_text} → head {head_text}{source}{run}."
 
 
-def _authoritative(report: dict[str, Any]) -> str:
-    if "authoritative" not in report:
-        return ""
-    if report["authoritative"]:
+def _authoritative(report: Report) -> str:
+    if report.authoritative:
         return "**Authoritative run:** yes."
-    reasons = "; ".join(esc(r) for r in report.get("authoritative_reasons") or []) or "no reason recorded"
-    if not report.get("kpis"):
+    reasons = "; ".join(esc(r) for r in report.authoritative_reasons) or "no reason recorded"
+    if not report.kpis:
         return f"**Note:** {reasons}."
     return f"⚠️ **Not authoritative:** {reasons}. Timed verdicts are advisory; re-run on a quiet host."
 
 
-def _kpi_lines(report: dict[str, Any], sparklines: dict[str, list[float]] | None) -> list[str]:
+def _kpi_lines(report: Report, sparklines: dict[str, list[float]] | None) -> list[str]:
     """Header, rule and one line per KPI (worst first); built once per render, sliced when cutting."""
     kpis = _sorted_kpis(report)
-    trend = bool(sparklines) and any(sparklines.get(k.get("id", "")) for k in kpis)  # type: ignore[union-attr]
-    compared = report.get("base") is not None or any(k.get("base") is not None for k in kpis)
+    trend = bool(sparklines) and any((sparklines or {}).get(k.id) for k in kpis)
+    compared = report.base is not None or any(k.base is not None for k in kpis)
     headers = (["KPI", "lane", "base", "head", "Δ", "Δ%"] if compared else ["KPI", "lane", "head"]) + \
         ["target / limit", "status"] + (["trend"] if trend else [])
     rows = []
     for k in kpis:
-        unit = k.get("unit", "")
-        values = [num(k.get("base"), unit), num(k.get("head"), unit), signed(k.get("delta"), unit), pct(k.get("delta_pct"))]
+        unit = k.unit
+        values = [num(k.base, unit), num(k.head, unit), signed(k.delta, unit), pct(k.delta_pct)]
         row = [
-            code(k.get("id", "?")), code(k.get("lane", "?")), *(values if compared else values[1:2]),
-            f"{num(k.get('target'), unit)} / {num(k.get('limit'), unit)}",
-            f"{STATUS_ICON.get(k.get('status', ''), '❔')} {esc(k.get('status', '?'))}",
+            code(k.id), code(k.lane), *(values if compared else values[1:2]),
+            f"{num(k.target, unit)} / {num(k.limit, unit)}",
+            f"{STATUS_ICON.get(k.status, '❔')} {esc(k.status)}",
         ]
         if trend:
-            row.append(sparkline(list((sparklines or {}).get(k.get("id", ""), []))))
+            row.append(sparkline(list((sparklines or {}).get(k.id, []))))
         rows.append(row)
     return table(headers, rows).split("\n")
 
@@ -200,25 +194,25 @@ def _kpi_table(lines: list[str], max_rows: int | None) -> tuple[str, bool]:
     return text, bool(hidden)
 
 
-def _notes(report: dict[str, Any], limit: int) -> tuple[str, bool]:
-    offending = [k for k in _sorted_kpis(report) if k.get("status") in OFFENDING]
+def _notes(report: Report, limit: int) -> tuple[str, bool]:
+    offending = report.offending()
     if not offending:
         return "", False
     lines = []
     for k in offending[:limit]:
         stats = []
-        if isinstance(k.get("p_value"), (int, float)):
-            stats.append(fmt.p_value(k["p_value"]))
-        if isinstance(k.get("ci_low"), (int, float)) and isinstance(k.get("ci_high"), (int, float)):
-            stats.append(f"head/base 95% CI {fmt.ratio(k['ci_low'])}–{fmt.ratio(k['ci_high'])}")
-        if isinstance(k.get("pairs"), int):
-            stats.append(f"{k['pairs']} pairs")
+        if k.p_value is not None:
+            stats.append(fmt.p_value(k.p_value))
+        if k.ci_low is not None and k.ci_high is not None:
+            stats.append(f"head/base 95% CI {fmt.ratio(k.ci_low)}–{fmt.ratio(k.ci_high)}")
+        if k.pairs is not None:
+            stats.append(f"{k.pairs} pairs")
         # timed reasons already carry ratio, CI, p and pairs: do not say it twice
-        extra = f" ({', '.join(stats)})" if stats and "CI" not in str(k.get("reason", "")) else ""
-        budget = k.get("budget_status")
-        budget_text = f" Budget: {esc(budget)}." if budget and budget != k.get("status") else ""
-        lines.append(f"- {STATUS_ICON.get(k['status'], '')} {code(k.get('id', '?'))} on {code(k.get('lane', '?'))}: "
-                     f"{esc(k.get('reason', ''))}{extra}{budget_text}")
+        extra = f" ({', '.join(stats)})" if stats and "CI" not in k.reason else ""
+        budget = k.budget_status
+        budget_text = f" Budget: {esc(budget)}." if budget and budget != k.status else ""
+        lines.append(f"- {STATUS_ICON.get(k.status, '')} {code(k.id)} on {code(k.lane)}: "
+                     f"{esc(k.reason)}{extra}{budget_text}")
     more = len(offending) - limit
     if more > 0:
         lines.append(f"- … {more} more")
@@ -243,8 +237,8 @@ def _mapping_rows(mapping: dict[str, Any]) -> list[dict[str, Any]]:
     return _by_abs([{"name": k, "delta": v} for k, v in (mapping or {}).items() if v])
 
 
-def _diff_sections(report: dict[str, Any], limit: int) -> list[Section]:
-    diff = report.get("diff") or {}
+def _diff_sections(report: Report, limit: int) -> list[Section]:
+    diff = report.diff.to_dict()
     specs: list[tuple[str, int, str, list[Any], list[str], Callable[[Any], list[str]]]] = [
         ("modules_added", 45, "Modules added", diff.get("modules_added") or [], ["module", "why it is imported"],
          lambda m: [code(m.get("module", "?")), ", ".join(esc(r) for r in m.get("reasons") or []) or "-"]),
@@ -273,16 +267,15 @@ def _diff_sections(report: dict[str, Any], limit: int) -> list[Section]:
     return out
 
 
-def offending_changes(report: Any) -> list[dict[str, Any]]:
+def offending_changes(report: Report) -> list[BudgetChange]:
     """Budget changes that fail or need a look, fails first."""
-    changes = [c for c in report.get("budget_changes") or [] if isinstance(c, dict) and c.get("status") in BUDGET_STATUSES]
-    return sorted(changes, key=lambda c: BUDGET_STATUSES.index(c["status"]))
+    return sorted((c for c in report.budget_changes or [] if c.status in BUDGET_STATUSES), key=lambda c: -c.status.severity)
 
 
-def change_subject(change: dict[str, Any]) -> str:
+def change_subject(change: BudgetChange) -> str:
     """`ops target`, `lane cold command`, `settings.max_headroom_pct`: what was edited."""
-    what = change.get("kpi") or (f"lane {change['lane']}" if change.get("lane") else "")
-    return " ".join(x for x in (what, str(change.get("field") or "")) if x) or "budgets file"
+    what = change.kpi or (f"lane {change.lane}" if change.lane else "")
+    return " ".join(x for x in (what, change.field) if x) or "budgets file"
 
 
 def _value(value: Any) -> str:
@@ -295,72 +288,68 @@ def _clip(text: Any, most: int = 500) -> str:
     return text if len(text) <= most else text[: most - 1] + "…"
 
 
-def _change_line(ch: dict[str, Any], config: str | None) -> str:
+def _change_line(ch: BudgetChange, config: str | None) -> str:
     """Status, what, old → new, the justification and the gate's reason, where in the file."""
-    icon = STATUS_ICON.get(str(ch.get("status") or ""), "•")
-    field = code(ch["field"]) if ch.get("field") else ""
-    if ch.get("kpi"):
-        subject = f"{code(ch['kpi'])} {field}".strip()
-    elif ch.get("lane"):
-        subject = f"lane {code(ch['lane'])} {field}".strip()
+    icon = STATUS_ICON.get(ch.status, "•")
+    field = code(ch.field) if ch.field else ""
+    if ch.kpi:
+        subject = f"{code(ch.kpi)} {field}".strip()
+    elif ch.lane:
+        subject = f"lane {code(ch.lane)} {field}".strip()
     else:
         subject = field or "budgets file"
-    text = f"- {icon} {subject}: {esc(_value(ch.get('old')))} → {esc(_value(ch.get('new')))}"
-    justification = ch.get("justification")
-    text += f" — justification: {esc(_clip(justification))}" if justification else " — no justification"
-    if ch.get("reason"):
-        text += f" — {esc(_clip(ch['reason']))}"
-    line = ch.get("line")
-    if config and isinstance(line, int) and not isinstance(line, bool) and line > 0:
-        text += f" ({code(f'{config}:{line}')})"
+    text = f"- {icon} {subject}: {esc(_value(ch.old))} → {esc(_value(ch.new))}"
+    text += f" — justification: {esc(_clip(ch.justification))}" if ch.justification else " — no justification"
+    if ch.reason:
+        text += f" — {esc(_clip(ch.reason))}"
+    if config and ch.line is not None and ch.line > 0:
+        text += f" ({code(f'{config}:{ch.line}')})"
     return text
 
 
-def _budget_findings(report: dict[str, Any]) -> str:
+def _budget_findings(report: Report) -> str:
     """Failing and yellow budget changes: always shown in full, never cut when the text is shortened."""
     found = offending_changes(report)
     if not found:
         return ""
-    config = report.get("config_path")
-    lines = [_change_line(ch, config) for ch in found]
+    lines = [_change_line(ch, report.config_path) for ch in found]
     return f"**Budget changes that need review ({len(found)}):**\n\n" + "\n".join(lines)
 
 
-def _budget_changes(report: dict[str, Any], limit: int) -> tuple[str, bool]:
+def _budget_changes(report: Report, limit: int) -> tuple[str, bool]:
     """The other budget changes (tightened, added, notes), folded."""
-    changes = [c for c in report.get("budget_changes") or [] if isinstance(c, dict) and c.get("status") not in BUDGET_STATUSES]
+    changes = [c for c in report.budget_changes or [] if c.status not in BUDGET_STATUSES]
     if not changes:
         return "", False
-    config = report.get("config_path")
-    lines = [_change_line(ch, config) for ch in changes[:limit]]
+    lines = [_change_line(ch, report.config_path) for ch in changes[:limit]]
     more = len(changes) - limit
     if more > 0:
         lines.append(f"- … {more} more")
     return details(f"Other budget changes in this PR ({len(changes)})", "\n".join(lines)), more > 0
 
 
-def _reproduce(report: dict[str, Any]) -> str:
-    command = report.get("reproduce")
+def _reproduce(report: Report) -> str:
+    command = report.reproduce
     if not command:
         return ""
     return "**Reproduce locally:**\n\n" + code_block(str(command))
 
 
-def _bump(report: dict[str, Any]) -> str:
+def _bump(report: Report) -> str:
     """How to accept the change: only when a KPI is yellow or failed (with a value to bump to)."""
-    example = next((k for k in _sorted_kpis(report) if k.get("status") in ("fail", "yellow")
-                    and isinstance(k.get("head"), (int, float)) and math.isfinite(k["head"])), None)
-    if example is None:
+    example = next((k for k in _sorted_kpis(report) if k.status in ("fail", "yellow")
+                    and k.head is not None and math.isfinite(k.head)), None)
+    if example is None or example.head is None:
         return ""
-    kpi = example.get("id")
-    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", str(kpi)):
+    kpi = example.id
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", kpi):
         kpi = "KPI"
-    command = f'molt-budget bump {kpi} --target {plain(example["head"])} --reason "why this growth is accepted"'
+    command = f'molt-budget bump {kpi} --target {plain(example.head)} --reason "why this growth is accepted"'
     return "**Accepting the change?** Bump the budget in a reviewed edit of the budgets file:\n\n" + code_block(command)
 
 
-def _ratchets(report: dict[str, Any], limit: int) -> tuple[str, bool]:
-    ratchets = report.get("ratchets")
+def _ratchets(report: Report, limit: int) -> tuple[str, bool]:
+    ratchets = report.ratchets
     if not ratchets:
         return "", False
     lines = [f"- {code(json.dumps(r, sort_keys=True, default=str))}" for r in ratchets[:limit]]
@@ -370,7 +359,7 @@ def _ratchets(report: dict[str, Any], limit: int) -> tuple[str, bool]:
     return details(f"Ratchet suggestions ({len(ratchets)})", "\n".join(lines)), more > 0
 
 
-def _sections(report: dict[str, Any], limit: int, kpi_lines: list[str]) -> list[Section]:
+def _sections(report: Report, limit: int, kpi_lines: list[str]) -> list[Section]:
     """In display order; priorities say what goes first when the text is too long."""
     out = [Section("headline", _headline(report))]
     auth = _authoritative(report)
@@ -401,8 +390,8 @@ def _sections(report: dict[str, Any], limit: int, kpi_lines: list[str]) -> list[
     return out
 
 
-def _footer(report: dict[str, Any], max_chars: int, omitted: list[str], truncated: bool, hint: str) -> str:
-    version = report.get("tool_version")
+def _footer(report: Report, max_chars: int, omitted: list[str], truncated: bool, hint: str) -> str:
+    version = report.tool_version
     where = f" · full report: {hint}" if hint != DEFAULT_HINT and not (omitted or truncated) else ""
     sig = f"<sub>molt-budget{' ' + esc(version) if version else ''}{where}</sub>"
     if not omitted and not truncated:
@@ -417,7 +406,7 @@ def _assemble(marker: str | None, sections: list[Section], footer: str) -> str:
 
 
 def render_markdown(
-    report: dict[str, Any],
+    report: Report,
     *,
     max_chars: int,
     marker: str | None = None,
@@ -448,7 +437,7 @@ def render_markdown(
     for victim in droppable:
         if not rows_tried and (victim.priority or 0) >= ROWS_PRIORITY:
             rows_tried = True                 # passing KPI rows go before the reasons, commits and reproduce command
-            offending = sum(1 for k in report.get("kpis") or [] if k.get("status") in OFFENDING)
+            offending = len(report.offending())
             fitted = _fit_rows(report, marker, sections, omitted, kpi_lines, min(offending, KEEP_ROWS), max_chars, hint)
             if fitted is not None:
                 return fitted
@@ -462,7 +451,7 @@ def render_markdown(
     return fitted if fitted is not None else _hard_cut(_assemble(marker, sections, ""), max_chars, hint)
 
 
-def _fit_rows(report: dict[str, Any], marker: str | None, sections: list[Section], omitted: list[str],
+def _fit_rows(report: Report, marker: str | None, sections: list[Section], omitted: list[str],
               kpi_lines: list[str], min_rows: int, max_chars: int, hint: str) -> str | None:
     """The most KPI rows (at least `min_rows`, worst first) that fit, or None."""
     def build(rows: int) -> str:
