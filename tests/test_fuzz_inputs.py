@@ -51,7 +51,7 @@ def test_mutated_lines_of_a_real_file(tmp_path: Path, capsys: pytest.CaptureFixt
             lines[i] = " " + lines[i]
         elif op == "value" and ":" in lines[i]:
             key = lines[i].split(":", 1)[0]
-            lines[i] = f"{key}: {yaml.safe_dump(data.draw(scalars), default_flow_style=True).strip().splitlines()[0] if True else ''}"
+            lines[i] = f"{key}: {yaml.safe_dump(data.draw(scalars), default_flow_style=True).strip().splitlines()[0]}"
         if not lines:
             break
     check_validate(tmp_path, "\n".join(lines) + "\n", capsys)

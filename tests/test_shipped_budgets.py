@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -54,17 +55,26 @@ def test_molt_cold_lanes_get_fresh_caches_and_warm_lanes_are_primed() -> None:
     assert MOLT.lanes["dev_queue_daemon_on"].warmups == 2 and MOLT.lanes["dev_queue_daemon_off"].warmups == 2
 
 
-def test_molt_targets_are_the_trackers() -> None:
-    targets = {(k.lane, k.metric): k.target for k in MOLT.kpis.values()}
-    assert targets[("dev_cold", "ir.mb")] == 10
-    assert targets[("dev_cold", "ir.ops")] == 100000
-    assert targets[("dev_cold", "ir.init_modules")] == 12
-    assert targets[("dev_warm", "wall_s")] == 3.0
-    assert targets[("dev_nocache_daemon_on", "wall_s")] == 15
-    assert targets[("release_nocache_warm", "wall_s")] == 18
-    assert targets[("release_fast_warm", "wall_s")] == 6
-    assert targets[("release_fast_nocache_warm", "wall_s")] == 8
-    assert all(k.owner and k.basis and k.justification for k in MOLT.kpis.values())
+def _number(text: str) -> float:
+    return float(re.sub(r"[\s,\u2009\u202f]", "", text))
+
+
+def test_molt_targets_are_the_trackers(shared: Path) -> None:
+    """Each KPI's target is the one molt's tracker sets (formats.md §5: baseline → target → latest),
+    found through the `latest` value its `basis` cites: the budgets file and the tracker agree."""
+    doc = (shared / "molt" / "formats.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## 5."):]
+    section = section[: section.index("\n---")]
+    tracker = {_number(latest): _number(target)
+               for target, latest in re.findall(r"≤\s*([\d][\d\s,.]*?)\s*→\s*\**\s*([\d][\d\s,.]*\d)", section)}
+    assert len(tracker) == 8, tracker
+    judged = {}
+    for kpi in MOLT.kpis.values():
+        assert kpi.owner and kpi.basis and kpi.justification, kpi.id
+        cited = re.search(r"latest ([\d][\d,.]*\d)", kpi.basis)
+        if cited is not None:
+            judged[kpi.id] = (kpi.target, tracker.get(_number(cited.group(1))))
+    assert len(judged) == len(tracker) and all(target == want for target, want in judged.values()), judged
 
 
 def test_install_hook_in_a_real_repo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
