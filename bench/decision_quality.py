@@ -1,42 +1,35 @@
-"""How often does the timed verdict cry wolf, and how often does it catch a real slowdown?
+"""How often does the timed verdict cry wolf, give up, or catch a real slowdown, and at what cost?
 
-A simulated timed lane with the noise measured on real builds (issue 3): run-to-run CV
-10-20 %, slow/fast host phases lasting several rounds, per-pair head/base ratio CV ~10 %,
-pairs correlated at ~0.68. The model, per interleaved round (base, then head):
+Drives the production sampler (compare.sampler.run_sequential: the same `SequentialTimed`
+the paired runner asks after every round and the comparator replays) on noise with time
+correlation, and prints side by side, per noise source:
 
-    base = T       * phase * jitter * e_base
-    head = T * (1+s) * phase * jitter * e_head
+- the noise: per-pair log-ratio SD, lag-1 autocorrelation, kurtosis, and what the lane's
+  noise model plans (stats.plan_pairs) and warns (stats.noise_limit: what `validate` says);
+- single KPI, budget max_increase_pct 5: fail / yellow "slower" / yellow "gave up"
+  (inconclusive or unconfirmed) / pass rates and mean pairs per true effect, with the
+  theoretical minimum pairs beside them: the fixed-sample size that tells the effect from the
+  budget line at alpha = beta = 0.05 with the noise SD known, ((z.95 + z.95)·sd / |ln(1+e) − ln 1.05|)²;
+- 40 KPIs in one lane (each with its own noise stream): the family-wise false-fail rate and
+  gave-up rates with no change, and the fail rate of one +20 % KPI among 39 unchanged ones.
 
-- phase: a two-state (fast/slow) Markov chain, shared by both runs of a round; it switches
-  with probability PHASE_SWITCH per round, so a phase lasts ~1/PHASE_SWITCH rounds;
-- jitter: lognormal per round, shared by both runs of the round;
-- e_*: lognormal per run, plus a rare outlier run (a hiccup: cache flush, noisy neighbour).
-The calibration measured from the simulator is printed first so the reader can check it.
+Each source runs twice: at the default max_pairs 20, and at the max_pairs the noise model
+plans when that is more (what `validate` tells the user to do).
 
-Side by side, on the same simulated noise (common random numbers):
-- sequential: molt-budget's procedure (compare.sampler.run_sequential, the sampler the paired
-  runner uses, max_increase_pct=10):
-  6 pairs, more while inconclusive, up to 20, a fail needs a confirming round;
-- single run: one base and one head run, fail if head > base by 10 % (yellow past 5 %);
-- mean of 5: five interleaved pairs, mean(head)/mean(base), same thresholds;
-- experiment (not what molt-budget does): the sequential procedure with an exact Wilcoxon
-  signed-rank test on the per-pair log ratios in place of Mann-Whitney, to show what
-  ignoring the pairing in the significance test costs.
+Noise sources:
+- simulated: a lane with slow/fast host phases lasting ~4 rounds (two-state Markov chain),
+  shared per-round jitter, per-run noise and rare 30 % outlier runs;
+- recorded: A/A pairs of the demo lanes on this machine (bench/record_lane_timings.py;
+  bench/data/lane_timings.json idle and under a synthetic load, lane_timings_shared*.json
+  recorded while six other jobs shared the 2 cores). A comparison replays blocks of BLOCK
+  consecutive recorded pairs (a block bootstrap keeps host phases together) and never the
+  same recorded pair twice while the recording lasts; A/B scales the head by 1 + effect.
 
-Targets (issue 3): false-fail <= 1 % (A/A); detection >= 95 % at +10 % using on average
-<= 1.5x the theoretical minimum pairs. With a fail line at +10 %, a true +10 % sits *on* the
-line, so "detected" there means flagged (yellow or fail), not fail; both are printed.
+Each KPI's noise model (`TimedPolicy.noise_sd`) is the source's measured log-ratio SD, what
+`molt-budget calibrate` records for a lane.
 
-Real noise (`--noise real`, or `both` for the two side by side): the same comparisons on
-timings recorded on this machine by bench/record_lane_timings.py (bench/data/lane_timings.json:
-A/A pairs of two demo lanes, idle and under load). A comparison takes its rounds as blocks of
-BLOCK consecutive recorded pairs (a block bootstrap: a host phase spanning a few rounds stays
-together, as in a real run), never the same recorded pair twice (a real run never repeats a
-measurement, and repeats would be ties); A/B multiplies the head side by (1 + slowdown). The
-noise measured on each lane x condition is printed next to the simulator's.
-
-Usage: python bench/decision_quality.py [comparisons per scenario] [--noise sim|real|both] [--jobs N]
-(defaults: 300 comparisons simulated, 200 per lane x condition real; --noise sim)
+Usage: python bench/decision_quality.py [comparisons] [--kpis40 N] [--jobs N] [--sources a,b]
+(defaults: 1000 single-KPI comparisons per cell, 200 40-KPI comparisons per cell)
 """
 
 from __future__ import annotations
@@ -50,17 +43,25 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from random import Random
-from typing import Any, Protocol
+from typing import Any
 
 from tabulate import tabulate
 
 from molt_budget.compare.sampler import run_sequential
-from molt_budget.compare.stats import TimedPolicy, next_action
+from molt_budget.compare.stats import TimedPolicy, noise_limit, plan_pairs
 
-SEED = 20261126
+SEED = 20261201
+BUDGET_PCT = 5.0
+EFFECTS = [0.0, 0.05, 0.10, 0.20]
+KPIS = 40
+BLOCK = 5
+DATA = Path(__file__).resolve().parent / "data"
+RECORDINGS = ["lane_timings.json", "lane_timings_shared.json"]
+GAVE_UP = ("inconclusive", "unconfirmed")
+
+# the simulated lane
 T_SECONDS = 20.0
 PHASE_SLOW = 0.15        # log factor of a slow phase (≈ +16 %)
 PHASE_SWITCH = 0.25      # per-round switch probability: phases last ~4 rounds
@@ -68,25 +69,14 @@ ROUND_SIGMA = 0.07       # shared per-round jitter (log sd)
 RUN_SIGMA = 0.06         # per-run noise (log sd)
 OUTLIER_P = 0.02         # a run hit by a hiccup …
 OUTLIER_FACTOR = 1.3     # … is 30 % slower
-SLOWDOWNS = [0.05, 0.10, 0.20, 0.50]
-POLICY = TimedPolicy(max_increase_pct=10)
-FAIL_LINE, YELLOW_LINE = POLICY.fail_line, POLICY.yellow_line
-DATA = Path(__file__).resolve().parent / "data" / "lane_timings.json"
-BLOCK = 5                # recorded rounds per bootstrap block: a sequential run takes 6-21 rounds
 
 
-class Rounds(Protocol):
-    """Anything that yields interleaved rounds: a simulated lane or a recorded one."""
-
-    def round(self) -> tuple[float, float]: ...
-
-
-class Lane:
+class SimulatedLane:
     """One simulated lane measured interleaved; `round()` returns (head, base) seconds."""
 
-    def __init__(self, seed: int, slowdown: float) -> None:
+    def __init__(self, seed: int, effect: float) -> None:
         self.rng = Random(seed)
-        self.slowdown = slowdown
+        self.effect = effect
         self.slow = self.rng.random() < 0.5
 
     def _run(self) -> float:
@@ -97,315 +87,185 @@ class Lane:
         if self.rng.random() < PHASE_SWITCH:
             self.slow = not self.slow
         shared = math.exp(PHASE_SLOW if self.slow else 0.0) * self.rng.lognormvariate(0, ROUND_SIGMA)
-        base = T_SECONDS * shared * self._run()
-        head = T_SECONDS * (1 + self.slowdown) * shared * self._run()
-        return head, base
+        return T_SECONDS * (1 + self.effect) * shared * self._run(), T_SECONDS * shared * self._run()
 
 
 class RecordedLane:
-    """A/A rounds replayed from a recording, in blocks of consecutive rounds; head scaled by 1+s."""
+    """A/A rounds replayed from a recording in blocks of consecutive rounds; head scaled by 1 + effect.
+    Blocks start at multiples of BLOCK; a comparison uses each block once until all are used."""
 
-    def __init__(self, pairs: list[tuple[float, float]], seed: int, slowdown: float, block: int = BLOCK) -> None:
-        self.pairs = pairs                  # (head, base), in recording order
+    def __init__(self, pairs: list[tuple[float, float]], seed: int, effect: float) -> None:
+        self.pairs = pairs
         self.rng = Random(seed)
-        self.slowdown = slowdown
-        self.block = block
-        self.used: set[int] = set()
-        self.index = 0
-        self.left = 0
-
-    def _new_block(self) -> None:
-        """A random block start whose rounds this comparison has not used yet."""
-        last = len(self.pairs) - self.block
-        for _ in range(1000):
-            start = self.rng.randint(0, last)
-            if not self.used.intersection(range(start, start + self.block)):
-                break
-        else:
-            raise RuntimeError("recording too short for the rounds one comparison needs")
-        self.index, self.left = start, self.block
+        self.effect = effect
+        self.blocks: list[int] = []
+        self.index = self.left = 0
 
     def round(self) -> tuple[float, float]:
         if self.left == 0:
-            self._new_block()
+            if not self.blocks:
+                self.blocks = list(range(0, len(self.pairs) - BLOCK + 1, BLOCK))
+                self.rng.shuffle(self.blocks)
+            self.index, self.left = self.blocks.pop(), BLOCK
         head, base = self.pairs[self.index]
-        self.used.add(self.index)
         self.index += 1
         self.left -= 1
-        return head * (1 + self.slowdown), base
+        return head * (1 + self.effect), base
 
 
-def load_recording(path: Path = DATA) -> tuple[dict[str, Any], dict[str, list[tuple[float, float]]]]:
-    """Metadata and {lane/condition: [(head, base), ...]}; the file stores [base, head] (run order)."""
-    doc = json.loads(path.read_text())
-    series = {key: [(float(h), float(b)) for b, h in pairs] for key, pairs in doc.pop("pairs").items()}
-    return doc, series
+def load_recordings() -> tuple[dict[str, list[tuple[float, float]]], dict[str, str]]:
+    """{source: [(head, base), ...]} and {source: how it was recorded}; files store [base, head]."""
+    series: dict[str, list[tuple[float, float]]] = {}
+    notes: dict[str, str] = {}
+    for name in RECORDINGS:
+        path = DATA / name
+        if not path.exists():
+            continue
+        doc = json.loads(path.read_text())
+        for key, pairs in doc["pairs"].items():
+            condition = key.split("/")[1]
+            series[key] = [(float(h), float(b)) for b, h in pairs]
+            notes[key] = f"{name}, {doc['date'][:10]}, {len(pairs)} pairs: {doc['conditions'].get(condition, condition)}"
+    return series, notes
 
 
 def noise_stats(pairs: list[tuple[float, float]]) -> dict[str, float]:
-    """The noise figures the decision depends on, from (head, base) A/A rounds."""
-    heads = [h for h, _ in pairs]
-    bases = [b for _, b in pairs]
-    ratios = [h / b for h, b in pairs]
-    log_ratios = [math.log(r) for r in ratios]
-    log_runs = [math.log(b) for b in bases]
-    return {
-        "run-to-run CV": statistics.stdev(bases) / statistics.mean(bases),
-        "per-pair ratio CV": statistics.stdev(ratios) / statistics.mean(ratios),
-        "pair correlation": _corr(heads, bases),
-        "log-ratio sd": statistics.stdev(log_ratios),
-        "log-run sd": statistics.stdev(log_runs),
-        # head runs second in every round: a median ratio off 1 would be an order effect, not noise
-        "median head/base": statistics.median(ratios),
-        # host phases: how alike consecutive rounds are (0: independent rounds)
-        "lag-1 autocorr, log run": _lag1(log_runs),
-        "lag-1 autocorr, log ratio": _lag1(log_ratios),
-    }
+    x = [math.log(h / b) for h, b in pairs]
+    mean, sd = statistics.fmean(x), statistics.stdev(x)
+    lag1 = sum((a - mean) * (b - mean) for a, b in zip(x, x[1:])) / sum((a - mean) ** 2 for a in x)
+    kurtosis = statistics.fmean([(v - mean) ** 4 for v in x]) / statistics.pvariance(x) ** 2
+    return {"sd": sd, "lag1": lag1, "kurtosis": kurtosis, "mean": mean}
 
 
-def calibration(rounds: int = 20000) -> dict[str, float]:
-    lane = Lane(SEED, 0.0)
-    return noise_stats([lane.round() for _ in range(rounds)])
-
-
-def _lag1(xs: list[float]) -> float:
-    return _corr(xs[:-1], xs[1:])
-
-
-def _corr(xs: list[float], ys: list[float]) -> float:
-    mx, my = statistics.mean(xs), statistics.mean(ys)
-    cov = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
-    return cov / math.sqrt(sum((x - mx) ** 2 for x in xs) * sum((y - my) ** 2 for y in ys))
+def minimum_pairs(sd: float, effect: float, budget_pct: float = BUDGET_PCT) -> float:
+    """Fixed-sample pairs to tell a true `effect` from the budget line, alpha = beta = 0.05, SD known."""
+    distance = abs(math.log(1 + effect) - math.log(1 + budget_pct / 100))
+    z = statistics.NormalDist().inv_cdf(0.95)
+    return ((2 * z) * sd / distance) ** 2 if distance > 0 else math.inf
 
 
 @dataclass
-class Outcome:
-    status: str
-    pairs: int
+class Cell:
+    kinds: list[str]          # the judged KPI's kind per comparison
+    pairs: list[int]          # rounds the lane ran per comparison
+    other_fails: list[int]    # 40-KPI cells: failing unchanged KPIs per comparison
+    other_gave_up: list[int]
 
 
-def sequential(lane: Rounds) -> Outcome:
-    rounds, decisions = run_sequential(lambda: {"kpi": lane.round()}, {"kpi": POLICY})
-    return Outcome(decisions["kpi"].status, rounds)
+Make = Callable[[int, float], Any]
 
 
-def signed_rank_p(head: list[float], base: list[float]) -> float:
-    """Exact one-sided Wilcoxon signed-rank p on per-pair log ratios (ties in |diff| ranked arbitrarily:
-    none in simulated data, rare at the recording's microsecond resolution)."""
-    diffs = [math.log(h / b) for h, b in zip(head, base)]
-    order = sorted(range(len(diffs)), key=lambda i: abs(diffs[i]))
-    w_plus = sum(rank + 1 for rank, i in enumerate(order) if diffs[i] > 0)
-    n = len(diffs)
-    counts = [1] + [0] * (n * (n + 1) // 2)         # subsets of {1..n} by their sum
-    for r in range(1, n + 1):
-        for total in range(len(counts) - 1, r - 1, -1):
-            counts[total] += counts[total - r]
-    return sum(counts[w_plus:]) / 2 ** n
+def run_cell(source: str, make: Make, sd: float, max_pairs: int, effect: float, kpis: int, n: int) -> Cell:
+    """n comparisons: KPI 0 slowed by `effect`, the other kpis-1 unchanged, each its own stream."""
+    policy = TimedPolicy(max_increase_pct=BUDGET_PCT, noise_sd=sd, max_pairs=max_pairs)
+    policies = {f"k{i}": policy for i in range(kpis)}
+    cell = Cell([], [], [], [])
+    base_seed = SEED + 7919 * EFFECTS.index(effect) + 104729 * kpis + 15485863 * max_pairs + sum(map(ord, source))
+    for c in range(n):
+        lanes = {k: make(base_seed * 1000 + c * kpis + i, effect if i == 0 else 0.0) for i, k in enumerate(policies)}
+        rounds, decisions = run_sequential(lambda: {k: lane.round() for k, lane in lanes.items()}, policies)
+        cell.kinds.append(decisions["k0"].kind)
+        cell.pairs.append(rounds)
+        others = [d for k, d in decisions.items() if k != "k0"]
+        cell.other_fails.append(sum(d.kind == "fail" for d in others))
+        cell.other_gave_up.append(sum(d.kind in GAVE_UP for d in others))
+    return cell
 
 
-def sequential_paired(lane: Rounds) -> Outcome:
-    """Experiment: the same procedure with a paired test in place of Mann-Whitney."""
-    head, base = [], []
-    for _ in range(POLICY.pairs):
-        h, b = lane.round()
-        head.append(h)
-        base.append(b)
-    confirmed = False
-    while True:
-        action, d = next_action(head, base, POLICY, confirmed, alpha_adjusted_p=signed_rank_p(head, base))
-        if action == "done":
-            return Outcome(d.status, d.pairs)
-        h, b = lane.round()
-        head.append(h)
-        base.append(b)
-        confirmed = action == "confirm"
-
-
-def _threshold(ratio: float) -> str:
-    return "fail" if ratio > FAIL_LINE else "yellow" if ratio > YELLOW_LINE else "pass"
-
-
-def single_run(lane: Rounds) -> Outcome:
-    head, base = lane.round()
-    return Outcome(_threshold(head / base), 1)
-
-
-def mean_of_5(lane: Rounds) -> Outcome:
-    pairs = [lane.round() for _ in range(5)]
-    return Outcome(_threshold(statistics.mean(h for h, _ in pairs) / statistics.mean(b for _, b in pairs)), 5)
-
-
-METHODS: dict[str, Callable[[Rounds], Outcome]] = {
-    "sequential MWU + bootstrap CI (molt-budget)": sequential,
-    "experiment: same, signed-rank on pair ratios": sequential_paired,
-    "single run, > +10 % fails": single_run,
-    "mean of 5, > +10 % fails": mean_of_5,
-}
-
-
-def print_table(title: str, rows: list[list[str]], headers: list[str]) -> None:
-    print(f"\n## {title}\n")
-    print(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
-
-
-def minimum_pairs(sd: float, effect: float, alpha: float = 0.05, power: float = 0.95) -> float:
-    """Normal-approximation sample size for a one-sided test of a log-shift `effect`."""
-    z = statistics.NormalDist().inv_cdf
-    return ((z(1 - alpha) + z(power)) * sd / effect) ** 2
-
-
-Results = dict[str, dict[float, list[Outcome]]]     # method -> slowdown -> outcomes
-Spent = dict[str, float]                             # method -> cpu seconds
-MakeLane = Callable[[int, float], Rounds]            # (seed, slowdown) -> a fresh lane
-SCENARIOS = [0.0] + SLOWDOWNS
-
-
-def run_scenario(make_lane: MakeLane, n: int, slowdown: float) -> tuple[dict[str, list[Outcome]], Spent]:
-    """n comparisons of one scenario; every method sees the same noise (same seed).
-
-    The seed depends only on the scenario and the comparison's index, so splitting the work
-    over processes gives the same numbers as running it in one.
-    """
-    si = SCENARIOS.index(slowdown)
-    outcomes: dict[str, list[Outcome]] = {m: [] for m in METHODS}
-    spent: Spent = {m: 0.0 for m in METHODS}
-    for i in range(n):
-        seed = SEED + 1_000_003 * (si + 1) + i
-        for name, method in METHODS.items():
-            start = time.perf_counter()
-            outcomes[name].append(method(make_lane(seed, slowdown)))
-            spent[name] += time.perf_counter() - start
-    return outcomes, spent
-
-
-def evaluate(sources: dict[str, tuple[MakeLane, int]], jobs: int) -> dict[str, tuple[Results, Spent]]:
-    """Every source x scenario as its own task over `jobs` processes: the sequential methods
-    cost ~20 ms a comparison, and the slow cells (+5 %, +10 %, loaded lanes) need spreading."""
-    # slowest cells first (near the fail line the sequential test runs to 20 pairs): less idle tail
-    order = sorted(SCENARIOS, key=lambda s: abs(s - 0.10))
-    tasks = [(key, slowdown) for slowdown in order for key in sources]
-    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {task: pool.submit(run_scenario, sources[task[0]][0], sources[task[0]][1], task[1]) for task in tasks}
-        done = {task: future.result() for task, future in futures.items()}
-    out: dict[str, tuple[Results, Spent]] = {}
-    for key in sources:
-        results: Results = {m: {} for m in METHODS}
-        spent: Spent = {m: 0.0 for m in METHODS}
-        for slowdown in SCENARIOS:
-            outcomes, cpu = done[(key, slowdown)]
-            for m in METHODS:
-                results[m][slowdown] = outcomes[m]
-                spent[m] += cpu[m]
-        out[key] = (results, spent)
-    return out
-
-
-def _rate(outcomes: list[Outcome], *statuses: str) -> str:
-    return f"{100 * sum(o.status in statuses for o in outcomes) / len(outcomes):.1f}%"
-
-
-def _mean_pairs(outcomes: list[Outcome]) -> str:
-    return f"{statistics.mean(o.pairs for o in outcomes):.1f}"
-
-
-def quality_rows(results: Results, label: list[str]) -> list[list[str]]:
-    return [label + [name, _rate(by[0.0], "fail"), _rate(by[0.0], "yellow")]
-            + [_rate(by[s], "fail") for s in SLOWDOWNS] + [_mean_pairs(by[0.0]), _mean_pairs(by[0.10])]
-            for name, by in results.items()]
-
-
-def flagged_rows(results: Results, spent: Spent, label: list[str]) -> list[list[str]]:
-    return [label + [name] + [_rate(by[s], "yellow", "fail") for s in SCENARIOS]
-            + [_mean_pairs(by[s]) for s in SLOWDOWNS] + [f"{spent[name]:.1f}"]
-            for name, by in results.items()]
-
-
-QUALITY_HEADERS = (["method", "A/A false fail", "A/A false yellow"] + [f"fail @ +{int(s * 100)}%" for s in SLOWDOWNS]
-                   + ["mean pairs A/A", "mean pairs +10%"])
-FLAGGED_HEADERS = (["method"] + [f"flagged @ {'A/A' if s == 0 else f'+{int(s * 100)}%'}" for s in SCENARIOS]
-                   + [f"pairs @ +{int(s * 100)}%" for s in SLOWDOWNS] + ["cpu s"])
-
-
-def min_pairs(stats: dict[str, float]) -> tuple[float, float]:
-    """Theoretical minimum for 95 % power at +10 %: pairs with a paired test, and a side for MWU on raw times."""
-    effect = math.log(1.10)
-    return (minimum_pairs(stats["log-ratio sd"], effect),
-            2 * minimum_pairs(stats["log-run sd"], effect) / 0.955)   # per side, MWU efficiency
-
-
-def print_simulated(n: int, results: Results, spent: Spent) -> None:
-    cal = calibration()
-    print("## simulated lane noise (measured from the simulator, 20000 A/A rounds)\n")
-    for key, value in cal.items():
-        print(f"- {key}: {value:.3f}")
-    paired_min, unpaired_min = min_pairs(cal)
-    print(f"- theoretical minimum for 95 % power at +10 % (one-sided α=0.05): "
-          f"{paired_min:.1f} pairs with a paired test, {unpaired_min:.1f} a side unpaired (MWU on raw times)")
-    print_table(f"decision quality, {n} comparisons per scenario, fail line +10 %, yellow line +5 %",
-                quality_rows(results, []), QUALITY_HEADERS)
-    print_table("flagged (yellow or fail) and pairs used, per true slowdown", flagged_rows(results, spent, []),
-                FLAGGED_HEADERS)
-
-
-def print_real_noise(meta: dict[str, Any], series: dict[str, list[tuple[float, float]]], path: Path) -> None:
-    print(f"\n## real lane noise: {path.name}, recorded {meta['date']} on {meta['cpu_model']} "
-          f"({meta['cpu_count']} CPUs), Python {meta['python']}\n")
-    for lane, command in meta["commands"].items():
-        print(f"- {lane}: `{command}`")
-    for condition, text in meta["conditions"].items():
-        print(f"- {condition}: {text}; host during it: {meta.get('host', {}).get(condition)}")
-    print(f"- A/A comparisons replay blocks of {BLOCK} consecutive recorded rounds (block bootstrap), "
-          f"A/B scales the head side by 1 + slowdown")
-    sim = Lane(SEED, 0.0)
-    rows = []
-    for key, pairs in [("simulator (20000 rounds)", [sim.round() for _ in range(20000)])] + list(series.items()):
-        st = noise_stats(pairs)
-        paired_min, unpaired_min = min_pairs(st)
-        rows.append([key, str(len(pairs)), f"{statistics.median(b for _, b in pairs):.3f}"]
-                    + [f"{st[k]:.3f}" for k in ("run-to-run CV", "per-pair ratio CV", "pair correlation",
-                                                 "median head/base", "lag-1 autocorr, log run",
-                                                 "lag-1 autocorr, log ratio")]
-                    + [f"{paired_min:.1f}", f"{unpaired_min:.1f}"])
-    print_table("measured noise per lane x condition (A/A), next to the simulator's", rows,
-                ["noise", "pairs", "median s", "run CV", "pair-ratio CV", "pair corr", "median head/base",
-                 "lag-1 ac run", "lag-1 ac ratio", "min pairs paired", "min a side MWU"])
-
-
-def print_real(n: int, done: dict[str, tuple[Results, Spent]]) -> None:
-    quality: list[list[str]] = []
-    flagged: list[list[str]] = []
-    for key, (results, spent) in done.items():
-        quality += quality_rows(results, [key])
-        flagged += flagged_rows(results, spent, [key])
-    print_table(f"decision quality on real noise, {n} comparisons per scenario and lane x condition, "
-                f"fail line +10 %, yellow line +5 %", quality, ["noise"] + QUALITY_HEADERS)
-    print_table("real noise: flagged (yellow or fail) and pairs used, per true slowdown", flagged,
-                ["noise"] + FLAGGED_HEADERS)
-
-
-SIM = "simulated"
+def pct(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="False-alarm rate and power of the timed verdict.")
-    parser.add_argument("n", nargs="?", type=int, help="comparisons per scenario (default 300 simulated, 200 real)")
-    parser.add_argument("--noise", choices=["sim", "real", "both"], default="sim")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes")
-    parser.add_argument("--data", type=Path, default=DATA, help="recording from bench/record_lane_timings.py")
+    parser = argparse.ArgumentParser(description="False-fail, give-up and detection rates of the timed verdict.")
+    parser.add_argument("n", nargs="?", type=int, default=1000, help="single-KPI comparisons per cell")
+    parser.add_argument("--kpis40", type=int, default=200, help="40-KPI comparisons per cell (0: skip)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--sources", help="comma-separated subset (default: all)")
     args = parser.parse_args()
-    n_sim, n_real = args.n or 300, args.n or 200
-    sources: dict[str, tuple[MakeLane, int]] = {}
-    if args.noise in ("sim", "both"):
-        sources[SIM] = (Lane, n_sim)
-    if args.noise in ("real", "both"):
-        meta, series = load_recording(args.data)
-        sources.update({key: (partial(RecordedLane, pairs), n_real) for key, pairs in series.items()})
-    done = evaluate(sources, args.jobs)               # one pool for everything: balances the slow cells
-    if SIM in done:
-        print_simulated(n_sim, *done.pop(SIM))
-    if args.noise in ("real", "both"):
-        print_real_noise(meta, series, args.data)
-        print_real(n_real, done)
+
+    recorded, notes = load_recordings()
+    simulated = SimulatedLane(SEED, 0.0)
+    sim_sd = noise_stats([simulated.round() for _ in range(20000)])
+    sources: dict[str, tuple[Make, dict[str, float], str]] = {
+        "simulated": (SimulatedLane, sim_sd, "Markov host phases, shared jitter, per-run noise, 2 % outliers")}
+    for key, pairs in recorded.items():
+        sources[key] = (_Recorded(pairs), noise_stats(pairs), notes[key])
+    if args.sources:
+        keep = set(args.sources.split(","))
+        sources = {k: v for k, v in sources.items() if k in keep}
+
+    default = TimedPolicy(max_increase_pct=BUDGET_PCT)
+    print(f"# decision quality of the timed verdict, budget max_increase_pct {BUDGET_PCT:g}, "
+          f"alpha = beta = {default.alpha:g}, first look at {default.pairs} pairs, {default.confirm_pairs} fresh pairs to confirm\n")
+    rows = []
+    plans: dict[str, list[int]] = {}
+    for key, (_, st, note) in sources.items():
+        plan = plan_pairs(st["sd"], default)
+        plans[key] = sorted({default.max_pairs, max(default.max_pairs, plan)})
+        warning = noise_limit(st["sd"], default) or "-"
+        rows.append([key, f"{st['sd']:.3f}", f"{st['lag1']:+.2f}", f"{st['kurtosis']:.1f}", str(plan), warning, note])
+    print(tabulate(rows, headers=["noise", "log-ratio SD", "lag-1 ac", "kurtosis", "planned pairs", "validate says", "recorded"],
+                   tablefmt="github", disable_numparse=True))
+
+    tasks = []
+    for key in sources:
+        for max_pairs in plans[key]:
+            for effect in EFFECTS:
+                tasks.append((key, max_pairs, effect, 1, args.n))
+            if args.kpis40:
+                for effect in (0.0, 0.20):
+                    tasks.append((key, max_pairs, effect, KPIS, args.kpis40))
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = {t: pool.submit(run_cell, t[0], sources[t[0]][0], sources[t[0]][1]["sd"], *t[1:]) for t in tasks}
+        cells = {t: f.result() for t, f in futures.items()}
+    elapsed = time.perf_counter() - started
+
+    single, family = [], []
+    for key in sources:
+        sd = sources[key][1]["sd"]
+        for max_pairs in plans[key]:
+            for effect in EFFECTS:
+                cell = cells[(key, max_pairs, effect, 1, args.n)]
+                total = len(cell.kinds)
+                mean = statistics.fmean(cell.pairs)
+                least = minimum_pairs(sd, effect)
+                single.append([key, str(max_pairs), f"+{effect * 100:g}%" if effect else "A/A",
+                               pct(cell.kinds.count("fail"), total), pct(cell.kinds.count("slower"), total),
+                               pct(sum(k in GAVE_UP for k in cell.kinds), total), pct(cell.kinds.count("pass"), total),
+                               f"{mean:.1f}", f"{least:.1f}" if math.isfinite(least) else "-",
+                               f"{mean / least:.2f}" if math.isfinite(least) else "-"])
+            if args.kpis40:
+                aa, one = cells[(key, max_pairs, 0.0, KPIS, args.kpis40)], cells[(key, max_pairs, 0.20, KPIS, args.kpis40)]
+                total = len(aa.kinds)
+                fails = [f + (k == "fail") for f, k in zip(aa.other_fails, aa.kinds)]
+                gave = [g + (k in GAVE_UP) for g, k in zip(aa.other_gave_up, aa.kinds)]
+                family.append([key, str(max_pairs), pct(sum(f > 0 for f in fails), total),
+                               pct(sum(g > 0 for g in gave), total), f"{100 * sum(gave) / (total * KPIS):.2f}%",
+                               f"{statistics.fmean(aa.pairs):.1f}",
+                               pct(one.kinds.count("fail"), len(one.kinds)), pct(sum(f > 0 for f in one.other_fails), len(one.kinds)),
+                               f"{statistics.fmean(one.pairs):.1f}"])
+    print(f"\n## one timed KPI, {args.n} comparisons per row\n")
+    print(tabulate(single, headers=["noise", "max_pairs", "true change", "fail", "yellow slower", "yellow gave up", "pass",
+                                    "mean pairs", "theoretical min", "ratio"], tablefmt="github", disable_numparse=True))
+    if args.kpis40:
+        print(f"\n## {KPIS} timed KPIs in one lane, {args.kpis40} comparisons per row\n")
+        print(tabulate(family, headers=["noise", "max_pairs", "A/A: any fail (family-wise)", "A/A: any gave up",
+                                        "A/A: KPIs gave up", "A/A mean pairs", "one +20%: it fails",
+                                        "one +20%: another fails", "one +20%: mean pairs"],
+                       tablefmt="github", disable_numparse=True))
+    print(f"\n{len(tasks)} cells in {elapsed:.0f} s over {args.jobs} processes (wall time under whatever else ran)")
+
+
+class _Recorded:
+    """A picklable (seed, effect) -> RecordedLane factory for the process pool."""
+
+    def __init__(self, pairs: list[tuple[float, float]]) -> None:
+        self.pairs = pairs
+
+    def __call__(self, seed: int, effect: float) -> RecordedLane:
+        return RecordedLane(self.pairs, seed, effect)
 
 
 if __name__ == "__main__":

@@ -12,16 +12,21 @@ Conditions:
 - load: one process burning a core all the time, plus a memory-bandwidth hog (a 128 MiB
   memmove loop) that switches on and off at random every 1-4 s, like a noisy neighbour, so
   the host has slow and fast phases. Both are started and stopped here.
+- shared: no quiet-host wait and no load of our own: whatever else the machine runs (on a
+  shared CI box or dev VM, other jobs). Recorded in the order the paired runner uses
+  (base, head; then head, base; ...), so an order effect shows as it does in a real run.
 
 Output: bench/data/lane_timings.json, one (base, head) wall-time pair per line, seconds,
 perf_counter around subprocess.run (interpreter start-up included, as in the runner).
 
 Usage: python bench/record_lane_timings.py [pairs per lane and condition, default 150]
+       python bench/record_lane_timings.py 60 --condition shared --out bench/data/lane_timings_shared.json
 About 6 minutes on the 2-core dev box at the default (the loaded lanes run slower).
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
@@ -64,6 +69,8 @@ CONDITIONS: dict[str, list[str]] = {
     "load": [CPU_HOG, MEM_HOG],
 }
 CONDITION_TEXT = {
+    "shared": "no quiet-host wait, no load of our own: the other jobs of a shared machine, as they came; "
+              "rounds alternate base/head order as run_paired does",
     "idle": "no background load started",
     "load": "one core burned by `while True: pass` for the whole condition, plus a memory-bandwidth hog "
             "(memmove of 128 MiB in a loop) switching on and off every 1-4 s (seeded random durations)",
@@ -88,15 +95,20 @@ def prime(cache: Path) -> None:
         raise SystemExit(f"dev lane does not hit the primed cache: {out.strip()!r}")
 
 
-def record_lane(args: Sequence[str], caches: tuple[Path, Path], pairs: int) -> list[tuple[float, float]]:
-    """Interleaved rounds, base (caches[0]) then head (caches[1]), as run_paired does."""
+def record_lane(args: Sequence[str], caches: tuple[Path, Path], pairs: int, alternate: bool = False) -> list[tuple[float, float]]:
+    """Interleaved rounds, base (caches[0]) then head (caches[1]); `alternate`: the order flips
+    every round (B A on odd rounds), as run_paired does."""
     for _ in range(WARMUP_PAIRS):
         run_once(args, caches[0])
         run_once(args, caches[1])
     out = []
-    for _ in range(pairs):
-        base = run_once(args, caches[0])
-        head = run_once(args, caches[1])
+    for i in range(pairs):
+        if alternate and i % 2:
+            head = run_once(args, caches[1])
+            base = run_once(args, caches[0])
+        else:
+            base = run_once(args, caches[0])
+            head = run_once(args, caches[1])
         out.append((base, head))
     return out
 
@@ -153,7 +165,7 @@ def render(doc: dict[str, object], series: dict[str, list[tuple[float, float]]])
     return head + ',\n  "pairs": {\n' + ",\n".join(blocks) + "\n  }\n}\n"
 
 
-def main(pairs: int = 150) -> None:
+def main(pairs: int = 150, conditions: Sequence[str] = ("idle", "load"), out: Path = OUT) -> None:
     started = time.perf_counter()
     series: dict[str, list[tuple[float, float]]] = {}
     host: dict[str, dict[str, object]] = {}
@@ -161,14 +173,15 @@ def main(pairs: int = 150) -> None:
         caches = (Path(tmp) / "base", Path(tmp) / "head")
         for cache in caches:
             prime(cache)
-        for condition, sources in CONDITIONS.items():
-            quiet = wait_for_quiescence(max_wait_s=180, max_busy_cpus=0.3, check_load=False)
+        for condition in conditions:
+            sources = CONDITIONS.get(condition, [])
+            quiet = wait_for_quiescence(max_wait_s=0 if condition == "shared" else 180, max_busy_cpus=0.3, check_load=False)
             machine0, own0 = busy_cpu_seconds()
             hogs = start_hogs(sources)
             try:
                 for lane, args in LANES.items():
                     t0 = time.perf_counter()
-                    series[f"{lane}/{condition}"] = record_lane(args, caches, pairs)
+                    series[f"{lane}/{condition}"] = record_lane(args, caches, pairs, alternate=condition == "shared")
                     print(f"{lane}/{condition}: {pairs} pairs in {time.perf_counter() - t0:.0f} s", flush=True)
             finally:
                 stop_hogs(hogs)
@@ -189,20 +202,26 @@ def main(pairs: int = 150) -> None:
         "timer": "time.perf_counter around subprocess.run, stdout/stderr to /dev/null",
         "commands": {lane: " ".join(["python", "examples/demo/moltdemo.py", "build", "examples/demo/hello.py", *args])
                      + "  (MOLT_CACHE=<side's own dir>, primed)" for lane, args in LANES.items()},
-        "conditions": CONDITION_TEXT,
+        "conditions": {c: CONDITION_TEXT[c] for c in conditions},
         "host": host,
         "warmup_pairs_dropped": WARMUP_PAIRS,
         "pairs_per_series": pairs,
-        "order": "conditions idle then load; within a condition the lanes one after the other; "
-                 "within a lane base then head each round",
+        "order": f"conditions {' then '.join(conditions)}; within a condition the lanes one after the other; "
+                 "within a lane base then head each round" + (" (shared: alternating)" if "shared" in conditions else ""),
         "recording_seconds": round(time.perf_counter() - started, 1),
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
     text = render(doc, series)
     json.loads(text)                                  # the hand-rendered file must stay valid JSON
-    OUT.write_text(text)
-    print(f"wrote {OUT.relative_to(REPO)} ({len(text)} bytes) in {time.perf_counter() - started:.0f} s")
+    out.write_text(text)
+    print(f"wrote {out} ({len(text)} bytes) in {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 150)
+    parser = argparse.ArgumentParser(description="Record A/A pairs of the demo lanes for bench/decision_quality.py.")
+    parser.add_argument("pairs", nargs="?", type=int, default=150, help="pairs per lane and condition")
+    parser.add_argument("--condition", action="append", choices=sorted(CONDITIONS) + ["shared"],
+                        help="repeatable; default idle and load")
+    parser.add_argument("--out", type=Path, default=OUT)
+    ns = parser.parse_args()
+    main(ns.pairs, ns.condition or ("idle", "load"), ns.out)

@@ -227,7 +227,7 @@ def _paired(head_config: Config, base_config: Config, options: CheckOptions, lan
     # own prime and warm-ups would only measure ourselves
     base_options = dataclasses.replace(options.run, output_root=base_root, resume=None, resumable=False)
     head_options = dataclasses.replace(options.run, quiescence=False, resumable=False)
-    return run_paired(head_config, base_config, head_options, base_options, lanes, samplers_for(head_config))
+    return run_paired(head_config, base_config, head_options, base_options, lanes, samplers_for(head_config, lanes))
 
 
 def _fences(config: Config, history: History, lanes: list[str]) -> dict[str, float | None]:

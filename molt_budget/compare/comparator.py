@@ -2,17 +2,18 @@
 
 - exact (counts): one build a side is enough, any difference is real; `max_increase_*`
   bounds the change, and in an A/A run any difference is `nondeterministic`.
-- timed (seconds): paired samples, Mann-Whitney + bootstrap CI of the ratio, Holm across
-  the run (see compare.stats).
+- timed (seconds): paired samples, the sampler's sequential t on per-pair log ratios with
+  Holm inside (see compare.sampler and compare.stats).
 - counted (instructions): minimum of N runs a side against a noise threshold.
 A difference in declared provenance makes the change verdict `not_comparable`, never `fail`.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from molt_budget.compare import stats
+from molt_budget.compare import sampler, stats
 from molt_budget.compare.attribution import lane_diff, merge_diffs
 from molt_budget.compare.budget import aggregate, judge_kpi
 from molt_budget.compare.model import BaseInfo, Diff, HeadInfo, KpiRow, Report, Status, Verdict
@@ -20,58 +21,26 @@ from molt_budget.config.model import Config, Kpi
 from molt_budget.report import fmt
 from molt_budget.results.model import KpiResult, LaneResult, RunResults
 
-DEFAULT_TIMED_MAX_INCREASE_PCT = 10.0
-__all__ = ["BaseInfo", "compare", "ratio_testable", "timed_policy", "timed_values"]
-
-
-def timed_values(kpi: Kpi, base: RunResults, head: RunResults) -> tuple[list[float], list[float]]:
-    """(base, head) paired by sample index (the i-th base sample ran next to the i-th head one),
-    oriented so that bigger is worse: swapped for higher-is-better KPIs."""
-    b = _by_index(base.lanes.get(kpi.lane), kpi.metric)
-    h = _by_index(head.lanes.get(kpi.lane), kpi.metric)
-    common = sorted(set(b) & set(h))
-    pair = [b[i] for i in common], [h[i] for i in common]
-    return (pair[1], pair[0]) if kpi.direction == "higher" else pair
-
-
-def _by_index(lane: LaneResult | None, metric: str) -> dict[int, float]:
-    if lane is None:
-        return {}
-    return {s.index: s.metrics[metric] for s in lane.measured() if metric in s.metrics}
-
-
-def ratio_testable(b: list[float], h: list[float]) -> bool:
-    """Ratios need positive times: a phase that is 0 on a cache hit has no relative change."""
-    return len(b) >= 2 and min(b) > 0 and min(h) > 0
-
-
-def timed_policy(kpi: Kpi) -> stats.TimedPolicy:
-    return stats.TimedPolicy(
-        max_increase_pct=kpi.max_increase_pct or DEFAULT_TIMED_MAX_INCREASE_PCT,
-        yellow_fraction=kpi.yellow_fraction, pairs=kpi.pairs, max_pairs=kpi.max_pairs,
-    )
+__all__ = ["BaseInfo", "compare"]
 
 
 def compare(config: Config, head: RunResults, base: RunResults | None, base_info: BaseInfo | None, *,
             aa: bool = False, paired: bool = True, reproduce: str = "",
-            history_fences: dict[str, float | None] | None = None) -> Report:
+            history_fences: dict[str, float | None] | None = None,
+            noise: sampler.Noise | None = None) -> Report:
     """The comparison report: every KPI judged once, here. `paired=False` (a saved baseline):
-    the two sides were not interleaved, so timed KPIs get no change verdict."""
+    the two sides were not interleaved, so timed KPIs get no change verdict. Timed verdicts
+    are the sampler's own (replayed on the stored pairs with the same `noise` model)."""
     selected = [k for k in config.kpis.values() if k.lane in head.lanes]
     rows: list[KpiRow] = []
-    timed_p: dict[str, float] = {}
-    if base is not None:
-        for kpi in selected:
-            if kpi.kpi_class == "timed" and paired:
-                b, h = timed_values(kpi, base, head)
-                if ratio_testable(b, h) and _comparable(config, base, head) is None:
-                    timed_p[kpi.id] = stats.decide_timed(h, b, timed_policy(kpi)).p_value
-    adjusted = dict(zip(timed_p, stats.holm(list(timed_p.values())))) if timed_p else {}
+    timed: dict[str, stats.TimedDecision] = {}
+    if base is not None and paired and _comparable(config, base, head) is None:
+        timed = sampler.replay(config, list(head.lanes), base, head, noise)
     for kpi in selected:
         budget = judge_kpi(kpi, head.lanes.get(kpi.lane))
         row = kpi_row(kpi, budget)
         if base is not None:
-            _change(config, kpi, row, budget, base, head, aa, paired, adjusted.get(kpi.id), (history_fences or {}).get(kpi.id))
+            _change(config, kpi, row, budget, base, head, aa, paired, timed.get(kpi.id), (history_fences or {}).get(kpi.id))
         _drift(kpi, row)
         rows.append(row)
     regressed = sorted({r.lane for r in rows if r.status in (Status.YELLOW, Status.FAIL, Status.NONDETERMINISTIC)})
@@ -105,7 +74,7 @@ def _worse(kpi: Kpi, delta: float) -> float:
 
 
 def _change(config: Config, kpi: Kpi, row: KpiRow, budget: KpiResult, base: RunResults, head: RunResults,
-            aa: bool, paired: bool, adjusted_p: float | None, fence: float | None) -> None:
+            aa: bool, paired: bool, timed: stats.TimedDecision | None, fence: float | None) -> None:
     b_lane, h_lane = base.lanes.get(kpi.lane), head.lanes.get(kpi.lane)
     b_values = _lane_values(b_lane, kpi.metric)
     if not b_values:
@@ -133,7 +102,7 @@ def _change(config: Config, kpi: Kpi, row: KpiRow, budget: KpiResult, base: RunR
     elif kpi.kpi_class == "timed" and not paired:
         row.reason += "; the saved baseline was not measured interleaved with this run: no timed change verdict"
     elif kpi.kpi_class == "timed":
-        _timed(kpi, row, base, head, adjusted_p)
+        _timed(kpi, row, base, head, timed)
     else:
         _counted(kpi, row, b_values, _lane_values(h_lane, kpi.metric), fence)
 
@@ -165,14 +134,15 @@ def _exact(kpi: Kpi, row: KpiRow, b_values: list[float], h_values: list[float], 
         row.reason += f"; {fmt.delta(worse, kpi.unit)} against the base"
 
 
-def _timed(kpi: Kpi, row: KpiRow, base: RunResults, head: RunResults, adjusted_p: float | None) -> None:
-    b, h = timed_values(kpi, base, head)
+def _timed(kpi: Kpi, row: KpiRow, base: RunResults, head: RunResults, decision: stats.TimedDecision | None) -> None:
+    b, h = sampler.timed_values(kpi, base, head)
     row.pairs = len(b)
-    if not ratio_testable(b, h):
+    if not sampler.ratio_testable(b, h) or decision is None:
         row.reason += "; no change verdict (fewer than 2 pairs, or zero values)"
         return
-    decision = stats.decide_timed(h, b, timed_policy(kpi), alpha_adjusted_p=adjusted_p)
-    row.p_value, row.ci_low, row.ci_high = decision.p_value, decision.ci_low, decision.ci_high
+    row.p_value, row.pairs, row.timed_kind = decision.p_value, decision.pairs, decision.kind
+    row.ci_low = decision.ci_low if math.isfinite(decision.ci_low) and decision.ci_low > 0 else None
+    row.ci_high = decision.ci_high if math.isfinite(decision.ci_high) else None
     if decision.status != "pass":
         _escalate(row, Status.parse(decision.status), decision.reason)
     else:

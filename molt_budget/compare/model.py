@@ -133,6 +133,7 @@ class KpiRow:
     ci_low: float | None = None
     ci_high: float | None = None
     pairs: int | None = None
+    timed_kind: str | None = None        # timed: fail | slower | pass | inconclusive | unconfirmed (compare.stats.Kind)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,6 +146,8 @@ class KpiRow:
         }
         if self.budget_status is not None:
             out["budget_status"] = self.budget_status.value
+        if self.timed_kind is not None:
+            out["timed_kind"] = self.timed_kind
         return {**out, **self.extra}
 
     @classmethod
@@ -161,6 +164,7 @@ class KpiRow:
             budget_status=None if budget is None else Status.parse(budget, f"{where}/budget_status"),
             p_value=_num(data.get("p_value")), ci_low=_num(data.get("ci_low")), ci_high=_num(data.get("ci_high")),
             pairs=_int(data.get("pairs")), extra=_unknown(data, _KPI_KEYS),
+            timed_kind=None if data.get("timed_kind") is None else str(data["timed_kind"]),
         )
 
     @property
@@ -170,7 +174,7 @@ class KpiRow:
 
 _KPI_KEYS = frozenset({
     "id", "title", "lane", "metric", "class", "unit", "direction", "target", "limit", "line", "base", "head", "delta",
-    "delta_pct", "status", "budget_status", "reason", "p_value", "ci_low", "ci_high", "pairs",
+    "delta_pct", "status", "budget_status", "reason", "p_value", "ci_low", "ci_high", "pairs", "timed_kind",
 })
 
 

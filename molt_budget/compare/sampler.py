@@ -1,93 +1,143 @@
 """The timed sampler: after each interleaved round, does a lane need another pair?
 
-One implementation, driven by two loops: the paired runner (`runner.paired`, through
-`samplers_for(config)`) and bench/decision_quality.py (through `run_sequential`). Both
-ask `LaneSampler.more()` after every round, so the benchmark measures the rules that ship.
-The statistics themselves live in `compare.stats`; this module only keeps the state of one
-lane's sequential run (how many rounds, which KPI waits for its confirming round).
+One implementation (`stats.SequentialTimed`), driven three ways: the paired runner asks
+`RunSampler.more()` after every round (through `samplers_for`), the comparator replays the
+same looks on the stored pairs (`replay`) so the verdict is the one the sampler stopped on,
+and bench/decision_quality.py drives it on recorded noise (`run_sequential`).
+
+The family of the run's timed KPIs is split across lanes before sampling: a lane gets
+alpha x (its timed KPIs / the run's), and Holm runs inside each lane. Bonferroni across lanes
+keeps the whole run's family-wise rate at alpha while each lane is decided when it runs,
+without waiting for lanes that have not run yet.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from molt_budget.compare import stats
-from molt_budget.compare.comparator import ratio_testable, timed_policy, timed_values
-from molt_budget.config.model import Config, Lane
-from molt_budget.results.model import RunResults
+from molt_budget.config.model import Config, Kpi, Lane
+from molt_budget.results.model import LaneResult, RunResults
 
-# KPI id -> (head, base) timings, paired by index, bigger is worse
-Samples = Mapping[str, tuple[Sequence[float], Sequence[float]]]
+DEFAULT_TIMED_MAX_INCREASE_PCT = 10.0
+# (lane, metric) -> per-pair log-ratio SD: the lanes' noise model (results.noise)
+Noise = Mapping[tuple[str, str], float]
 
 
-class LaneSampler:
-    """The sequential decision for the timed KPIs of one lane run.
+def timed_values(kpi: Kpi, base: RunResults, head: RunResults, rounds: int | None = None) -> tuple[list[float], list[float]]:
+    """(base, head) paired by sample index (the i-th base sample ran next to the i-th head one),
+    oriented so that bigger is worse: swapped for higher-is-better KPIs. `rounds`: only the
+    pairs of the first `rounds` rounds (what the sampler saw after that round)."""
+    b = _by_index(base.lanes.get(kpi.lane), kpi.metric)
+    h = _by_index(head.lanes.get(kpi.lane), kpi.metric)
+    common = sorted(i for i in set(b) & set(h) if rounds is None or i < rounds)
+    pair = [b[i] for i in common], [h[i] for i in common]
+    return (pair[1], pair[0]) if kpi.direction == "higher" else pair
 
-    `first` rounds run before the first look; then `more(samples, rounds)` after every round.
-    Rules (those of `stats.next_action`): sample on while any KPI is inconclusive and the lane
-    is below `most` rounds; a fail gets one confirming round (even past `most`), after which a
-    fail stands and anything else samples on as before.
-    """
 
-    def __init__(self, policies: Mapping[str, stats.TimedPolicy]) -> None:
-        if not policies:
-            raise ValueError("a lane sampler needs at least one timed KPI")
-        self.policies = dict(policies)
-        self.first = max(p.pairs for p in self.policies.values())
-        self.most = max(p.max_pairs for p in self.policies.values())
-        self.confirmed = False
+def _by_index(lane: LaneResult | None, metric: str) -> dict[int, float]:
+    if lane is None:
+        return {}
+    return {s.index: s.metrics[metric] for s in lane.measured() if metric in s.metrics}
 
-    def more(self, samples: Samples, rounds: int) -> bool:
-        """True: run another round. `samples` holds the KPIs that can be tested (>= 2 positive pairs)."""
-        if rounds < self.first:
-            return True
-        actions = [stats.next_action(head, base, self.policies[kpi], self.confirmed)[0]
-                   for kpi, (head, base) in samples.items()]
-        action = "more" if "more" in actions else "confirm" if "confirm" in actions else "done"
-        stop = action == "done" or (action == "more" and rounds >= self.most) or (action == "confirm" and self.confirmed)
-        self.confirmed = action == "confirm"
-        return not stop
+
+def ratio_testable(b: Sequence[float], h: Sequence[float]) -> bool:
+    """Ratios need positive times: a phase that is 0 on a cache hit has no relative change."""
+    return len(b) >= 2 and min(b) > 0 and min(h) > 0
+
+
+def timed_policy(kpi: Kpi, noise: Noise | None = None) -> stats.TimedPolicy:
+    return stats.TimedPolicy(
+        max_increase_pct=kpi.max_increase_pct or DEFAULT_TIMED_MAX_INCREASE_PCT,
+        yellow_fraction=kpi.yellow_fraction, pairs=kpi.pairs, max_pairs=kpi.max_pairs,
+        noise_sd=(noise or {}).get((kpi.lane, kpi.metric)),
+    )
+
+
+def timed_kpis(config: Config, lanes: Iterable[str]) -> list[Kpi]:
+    wanted = set(lanes)
+    return [k for k in config.kpis.values() if k.kpi_class == "timed" and k.lane in wanted]
+
+
+def lane_test(config: Config, lane: str, lanes: Iterable[str], noise: Noise | None = None) -> stats.SequentialTimed | None:
+    """A fresh sequential test for one lane's timed KPIs, at the lane's share of the run's alpha;
+    None when the lane has none."""
+    family = timed_kpis(config, lanes)
+    mine = [k for k in family if k.lane == lane]
+    if not mine:
+        return None
+    policies = {k.id: timed_policy(k, noise) for k in mine}
+    alpha = min(p.alpha for p in policies.values()) * len(mine) / len(family)
+    return stats.SequentialTimed(policies, alpha=alpha)
+
+
+def _samples(kpis: list[Kpi], base: RunResults, head: RunResults, rounds: int | None = None) -> dict[str, tuple[list[float], list[float]]]:
+    out = {}
+    for kpi in kpis:
+        b, h = timed_values(kpi, base, head, rounds)
+        if ratio_testable(b, h):
+            out[kpi.id] = (h, b)
+    return out
 
 
 class RunSampler:
-    """`LaneSampler` over the runner's results: what `runner.paired` calls after each round."""
+    """`SequentialTimed` over the runner's results: what `runner.paired` asks after each round."""
 
-    def __init__(self, config: Config, lane: Lane) -> None:
+    def __init__(self, config: Config, lane: Lane, test: stats.SequentialTimed) -> None:
         self.kpis = [k for k in config.kpis_for_lane(lane.id) if k.kpi_class == "timed"]
-        self.lane = LaneSampler({k.id: timed_policy(k) for k in self.kpis})
-        self.first, self.most = self.lane.first, self.lane.most
+        self.test = test
+        self.most = test.most
 
     def more(self, base: RunResults, head: RunResults, rounds: int) -> bool:
-        samples = {}
-        for kpi in self.kpis:
-            b, h = timed_values(kpi, base, head)
-            if ratio_testable(b, h):
-                samples[kpi.id] = (h, b)
-        return self.lane.more(samples, rounds)
+        self.test.look(_samples(self.kpis, base, head), rounds)
+        return self.test.open
 
 
-def samplers_for(config: Config) -> Callable[[Lane], RunSampler | None]:
-    """The paired runner's hook: a fresh sampler per lane run, None for a lane without timed KPIs."""
+def samplers_for(config: Config, lanes: Iterable[str], noise: Noise | None = None) -> Callable[[Lane], RunSampler | None]:
+    """The paired runner's hook: a fresh sampler per lane run, None for a lane without timed KPIs.
+    `lanes`: every lane of the run (the family Holm and the alpha split are over)."""
+    run_lanes = list(lanes)
+
     def make(lane: Lane) -> RunSampler | None:
-        if not any(k.kpi_class == "timed" for k in config.kpis_for_lane(lane.id)):
-            return None
-        return RunSampler(config, lane)
+        test = lane_test(config, lane.id, run_lanes, noise)
+        return RunSampler(config, lane, test) if test is not None else None
 
     return make
 
 
+def replay(config: Config, lanes: Iterable[str], base: RunResults, head: RunResults,
+           noise: Noise | None = None) -> dict[str, stats.TimedDecision]:
+    """The decision the sampler reached on each timed KPI, from the stored pairs: the same looks,
+    round by round, so a verdict never differs from the one the run stopped on."""
+    run_lanes = list(lanes)
+    out: dict[str, stats.TimedDecision] = {}
+    for lane in run_lanes:
+        test = lane_test(config, lane, run_lanes, noise)
+        if test is None:
+            continue
+        kpis = [k for k in config.kpis_for_lane(lane) if k.kpi_class == "timed"]
+        both = [{s.index for s in side.lanes[lane].measured()} if side.lanes.get(lane) is not None else set()
+                for side in (base, head)]
+        for rounds in range(1, max(both[0] & both[1], default=-1) + 2):
+            test.look(_samples(kpis, base, head, rounds), rounds)
+            if not test.open:
+                break
+        out.update(test.decisions())
+    return out
+
+
 def run_sequential(measure_round: Callable[[], Mapping[str, tuple[float, float]]],
-                   policies: Mapping[str, stats.TimedPolicy]) -> tuple[int, dict[str, stats.TimedDecision]]:
-    """Drive a `LaneSampler` the way the paired runner does, on rounds from `measure_round()`
-    ({kpi: (head, base)} for one interleaved round). Returns (rounds, final decision per KPI)."""
-    sampler = LaneSampler(policies)
+                   policies: Mapping[str, stats.TimedPolicy],
+                   alpha: float | None = None) -> tuple[int, dict[str, stats.TimedDecision]]:
+    """Drive the sequential test the way the paired runner does, on rounds from `measure_round()`
+    ({kpi: (head, base)} for one interleaved round). Returns (rounds, decision per KPI)."""
+    test = stats.SequentialTimed(dict(policies), alpha=alpha)
     series: dict[str, tuple[list[float], list[float]]] = {kpi: ([], []) for kpi in policies}
     rounds = 0
-    while True:
+    while test.open:
         for kpi, (h, b) in measure_round().items():
             series[kpi][0].append(h)
             series[kpi][1].append(b)
         rounds += 1
-        if not sampler.more(series, rounds):
-            break
-    return rounds, {kpi: stats.decide_timed(h, b, policies[kpi]) for kpi, (h, b) in series.items()}
+        test.look({k: v for k, v in series.items() if v[0]}, rounds)
+    return rounds, test.decisions()

@@ -1,11 +1,22 @@
 """Statistics for change verdicts: one module, pure stdlib, checked against scipy in the tests.
 
-- `mann_whitney_u`: rank test for timed KPIs; same numbers as `scipy.stats.mannwhitneyu`.
-- `bootstrap_median_ratio_ci`: effect size of a timed change, with a reproducible CI.
-- `holm`: family-wise correction across the timed comparisons of one run.
+- `log_ratios` / `sequential_t_evidence`: the paired sequential t-test on per-pair log ratios
+  (equals scipy's noncentral-t density ratio), valid at every look.
+- `SequentialTimed`: the timed verdict of one lane's KPIs, look by look: the two sequential
+  tests at the budget line, Holm inside, a confirming round of fresh pairs per KPI;
+  `decide_timed` is the same for one KPI. `plan_pairs` / `noise_limit`: what a lane's noise
+  allows a budget to resolve.
+- `holm`: family-wise correction (used inside the sampler, at every look).
 - `learned_fence`: rustc-perf's noise threshold for counted KPIs, learned from main history.
-- `decide_timed` / `next_action`: the timed verdict and the sequential sampling around it.
 - `decide_counted`: the counted (instructions) verdict.
+
+Why a t on log ratios, not Wilcoxon's signed-rank test (both are paired): the recorded A/A
+log ratios (bench/data/) are symmetric around 0 with moderate tails (kurtosis 4.8 and 12 on
+idle lanes, 3.1-4.5 under load), the regime where the t keeps its level; the t has an exact
+anytime-valid sequential form (Wald's SPRT on the scale invariant) and an interval exact at
+any n, while an exact signed-rank p can never go below 2^-n: at 6 pairs (1/64) it cannot pass
+Holm's 0.05/40 for any slowdown, so a 40-KPI lane would always pay for 10+ pairs. Heavy tails
+cost the t power, not level: one outlier pair inflates the SD more than the mean.
 
 Convention: samples are (head, base) in that order everywhere, and a bigger value is worse
 (callers swap the sides for "higher is better" metrics). A ratio head/base above 1 is a slowdown.
@@ -14,67 +25,41 @@ Convention: samples are (head, base) in that order everywhere, and a bigger valu
 from __future__ import annotations
 
 import math
-import random
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Literal
 
+from molt_budget.report import fmt
+
 Status = Literal["pass", "yellow", "fail"]
-Action = Literal["more", "confirm", "done"]
-
-# The exact Mann-Whitney distribution is a polynomial product of degree n1*n2: at 50 a side it
-# still costs ~1 ms, so decisions use it whenever there are no ties.
-EXACT_MAX_N = 50
 
 
-# --------------------------------------------------------------------------- Mann-Whitney U
+# --------------------------------------------------------------------------- paired sequential t
+
+# Per-pair log-ratio SD assumed for a lane that was never calibrated (`molt-budget calibrate`):
+# interleaved demo builds on an idle 2-core host measured 0.04-0.06 (bench/data/).
+DEFAULT_NOISE_SD = 0.05
+# Below this many pairs the Laplace approximation of the invariant likelihood is off by more
+# than 0.2 % (checked against scipy's noncentral t in the tests): integrate numerically there.
+_LAPLACE_FROM = 6
 
 
-@dataclass(frozen=True)
-class MWResult:
-    u: float          # U of the first sample (head), as scipy reports it
-    p_value: float
-    method: str       # "exact" | "asymptotic"
+def log_ratios(head: Sequence[float], base: Sequence[float]) -> list[float]:
+    """ln(head_i / base_i) per interleaved pair: the quantity every timed decision is about.
 
-
-def _average_ranks(values: Sequence[float]) -> tuple[list[float], list[int]]:
-    """1-based ranks, ties get the mean of their ranks; also the size of every tie group."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    groups: list[int] = []
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        rank = (i + j) / 2 + 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = rank
-        groups.append(j - i + 1)
-        i = j + 1
-    return ranks, groups
-
-
-@lru_cache(maxsize=256)
-def _u_counts(n1: int, n2: int) -> tuple[int, ...]:
-    """How many of the C(n1+n2, n1) orderings give U = 0, 1, …, n1*n2 (no ties).
-
-    These are the coefficients of the Gaussian binomial [n1+n2 choose n1]_q
-    = prod_{i=1..m} (1 - q^(n+i)) / (1 - q^i); exact integers, so no rounding creeps in.
+    Why per-pair ratios: base and head of one round ran back to back, so a slow or fast host
+    phase scales both and the ratio cancels it; why logs: a slowdown multiplies times, and
+    the log makes it a shift whose noise is close to symmetric (recorded A/A pairs: median
+    and mean log ratio within 0.003 of 0, bench/data/).
     """
-    m, n = sorted((n1, n2))
-    poly = [1]
-    for i in range(1, m + 1):
-        shift = n + i
-        grown = poly + [0] * shift
-        for j, c in enumerate(poly):          # times (1 - q^shift)
-            grown[j + shift] -= c
-        for j in range(i, len(grown)):         # divided by (1 - q^i): a running sum with step i
-            grown[j] += grown[j - i]
-        poly = grown
-    return tuple(poly[: m * n + 1])
+    if len(head) != len(base):
+        raise ValueError(f"head and base are paired: {len(head)} vs {len(base)} values")
+    h = _check_sample("head", head)
+    b = _check_sample("base", base)
+    if any(v <= 0 for v in h + b):
+        raise ValueError("ratios need positive values")
+    return [math.log(hv / bv) for hv, bv in zip(h, b)]
 
 
 def _check_sample(name: str, values: Sequence[float]) -> list[float]:
@@ -86,110 +71,422 @@ def _check_sample(name: str, values: Sequence[float]) -> list[float]:
     return out
 
 
-def has_ties(values: Sequence[float]) -> bool:
-    return len(set(values)) < len(values)
+def _log_shifted_moment(k: int, z: float) -> float:
+    """ln of ∫₀^∞ v^k e^(-v²/2 + zv) dv / ∫₀^∞ v^k e^(-v²/2) dv.
 
-
-def mann_whitney_u(head: Sequence[float], base: Sequence[float], alternative: str = "greater",
-                   method: str = "auto", use_continuity: bool = True) -> MWResult:
-    """Is `head` stochastically larger (slower) than `base`? Same semantics as scipy.
-
-    Equivalent to `scipy.stats.mannwhitneyu(head, base, alternative=…, method=…)`:
-    - U is the first sample's: U1 = R1 - n1(n1+1)/2, with average ranks for ties.
-    - "greater": p = P(U >= U1) (head larger); "less": the mirror; "two-sided": twice the
-      smaller tail, capped at 1.
-    - "exact": the null distribution of U without ties. Like scipy it ignores ties when
-      asked for anyway (U is truncated to an integer), so use it only for tie-free data.
-    - "asymptotic": normal approximation with the tie-corrected variance and a 0.5
-      continuity correction.
-    - "auto" (scipy's rule): exact when at least one sample has <= 8 values and there are
-      no ties, else asymptotic.
-    Decisions use `method="exact"` whenever there are no ties (see `decide_timed`).
+    Laplace's method with its second-order correction from 6 pairs on (k >= 5), Simpson's
+    rule around the peak below that; the denominator is exact: 2^((k-1)/2) Γ((k+1)/2).
     """
-    x = _check_sample("head", head)
-    y = _check_sample("base", base)
-    if alternative not in ("greater", "less", "two-sided"):
-        raise ValueError(f"alternative must be greater, less or two-sided, not {alternative!r}")
-    if method not in ("auto", "exact", "asymptotic"):
-        raise ValueError(f"method must be auto, exact or asymptotic, not {method!r}")
-    n1, n2 = len(x), len(y)
-    ranks, groups = _average_ranks(x + y)
-    u1 = sum(ranks[:n1]) - n1 * (n1 + 1) / 2
-    u2 = n1 * n2 - u1
-    if alternative == "greater":
-        u, factor = u1, 1
-    elif alternative == "less":
-        u, factor = u2, 1
-    else:
-        u, factor = max(u1, u2), 2
-    tied = any(g > 1 for g in groups)
-    if method == "auto":
-        method = "asymptotic" if (n1 > 8 and n2 > 8) or tied else "exact"
-    if method == "exact":
-        counts = _u_counts(n1, n2)
-        k = int(u)                                  # scipy truncates a half-integer U
-        p = sum(counts[k:]) / sum(counts)
-    else:
-        n = n1 + n2
-        tie_term = sum(g ** 3 - g for g in groups)
-        sd = math.sqrt(n1 * n2 / 12 * ((n + 1) - tie_term / (n * (n - 1)))) if n > 1 else 0.0
-        numerator = u - n1 * n2 / 2 - (0.5 if use_continuity else 0.0)
-        if sd == 0.0:                               # every value equal: nothing to see
-            p = 1.0
+    peak = (z + math.sqrt(z * z + 4 * k)) / 2
+    norm = math.lgamma((k + 1) / 2) + (k - 1) / 2 * math.log(2)
+    top = k * math.log(peak) - peak * peak / 2 + z * peak
+    curvature = k / (peak * peak) + 1
+    if k + 1 >= _LAPLACE_FROM:
+        f3, f4 = 2 * k / peak ** 3, -6 * k / peak ** 4
+        correction = 1 + f4 / (8 * curvature ** 2) + 5 * f3 * f3 / (24 * curvature ** 3)
+        return top + 0.5 * math.log(2 * math.pi / curvature) + math.log(correction) - norm
+    width = 1 / math.sqrt(curvature)
+    lo, hi, steps = max(peak - 8 * width, 0.0), peak + 8 * width, 64
+    h = (hi - lo) / steps
+    total = 0.0
+    for i in range(steps + 1):
+        v = lo + i * h
+        if v > 0:
+            weight = 1 if i in (0, steps) else 4 if i % 2 else 2
+            total += weight * math.exp(k * math.log(v) - v * v / 2 + z * v - top)
+    return math.log(total * h / 3) + top - norm
+
+
+def sequential_t_evidence(values: Sequence[float], effect: float) -> float:
+    """ln of the likelihood ratio "the mean of `values` is `effect` SDs above 0" against "it is 0",
+    with the SD unknown: the sequential t-test (Rushton; Wald's SPRT on the scale-invariant
+    part of the data).
+
+    It is the density ratio of the maximal scale invariant, so (by Wijsman's theorem) it equals
+    ln nct.pdf(t; n-1, effect·√n) − ln t.pdf(t; n-1) of the one-sample t statistic, and under
+    "mean 0" its exponential is a martingale whatever the SD: by Ville's inequality it reaches
+    1/α at *any* look with probability at most α. That is what makes looking after every pair
+    free. It only grows with the t statistic, so data whose mean is below 0 reach 1/α even
+    less often (the test is valid for "mean <= 0"). 0 (no evidence) for fewer than 2 values.
+    """
+    n = len(values)
+    if n < 2 or not effect > 0:
+        return 0.0
+    sum_sq = math.fsum(v * v for v in values)
+    if sum_sq == 0:
+        return 0.0
+    r = math.fsum(values) / math.sqrt(sum_sq)
+    return -n * effect * effect / 2 + _log_shifted_moment(n - 1, effect * r)
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz)."""
+    tiny, qab, qap, qam = 1e-300, a + b, a + 1, a - 1
+    c, d = 1.0, 1 - qab * x / qap
+    d = 1 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        m2 = 2 * m
+        for num in (m * (b - m) * x / ((qam + m2) * (a + m2)), -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
+            d = 1 + num * d
+            d = 1 / (d if abs(d) > tiny else tiny)
+            c = 1 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1) < 1e-15:
+            break
+    return h
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """Regularized incomplete beta I_x(a, b)."""
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1) / (a + b + 2):
+        return front * _betacf(a, b, x) / a
+    return 1 - front * _betacf(b, a, 1 - x) / b
+
+
+def t_sf(t: float, df: float) -> float:
+    """P(T > t) for Student's t with `df` degrees of freedom (scipy.stats.t.sf)."""
+    tail = 0.5 * _betainc(df / 2, 0.5, df / (df + t * t))
+    return tail if t > 0 else 1 - tail
+
+
+def t_test_p(values: Sequence[float]) -> float:
+    """One-sided p of the one-sample t-test "mean above 0" (scipy.stats.ttest_1samp, alternative="greater")."""
+    n = len(values)
+    if n < 2:
+        return 1.0
+    sd = statistics.stdev(values)
+    mean = statistics.fmean(values)
+    if sd == 0:
+        return 0.0 if mean > 0 else 1.0
+    return t_sf(mean / (sd / math.sqrt(n)), n - 1)
+
+
+def _bound(x: Sequence[float], effect: float, level: float, upper: bool) -> float:
+    """The log-ratio bound past which the data say "beyond" at `level`: the smallest θ with
+    evidence(x − θ) below ln(1/level) (lower bound), or mirrored (upper). ±inf: not yet."""
+    sign = -1.0 if upper else 1.0
+    need = math.log(1 / level)
+    centre = statistics.fmean(x)
+    spread = max(statistics.stdev(x), 1e-12) if len(x) > 1 else 1.0
+
+    def evidence(theta: float) -> float:
+        return sequential_t_evidence([sign * (v - theta) for v in x], effect)
+
+    far = centre - sign * 30 * spread
+    if evidence(far) < need:
+        return -math.inf if not upper else math.inf
+    near = centre
+    for _ in range(32):
+        mid = (near + far) / 2
+        if evidence(mid) >= need:
+            far = mid
         else:
-            p = 0.5 * math.erfc(numerator / sd / math.sqrt(2))
-    return MWResult(u=u1, p_value=min(max(p * factor, 0.0), 1.0), method=method)
+            near = mid
+    return near
 
 
-# --------------------------------------------------------------------------- bootstrap
+# --------------------------------------------------------------------------- timed verdicts
+
+Kind = Literal["fail", "slower", "pass", "inconclusive", "unconfirmed"]
+KIND_STATUS: dict[str, Status] = {"fail": "fail", "slower": "yellow", "pass": "pass",
+                                  "inconclusive": "yellow", "unconfirmed": "yellow"}
 
 
-def _percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default, what scipy.bootstrap uses)."""
-    pos = q * (len(sorted_values) - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+@dataclass(frozen=True)
+class TimedPolicy:
+    """How much slowdown a timed KPI may take, and how hard to look for it.
 
-
-def pair_ratios(head: Sequence[float], base: Sequence[float]) -> list[float]:
-    if len(head) != len(base):
-        raise ValueError(f"head and base are paired: {len(head)} vs {len(base)} values")
-    h = _check_sample("head", head)
-    b = _check_sample("base", base)
-    if any(v <= 0 for v in h + b):
-        raise ValueError("ratios need positive values")
-    return [hv / bv for hv, bv in zip(h, b)]
-
-
-def bootstrap_median_ratio_ci(head: Sequence[float], base: Sequence[float], n_resamples: int = 2000,
-                              confidence: float = 0.95, seed: int = 12345) -> tuple[float, float, float]:
-    """(point, low, high) for the median of the per-pair ratios head_i/base_i.
-
-    Why per-pair ratios: base and head of one round ran back to back, so a slow or fast host
-    phase scales both; the ratio cancels it (pairs correlate at ~0.68 on real lanes), while a
-    ratio of the two medians keeps that noise. Resampling draws whole pairs (indices), which
-    keeps the pairing. The interval is the percentile interval with numpy's linear
-    interpolation; a fixed seed makes the verdict identical on every call and Python version
-    (`random.Random.random` is stable).
+    `alpha`: the chance of failing a KPI that is slower by exactly its budget, family-wise
+    over the run's timed KPIs (Holm inside the sampler). `beta`: the chance of passing one.
+    `noise_sd`: the lane's per-pair log-ratio SD (its noise model); it tunes the sequential
+    test (the slowdown it is quickest to tell from the budget), never its validity.
     """
-    ratios = pair_ratios(head, base)
-    if n_resamples < 1:
-        raise ValueError("n_resamples must be at least 1")
-    if not 0 < confidence < 1:
-        raise ValueError("confidence must be between 0 and 1")
-    point = float(statistics.median(ratios))
-    n = len(ratios)
-    rng = random.Random(seed)
-    draw = rng.random
-    mid = n // 2
-    medians = []
-    for _ in range(n_resamples):
-        sample = sorted([ratios[int(draw() * n)] for _ in range(n)])
-        medians.append(sample[mid] if n % 2 else (sample[mid - 1] + sample[mid]) / 2)
-    medians.sort()
-    tail = (1 - confidence) / 2
-    return point, _percentile(medians, tail), _percentile(medians, 1 - tail)
+    max_increase_pct: float
+    yellow_fraction: float = 0.5
+    alpha: float = 0.05
+    beta: float = 0.05
+    pairs: int = 6               # rounds before the first look
+    max_pairs: int = 20          # stop adding rounds here (a fail still gets its confirming round)
+    confirm_pairs: int = 2       # fresh pairs a provisional fail must hold up on
+    noise_sd: float | None = None
+    final_share: float = 0.2     # of alpha and beta, kept for a fixed-sample t-test at max_pairs
+
+    def __post_init__(self) -> None:
+        if not self.max_increase_pct > 0:
+            raise ValueError("max_increase_pct must be positive")
+        if not 0 < self.yellow_fraction <= 1:
+            raise ValueError("yellow_fraction must be in (0, 1]")
+        if not 0 < self.alpha < 1 or not 0 < self.beta < 1:
+            raise ValueError("alpha and beta must be in (0, 1)")
+        if not 2 <= self.pairs <= self.max_pairs:
+            raise ValueError("need 2 <= pairs <= max_pairs")
+        if self.confirm_pairs < 1:
+            raise ValueError("confirm_pairs must be at least 1")
+        if self.noise_sd is not None and not self.noise_sd > 0:
+            raise ValueError("noise_sd must be positive")
+        if not 0 <= self.final_share < 1:
+            raise ValueError("final_share must be in [0, 1)")
+
+    @property
+    def fail_line(self) -> float:
+        return 1 + self.max_increase_pct / 100
+
+    @property
+    def yellow_line(self) -> float:
+        return 1 + self.yellow_fraction * self.max_increase_pct / 100
+
+    @property
+    def sd(self) -> float:
+        return self.noise_sd if self.noise_sd is not None else DEFAULT_NOISE_SD
+
+    @property
+    def effect(self) -> float:
+        """The design effect in noise SDs: the distance from "no change" to the budget. A change
+        of none and one of twice the budget are then told from the budget equally fast."""
+        return math.log(self.fail_line) / self.sd
+
+
+@dataclass(frozen=True)
+class TimedDecision:
+    status: Status            # provisional ("yellow") while conclusive is False
+    kind: Kind                # which verdict: fail | slower (yellow) | pass | inconclusive / unconfirmed (yellow: gave up)
+    conclusive: bool          # False: the sampler stopped before the KPI was decided
+    p_value: float            # anytime-valid p of "no slower than the budget", Holm-adjusted over the run
+    ci_low: float             # head/base ratio interval, valid at every look (1 - alpha - beta)
+    ci_high: float
+    ratio: float              # geometric mean of the per-pair head/base ratios
+    pairs: int                # pairs the decision is based on
+    reason: str
+
+
+def plan_pairs(sd: float, policy: TimedPolicy) -> int:
+    """Pairs a lane with per-pair log-ratio SD `sd` needs for its budget: enough that the final
+    look alone (the fixed-sample t-test at max_pairs, at `final_share` of alpha) tells "no
+    change" and "twice the budget" from the budget line with 97.5 % power. The sequential
+    looks settle most PRs long before; this bounds the ones that run to the end.
+    bench/decision_quality.py prints it next to the pairs the sampler used.
+    """
+    z = statistics.NormalDist().inv_cdf
+    level = policy.final_share * policy.alpha if policy.final_share > 0 else policy.alpha
+    fixed = ((z(1 - level) + z(0.975)) * sd / math.log(policy.fail_line)) ** 2
+    return max(policy.pairs + policy.confirm_pairs, math.ceil(fixed) + 2)     # +2: the t's fatter tails at small n
+
+
+def noise_limit(sd: float, policy: TimedPolicy) -> str | None:
+    """Why a lane with this noise cannot resolve the budget within max_pairs, or None if it can."""
+    needed = plan_pairs(sd, policy)
+    if needed <= policy.max_pairs:
+        return None
+    return (f"noise SD {fmt.number(sd * 100, sig=2)}% needs ~{needed} pairs for a "
+            f"{fmt.number(policy.max_increase_pct)}% budget (max_pairs {policy.max_pairs}); "
+            "raise max_pairs, widen the budget or gate on instructions")
+
+
+@dataclass
+class _Track:
+    """One KPI's state across the looks of a sequential run."""
+    policy: TimedPolicy
+    p: float = 1.0                  # running min of the p of "no slower than the budget"
+    p_within: float = 1.0           # running min of the p of "at least as slow as the budget"
+    p_now: float = 1.0              # the first, on all pairs as they stand now
+    confirm_from: int | None = None
+    decision: TimedDecision | None = None
+    last: list[float] | None = None  # the log ratios seen at the last look
+
+    def update(self, x: list[float]) -> None:
+        """One look: each p is the sequential test's (anytime-valid, 1/LR) at its share of the
+        level, or at max_pairs the fixed-sample t-test's at the rest: a Bonferroni pair of valid
+        p-values is valid. The final look turns most of the SPRT's long tail into decisions."""
+        policy, n = self.policy, len(x)
+        c, effect, final = math.log(policy.fail_line), policy.effect, policy.final_share
+        above, below = [v - c for v in x], [c - v for v in x]
+        self.p_now = _combined(sequential_t_evidence(above, effect), t_test_p(above), final)
+        at_end = n == policy.max_pairs
+        self.p = min(self.p, _combined(sequential_t_evidence(above, effect), t_test_p(above) if at_end else 1.0, final))
+        self.p_within = min(self.p_within, _combined(sequential_t_evidence(below, effect),
+                                                     t_test_p(below) if at_end else 1.0, final))
+        self.last = x
+
+
+def _combined(evidence: float, fixed_p: float, final: float) -> float:
+    sequential = min(1.0, math.exp(-evidence) / (1 - final))
+    return min(sequential, fixed_p / final) if final > 0 else sequential
+
+
+class SequentialTimed:
+    """The sequential decision for the timed KPIs of one lane: after every round, `look()`;
+    sample on while `open`. Every rule of the timed verdict is here, so the paired runner,
+    the comparator (which replays the looks on the stored pairs) and the benchmark agree.
+
+    - Each KPI is two sequential t-tests on its per-pair log ratios, both at the budget line
+      c = ln(1 + max_increase_pct/100): "slower than c" and "within c". Their evidence is
+      valid at every look (`sequential_t_evidence`), so taking a pair and looking again
+      costs no error rate, and its running maximum gives an anytime-valid p.
+    - Holm inside: the "slower" p-values of all the family's KPIs are Holm-corrected at every
+      look, at `alpha` (this lane's share of the run's level); only KPIs still undecided after
+      correction keep the lane sampling.
+    - A KPI past the corrected line is a provisional fail: it gets `confirm_pairs` fresh pairs
+      (even past max_pairs) and stands only if those pairs alone are slower than the yellow
+      line and all pairs together still pass Holm; otherwise it samples on, and a later
+      provisional fail gets fresh pairs of its own. Each KPI confirms on its own.
+    - "within c" at `beta` decides pass (or a "slower" yellow: significantly slower than the
+      base and reaching the yellow line, still within the budget).
+    - At max_pairs an undecided KPI is an "inconclusive" yellow that names its noise.
+    """
+
+    def __init__(self, policies: dict[str, TimedPolicy], alpha: float | None = None) -> None:
+        if not policies:
+            raise ValueError("a sequential run needs at least one timed KPI")
+        self.tracks = {kpi: _Track(policy) for kpi, policy in policies.items()}
+        self.alpha = alpha if alpha is not None else min(p.alpha for p in policies.values())
+        self.most = max(p.max_pairs for p in policies.values())
+
+    @property
+    def open(self) -> bool:
+        return any(t.decision is None for t in self.tracks.values())
+
+    def look(self, samples: dict[str, tuple[Sequence[float], Sequence[float]]], rounds: int) -> None:
+        """After a round: `samples` holds each testable KPI's (head, base) so far; `rounds` the
+        rounds run (a KPI without testable pairs is given up on at its max_pairs)."""
+        looked: dict[str, list[float]] = {}
+        for kpi, track in self.tracks.items():
+            if track.decision is not None:
+                continue
+            if kpi not in samples:
+                if rounds >= track.policy.max_pairs:
+                    track.decision = _untestable(track.policy, rounds)
+                continue
+            x = log_ratios(*samples[kpi])
+            if len(x) < track.policy.pairs:
+                continue
+            track.update(x)
+            looked[kpi] = x
+        order = list(self.tracks)
+        adjusted = dict(zip(order, holm([self.tracks[k].p for k in order])))
+        for kpi, x in looked.items():
+            self._step(kpi, self.tracks[kpi], x, adjusted, order)
+
+    def _step(self, kpi: str, track: _Track, x: list[float], adjusted: dict[str, float], order: list[str]) -> None:
+        policy, n = track.policy, len(x)
+        if track.confirm_from is not None:
+            if n - track.confirm_from < policy.confirm_pairs:
+                return
+            fresh = x[track.confirm_from:]
+            if statistics.fmean(fresh) > math.log(policy.yellow_line) and self._still_rejected(kpi, order):
+                track.decision = _decide(policy, x, "fail", adjusted[kpi], len(fresh))
+                return
+            track.confirm_from = None
+            if n >= policy.max_pairs:
+                track.decision = _decide(policy, x, "unconfirmed", adjusted[kpi], len(fresh))
+                return
+        if adjusted[kpi] <= self.alpha:
+            if n <= policy.max_pairs:
+                track.confirm_from = n
+            else:
+                track.decision = _decide(policy, x, "unconfirmed", adjusted[kpi], 0)
+        elif track.p_within <= policy.beta:
+            track.decision = _decide(policy, x, "pass", adjusted[kpi], 0)
+        elif n >= policy.max_pairs:
+            track.decision = _decide(policy, x, "inconclusive", adjusted[kpi], 0)
+
+    def _still_rejected(self, kpi: str, order: list[str]) -> bool:
+        """Holm on all pairs as they stand now: the KPI's current evidence, not its best look."""
+        now = [self.tracks[k].p_now if k == kpi else self.tracks[k].p for k in order]
+        return holm(now)[order.index(kpi)] <= self.alpha
+
+    def decisions(self) -> dict[str, TimedDecision]:
+        """Every KPI's decision; one still open (the lane stopped early: a failed run, an
+        interrupt) is inconclusive on the pairs it has."""
+        out: dict[str, TimedDecision] = {}
+        order = list(self.tracks)
+        adjusted = dict(zip(order, holm([self.tracks[k].p for k in order])))
+        for kpi, track in self.tracks.items():
+            if track.decision is not None:
+                out[kpi] = track.decision
+            elif track.last is not None:
+                out[kpi] = _decide(track.policy, track.last, "inconclusive", adjusted[kpi], 0, stopped=True)
+        return out
+
+
+def _t_quantile(q: float, df: float) -> float:
+    """The t with P(T > t) = q, by bisection on `t_sf`."""
+    lo, hi = -1e3, 1e3
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        if t_sf(mid, df) > q:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def _interval(policy: TimedPolicy, x: list[float]) -> tuple[float, float]:
+    """The log-ratio interval of the values the decision rules cannot reject: the sequential
+    test's bounds at its share of alpha / beta, tightened from max_pairs on by the fixed-sample
+    t interval at the rest. So a fail always shows a lower bound past the fail line and a pass
+    an upper bound under it."""
+    final = policy.final_share
+    low = _bound(x, policy.effect, (1 - final) * policy.alpha, upper=False)
+    high = _bound(x, policy.effect, (1 - final) * policy.beta, upper=True)
+    if final > 0 and len(x) >= policy.max_pairs:
+        mean, se = statistics.fmean(x), statistics.stdev(x) / math.sqrt(len(x))
+        low = max(low, mean - _t_quantile(final * policy.alpha, len(x) - 1) * se)
+        high = min(high, mean + _t_quantile(final * policy.beta, len(x) - 1) * se)
+    return low, high
+
+
+def _decide(policy: TimedPolicy, x: list[float], kind: Kind, p: float, fresh: int, stopped: bool = False) -> TimedDecision:
+    n = len(x)
+    low, high = (math.exp(v) for v in _interval(policy, x))
+    ratio = math.exp(statistics.fmean(x))
+    allowed = f"{fmt.number(policy.max_increase_pct)}%"
+    yellow = f"{fmt.number(policy.yellow_fraction * policy.max_increase_pct)}%"
+    if kind == "pass" and low > 1 and high >= policy.yellow_line:
+        kind = "slower"
+    if kind == "fail":
+        why = f"slower by more than the {allowed} allowed, held up on {fmt.plural(fresh, 'fresh pair')}"
+    elif kind == "slower":
+        why = f"slower: within the {allowed} allowed, but the interval reaches the {yellow} yellow line"
+    elif kind == "pass":
+        why = "slower, but within the yellow line" if low > 1 else f"within the {allowed} allowed"
+    elif kind == "unconfirmed":
+        why = (f"a slowdown past the {allowed} allowed did not hold up on fresh pairs within {n} pairs: "
+               "the lane's noise changes within a run; raise max_pairs or gate on instructions")
+    else:
+        sd = statistics.stdev(x) if n > 1 else policy.sd
+        limit = noise_limit(sd, policy)
+        what = "sampling stopped" if stopped else "cannot tell"
+        why = (f"{what}: cannot tell a slowdown past the {allowed} allowed from noise within {n} pairs"
+               + (f"; {limit}" if limit else ""))
+    reason = (f"head/base ratio {fmt.number(ratio)} ({fmt.number((1 - policy.alpha - policy.beta) * 100)}% interval "
+              f"{fmt.number(low)}–{fmt.number(high)}), {fmt.p_value(p)} for more than {allowed}, "
+              f"over {fmt.plural(n, 'pair')}: {why}")
+    return TimedDecision(status=KIND_STATUS[kind], kind=kind, conclusive=not stopped, p_value=p,
+                         ci_low=low, ci_high=high, ratio=ratio, pairs=n, reason=reason)
+
+
+def _untestable(policy: TimedPolicy, rounds: int) -> TimedDecision:
+    return TimedDecision(status="yellow", kind="inconclusive", conclusive=True, p_value=1.0, ci_low=0.0,
+                         ci_high=math.inf, ratio=math.nan, pairs=0,
+                         reason=f"no testable pairs in {fmt.plural(rounds, 'round')} (zero or missing values)")
+
+
+def decide_timed(head: Sequence[float], base: Sequence[float], policy: TimedPolicy) -> TimedDecision:
+    """One KPI on its own, looked at after every pair from `policy.pairs` on: the decision a
+    lane with this KPI alone would reach on these pairs (its sampler would have stopped there)."""
+    run = SequentialTimed({"kpi": policy})
+    for n in range(1, len(head) + 1):
+        run.look({"kpi": (head[:n], base[:n])}, n)
+        if not run.open:
+            break
+    return run.decisions()["kpi"]
 
 
 # --------------------------------------------------------------------------- Holm
@@ -245,129 +542,6 @@ def learned_fence(values: Sequence[float], window: int = FENCE_WINDOW) -> float 
     q1 = _rustc_perf_median(changes[: h1_end + 1])
     q3 = _rustc_perf_median(changes[h2_begin:])
     return (q3 + 3 * (q3 - q1)) * 100
-
-
-# --------------------------------------------------------------------------- timed verdicts
-
-
-@dataclass(frozen=True)
-class TimedPolicy:
-    """How much slowdown a timed KPI may take, and how hard to look for it."""
-    max_increase_pct: float
-    yellow_fraction: float = 0.5
-    alpha: float = 0.05
-    pairs: int = 6               # rounds to start with
-    max_pairs: int = 20          # stop adding rounds here (a fail still gets its confirming round)
-    n_resamples: int = 2000
-    confidence: float = 0.95
-    seed: int = 12345            # fixed: the same samples always give the same verdict
-
-    def __post_init__(self) -> None:
-        if not self.max_increase_pct > 0:
-            raise ValueError("max_increase_pct must be positive")
-        if not 0 < self.yellow_fraction <= 1:
-            raise ValueError("yellow_fraction must be in (0, 1]")
-        if not 0 < self.alpha < 1:
-            raise ValueError("alpha must be in (0, 1)")
-        if not 2 <= self.pairs <= self.max_pairs:
-            raise ValueError("need 2 <= pairs <= max_pairs")
-
-    @property
-    def fail_line(self) -> float:
-        return 1 + self.max_increase_pct / 100
-
-    @property
-    def yellow_line(self) -> float:
-        return 1 + self.yellow_fraction * self.max_increase_pct / 100
-
-
-@dataclass(frozen=True)
-class TimedDecision:
-    status: Status            # provisional ("yellow") while conclusive is False
-    conclusive: bool          # False: more pairs could change the verdict
-    p_value: float            # the p that decided: Holm-adjusted when one was given
-    ci_low: float
-    ci_high: float
-    ratio: float              # median of per-pair head/base ratios
-    pairs: int
-    reason: str
-
-
-def _fmt_p(p: float) -> str:
-    return "p<0.0001" if p < 0.0001 else f"p={p:.2g}"
-
-
-def decide_timed(head: Sequence[float], base: Sequence[float], policy: TimedPolicy,
-                 alpha_adjusted_p: float | None = None) -> TimedDecision:
-    """Three-state verdict for paired timings (head[i] and base[i] ran in the same round).
-
-    Significance: one-sided Mann-Whitney (head slower), exact when there are no ties,
-    asymptotic with tie correction otherwise; `alpha_adjusted_p` (Holm across the run)
-    replaces the raw p when given. Size: bootstrap CI of the median per-pair ratio.
-    - fail: significant and the CI's lower bound is past the fail line;
-    - inconclusive: the CI still reaches past the fail line (significant but straddling,
-      or not significant and underpowered); at max_pairs this resolves to yellow, because
-      the data cannot rule out a slowdown bigger than allowed;
-    - yellow: significant and the CI reaches the yellow line;
-    - pass: not significant, or significant with the whole CI under the yellow line.
-    """
-    n = len(head)
-    if n != len(base):
-        raise ValueError(f"head and base are paired: {n} vs {len(base)} values")
-    if n < 2:
-        raise ValueError("need at least 2 pairs")
-    both = list(head) + list(base)
-    method = "exact" if not has_ties(both) and n <= EXACT_MAX_N else "asymptotic"
-    raw_p = mann_whitney_u(head, base, alternative="greater", method=method).p_value
-    p = raw_p if alpha_adjusted_p is None else alpha_adjusted_p
-    ratio, low, high = bootstrap_median_ratio_ci(head, base, policy.n_resamples, policy.confidence, policy.seed)
-    significant = p < policy.alpha
-    allowed = f"{policy.max_increase_pct:g}%"
-    yellow = f"{policy.yellow_fraction * policy.max_increase_pct:g}%"
-    conclusive = True
-    if significant and low > policy.fail_line:
-        status: Status = "fail"
-        why = f"slower by more than the {allowed} allowed"
-    elif high > policy.fail_line:
-        status = "yellow"
-        if n >= policy.max_pairs:
-            why = f"cannot rule out a slowdown past the {allowed} allowed within {n} pairs"
-        else:
-            conclusive = False
-            why = f"inconclusive: the CI reaches past the {allowed} allowed, needs more pairs"
-    elif significant and high >= policy.yellow_line:
-        status = "yellow"
-        why = f"slower: the CI reaches the {yellow} yellow line, within the {allowed} allowed"
-    elif significant:
-        status = "pass"
-        why = f"slower, but within the {yellow} yellow line"
-    else:
-        status = "pass"
-        why = "no significant slowdown"
-    adjusted = " (Holm-adjusted)" if alpha_adjusted_p is not None else ""
-    reason = (f"head/base median ratio {ratio:.3f} ({policy.confidence * 100:g}% CI {low:.3f}–{high:.3f}), "
-              f"{_fmt_p(p)}{adjusted} over {n} pairs: {why}")
-    return TimedDecision(status=status, conclusive=conclusive, p_value=p, ci_low=low, ci_high=high,
-                         ratio=ratio, pairs=n, reason=reason)
-
-
-def next_action(head: Sequence[float], base: Sequence[float], policy: TimedPolicy, confirmed: bool = False,
-                alpha_adjusted_p: float | None = None) -> tuple[Action, TimedDecision]:
-    """What the interleaved sampler does next.
-
-    - "more": inconclusive below max_pairs; run one more round (base, head) and ask again.
-    - "confirm": a conclusive fail not yet confirmed; run one more round (even past
-      max_pairs) and ask again with confirmed=True. The fail stands only if the decision on
-      all pairs is still a fail; if it became inconclusive the sampler goes on, and a later
-      fail needs its own confirming round.
-    - "done": the decision is final.
-    """
-    decision = decide_timed(head, base, policy, alpha_adjusted_p)
-    if not decision.conclusive:
-        return "more", decision
-    if decision.status == "fail" and not confirmed:
-        return "confirm", decision
-    return "done", decision
 
 
 # --------------------------------------------------------------------------- counted verdicts

@@ -20,7 +20,6 @@ class Sampler(Protocol):
     """When a lane's timed KPIs have enough pairs (compare.sampler implements it; the runner
     only asks, so it never judges)."""
 
-    first: int          # rounds before the first look
     most: int           # the planned cap, for progress ("repeat 7/20")
 
     def more(self, base: RunResults, head: RunResults, rounds: int) -> bool: ...
