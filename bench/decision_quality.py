@@ -13,8 +13,9 @@ correlation, and prints side by side, per noise source:
 - 40 KPIs in one lane (each with its own noise stream): the family-wise false-fail rate and
   gave-up rates with no change, and the fail rate of one +20 % KPI among 39 unchanged ones.
 
-Each source runs twice: at the default max_pairs 20, and at the max_pairs the noise model
-plans when that is more (what `validate` tells the user to do).
+Each source runs at the default max_pairs 20, and again at the max_pairs the noise model plans
+when that is more (what `validate` tells the user to do) unless the plan is past PLAN_CAP
+pairs or the recording's length: there the answer is "gate on instructions", not more pairs.
 
 Noise sources:
 - simulated: a lane with slow/fast host phases lasting ~4 rounds (two-state Markov chain),
@@ -43,6 +44,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from random import Random
 from typing import Any
@@ -60,6 +62,7 @@ BLOCK = 5
 DATA = Path(__file__).resolve().parent / "data"
 RECORDINGS = ["lane_timings.json", "lane_timings_shared.json"]
 GAVE_UP = ("inconclusive", "unconfirmed")
+PLAN_CAP = 100
 
 # the simulated lane
 T_SECONDS = 20.0
@@ -125,7 +128,8 @@ def load_recordings() -> tuple[dict[str, list[tuple[float, float]]], dict[str, s
         for key, pairs in doc["pairs"].items():
             condition = key.split("/")[1]
             series[key] = [(float(h), float(b)) for b, h in pairs]
-            notes[key] = f"{name}, {doc['date'][:10]}, {len(pairs)} pairs: {doc['conditions'].get(condition, condition)}"
+            notes[key] = f"{name}, {doc['date'][:10]}, {len(pairs)} pairs"
+            notes[condition] = doc["conditions"].get(condition, condition)
     return series, notes
 
 
@@ -163,13 +167,17 @@ def run_cell(source: str, make: Make, sd: float, max_pairs: int, effect: float, 
     base_seed = SEED + 7919 * EFFECTS.index(effect) + 104729 * kpis + 15485863 * max_pairs + sum(map(ord, source))
     for c in range(n):
         lanes = {k: make(base_seed * 1000 + c * kpis + i, effect if i == 0 else 0.0) for i, k in enumerate(policies)}
-        rounds, decisions = run_sequential(lambda: {k: lane.round() for k, lane in lanes.items()}, policies)
+        rounds, decisions = run_sequential(partial(_one_round, lanes), policies)
         cell.kinds.append(decisions["k0"].kind)
         cell.pairs.append(rounds)
         others = [d for k, d in decisions.items() if k != "k0"]
         cell.other_fails.append(sum(d.kind == "fail" for d in others))
         cell.other_gave_up.append(sum(d.kind in GAVE_UP for d in others))
     return cell
+
+
+def _one_round(lanes: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    return {k: lane.round() for k, lane in lanes.items()}
 
 
 def pct(part: int, whole: int) -> str:
@@ -189,8 +197,10 @@ def main() -> None:
     sim_sd = noise_stats([simulated.round() for _ in range(20000)])
     sources: dict[str, tuple[Make, dict[str, float], str]] = {
         "simulated": (SimulatedLane, sim_sd, "Markov host phases, shared jitter, per-run noise, 2 % outliers")}
+    lengths: dict[str, int] = {"simulated": PLAN_CAP}
     for key, pairs in recorded.items():
         sources[key] = (_Recorded(pairs), noise_stats(pairs), notes[key])
+        lengths[key] = len(pairs)
     if args.sources:
         keep = set(args.sources.split(","))
         sources = {k: v for k, v in sources.items() if k in keep}
@@ -202,11 +212,16 @@ def main() -> None:
     plans: dict[str, list[int]] = {}
     for key, (_, st, note) in sources.items():
         plan = plan_pairs(st["sd"], default)
-        plans[key] = sorted({default.max_pairs, max(default.max_pairs, plan)})
+        runnable = plan <= min(PLAN_CAP, lengths[key])
+        plans[key] = sorted({default.max_pairs, max(default.max_pairs, plan)}) if runnable else [default.max_pairs]
         warning = noise_limit(st["sd"], default) or "-"
         rows.append([key, f"{st['sd']:.3f}", f"{st['lag1']:+.2f}", f"{st['kurtosis']:.1f}", str(plan), warning, note])
     print(tabulate(rows, headers=["noise", "log-ratio SD", "lag-1 ac", "kurtosis", "planned pairs", "validate says", "recorded"],
                    tablefmt="github", disable_numparse=True))
+    print()
+    for condition in ("idle", "load", "shared"):
+        if condition in notes:
+            print(f"- {condition}: {notes[condition]}")
 
     tasks = []
     for key in sources:

@@ -43,6 +43,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "molt_budget.commands.budget_cmds",
     "molt_budget.commands.report_cmd",
     "molt_budget.commands.merge_cmd",
+    "molt_budget.commands.calibrate_cmd",
 )
 
 

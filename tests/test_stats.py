@@ -300,7 +300,7 @@ def test_decisions_are_reproducible_and_validate() -> None:
 
 def test_plan_pairs_grows_with_noise_and_shrinks_with_the_budget() -> None:
     p5, p10 = stats.TimedPolicy(max_increase_pct=5), stats.TimedPolicy(max_increase_pct=10)
-    assert stats.plan_pairs(0.02, p5) == p5.pairs
+    assert stats.plan_pairs(0.02, p5) == p5.pairs + p5.confirm_pairs      # the least a fail costs
     assert stats.plan_pairs(0.15, p10) > p10.max_pairs
     assert stats.plan_pairs(0.06, p5) > stats.plan_pairs(0.06, p10) > stats.plan_pairs(0.03, p10)
     assert stats.noise_limit(0.03, p10) is None

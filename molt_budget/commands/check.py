@@ -24,6 +24,7 @@ from molt_budget.errors import BudgetError, ConfigError
 
 if TYPE_CHECKING:
     from molt_budget.compare.model import BaseInfo, Report
+    from molt_budget.compare.sampler import Noise
     from molt_budget.config.model import Config
     from molt_budget.results.history import History
     from molt_budget.results.model import RunResults
@@ -104,13 +105,18 @@ class CheckOutcome:
 def run_check(config: Config, options: CheckOptions) -> CheckOutcome:
     from molt_budget.compare.comparator import compare
     from molt_budget.compare.model import BaseInfo
+    from molt_budget.compare.sampler import load_noise, measured_noise, noise_warnings, record_noise
     from molt_budget.results.history import History
     from molt_budget.results.store import load_results
     from molt_budget.runner.engine import Engine
+    from molt_budget.runner.events import ProgressEvent
 
     history = History(config.resolve(config.settings.history))
     engine = Engine(config, options.run)
     lanes = [l.id for l in engine.selected]
+    noise = load_noise(config, lanes)
+    for warning in noise_warnings(config, lanes, noise):      # up front: before anyone pays for the pairs
+        options.run.progress(ProgressEvent("noise", lane=warning.lane, message=warning.message))
     base_info, base = None, None
     if options.baseline is not None:
         base = load_results(options.baseline)
@@ -118,7 +124,7 @@ def run_check(config: Config, options: CheckOptions) -> CheckOutcome:
         head = engine.run()
         head_path = engine.results_path
     elif options.aa:
-        paired = _paired(config, config, options, lanes, options.run.output_root / "aa")
+        paired = _paired(config, config, options, lanes, options.run.output_root / "aa", noise)
         head, base, head_path = paired.head, paired.base, Path(paired.head_results_path)
         base_info = BaseInfo(commit=head.provenance.get("commit"), ref="HEAD", source="same-commit", run_id=base.run_id)
     else:
@@ -142,16 +148,19 @@ def run_check(config: Config, options: CheckOptions) -> CheckOutcome:
                 head_path = engine.results_path
             else:
                 base_config = _config_in_worktree(config, sha, options.run.output_root)
-                paired = _paired(config, base_config, options, lanes, options.run.output_root / "base")
+                paired = _paired(config, base_config, options, lanes, options.run.output_root / "base", noise)
                 head, base, head_path = paired.head, paired.base, Path(paired.head_results_path)
                 base_info = BaseInfo(commit=sha, ref=ref, source="worktree", run_id=base.run_id)
                 if options.record:
                     history.record(base, Path(paired.base_results_path))
+    paired_run = base_info is not None and base_info.source in ("worktree", "same-commit")
     if options.record:
         history.record(head, head_path)
+        if paired_run and base is not None:
+            record_noise(config, measured_noise(config, lanes, base, head, "check"))
     fences = _fences(config, history, lanes) if base is not None else None
-    report = compare(config, head, base, base_info, aa=options.aa, paired=base_info is None or base_info.source in ("worktree", "same-commit"),
-                     reproduce=_reproduce(config, options, base_info), history_fences=fences)
+    report = compare(config, head, base, base_info, aa=options.aa, paired=base_info is None or paired_run,
+                     reproduce=_reproduce(config, options, base_info), history_fences=fences, noise=noise)
     report.results_path = str(head_path)
     _budget_review(config, report, base_info)
     report.trends = _trends(config, history, report)
@@ -216,7 +225,8 @@ def _config_in_worktree(config: Config, sha: str, output_root: Path) -> Config:
     return dataclasses.replace(config, path=worktree / rel)
 
 
-def _paired(head_config: Config, base_config: Config, options: CheckOptions, lanes: list[str], base_root: Path) -> Any:
+def _paired(head_config: Config, base_config: Config, options: CheckOptions, lanes: list[str], base_root: Path,
+            noise: Noise) -> Any:
     from molt_budget.compare.sampler import samplers_for
     from molt_budget.runner.paired import run_paired
 
@@ -227,7 +237,7 @@ def _paired(head_config: Config, base_config: Config, options: CheckOptions, lan
     # own prime and warm-ups would only measure ourselves
     base_options = dataclasses.replace(options.run, output_root=base_root, resume=None, resumable=False)
     head_options = dataclasses.replace(options.run, quiescence=False, resumable=False)
-    return run_paired(head_config, base_config, head_options, base_options, lanes, samplers_for(head_config, lanes))
+    return run_paired(head_config, base_config, head_options, base_options, lanes, samplers_for(head_config, lanes, noise))
 
 
 def _fences(config: Config, history: History, lanes: list[str]) -> dict[str, float | None]:

@@ -14,10 +14,12 @@ without waiting for lanes that have not run yet.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from molt_budget.compare import stats
 from molt_budget.config.model import Config, Kpi, Lane
 from molt_budget.results.model import LaneResult, RunResults
+from molt_budget.results.noise import NoiseEstimate, NoiseStore, estimate
 
 DEFAULT_TIMED_MAX_INCREASE_PCT = 10.0
 # (lane, metric) -> per-pair log-ratio SD: the lanes' noise model (results.noise)
@@ -141,3 +143,75 @@ def run_sequential(measure_round: Callable[[], Mapping[str, tuple[float, float]]
         rounds += 1
         test.look({k: v for k, v in series.items() if v[0]}, rounds)
     return rounds, test.decisions()
+
+
+# --------------------------------------------------------------------------- the lanes' noise model
+
+
+@dataclass(frozen=True)
+class NoiseWarning:
+    """A timed KPI whose lane's recorded noise cannot resolve its budget within max_pairs."""
+
+    kpi: str
+    lane: str
+    sd: float
+    needed: int
+    max_pairs: int
+    message: str
+
+
+def load_noise(config: Config, lanes: Iterable[str]) -> dict[tuple[str, str], float]:
+    """The noise model of the run's timed KPIs from the history database (nothing if there is none)."""
+    path = config.resolve(config.settings.history)
+    if not path.is_file():
+        return {}
+    return NoiseStore(path).model((k.lane, k.metric) for k in timed_kpis(config, lanes))
+
+
+def noise_warnings(config: Config, lanes: Iterable[str], noise: Noise) -> list[NoiseWarning]:
+    """What `validate` and `check` say up front: each timed KPI whose lane is too noisy for its budget."""
+    out = []
+    for kpi in timed_kpis(config, lanes):
+        sd = noise.get((kpi.lane, kpi.metric))
+        if sd is None:
+            continue
+        policy = timed_policy(kpi, noise)
+        limit = stats.noise_limit(sd, policy)
+        if limit is not None:
+            out.append(NoiseWarning(kpi=kpi.id, lane=kpi.lane, sd=sd, needed=stats.plan_pairs(sd, policy),
+                                    max_pairs=policy.max_pairs, message=f"{kpi.lane}: {kpi.id}: {limit}"))
+    return out
+
+
+def measured_noise(config: Config, lanes: Iterable[str], base: RunResults, head: RunResults, source: str,
+                   metrics: Mapping[str, Sequence[str]] | None = None) -> list[NoiseEstimate]:
+    """Each lane metric's noise in an interleaved run: the spread of its per-pair log ratios around
+    their mean (`metrics`: lane -> metrics to measure; default the lanes' timed KPIs' metrics)."""
+    wanted: dict[tuple[str, str], Kpi | None] = {}
+    for lane in lanes:
+        names = metrics.get(lane, []) if metrics is not None else [k.metric for k in timed_kpis(config, [lane])]
+        for metric in names:
+            wanted[(lane, metric)] = None
+    out = []
+    for lane, metric in wanted:
+        probe = Kpi(id=f"{lane}.{metric}", lane=lane, metric=metric, kpi_class="timed")
+        b, h = timed_values(probe, base, head)
+        if not ratio_testable(b, h):
+            continue
+        found = estimate(lane, metric, stats.log_ratios(h, b), source, commit=head.provenance.get("commit"),
+                         host=_host(head))
+        if found is not None:
+            out.append(found)
+    return out
+
+
+def record_noise(config: Config, estimates: Sequence[NoiseEstimate]) -> None:
+    if estimates:
+        NoiseStore(config.resolve(config.settings.history)).record(estimates)
+
+
+def _host(results: RunResults) -> str | None:
+    host = results.provenance.get("host")
+    if isinstance(host, dict):
+        return str(host.get("hostname") or host.get("cpu_model") or "") or None
+    return None

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -352,7 +352,7 @@ class SequentialTimed:
     def open(self) -> bool:
         return any(t.decision is None for t in self.tracks.values())
 
-    def look(self, samples: dict[str, tuple[Sequence[float], Sequence[float]]], rounds: int) -> None:
+    def look(self, samples: Mapping[str, tuple[Sequence[float], Sequence[float]]], rounds: int) -> None:
         """After a round: `samples` holds each testable KPI's (head, base) so far; `rounds` the
         rounds run (a KPI without testable pairs is given up on at its max_pairs)."""
         looked: dict[str, list[float]] = {}
@@ -462,9 +462,15 @@ def _decide(policy: TimedPolicy, x: list[float], kind: Kind, p: float, fresh: in
     else:
         sd = statistics.stdev(x) if n > 1 else policy.sd
         limit = noise_limit(sd, policy)
-        what = "sampling stopped" if stopped else "cannot tell"
-        why = (f"{what}: cannot tell a slowdown past the {allowed} allowed from noise within {n} pairs"
-               + (f"; {limit}" if limit else ""))
+        what = "sampling stopped early" if stopped else "gave up"
+        if limit:
+            advice = limit
+        elif ratio >= policy.yellow_line:
+            advice = f"the change is close to the {allowed} allowed; raise max_pairs for a sharper answer"
+        else:
+            advice = (f"noise SD {fmt.number(sd * 100, sig=2)}% usually settles a {allowed} budget within "
+                      f"{fmt.plural(policy.max_pairs, 'pair')}: an unlucky run; run it again or raise max_pairs")
+        why = f"{what}: cannot tell a slowdown past the {allowed} allowed from noise within {fmt.plural(n, 'pair')}; {advice}"
     reason = (f"head/base ratio {fmt.number(ratio)} ({fmt.number((1 - policy.alpha - policy.beta) * 100)}% interval "
               f"{fmt.number(low)}–{fmt.number(high)}), {fmt.p_value(p)} for more than {allowed}, "
               f"over {fmt.plural(n, 'pair')}: {why}")

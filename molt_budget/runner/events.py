@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 @dataclass
 class ProgressEvent:
-    kind: str                        # resume | lane_skipped | attempt | lane_error | not_quiet | wrote
+    kind: str                        # resume | lane_skipped | attempt | lane_error | not_quiet | wrote | noise
     lane: str | None = None
     phase: str = ""                  # prime | warmup | measure
     index: int = 0                   # 1-based repeat / warm-up number

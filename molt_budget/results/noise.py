@@ -1,0 +1,137 @@
+"""Each lane's timing noise, remembered: the per-pair log-ratio SD and lag-1 autocorrelation
+of its timed metrics, in the history database (table `lane_noise`, created here).
+
+Two sources feed it: `molt-budget calibrate LANE` (interleaved A/A pairs: the same commit on
+both sides, so every difference is noise), and every interleaved `check`, whose per-pair log
+ratios around their own mean are that run's noise (a real slowdown shifts the mean, not the
+spread). The model a run uses is the pooled SD of the lane's latest records: it tunes the
+sequential test and lets `validate` / `check` say up front when a lane is too noisy for its
+budget (compare.stats.noise_limit). The table is this module's alone, created with
+CREATE TABLE IF NOT EXISTS, so the runs tables' migrations never need to know about it.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import statistics
+from collections.abc import Iterable, Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from molt_budget.errors import ConfigError
+
+NOISE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS lane_noise (
+    lane TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    recorded_utc TEXT NOT NULL,
+    source TEXT NOT NULL,              -- calibrate (A/A pairs) | check (residuals of a paired run)
+    pairs INTEGER NOT NULL,
+    log_ratio_sd REAL NOT NULL,
+    lag1_autocorr REAL,
+    commit_sha TEXT,
+    host TEXT
+);
+CREATE INDEX IF NOT EXISTS lane_noise_key ON lane_noise(lane, metric, recorded_utc);
+"""
+POOL_RECORDS = 5          # the model pools the lane's latest records: recent hosts, enough pairs
+MIN_PAIRS = 4             # fewer pairs say nothing about a spread
+
+
+@dataclass(frozen=True)
+class NoiseEstimate:
+    """One measurement of a lane metric's noise."""
+
+    lane: str
+    metric: str
+    sd: float                   # SD of ln(head/base) per interleaved pair, around the mean
+    lag1: float | None          # lag-1 autocorrelation of those log ratios (host phases: > 0)
+    pairs: int
+    source: str                 # calibrate | check
+    recorded_utc: str = ""
+    commit: str | None = None
+    host: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lane": self.lane, "metric": self.metric, "sd": self.sd, "lag1": self.lag1, "pairs": self.pairs,
+                "source": self.source, "recorded_utc": self.recorded_utc, "commit": self.commit, "host": self.host}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NoiseEstimate:
+        return cls(lane=str(data["lane"]), metric=str(data["metric"]), sd=float(data["sd"]),
+                   lag1=None if data.get("lag1") is None else float(data["lag1"]), pairs=int(data["pairs"]),
+                   source=str(data["source"]), recorded_utc=str(data.get("recorded_utc") or ""),
+                   commit=data.get("commit"), host=data.get("host"))
+
+
+def estimate(lane: str, metric: str, log_ratios: Sequence[float], source: str,
+             commit: str | None = None, host: str | None = None) -> NoiseEstimate | None:
+    """The noise in a series of per-pair log ratios (in run order); None when too short to say."""
+    x = [float(v) for v in log_ratios if math.isfinite(v)]
+    if len(x) < MIN_PAIRS:
+        return None
+    mean = statistics.fmean(x)
+    sd = statistics.stdev(x)
+    squares = sum((v - mean) ** 2 for v in x)
+    lag1 = sum((a - mean) * (b - mean) for a, b in zip(x, x[1:])) / squares if squares > 0 else None
+    return NoiseEstimate(lane=lane, metric=metric, sd=sd, lag1=lag1, pairs=len(x), source=source,
+                         recorded_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"), commit=commit, host=host)
+
+
+def pooled(records: Iterable[NoiseEstimate]) -> float | None:
+    """The pooled SD of several records (each weighted by its degrees of freedom)."""
+    items = [r for r in records if r.pairs > 1]
+    dof = sum(r.pairs - 1 for r in items)
+    if not dof:
+        return None
+    return math.sqrt(sum((r.pairs - 1) * r.sd ** 2 for r in items) / dof)
+
+
+class NoiseStore:
+    """The `lane_noise` table of one history database file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(self.path, timeout=30)
+            conn.executescript(NOISE_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{self.path}: not a molt-budget history database ({exc})") from None
+        return conn
+
+    def record(self, estimates: Iterable[NoiseEstimate]) -> int:
+        rows = [(e.lane, e.metric, e.recorded_utc or datetime.now(timezone.utc).isoformat(timespec="seconds"), e.source,
+                 e.pairs, e.sd, e.lag1, e.commit, e.host) for e in estimates]
+        if not rows:
+            return 0
+        with closing(self._connect()) as conn, conn:
+            conn.executemany("INSERT INTO lane_noise VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        return len(rows)
+
+    def records(self, lane: str, metric: str, limit: int = POOL_RECORDS) -> list[NoiseEstimate]:
+        """The latest records of one lane metric, newest first."""
+        if not self.path.exists():
+            return []
+        with closing(self._connect()) as conn:
+            rows = conn.execute(
+                "SELECT lane, metric, log_ratio_sd, lag1_autocorr, pairs, source, recorded_utc, commit_sha, host "
+                "FROM lane_noise WHERE lane = ? AND metric = ? ORDER BY recorded_utc DESC, rowid DESC LIMIT ?",
+                (lane, metric, limit)).fetchall()
+        return [NoiseEstimate(lane=r[0], metric=r[1], sd=r[2], lag1=r[3], pairs=r[4], source=r[5], recorded_utc=r[6],
+                              commit=r[7], host=r[8]) for r in rows]
+
+    def model(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], float]:
+        """(lane, metric) -> the pooled SD of its latest records, for the keys that have any."""
+        out: dict[tuple[str, str], float] = {}
+        for lane, metric in set(keys):
+            sd = pooled(self.records(lane, metric))
+            if sd is not None and sd > 0:
+                out[(lane, metric)] = sd
+        return out
