@@ -453,7 +453,7 @@ def _decide(policy: TimedPolicy, x: list[float], kind: Kind, p: float, fresh: in
     if kind == "fail":
         why = f"slower by more than the {allowed} allowed, held up on {fmt.plural(fresh, 'fresh pair')}"
     elif kind == "slower":
-        why = f"slower: within the {allowed} allowed, but the interval reaches the {yellow} yellow line"
+        why = f"slower: within the {allowed} allowed, but the CI reaches the {yellow} yellow line"
     elif kind == "pass":
         why = "slower, but within the yellow line" if low > 1 else f"within the {allowed} allowed"
     elif kind == "unconfirmed":
@@ -471,7 +471,7 @@ def _decide(policy: TimedPolicy, x: list[float], kind: Kind, p: float, fresh: in
             advice = (f"noise SD {fmt.number(sd * 100, sig=2)}% usually settles a {allowed} budget within "
                       f"{fmt.plural(policy.max_pairs, 'pair')}: an unlucky run; run it again or raise max_pairs")
         why = f"{what}: cannot tell a slowdown past the {allowed} allowed from noise within {fmt.plural(n, 'pair')}; {advice}"
-    reason = (f"head/base ratio {fmt.number(ratio)} ({fmt.number((1 - policy.alpha - policy.beta) * 100)}% interval "
+    reason = (f"head/base ratio {fmt.number(ratio)} ({fmt.number((1 - policy.alpha - policy.beta) * 100)}% CI "
               f"{fmt.number(low)}–{fmt.number(high)}), {fmt.p_value(p)} for more than {allowed}, "
               f"over {fmt.plural(n, 'pair')}: {why}")
     return TimedDecision(status=KIND_STATUS[kind], kind=kind, conclusive=not stopped, p_value=p,
