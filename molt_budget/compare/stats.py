@@ -307,9 +307,11 @@ class _Track:
         policy, n = self.policy, len(x)
         c, effect, final = math.log(policy.fail_line), policy.effect, policy.final_share
         above, below = [v - c for v in x], [c - v for v in x]
-        self.p_now = _combined(sequential_t_evidence(above, effect), t_test_p(above), final)
+        slower = sequential_t_evidence(above, effect)
+        # "now" (a confirmation's test): the tests the interval shows at this n (`_interval`)
+        self.p_now = _combined(slower, t_test_p(above) if n >= policy.max_pairs else 1.0, final)
         at_end = n == policy.max_pairs
-        self.p = min(self.p, _combined(sequential_t_evidence(above, effect), t_test_p(above) if at_end else 1.0, final))
+        self.p = min(self.p, _combined(slower, t_test_p(above) if at_end else 1.0, final))
         self.p_within = min(self.p_within, _combined(sequential_t_evidence(below, effect),
                                                      t_test_p(below) if at_end else 1.0, final))
         self.last = x
