@@ -291,6 +291,19 @@ def test_holm_is_applied_inside_the_sampler() -> None:
     assert rounds >= decisions["k0"].pairs
 
 
+def test_an_untestable_kpi_does_not_hold_the_lane_up() -> None:
+    """A phase that is 0 s on a cache hit has no ratio: the lane stops when the other KPI is decided."""
+    policies = {"wall": POLICY, "phase": POLICY}
+    test = stats.SequentialTimed(policies)
+    head, base = _pairs([1.0, 1.01, 0.99, 1.0, 1.0, 1.01, 0.99, 1.0, 1.0, 1.01, 0.99, 1.0])
+    rounds = 0
+    while test.open and rounds < len(head):
+        rounds += 1
+        test.look({"wall": (head[:rounds], base[:rounds])}, rounds)
+    assert not test.open and rounds < POLICY.max_pairs
+    assert test.decisions()["phase"].pairs == 0
+
+
 def test_decisions_are_reproducible_and_validate() -> None:
     head, base = _noisy(random.Random(10), 14, 1.1, 0.05)
     assert stats.decide_timed(head, base, POLICY) == stats.decide_timed(head, base, POLICY)

@@ -356,13 +356,15 @@ class SequentialTimed:
 
     def look(self, samples: Mapping[str, tuple[Sequence[float], Sequence[float]]], rounds: int) -> None:
         """After a round: `samples` holds each testable KPI's (head, base) so far; `rounds` the
-        rounds run (a KPI without testable pairs is given up on at its max_pairs)."""
+        rounds run (a KPI still without testable pairs at its first look is given up on)."""
         looked: dict[str, list[float]] = {}
         for kpi, track in self.tracks.items():
             if track.decision is not None:
                 continue
             if kpi not in samples:
-                if rounds >= track.policy.max_pairs:
+                # no testable pairs at the first look (a zero time, a missing metric): more pairs
+                # cannot make a ratio of a zero testable, so this KPI never holds the lane up
+                if rounds >= track.policy.pairs:
                     track.decision = _untestable(track.policy, rounds)
                 continue
             x = log_ratios(*samples[kpi])
