@@ -37,11 +37,26 @@ def _last_line(stderr: bytes) -> str:
     return (stderr.decode("utf-8", "replace").strip().splitlines() or ["failed"])[-1]
 
 
-def try_git(cwd: Path, *args: str) -> str | None:
+def try_git(cwd: Path, *args: str, timeout: float = 60) -> str | None:
     try:
-        return git(cwd, *args)
+        return git(cwd, *args, timeout=timeout)
     except ConfigError:
         return None
+
+
+def resolve_commit(cwd: Path, ref: str) -> str | None:
+    """The commit `ref` names, or None when it names none."""
+    return try_git(cwd, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+
+
+def file_at(repo: Path, commit: str, rel_path: str) -> bytes | None:
+    """A file's bytes at `commit`; None when the commit has no such file."""
+    rel = rel_path.replace("\\", "/").lstrip("/")
+    while rel.startswith("./"):
+        rel = rel[2:]
+    if _spawn(repo, ("cat-file", "-e", f"{commit}:{rel}"), 60, None, None).returncode != 0:
+        return None
+    return run_git(repo, "show", f"{commit}:{rel}")
 
 
 def toplevel(path: Path) -> Path | None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import shlex
 import stat
-import subprocess
 import sys
 from pathlib import Path
 
+from molt_budget import gitutil
 from molt_budget.errors import ConfigError
 
 MARK = "# installed by molt-budget install-hook"
@@ -27,12 +27,9 @@ def install_pre_push(config: Path, force: bool = False) -> Path:
     config = config.resolve()
     if not config.exists():
         raise ConfigError(f"{config}: no such budgets file")
-    try:
-        hooks = subprocess.run(
-            ["git", "rev-parse", "--git-path", "hooks"], cwd=config.parent, capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        raise ConfigError(f"{config.parent}: not inside a git repository; cannot install a pre-push hook") from None
+    hooks = gitutil.try_git(config.parent, "rev-parse", "--git-path", "hooks", timeout=10)
+    if not hooks:
+        raise ConfigError(f"{config.parent}: not inside a git repository; cannot install a pre-push hook")
     hook = (config.parent / hooks / "pre-push").resolve()
     if hook.exists() and MARK not in hook.read_text(errors="replace") and not force:
         raise ConfigError(f"{hook}: a pre-push hook already exists; pass --force to replace it")

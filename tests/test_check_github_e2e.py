@@ -10,6 +10,8 @@ from test_compare_git import DEMO, commit, demo_repo, git
 
 from molt_budget.cli import main
 
+pytestmark = pytest.mark.slow   # real git repositories and demo builds: `pytest -m "not slow"` skips them
+
 
 def test_check_github_posts_the_regression_with_its_reasons(
     fake_github: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

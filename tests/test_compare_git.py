@@ -14,6 +14,8 @@ import yaml
 from molt_budget.cli import main
 from molt_budget.schemas import load_schema
 
+pytestmark = pytest.mark.slow   # real git repositories and demo builds: `pytest -m "not slow"` skips them
+
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "examples" / "demo"
 
@@ -404,3 +406,34 @@ def test_base_worktrees_are_reused_and_pruned(tmp_path: Path) -> None:
     assert {p.name for p in removed} == {s[:12] for s in shas[1:4]}
     assert sorted(p.name for p in folder.iterdir()) == sorted([shas[0][:12], shas[4][:12]])
     assert git(repo, "worktree", "list").count("\n") == 2            # main checkout + 2
+
+
+QUICK = {"quick": {"command": ["${python}", "-c", "print('ops: 7')"]}}
+QUICK_KPI = {"ops": {"lane": "quick", "metric": "regex:stdout:ops: (\\d+)", "target": 10, "limit": 12, "owner": "me",
+                     "justification": "seeded"}}
+
+
+def test_a_loosened_budget_fails_check_not_only_budget_diff(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, QUICK, QUICK_KPI, {})
+    git(repo, "checkout", "-qb", "feature")
+    text = (repo / "budgets.yaml").read_text()
+    commit(repo, {"budgets.yaml": text.replace("target: 10", "target: 1000").replace("limit: 12", "limit: 1200")})
+    code, report = check(repo, "--no-history")
+    assert code == 1 and report["verdict"]["status"] == "fail"
+    assert [k["status"] for k in report["kpis"]] == ["pass"]              # the measurement itself is fine
+    failing = {(c["kpi"], c["field"]) for c in report["budget_changes"] if c["status"] == "fail"}
+    assert ("ops", "target") in failing and report["verdict"]["counts"]["budget_fail"] >= 1
+
+
+def test_the_edit_under_review_never_picks_its_own_base(tmp_path: Path) -> None:
+    """A PR that points main_branch at itself and loosens a budget is still compared with main."""
+    repo = make_repo(tmp_path, QUICK, QUICK_KPI, {})
+    base = git(repo, "rev-parse", "HEAD")
+    git(repo, "checkout", "-qb", "feature")
+    doc = yaml.safe_load((repo / "budgets.yaml").read_text())
+    doc["settings"].update(main_branch="feature", remote_main="feature")
+    doc["kpis"]["ops"].update(target=1000, limit=1200)
+    commit(repo, {"budgets.yaml": yaml.safe_dump(doc, sort_keys=False)})
+    code, report = check(repo, "--no-history")
+    assert report["base"] is not None and report["base"]["commit"] == base, report["base"]
+    assert code == 1 and any(c["status"] == "fail" for c in report["budget_changes"])

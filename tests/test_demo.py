@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow   # real git repositories and demo builds: `pytest -m "not slow"` skips them
+
 DEMO_DIR = Path(__file__).resolve().parents[1] / "examples" / "demo"
 DEMO = DEMO_DIR / "moltdemo.py"
 HELLO = DEMO_DIR / "hello.py"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from molt_budget.report import fmt
+from molt_budget import fmt
 
 GRAMMAR = re.compile(r"^[+-]?(<)?\d{1,3}(,\d{3})*(\.\d{1,3})?( [A-Za-z%]+)?$")
 

@@ -14,6 +14,8 @@ from conftest import as_report
 from github_fake import DATA, FakeGitHub, event_env, fake_github, github_server  # noqa: F401 (fixtures)
 
 from molt_budget import cli
+from molt_budget.compare.model import Status
+from molt_budget.config import load_config
 from molt_budget.schemas import validator
 
 REPO = Path(__file__).resolve().parents[1]
@@ -333,3 +335,68 @@ def test_merge_reports_without_report_json_is_exit_2(tmp_path: Path, capsys: pyt
     assert cli.main(["merge", "--allow-empty", "--reports", str(path), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "--report-json" in err and not out.exists()
+
+
+def _counts(text: str, pair: str, sep: str) -> dict[str, int]:
+    """`2 pass, 1 fail` / `fail=1 pass=2` -> {"pass": 2, "fail": 1} (KPI statuses only)."""
+    out: dict[str, int] = {}
+    for part in text.split(sep):
+        part = part.strip()
+        if pair not in part:
+            continue
+        a, b = part.split(pair, 1)
+        n, status = (a, b) if a.strip().isdigit() else (b, a)
+        if status.strip() in {s.value for s in Status}:
+            out[status.strip()] = int(n)
+    return out
+
+
+def test_merge_report_check_run_and_history_agree_on_one_merged_file(shards: dict[str, Path], tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The bug this guards: `merge` printed `FAIL (2 pass, 4 fail)` while `report` of the same file said
+    `5 fail · 1 pass`. All four readers now read one Report (or the verdicts recorded from it)."""
+    from molt_budget.commands.report_cmd import load_report
+    from molt_budget.report.github import conclusion_for, title_for
+    from molt_budget.results.history import History
+    from molt_budget.results.store import load_results
+
+    monkeypatch.chdir(REPO)
+    # a budgets file whose ir_ops limit the demo's dev_cold lane breaks: a failing KPI next to passing ones
+    text = (REPO / "budgets.yaml").read_text(encoding="utf-8")
+    config = tmp_path / "budgets.yaml"
+    config.write_text(text, encoding="utf-8")
+    cfg = load_config(config)
+    ops = next(k for k in cfg.kpis.values() if k.metric == "ir.ops" and k.lane == "dev_cold")
+    measured = load_results(shards["a"]).lanes["dev_cold"].measured()[0].metrics["ir.ops"]
+    lines = config.read_text(encoding="utf-8").splitlines()
+    for i in range(ops.line - 1, min(ops.line + 12, len(lines))):
+        if lines[i].strip().startswith("limit:"):
+            lines[i] = lines[i].split("limit:")[0] + f"limit: {measured - 1:g}"
+        elif lines[i].strip().startswith("target:"):
+            lines[i] = lines[i].split("target:")[0] + f"target: {measured - 2:g}"
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    rep, out = tmp_path / "report.json", tmp_path / "merged.json"
+    capsys.readouterr()
+    assert cli.main(["merge", str(shards["a"]), str(shards["b"]), "--config", str(config), "--out", str(out),
+                     "--report-json", str(rep)]) == 0
+    verdict_line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("verdict: "))
+    word, _, rest = verdict_line.removeprefix("verdict: ").partition(" (")
+    merge_counts = _counts(rest.rstrip(")"), " ", ",")
+
+    assert cli.main(["report", str(rep), "--markdown"]) == 1
+    markdown = capsys.readouterr().out
+    headline, counts_line = markdown.split("\n\n")[0], markdown.split("\n\n")[1].split(" — ")[0]
+
+    report = load_report(rep)
+    db = History(tmp_path / "history.sqlite")
+    db.record(load_results(out), out)
+    assert cli.main(["history", "list", "--db", str(db.path)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if report.head.run_id and line.startswith(f"| {report.head.run_id}"))
+    history_counts = _counts(row.rstrip(" |").rsplit("|", 1)[-1], "=", " ")
+
+    kpi_counts = {k: v for k, v in report.verdict.counts.items() if k in {s.value for s in Status}}
+    assert report.status is Status.FAIL and kpi_counts.get("fail")
+    assert word == "FAIL" and headline.endswith("molt-budget: FAIL")
+    assert conclusion_for(report) == "failure" and title_for(report).startswith("FAIL")
+    assert merge_counts == kpi_counts == _counts(counts_line, " ", "·") == history_counts, (verdict_line, counts_line, row)

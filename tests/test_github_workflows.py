@@ -200,6 +200,7 @@ def current_payload() -> dict[str, Any]:
     return payload
 
 
+@pytest.mark.slow
 def test_act_posts_comment_and_check_run(act_run: Any, fake_github: FakeGitHub) -> None:
     events, raw = act_run(payload=current_payload(), report=report())
     assert any(e.get("jobResult") == "success" for e in events), raw
@@ -215,6 +216,7 @@ def test_act_posts_comment_and_check_run(act_run: Any, fake_github: FakeGitHub) 
     assert TOKEN not in raw and fake_github.violations == []
 
 
+@pytest.mark.slow
 def test_act_run_of_an_older_head_posts_no_comment(act_run: Any, fake_github: FakeGitHub) -> None:
     """GitHub's example as it is: the PR's head (ec26c3e5) is not the run's (3484a3fb): the PR moved on."""
     events, raw = act_run(report=report())
@@ -225,6 +227,7 @@ def test_act_run_of_an_older_head_posts_no_comment(act_run: Any, fake_github: Fa
     assert "has moved on to ec26c3e57ca3" in raw
 
 
+@pytest.mark.slow
 def test_act_fork_token_falls_back_to_annotations_and_summary(act_run: Any, fake_github: FakeGitHub) -> None:
     fake_github.read_only = True
     events, raw = act_run(payload=current_payload(), report=report())
@@ -243,6 +246,7 @@ def test_act_fork_token_falls_back_to_annotations_and_summary(act_run: Any, fake
     assert fake_github.check_runs == {} and TOKEN not in raw
 
 
+@pytest.mark.slow
 def test_act_missing_report_never_leaves_the_check_pending_or_green(act_run: Any, fake_github: FakeGitHub) -> None:
     """No report is never a pass: only a run that skipped every lane is neutral, and that run uploads a report."""
     payload = current_payload()

@@ -14,6 +14,7 @@ from molt_budget.config import load_config
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_import_multiprocessing_breaks_the_demo_ir_budgets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     work = tmp_path / "copy"
     shutil.copytree(REPO / "examples" / "demo", work / "examples" / "demo")

@@ -10,13 +10,13 @@ from typing import Any
 from molt_budget.collectors import generic, timing
 from molt_budget.collectors.molt_diagnostics import summarize_diagnostics
 from molt_budget.collectors.molt_ir import summarize_ir
+from molt_budget.collectors.timing import ProcessMeasurement
 from molt_budget.errors import CollectorError
-from molt_budget.runner.process import ProcessOutcome
 
 
 @dataclass
 class SampleContext:
-    outcome: ProcessOutcome
+    outcome: ProcessMeasurement
     stdout_path: Path
     stderr_path: Path
     cwd: Path

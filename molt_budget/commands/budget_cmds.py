@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from datetime import date
 from pathlib import Path
@@ -76,12 +75,9 @@ def _today(args: argparse.Namespace) -> date:
 
 
 def _head_commit(config_path: Path) -> str | None:
-    try:
-        proc = subprocess.run(["git", "-C", str(config_path.resolve().parent), "rev-parse", "HEAD"],
-                              capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return proc.stdout.strip() or None if proc.returncode == 0 else None
+    from molt_budget import gitutil
+
+    return gitutil.resolve_commit(config_path.resolve().parent, "HEAD")
 
 
 # -- bump ------------------------------------------------------------------------------

@@ -168,22 +168,27 @@ def run_check(config: Config, options: CheckOptions) -> CheckOutcome:
 
 
 def _resolve_base(config: Config, ref: str | None) -> tuple[str, str] | None:
-    """(ref, sha) of the base, or None when there is nothing to compare with."""
+    """(ref, sha) of the base, or None when there is nothing to compare with (no git, no main branch)."""
     repo = gitutil.toplevel(config.root)
     if repo is None:
         if ref is not None:
             raise ConfigError(f"--base {ref}: {config.root} is not inside a git repository")
         return None
-    head = gitutil.try_git(repo, "rev-parse", "HEAD")
+    from molt_budget.compare.budget_changes import choose_base_ref
+
+    head = gitutil.resolve_commit(repo, "HEAD")
     if ref is not None:
-        sha = gitutil.try_git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+        sha = gitutil.resolve_commit(repo, ref)
         if sha is None:
             raise ConfigError(f"--base {ref}: no such commit or branch in {repo}")
         return ref, sha
-    found = gitutil.default_base(repo, [config.settings.remote_main, config.settings.main_branch])
-    if found is None:
+    try:
+        rel = config.path.resolve().relative_to(repo.resolve()).as_posix()
+        # the one base selection (budget-diff and the budget gate use it too): steered by the
+        # base's budgets file, so an edit of remote_main/main_branch cannot pick its own base
+        base_ref, sha = choose_base_ref(repo, rel, config.settings)
+    except (ValueError, ConfigError):
         return None
-    base_ref, sha = found
     dirty = bool(gitutil.try_git(repo, "status", "--porcelain", "--untracked-files=no"))
     if sha == head and not dirty:
         return None

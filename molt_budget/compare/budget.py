@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import statistics
 
-from molt_budget.config.model import Kpi
-from molt_budget.report import fmt
-from molt_budget.results.model import KpiResult, LaneResult
+from molt_budget import fmt
+from molt_budget.config.model import Config, Kpi
+from molt_budget.results.model import KpiResult, LaneResult, RunResults
 
 
 def aggregate(values: list[float], how: str) -> float:
@@ -31,6 +31,11 @@ def judge(value: float, kpi: Kpi) -> tuple[str, str]:
         return "yellow", f"{shown} is {word} the target {_fmt(kpi.target, kpi.unit)}{bound}"
     within = kpi.target if kpi.target is not None else kpi.limit
     return "pass", f"{shown} within {_fmt(within, kpi.unit)}" if within is not None else shown
+
+
+def judge_results(config: Config, results: RunResults, lanes: set[str]) -> list[KpiResult]:
+    """Every KPI of `lanes` against its budget: the verdicts a results file records."""
+    return [judge_kpi(k, results.lanes.get(k.lane)) for k in config.kpis.values() if k.lane in lanes]
 
 
 def judge_kpi(kpi: Kpi, lane: LaneResult | None) -> KpiResult:

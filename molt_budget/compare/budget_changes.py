@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import math
 import re
-import subprocess
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from molt_budget import gitutil
 from molt_budget.compare.model import BudgetChange, Status, worst
 from molt_budget.errors import ConfigError
 
@@ -53,20 +53,8 @@ DEFAULT_MAX_PAIRS = 20
 # -- git -------------------------------------------------------------------------------
 
 
-def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    try:
-        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, timeout=60)
-    except FileNotFoundError:
-        raise ConfigError("git is not installed: the budget-change gate reads the base budgets with git") from None
-    except subprocess.TimeoutExpired:
-        raise ConfigError(f"git {' '.join(args)} timed out in {repo}") from None
-
-
 def resolve_commit(repo: Path, ref: str) -> str | None:
-    proc = _git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
-    if proc.returncode != 0:
-        return None
-    return proc.stdout.decode().strip() or None
+    return gitutil.resolve_commit(repo, ref)
 
 
 def read_budgets_at(repo: Path, commit: str, rel_path: str) -> str | None:
@@ -74,37 +62,34 @@ def read_budgets_at(repo: Path, commit: str, rel_path: str) -> str | None:
     sha = resolve_commit(repo, commit)
     if sha is None:
         raise ConfigError(f"{commit}: not a commit in {repo} (fetch it, or pass --base REF)")
-    rel = rel_path.replace("\\", "/").lstrip("/")
-    while rel.startswith("./"):
-        rel = rel[2:]
-    if _git(repo, "cat-file", "-e", f"{sha}:{rel}").returncode != 0:
-        return None
-    proc = _git(repo, "show", f"{sha}:{rel}")
-    if proc.returncode != 0:
-        raise ConfigError(f"git show {commit}:{rel} failed: {proc.stderr.decode(errors='replace').strip()}")
-    return proc.stdout.decode("utf-8", errors="replace")
+    data = gitutil.file_at(repo, sha, rel_path)
+    return None if data is None else data.decode("utf-8", errors="replace")
 
 
 def repo_root(path: Path) -> Path:
-    folder = path if path.is_dir() else path.parent
-    proc = _git(folder, "rev-parse", "--show-toplevel")
-    if proc.returncode != 0:
+    top = gitutil.toplevel(path if path.is_dir() else path.parent)
+    if top is None:
         raise ConfigError(f"{path}: not inside a git repository (the budget-change gate compares against a base commit)")
-    return Path(proc.stdout.decode().strip()).resolve()
+    return top.resolve()
 
 
 def default_base(repo: Path, remote_main: str = "origin/main", main_branch: str = "main") -> str:
     """merge-base of HEAD and the remote main branch, else of HEAD and the local main branch."""
-    for ref in (remote_main, main_branch):
-        if ref and resolve_commit(repo, ref):
-            proc = _git(repo, "merge-base", "HEAD", ref)
-            if proc.returncode == 0 and proc.stdout.strip():
-                return proc.stdout.decode().strip()
-    raise ConfigError(f"no base to compare budgets with: neither {remote_main} nor {main_branch} shares history with HEAD (pass --base REF)")
+    found = gitutil.default_base(repo, [ref for ref in (remote_main, main_branch) if ref])
+    if found is None:
+        raise ConfigError(f"no base to compare budgets with: neither {remote_main} nor {main_branch} shares history with HEAD (pass --base REF)")
+    return found[1]
 
 
 def choose_base(repo: Path, rel_path: str, head_settings: Any, parser: Parser | None = None) -> str:
-    """The default base, steered by the BASE file's `remote_main`/`main_branch`, never the head's.
+    """The default base commit; see choose_base_ref."""
+    return choose_base_ref(repo, rel_path, head_settings, parser)[1]
+
+
+def choose_base_ref(repo: Path, rel_path: str, head_settings: Any, parser: Parser | None = None) -> tuple[str, str]:
+    """(ref, merge-base commit): the one base selection of `check`, `budget-diff` and the budget
+    gate, steered by the BASE file's `remote_main`/`main_branch`, never the head's, so the edit
+    under review cannot pick its own base.
 
     A first base comes from the stock refs (origin/main, main); only when neither exists do
     the head's refs find it. The budgets file at that commit then says which refs the project
@@ -113,23 +98,22 @@ def choose_base(repo: Path, rel_path: str, head_settings: Any, parser: Parser | 
     from molt_budget.config.model import Settings
 
     stock = Settings()
-    try:
-        first = default_base(repo, stock.remote_main, stock.main_branch)
-        steered_by = (stock.remote_main, stock.main_branch)
-    except ConfigError:
-        first = default_base(repo, head_settings.remote_main, head_settings.main_branch)
-        steered_by = (head_settings.remote_main, head_settings.main_branch)
+    steered_by = [stock.remote_main, stock.main_branch]
+    first = gitutil.default_base(repo, steered_by)
+    if first is None:
+        steered_by = [head_settings.remote_main, head_settings.main_branch]
+        first = gitutil.default_base(repo, steered_by)
+    if first is None:
+        raise ConfigError(f"no base to compare budgets with: neither {' nor '.join(steered_by)} shares history with HEAD "
+                          "(pass --base REF)")
     parser = parser or Parser(Path(rel_path).name)
-    base_config = parser.parse_or_none(read_budgets_at(repo, first, rel_path))
+    base_config = parser.parse_or_none(read_budgets_at(repo, first[1], rel_path))
     if base_config is None:
         return first
-    wanted = (base_config.settings.remote_main, base_config.settings.main_branch)
+    wanted = [base_config.settings.remote_main, base_config.settings.main_branch]
     if wanted == steered_by:
         return first
-    try:
-        return default_base(repo, *wanted)
-    except ConfigError:
-        return first
+    return gitutil.default_base(repo, wanted) or first
 
 
 # -- parsing ---------------------------------------------------------------------------

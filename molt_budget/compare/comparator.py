@@ -13,12 +13,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from molt_budget import fmt
 from molt_budget.compare import sampler, stats
 from molt_budget.compare.attribution import lane_diff, merge_diffs
 from molt_budget.compare.budget import aggregate, judge_kpi
 from molt_budget.compare.model import BaseInfo, Diff, HeadInfo, KpiRow, Report, Status, Verdict
 from molt_budget.config.model import Config, Kpi
-from molt_budget.report import fmt
 from molt_budget.results.model import KpiResult, LaneResult, RunResults
 
 __all__ = ["BaseInfo", "compare"]

@@ -10,8 +10,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from molt_budget import fmt
 from molt_budget.compare.model import KpiRow, Report
-from molt_budget.report import fmt
 from molt_budget.report.sparkline import sparkline
 
 STATUS_CLASS = {"pass": "pass", "yellow": "yellow", "fail": "fail", "error": "error", "nondeterministic": "fail",

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from molt_budget import fmt
 from molt_budget.compare.model import BY_SEVERITY, BudgetChange, KpiRow, Report
-from molt_budget.report import fmt
 from molt_budget.report.sparkline import sparkline
 
 STATUS_ICON = {

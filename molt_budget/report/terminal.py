@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from molt_budget import fmt
 from molt_budget.compare.model import Diff, Report, Status, overall, severity_key
 from molt_budget.compare.model import exit_code as status_exit_code
-from molt_budget.report import fmt
 from molt_budget.results.model import KpiResult, RunResults
 
 COLORS: dict[str, str] = {Status.PASS: "32", Status.YELLOW: "33", Status.FAIL: "31", Status.ERROR: "35",

@@ -18,10 +18,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from molt_budget.collectors.collect import SampleContext, collect
-from molt_budget.compare.budget import judge_kpi
 from molt_budget.config.model import Config, Lane
 from molt_budget.errors import BudgetError, ConfigError, LockTimeout, MeasurementError
-from molt_budget.results.model import Attempt, LaneResult, RunResults, Sample
+from molt_budget.results.model import Attempt, KpiResult, LaneResult, RunResults, Sample
 from molt_budget.results.store import load_results, save_results
 from molt_budget.runner import templating
 from molt_budget.runner.events import ProgressEvent
@@ -30,6 +29,9 @@ from molt_budget.runner.retry import retry_reason
 
 MARKER_VAR = "MOLT_BUDGET_RUN_ID"
 Progress = Callable[[ProgressEvent], None]
+
+
+Judge = Callable[[Config, RunResults, "set[str]"], "list[KpiResult]"]
 
 
 @dataclass
@@ -41,6 +43,9 @@ class RunOptions:
     quiescence: bool = True
     resumable: bool = True                  # False for paired runs: both sides start over
     progress: Progress = field(default=lambda line: None)
+    # Budget verdicts recorded in the results file. The runner never judges: the caller passes
+    # compare.budget.judge_results (None: the results carry no verdicts).
+    judge: Judge | None = None
 
 
 class Interrupted(BudgetError):
@@ -179,8 +184,8 @@ class Engine:
         raise Interrupted(f"interrupted; measured samples are kept in {self.results_path} ({hint})") from None
 
     def close(self, state: str = "complete") -> RunResults:
-        selected = {l.id for l in self.selected}
-        self.results.kpis = [judge_kpi(k, self.results.lanes.get(k.lane)) for k in self.config.kpis.values() if k.lane in selected]
+        if self.options.judge is not None:
+            self.results.kpis = self.options.judge(self.config, self.results, {lane.id for lane in self.selected})
         self.results.state = state
         self.results.finished_utc = utc_now()
         save_results(self.results_path, self.results)

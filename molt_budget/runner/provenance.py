@@ -62,8 +62,9 @@ def collect_provenance(
 
 def _git(cwd: Path, args: list[str], timeout_s: float) -> str | None:
     """Stripped stdout of a successful git command, else None (no git, not a repo, detached, timeout)."""
-    result = _run(["git", *args], cwd, timeout_s)
-    return result.stdout.strip() if result.returncode == 0 else None
+    from molt_budget import gitutil
+
+    return gitutil.try_git(cwd, *args, timeout=timeout_s)
 
 
 def _argv(command: list[str] | str) -> list[str]:
