@@ -72,6 +72,7 @@ def history_arg(args: argparse.Namespace) -> History:
 
 def run_options(args: argparse.Namespace, config: Config) -> RunOptions:
     """The engine's options from `run_args`; progress goes to stderr with estimates from history."""
+    from molt_budget.compare.budget import judge_results
     from molt_budget.report.progress import make_progress
     from molt_budget.results.history import History
     from molt_budget.runner.engine import RunOptions
@@ -89,7 +90,7 @@ def run_options(args: argparse.Namespace, config: Config) -> RunOptions:
     progress = make_progress(sys.stderr, quiet=args.quiet, history=History(history) if history.is_file() else None)
     return RunOptions(
         output_root=root, lanes=lanes, resume=Path(args.resume) if args.resume else None,
-        clean_state=args.clean_state, quiescence=not args.no_quiescence, progress=progress,
+        clean_state=args.clean_state, quiescence=not args.no_quiescence, progress=progress, judge=judge_results,
     )
 
 
