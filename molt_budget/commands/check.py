@@ -23,6 +23,7 @@ from molt_budget.commands.args import EXIT_CODES_EPILOG, close_progress, load_co
 from molt_budget.errors import BudgetError, ConfigError
 
 if TYPE_CHECKING:
+    from molt_budget.compare.budget_changes import Parser
     from molt_budget.compare.model import BaseInfo, Report
     from molt_budget.compare.sampler import Noise
     from molt_budget.config.model import Config
@@ -103,6 +104,7 @@ class CheckOutcome:
 
 
 def run_check(config: Config, options: CheckOptions) -> CheckOutcome:
+    from molt_budget.compare.budget_changes import Parser
     from molt_budget.compare.comparator import compare
     from molt_budget.compare.model import BaseInfo
     from molt_budget.compare.sampler import load_noise, measured_noise, noise_warnings, record_noise
@@ -112,6 +114,7 @@ def run_check(config: Config, options: CheckOptions) -> CheckOutcome:
     from molt_budget.runner.events import ProgressEvent
 
     history = History(config.resolve(config.settings.history))
+    parser = Parser(config.path.name, config)      # each budgets text parsed once: base choice and budget gate share it
     engine = Engine(config, options.run)
     lanes = [l.id for l in engine.selected]
     noise = load_noise(config, lanes)
@@ -128,7 +131,7 @@ def run_check(config: Config, options: CheckOptions) -> CheckOutcome:
         head, base, head_path = paired.head, paired.base, Path(paired.head_results_path)
         base_info = BaseInfo(commit=head.provenance.get("commit"), ref="HEAD", source="same-commit", run_id=base.run_id)
     else:
-        target = None if options.no_base else _resolve_base(config, options.base)
+        target = None if options.no_base else _resolve_base(config, options.base, parser)
         if target is None:
             head = engine.run()
             head_path = engine.results_path
@@ -162,12 +165,12 @@ def run_check(config: Config, options: CheckOptions) -> CheckOutcome:
     report = compare(config, head, base, base_info, aa=options.aa, paired=base_info is None or paired_run,
                      reproduce=_reproduce(config, options, base_info), history_fences=fences, noise=noise)
     report.results_path = str(head_path)
-    _budget_review(config, report, base_info)
+    _budget_review(config, report, base_info, parser)
     report.trends = _trends(config, history, report)
     return CheckOutcome(report=report, head=head, base=base, head_results_path=head_path)
 
 
-def _resolve_base(config: Config, ref: str | None) -> tuple[str, str] | None:
+def _resolve_base(config: Config, ref: str | None, parser: Parser) -> tuple[str, str] | None:
     """(ref, sha) of the base, or None when there is nothing to compare with (no git, no main branch)."""
     repo = gitutil.toplevel(config.root)
     if repo is None:
@@ -186,7 +189,7 @@ def _resolve_base(config: Config, ref: str | None) -> tuple[str, str] | None:
         rel = config.path.resolve().relative_to(repo.resolve()).as_posix()
         # the one base selection (budget-diff and the budget gate use it too): steered by the
         # base's budgets file, so an edit of remote_main/main_branch cannot pick its own base
-        base_ref, sha = choose_base_ref(repo, rel, config.settings)
+        base_ref, sha = choose_base_ref(repo, rel, config.settings, parser)
     except (ValueError, ConfigError):
         return None
     dirty = bool(gitutil.try_git(repo, "status", "--porcelain", "--untracked-files=no"))
@@ -278,7 +281,7 @@ def _reproduce(config: Config, options: CheckOptions, base_info: BaseInfo | None
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def _budget_review(config: Config, report: Report, base_info: BaseInfo | None) -> None:
+def _budget_review(config: Config, report: Report, base_info: BaseInfo | None, parser: Parser) -> None:
     """Budget edits since the base are part of the verdict; on main, mention available ratchets."""
     from datetime import date
 
@@ -287,7 +290,7 @@ def _budget_review(config: Config, report: Report, base_info: BaseInfo | None) -
     measured = {k.id: k.head for k in report.kpis if k.head is not None}
     base_ref = base_info.commit if base_info is not None and base_info.source in ("worktree", "history") else None
     try:
-        gate = budget_gate(config.path, base_ref, measured=measured, today=date.today(), head=config)
+        gate = budget_gate(config.path, base_ref, measured=measured, today=date.today(), head=config, parser=parser)
     except ConfigError:
         gate = None                    # not a git checkout, or no base to read the old budgets from
     if gate is not None:

@@ -548,7 +548,7 @@ class GateResult:
 
 
 def budget_gate(config_path: Path, base_ref: str | None, *, measured: dict[str, float], today: date,
-                max_headroom_pct: float | None = None, head: Any = None) -> GateResult:
+                max_headroom_pct: float | None = None, head: Any = None, parser: Parser | None = None) -> GateResult:
     """Compare the working-tree budgets file with its version at base_ref (default: merge-base with the
     main branch the BASE file names, see choose_base); `max_headroom_pct` comes from the base file too.
 
@@ -564,7 +564,7 @@ def budget_gate(config_path: Path, base_ref: str | None, *, measured: dict[str, 
             raise ConfigError(f"{config_path}: no such budgets file (pass --config FILE)") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{config_path}: cannot read budgets file: {exc}") from None
-    parser = Parser(path.name, head)
+    parser = parser or Parser(path.name, head)
     head = parser.parse(head_text)
     repo = repo_root(path)
     rel = path.relative_to(repo).as_posix()
