@@ -50,10 +50,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     from tabulate import tabulate
 
+    from molt_budget import fmt
     from molt_budget.compare import sampler, stats
     from molt_budget.config import load_config
     from molt_budget.errors import EXIT_MEASUREMENT, BudgetError
-    from molt_budget.report import fmt
     from molt_budget.report.progress import make_progress
     from molt_budget.runner.engine import RunOptions
     from molt_budget.runner.paired import run_paired

@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from molt_budget.report import fmt
+from molt_budget import fmt
 
 Status = Literal["pass", "yellow", "fail"]
 
