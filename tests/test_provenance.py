@@ -130,3 +130,13 @@ def test_host_and_python(tmp_path: Path) -> None:
         assert host["cpu_model"] and host["cpu_model"] != platform.machine()
     assert prov["python"] == platform.python_version()
     assert set(prov) == {"commit", "dirty", "branch", "host", "python", "tools"}
+
+
+def test_a_tool_command_given_as_one_string_is_split_into_words(tmp_path: Path) -> None:
+    """`provenance_tools: {py: "python3 --version"}` once ran a program named "python3 --version",
+    so both sides recorded "unavailable" and the tools comparison passed silently."""
+
+    tools = collect_provenance(tmp_path, {"py": f"{sys.executable} --version", "list": [sys.executable, "--version"],
+                                          "quoted": f"'{sys.executable}' -c 'print(\"a b\")'"})["tools"]
+    assert tools["py"].startswith("Python 3") and tools["py"] == tools["list"]
+    assert tools["quoted"] == "a b"
