@@ -30,7 +30,9 @@ Each KPI's noise model (`TimedPolicy.noise_sd`) is the source's measured log-rat
 `molt-budget calibrate` records for a lane.
 
 Usage: python bench/decision_quality.py [comparisons] [--kpis40 N] [--jobs N] [--sources a,b]
-(defaults: 1000 single-KPI comparisons per cell, 200 40-KPI comparisons per cell)
+(defaults: 300 single-KPI comparisons per cell, 100 40-KPI comparisons per cell; ~5 CPU
+minutes, most of it in the 40-KPI cells of the loaded and simulated lanes; --sources
+release_nocache/idle,dev_warm_hit/idle for a quick look)
 """
 
 from __future__ import annotations
@@ -186,8 +188,8 @@ def pct(part: int, whole: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="False-fail, give-up and detection rates of the timed verdict.")
-    parser.add_argument("n", nargs="?", type=int, default=1000, help="single-KPI comparisons per cell")
-    parser.add_argument("--kpis40", type=int, default=200, help="40-KPI comparisons per cell (0: skip)")
+    parser.add_argument("n", nargs="?", type=int, default=300, help="single-KPI comparisons per cell")
+    parser.add_argument("--kpis40", type=int, default=100, help="40-KPI comparisons per cell (0: skip)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--sources", help="comma-separated subset (default: all)")
     args = parser.parse_args()
