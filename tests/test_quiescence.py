@@ -146,3 +146,36 @@ def test_busy_limit_defaults_to_load_limit() -> None:
     assert not report.quiet
     assert report.reasons[0].startswith("load1 ")
     assert report.reasons[1].startswith("busy cpus ")
+
+
+def test_busy_cpus_leave_out_the_runs_own_work() -> None:
+    from molt_budget.runner.quiescence import _Reading, others_busy_cpus
+
+    # 2 s of window: the host was busy for 3 CPU-seconds, 2.5 of them ours (the lane that just ended)
+    assert others_busy_cpus(_Reading(10.0, 100.0, 40.0), _Reading(12.0, 103.0, 42.5)) == pytest.approx(0.25)
+    # our rusage is finer than /proc/stat's ticks: never below zero
+    assert others_busy_cpus(_Reading(10.0, 100.0, 40.0), _Reading(11.0, 100.5, 40.6)) == 0.0
+
+
+def test_meter_sees_a_process_that_is_not_ours_yet() -> None:
+    """A spinning child not yet waited for is someone else's load as far as the meter can tell."""
+    from molt_budget.runner.quiescence import CpuMeter
+
+    meter = CpuMeter()
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        busy = meter.busy_cpus()
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert busy >= 0.3     # at least the spinner's share (a contended host is busier still)
+
+
+def test_meter_waits_only_to_fill_a_too_short_first_window() -> None:
+    from molt_budget.runner.quiescence import MIN_WINDOW_S, CpuMeter
+
+    meter = CpuMeter()
+    began = time.monotonic()
+    meter.busy_cpus()
+    assert time.monotonic() - began >= MIN_WINDOW_S * 0.9    # the window was topped up

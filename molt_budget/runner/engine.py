@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from molt_budget.collectors.collect import SampleContext, collect
 from molt_budget.config.model import Config, Lane
@@ -26,6 +27,9 @@ from molt_budget.runner import templating
 from molt_budget.runner.events import ProgressEvent
 from molt_budget.runner.process import ProcessOutcome, kill_marked, run_process
 from molt_budget.runner.retry import retry_reason
+
+if TYPE_CHECKING:
+    from molt_budget.runner.quiescence import CpuMeter
 
 MARKER_VAR = "MOLT_BUDGET_RUN_ID"
 Progress = Callable[[ProgressEvent], None]
@@ -70,6 +74,13 @@ class Engine:
         self.selected = self._select(options.lanes)
         self._ran_lane = False
         self._host_busy = False
+        self._cpu_meter: CpuMeter | None = None
+        if options.quiescence and any(self._is_timed(lane) for lane in self.selected):
+            from molt_budget.runner.quiescence import CpuMeter
+
+            # one meter for the run, started now: the first lane's check reads the window
+            # since here, every later one the window since the previous check (a lane)
+            self._cpu_meter = CpuMeter()
 
     def _select(self, names: list[str] | None) -> list[Lane]:
         if not names:
@@ -277,7 +288,7 @@ class Engine:
         report = wait_for_quiescence(
             max_wait_s=0.0 if self._host_busy else q.max_wait_s, poll_s=q.poll_s,
             competitor_names=tuple(q.competitors), max_load_per_cpu=q.max_load_per_cpu,
-            check_load=not self._ran_lane,
+            check_load=not self._ran_lane, meter=self._cpu_meter,
         )
         if not report.quiet:
             self._host_busy = True

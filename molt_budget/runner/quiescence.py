@@ -3,18 +3,28 @@
 Three signals, because each alone misleads: the 1-minute load average lags (it stays high
 for a while after a build and misses a build that just started), instantaneous busy CPUs
 are noisy, and a competing compiler process is the usual cause of both.
+
+Busy CPUs come from one `CpuMeter` per run: the host's busy time (/proc/stat, through
+psutil.cpu_times) between two checks minus our own (this process and the builds it
+waited for), so the check before a lane measures what else ran during the previous one
+and costs a read, not a sampling sleep. Only a window shorter than MIN_WINDOW_S (the first
+check of a fast start) waits for the rest of it.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import time
 from collections.abc import Iterable, Set
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import psutil
 
-_CPU_SAMPLE_S = 0.2  # cpu_percent needs a window; shorter is noise, longer delays every lane
+from molt_budget.runner import proctable
+
+MIN_WINDOW_S = 0.1   # /proc/stat counts in 10 ms ticks per CPU: shorter windows are noise
 
 
 @dataclass
@@ -27,6 +37,42 @@ class QuiescenceReport:
     waited_s: float
 
 
+class _Reading(NamedTuple):
+    at: float
+    host_busy_s: float     # all CPUs, every process
+    own_s: float           # this process + the children it waited for (the builds of the run)
+
+
+def _read_cpu() -> _Reading:
+    times = psutil.cpu_times()
+    busy = sum(getattr(times, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq", "steal"))
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return _Reading(time.monotonic(), busy, me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime)
+
+
+class CpuMeter:
+    """CPUs' worth of other processes' work since the previous reading: one per run."""
+
+    def __init__(self) -> None:
+        self._last = _read_cpu()
+
+    def busy_cpus(self) -> float:
+        now = _read_cpu()
+        if now.at - self._last.at < MIN_WINDOW_S:
+            time.sleep(MIN_WINDOW_S - (now.at - self._last.at))
+            now = _read_cpu()
+        busy = others_busy_cpus(self._last, now)
+        self._last = now
+        return busy
+
+
+def others_busy_cpus(before: _Reading, after: _Reading) -> float:
+    """CPUs' worth of work not ours between two readings: the host's busy time minus the
+    run's own (a build that just ended is not a competitor of the next one)."""
+    others = (after.host_busy_s - before.host_busy_s) - (after.own_s - before.own_s)
+    return max(0.0, others) / max(after.at - before.at, 1e-9)
+
+
 def wait_for_quiescence(
     max_wait_s: float,
     poll_s: float = 1.0,
@@ -35,6 +81,7 @@ def wait_for_quiescence(
     max_busy_cpus: float | None = None,
     exclude_pids: Set[int] = frozenset(),
     check_load: bool = True,
+    meter: CpuMeter | None = None,
 ) -> QuiescenceReport:
     """Poll until quiet or `max_wait_s` has passed; return at once (no sleep) when already quiet.
 
@@ -43,16 +90,19 @@ def wait_for_quiescence(
     name or argv[0] basename is exactly one of `competitor_names` runs. Our own process, its
     descendants (lanes we started) and its ancestors (whatever invoked us, e.g. `cargo xtask`)
     are never competitors, nor are `exclude_pids`. `check_load=False` skips load1, which after
-    our own previous lane still counts that lane's builds for a minute.
+    our own previous lane still counts that lane's builds for a minute. `meter`: the run's
+    CpuMeter (busy CPUs since its previous reading); without one, a new meter waits
+    MIN_WINDOW_S once.
     """
     ncpu = os.cpu_count() or 1
     names = frozenset(competitor_names)
     busy_limit = max_busy_cpus if max_busy_cpus is not None else max_load_per_cpu * ncpu
+    meter = meter or CpuMeter()
     started = time.monotonic()
     while True:
         load1 = os.getloadavg()[0]
-        busy = psutil.cpu_percent(interval=_CPU_SAMPLE_S) * ncpu / 100.0
-        competitors = _find_competitors(names, _own_family() | set(exclude_pids))
+        busy = meter.busy_cpus()
+        competitors = _find_competitors(names, set(exclude_pids))
         reasons = _assess(load1 if check_load else 0.0, busy, competitors, ncpu, max_load_per_cpu, busy_limit)
         waited = time.monotonic() - started
         if not reasons or waited >= max_wait_s:
@@ -81,7 +131,31 @@ def _assess(
 
 
 def _find_competitors(names: Set[str], exclude_pids: Set[int]) -> list[str]:
-    """Running processes named exactly like one of `names`, as "name(pid N)", by pid."""
+    """Running processes named exactly like one of `names`, as "name(pid N)", by pid.
+
+    Us, our descendants (lanes we started) and our ancestors (whatever invoked us) never are."""
+    table = proctable.scan()
+    if table is None:
+        return _find_competitors_psutil(names, _own_family() | set(exclude_pids))
+    me = os.getpid()
+    family = proctable.expand({me}, proctable.children_of(table)) | proctable.ancestors(table, me)
+    found = []
+    for proc in sorted(table.values()):
+        if not proc.alive or proc.pid in exclude_pids or proc.pid in family:
+            continue
+        match = proc.comm if proc.comm in names else None
+        if match is None:
+            # argv[0]'s basename: a `cargo` run through a wrapper or symlink (and names
+            # longer than the kernel's 15 characters)
+            argv0 = proctable.argv0(proc)
+            match = argv0 if argv0 in names else None
+        if match is not None:
+            found.append(f"{match}(pid {proc.pid})")
+    return found
+
+
+def _find_competitors_psutil(names: Set[str], exclude_pids: Set[int]) -> list[str]:
+    """The same without /proc (not Linux)."""
     found = []
     for proc in psutil.process_iter():
         if proc.pid in exclude_pids:

@@ -1,0 +1,138 @@
+"""One cheap pass over the process table: /proc/<pid>/stat per process, nothing else.
+
+psutil reads several /proc files per process and per call; the runner looks at the table
+every few dozen milliseconds while a build runs and the quiet-host check before every timed
+lane, so both read it here once per look. A process's environment (the run marker) and
+argv are read only for the few processes a caller asks about. None means there is no
+/proc (not Linux): callers fall back to psutil.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import NamedTuple
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+class Proc(NamedTuple):
+    pid: int
+    ppid: int
+    state: str      # R S D Z X T ... ; Z and X are not alive
+    pgrp: int
+    rss: int        # bytes
+    comm: str       # the kernel's name (15 characters at most)
+    start: int      # start time in clock ticks after boot: with pid, names one process for good
+
+    @property
+    def alive(self) -> bool:
+        return self.state not in "ZX"
+
+
+Table = dict[int, Proc]
+
+
+def scan() -> Table | None:
+    """pid -> Proc for every process; None when /proc cannot be read."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return None
+    table: Table = {}
+    for name in entries:
+        if not name.isdigit():
+            continue
+        data = _read(f"/proc/{name}/stat", 4096)
+        if data is None:
+            continue
+        close = data.rfind(b")")
+        fields = data[close + 2:].split()
+        if len(fields) < 22:
+            continue
+        pid = int(name)
+        comm = data[data.find(b"(") + 1:close].decode("utf-8", "replace")
+        table[pid] = Proc(pid, int(fields[1]), fields[0].decode(), int(fields[2]), int(fields[21]) * _PAGE, comm,
+                          int(fields[19]))
+    return table
+
+
+def children_of(table: Table) -> dict[int, list[int]]:
+    """ppid -> pids (zombies included)."""
+    out: dict[int, list[int]] = defaultdict(list)
+    for proc in table.values():
+        out[proc.ppid].append(proc.pid)
+    return out
+
+
+def expand(roots: Iterable[int], children: dict[int, list[int]]) -> set[int]:
+    """Roots plus all their descendants."""
+    seen: set[int] = set()
+    stack = list(roots)
+    while stack:
+        pid = stack.pop()
+        if pid not in seen:
+            seen.add(pid)
+            stack.extend(children.get(pid, ()))
+    return seen
+
+
+def ancestors(table: Table, pid: int) -> set[int]:
+    """pid's parent, its parent, ... (pid itself not included)."""
+    found: set[int] = set()
+    current = table.get(pid)
+    while current is not None and current.ppid > 0 and current.ppid not in found:
+        found.add(current.ppid)
+        current = table.get(current.ppid)
+    return found
+
+
+def _read(path: str, limit: int) -> bytes | None:
+    """os.open/os.read: a buffered file object per /proc file costs more than the read itself."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, limit)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+_argv0_cache: dict[tuple[int, int, str], str | None] = {}
+
+
+def argv0(proc: Proc) -> str | None:
+    """Basename of argv[0]; None when unreadable (gone, another user's, a kernel thread).
+
+    Remembered per process (pid, start time, name), so a check repeated before every lane
+    reads only the processes that are new since the last one."""
+    key = (proc.pid, proc.start, proc.comm)
+    if key not in _argv0_cache:
+        if len(_argv0_cache) > 65536:
+            _argv0_cache.clear()
+        data = _read(f"/proc/{proc.pid}/cmdline", 4096)
+        first = data.split(b"\0", 1)[0] if data else b""
+        _argv0_cache[key] = os.path.basename(first.decode("utf-8", "replace")) if first else None
+    return _argv0_cache[key]
+
+
+def has_env(pid: int, name: str, value: str) -> bool:
+    """Whether the process's environment holds NAME=VALUE (False when unreadable)."""
+    wanted = f"{name}={value}".encode()
+    try:
+        fd = os.open(f"/proc/{pid}/environ", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return wanted in b"".join(chunks).split(b"\0")
