@@ -46,6 +46,7 @@ from pathlib import Path
 import psutil
 
 from molt_budget.errors import MeasurementError
+from molt_budget.runner import proctable
 
 TAIL_LINES = 20
 _TAIL_MAX_BYTES = 64 * 1024        # a tail is for a report line, not for a 100 MB single-line log
@@ -53,7 +54,6 @@ _PR_SET_CHILD_SUBREAPER = 36       # from <linux/prctl.h>
 _MARKER_RESCAN_S = 0.5             # reading every process's environ is the expensive part of sampling
 _REAP_EVERY_S = 0.25               # how often zombies of a long run are collected
 _MAX_SAMPLE_S = 0.25               # sampling interval ceiling for long builds
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _POLL_S = 0.02                     # sleep between checks while processes are dying
 _KILL_VERIFY_S = 10.0              # SIGKILL that takes longer than this means something is stuck in D state
 
@@ -174,7 +174,7 @@ def run_process(
                 break
             if run.wait_exit(min(remaining, _REAP_EVERY_S)):
                 break
-            run.reap_orphans()
+            run.reap_orphans(sampler.zombie_children)   # the sampler's last look: no scan of our own
     except BaseException:
         # Ctrl-C or a bug while waiting: still leave nothing behind.
         sampler.stop()
@@ -186,10 +186,12 @@ def run_process(
     if timed_out:
         run.terminate(kill_grace_s)
     else:
-        # Scan before reaping the main child: while it is a zombie its pid (= our pgid) cannot be reused.
-        survivors = run.members(run.scan())
+        # Scan before reaping the main child: while it is a zombie its pid (= our pgid) cannot be
+        # reused. The one scan of the run's end: survivors, and which of our children to reap.
+        snap = run.scan()
+        survivors = run.members(snap)
         run.reap_main()
-        run.reap_orphans()
+        run.reap_orphans(set(snap.children.get(os.getpid(), ())))
         run.charge_survivors(survivors)
     run.close()
     _adopted.update(pid for pid in run.new_children() if pid not in run.reaped)
@@ -255,7 +257,32 @@ class _Snapshot:
 
 
 def _scan(marker: tuple[str, str] | None = None, pgid: int | None = None) -> _Snapshot:
-    """Read the process table once; environ only when a marker is asked for (it is the slow part)."""
+    """Read the process table once (one /proc/<pid>/stat read each); environments only of
+    processes that can carry the marker, when one is asked for (they are the slow part)."""
+    table = proctable.scan()
+    if table is None:
+        return _scan_psutil(marker, pgid)
+    return _snapshot_of(table, marker, pgid)
+
+
+def _snapshot_of(table: proctable.Table, marker: tuple[str, str] | None, pgid: int | None) -> _Snapshot:
+    children = proctable.children_of(table)
+    alive = {pid for pid, proc in table.items() if proc.alive}
+    grouped = {pid for pid in alive if table[pid].pgrp == pgid} if pgid is not None else set()
+    marked: set[int] = set()
+    if marker is not None:
+        me = os.getpid()
+        # As the subreaper, every process of our runs is one of our descendants (an orphan
+        # is reparented to us): only their environments need reading, not the whole host's.
+        candidates = proctable.expand({me}, children) if _subreaper_ok and _subreaper_pid == me else alive
+        marked = {pid for pid in candidates & alive if proctable.has_env(pid, *marker)}
+        if marked:
+            marked -= {me} | proctable.ancestors(table, me)
+    return _Snapshot(alive, children, marked, grouped)
+
+
+def _scan_psutil(marker: tuple[str, str] | None, pgid: int | None) -> _Snapshot:
+    """The same without /proc (not Linux)."""
     alive: set[int] = set()
     children: dict[int, list[int]] = defaultdict(list)
     marked: set[int] = set()
@@ -280,29 +307,6 @@ def _scan(marker: tuple[str, str] | None = None, pgid: int | None = None) -> _Sn
     return _Snapshot(alive, children, marked, grouped)
 
 
-def _proc_table() -> dict[int, tuple[int, str, int]] | None:
-    """pid -> (ppid, state, rss bytes) from one read of /proc/<pid>/stat each: several times
-    cheaper than psutil's per-process calls, which matters at one sample every few dozen ms."""
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return None
-    table: dict[int, tuple[int, str, int]] = {}
-    for name in entries:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as fh:
-                data = fh.read()
-        except OSError:
-            continue
-        fields = data[data.rfind(b")") + 2:].split()
-        if len(fields) < 22:
-            continue
-        table[int(name)] = (int(fields[1]), fields[0].decode(), int(fields[21]) * _PAGE)
-    return table
-
-
 def _hwm(pid: int) -> int:
     """VmHWM (peak resident set since exec) in bytes; 0 when unreadable (gone, not Linux)."""
     try:
@@ -325,8 +329,17 @@ def _environ(proc: psutil.Process) -> dict[str, str]:
 
 def _self_and_ancestors() -> set[int]:
     """A marker may leak into our own environment (nested runs): never kill upwards."""
+    lineage = proctable.lineage(os.getpid())
+    if lineage is not None:
+        return lineage
     me = psutil.Process()
     return {me.pid} | {parent.pid for parent in me.parents()}
+
+
+def _direct_children() -> set[int]:
+    """Our direct children (zombies included): the threads' children files, else a scan."""
+    found = proctable.direct_children()
+    return found if found is not None else set(_scan().children.get(os.getpid(), ()))
 
 
 def _getpgid(pid: int) -> int | None:
@@ -498,12 +511,15 @@ class _Run:
         # Keep Popen from ever waiting on this pid again (it could be reused by then).
         self.popen.returncode = os.waitstatus_to_exitcode(status)
 
-    def new_children(self) -> set[int]:
-        """Direct children of ours that appeared during the run: reparented orphans of the run."""
-        return set(_scan().children.get(os.getpid(), ())) - self.preexisting - {self.pid}
+    def new_children(self, children: set[int] | None = None) -> set[int]:
+        """Direct children of ours that appeared during the run: reparented orphans of the run.
+        `children`: our direct children as a recent look saw them (else they are read now)."""
+        if children is None:
+            children = _direct_children()
+        return children - self.preexisting - {self.pid}
 
-    def reap_orphans(self) -> None:
-        for pid, usage in _reap(self.new_children() | _adopted).items():
+    def reap_orphans(self, children: set[int] | None = None) -> None:
+        for pid, usage in _reap(self.new_children(children) | _adopted).items():
             user, system = self.baseline.get(pid, (0.0, 0.0))
             self.extra_user += max(0.0, usage.ru_utime - user)
             self.extra_sys += max(0.0, usage.ru_stime - system)
@@ -598,6 +614,10 @@ class _Sampler(threading.Thread):
         self.peak_single = 0
         self._orphan_owner: dict[int, bool] = {}
         self._next_marker_scan = 0.0
+        self._table: proctable.Table | None = None
+        self._marker_seen: dict[tuple[int, int], bool] = {}
+        self._lineage = _self_and_ancestors()
+        self.zombie_children: set[int] = set()    # our children that died: the main thread reaps them
 
     def run(self) -> None:
         # Dense at first (short builds, early peaks), then backing off to _MAX_SAMPLE_S so a
@@ -617,31 +637,61 @@ class _Sampler(threading.Thread):
         """An orphan adopted mid-run belongs to this run only if it carries the marker
         (another job's stray daemon may be reparented to us at any time)."""
         if pid not in self._orphan_owner:
-            try:
-                env = _environ(psutil.Process(pid))
-                self._orphan_owner[pid] = not env or env.get(self.run_state.marker[0]) == self.run_state.marker[1]
-            except psutil.Error:
-                self._orphan_owner[pid] = True
+            if self._table is not None:
+                self._orphan_owner[pid] = proctable.has_env(pid, *self.run_state.marker) is not False
+            else:
+                try:
+                    env = _environ(psutil.Process(pid))
+                    self._orphan_owner[pid] = not env or env.get(self.run_state.marker[0]) == self.run_state.marker[1]
+                except psutil.Error:
+                    self._orphan_owner[pid] = True
         return self._orphan_owner[pid]
 
     def _sample(self) -> None:
+        """One pass over the process table per tick; environments only of processes never seen before."""
         run = self.run_state
-        rescan = time.monotonic() >= self._next_marker_scan
-        if rescan:
+        table = self._table = proctable.scan()
+        if table is None:
+            self._sample_psutil()
+            return
+        me = os.getpid()
+        children = proctable.children_of(table)
+        direct = set(children.get(me, ()))
+        self.zombie_children = {pid for pid in direct if not table[pid].alive}
+        orphans = {pid for pid in direct - run.preexisting if self._ours(pid)}
+        tree = proctable.expand({run.pid} | orphans, children)
+        tree |= proctable.expand(self._marked_elsewhere(table, children, tree), children)
+        live = [pid for pid in tree if pid in table and table[pid].alive]
+        self.peak_rss = max(self.peak_rss, sum(table[pid].rss for pid in live))
+        # a peak between two samples still shows in the process's own high-water mark
+        self.peak_single = max([self.peak_single, *(_hwm(pid) for pid in live)])
+
+    def _marked_elsewhere(self, table: proctable.Table, children: dict[int, list[int]], tree: set[int]) -> set[int]:
+        """Marked processes outside the tree (daemons of earlier builds of the run): as the
+        subreaper, only our descendants can be; each process's environment is read once."""
+        me = os.getpid()
+        if _subreaper_ok and _subreaper_pid == me:
+            candidates = proctable.expand({me}, children)
+        else:
+            candidates = set(table)
+        marked = set()
+        for pid in candidates - tree - self._lineage:
+            proc = table[pid]
+            if not proc.alive:
+                continue
+            key = (pid, proc.start)
+            if key not in self._marker_seen:
+                self._marker_seen[key] = bool(proctable.has_env(pid, *self.run_state.marker))
+            if self._marker_seen[key]:
+                marked.add(pid)
+        return marked
+
+    def _sample_psutil(self) -> None:
+        run = self.run_state
+        if time.monotonic() >= self._next_marker_scan:
             self._marked = _scan(run.marker).marked
             self._next_marker_scan = time.monotonic() + _MARKER_RESCAN_S
-        table = _proc_table()
-        if table is None:
-            snap = _scan(None)
-            orphans = set(snap.children.get(os.getpid(), ())) - run.preexisting
-            tree = _expand({run.pid} | orphans | self._marked, snap.children) & snap.alive
-            self.peak_rss = max(self.peak_rss, sum(_rss(pid) for pid in tree))
-            return
-        children: dict[int, list[int]] = defaultdict(list)
-        for pid, (ppid, _, _) in table.items():
-            children[ppid].append(pid)
-        orphans = {pid for pid in set(children.get(os.getpid(), ())) - run.preexisting if self._ours(pid)}
-        tree = {pid for pid in _expand({run.pid} | orphans | self._marked, children) if pid in table and table[pid][1] not in "ZX"}
-        self.peak_rss = max(self.peak_rss, sum(table[pid][2] for pid in tree))
-        # a peak between two samples still shows in the process's own high-water mark
-        self.peak_single = max([self.peak_single, *(_hwm(pid) for pid in tree)])
+        snap = _scan(None)
+        orphans = set(snap.children.get(os.getpid(), ())) - run.preexisting
+        tree = _expand({run.pid} | orphans | self._marked, snap.children) & snap.alive
+        self.peak_rss = max(self.peak_rss, sum(_rss(pid) for pid in tree))

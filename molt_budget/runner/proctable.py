@@ -120,19 +120,58 @@ def argv0(proc: Proc) -> str | None:
     return _argv0_cache[key]
 
 
-def has_env(pid: int, name: str, value: str) -> bool:
-    """Whether the process's environment holds NAME=VALUE (False when unreadable)."""
+def has_env(pid: int, name: str, value: str) -> bool | None:
+    """Whether the process's environment holds NAME=VALUE; None when there is no environment
+    to read (another user's process, a kernel thread, one that just ended)."""
     wanted = f"{name}={value}".encode()
     try:
         fd = os.open(f"/proc/{pid}/environ", os.O_RDONLY)
     except OSError:
-        return False
+        return None
     try:
         chunks = []
         while chunk := os.read(fd, 65536):
             chunks.append(chunk)
     except OSError:
-        return False
+        return None
     finally:
         os.close(fd)
-    return wanted in b"".join(chunks).split(b"\0")
+    data = b"".join(chunks)
+    return wanted in data.split(b"\0") if data else None
+
+
+def direct_children(pid: int | None = None) -> set[int] | None:
+    """Children (zombies included) of `pid` (default: us) from its threads' `children`
+    files: a few tiny reads instead of a pass over the whole table. None when the kernel
+    has no such files (callers scan the table instead)."""
+    pid = os.getpid() if pid is None else pid
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    found: set[int] = set()
+    for tid in tids:
+        data = _read(f"/proc/{pid}/task/{tid}/children", 1 << 20)
+        if data is None:
+            if not os.path.exists(f"/proc/{pid}/task/{tid}/children") and os.path.isdir(f"/proc/{pid}/task/{tid}"):
+                return None        # a kernel without CONFIG_PROC_CHILDREN
+            continue               # the thread just ended
+        found.update(int(x) for x in data.split())
+    return found
+
+
+def lineage(pid: int) -> set[int] | None:
+    """pid and its ancestors, reading only their own stat files; None without /proc."""
+    found = {pid}
+    current = pid
+    while current > 1:
+        data = _read(f"/proc/{current}/stat", 4096)
+        if data is None:
+            return None if current == pid else found
+        fields = data[data.rfind(b")") + 2:].split()
+        parent = int(fields[1])
+        if parent <= 0 or parent in found:
+            break
+        found.add(parent)
+        current = parent
+    return found
