@@ -290,11 +290,13 @@ def test_lane_fields_that_change_the_measurement_need_a_justification(tmp_path: 
 
 
 def test_more_repeats_on_a_min_aggregate_is_a_loosening(tmp_path: Path) -> None:
-    base = BASE.replace("    justification: tracker target\n", "    justification: tracker target\n    aggregate: min\n")
-    head = base.replace("    emit_ir: true\n", "    emit_ir: true\n    repeats: 9\n")
+    # the lane asks for its repeats (an exact-only lane would build once otherwise)
+    base = BASE.replace("    justification: tracker target\n", "    justification: tracker target\n    aggregate: min\n").replace(
+        "    emit_ir: true\n", "    emit_ir: true\n    repeats: 3\n")
+    head = base.replace("    repeats: 3\n", "    repeats: 9\n")
     change = only(gate(tmp_path, head, base=base), lane="cold", kind="lane_changed")
     assert (change.field, change.old, change.new, change.status) == ("repeats", 3, 9, "fail") and "ops" in change.reason
-    fewer = base.replace("    emit_ir: true\n", "    emit_ir: true\n    repeats: 2\n")
+    fewer = base.replace("    repeats: 3\n", "    repeats: 2\n")
     assert gate(tmp_path / "b", fewer, base=base) == []
     # median: more repeats do not favour the head
     assert gate(tmp_path / "c", BASE.replace("    emit_ir: true\n", "    emit_ir: true\n    repeats: 9\n")) == []

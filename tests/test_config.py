@@ -58,7 +58,8 @@ def error_of(tmp_path: Path, text: str) -> str:
 def test_good_file_applies_defaults_and_infers_classes(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, GOOD))
     cold, warm = config.lanes["cold"], config.lanes["warm"]
-    assert cold.timeout_s == 30 and cold.repeats == 3 and cold.expect_exit == [0]
+    assert cold.timeout_s == 30 and cold.expect_exit == [0]
+    assert cold.repeats == 1 and warm.repeats == 3     # exact-only: one build; timed: the default 3
     assert cold.emit_ir == "${attempt_dir}/ir.json"
     assert warm.env == {"A": None, "B": "2"}
     assert warm.cache == "warm" and warm.prime == "cold"
@@ -134,3 +135,19 @@ def test_an_unquoted_date_is_a_date_string(tmp_path: Path) -> None:
 def test_a_cold_lane_cannot_be_warm(tmp_path: Path, extra: str) -> None:
     text = "version: 1\nlanes:\n  a:\n    command: x\n    cache_state: cold\n" + extra + "  b:\n    command: y\nkpis: {}\n"
     assert "a cold lane wipes its cache" in error_of(tmp_path, text)
+
+
+def test_exact_only_lane_builds_once_unless_it_asks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from molt_budget.cli import main
+
+    text = GOOD.replace("defaults:\n", "defaults:\n  repeats: 5\n")
+    config = load_config(write(tmp_path, text))
+    assert config.lanes["cold"].repeats == 1 and config.lanes["warm"].repeats == 5
+    assert main(["validate", "--config", str(tmp_path / "budgets.yaml")]) == 0
+    assert "note:" not in capsys.readouterr().out
+    # asked for on the lane: a determinism check, kept, and `validate` says what it buys
+    explicit = text.replace("    cache_state: cold\n", "    cache_state: cold\n    repeats: 3\n")
+    assert load_config(write(tmp_path, explicit)).lanes["cold"].repeats == 3
+    assert main(["validate", "--config", str(tmp_path / "budgets.yaml")]) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and notes[0].startswith("note: budgets.yaml:12: lanes.cold.repeats:")

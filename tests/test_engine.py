@@ -315,3 +315,38 @@ def test_a_competing_compiler_makes_the_run_not_authoritative(tmp_path: Path) ->
     assert results.authoritative is False
     assert any(f"cargo(pid {competitor.pid})" in r for r in results.authoritative_reasons), results.authoritative_reasons
     assert "not authoritative" in gate.stdout
+
+
+def test_sigkill_mid_run_loses_no_sample_and_resumes(tmp_path: Path) -> None:
+    """No chance to clean up: the journal beside results.json still holds every sample."""
+    stop = tmp_path / "stop"
+    config = write_budgets(
+        tmp_path,
+        {
+            "fast": {"command": fake_build(), "repeats": 3},
+            "slow": {"command": [sys.executable, "-c", f"import os, time\nwhile not os.path.exists({str(stop)!r}): time.sleep(0.05)"],
+                     "repeats": 1, "timeout_s": 120},
+        },
+        {"f": {"lane": "fast", "metric": "wall_s", "target": 10}, "s": {"lane": "slow", "metric": "wall_s", "target": 100}},
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "molt_budget", "check", "--config", str(config), "--no-base"],
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "lane=slow" in line:
+            break
+    proc.kill()
+    proc.wait(timeout=30)
+    stop.write_text("")                      # the orphaned build ends on its own
+    run_dir = sorted((tmp_path / "out" / "runs").iterdir())[-1]
+    assert (run_dir / "journal.jsonl").exists()
+    crashed = load_results(run_dir / "results.json")
+    assert crashed.state == "running"
+    assert crashed.lanes["fast"].status == "ok" and len(crashed.lanes["fast"].measured()) == 3
+    assert crashed.lanes["slow"].status == "pending" and crashed.lanes["slow"].samples == []
+
+    assert run_cli("check", "--config", str(config), "--quiet", "--resume", str(run_dir)) == 0
+    resumed = load_results(run_dir / "results.json")
+    assert resumed.state == "complete" and not (run_dir / "journal.jsonl").exists()
+    assert [len(resumed.lanes[lane].measured()) for lane in ("fast", "slow")] == [3, 1]
+    assert resumed.lanes["fast"].samples == crashed.lanes["fast"].samples     # kept, not re-run

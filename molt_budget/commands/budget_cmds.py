@@ -8,9 +8,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from datetime import date
 
 BUMP_EPILOG = """\
 examples:
@@ -69,6 +71,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _today(args: argparse.Namespace) -> date:
+    from datetime import date
+
     from molt_budget.budgets.edit import parse_day
 
     return parse_day(args.today, "--today") if getattr(args, "today", None) else date.today()

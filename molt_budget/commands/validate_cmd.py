@@ -22,6 +22,7 @@ def register(subparsers: Any) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from molt_budget.compare.sampler import load_noise, noise_warnings
+    from molt_budget.config.loader import advice
 
     config = load_config_arg(args)
     print(f"{args.config}: OK ({len(config.lanes)} lanes, {len(config.kpis)} KPIs)")
@@ -29,4 +30,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
     warnings = noise_warnings(config, lanes, load_noise(config, lanes))
     for warning in warnings:
         print(f"{config.where('kpis', warning.kpi)}: warning[noise]: {warning.message}")
+    for note in advice(config):            # builds that buy nothing: advice, never a failure
+        print(f"note: {note}")
     return 1 if warnings and args.strict else 0

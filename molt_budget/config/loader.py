@@ -49,10 +49,32 @@ def parse_config(path: Path, data: Any, lines: Lines, text: str = "") -> Config:
     defaults = {**LANE_DEFAULTS, **(data.get("defaults") or {})}
     lanes = {lid: _lane(lid, raw, defaults, lines) for lid, raw in data["lanes"].items()}
     kpis = {kid: _kpi(kid, raw, lines) for kid, raw in (data.get("kpis") or {}).items()}
+    _one_build_for_exact_lanes(data["lanes"], lanes, kpis)
     config = Config(path=path, lanes=lanes, kpis=kpis, settings=_settings(data.get("settings") or {}), lines=lines,
                     text=text)
     _check_references(config)
     return config
+
+
+def _one_build_for_exact_lanes(raw_lanes: dict[str, Any], lanes: dict[str, Lane], kpis: dict[str, Kpi]) -> None:
+    """A lane whose KPIs are all exact gives the same counts on every build: it builds once
+    unless the lane itself asks for `repeats` (a determinism check is a choice, not a default)."""
+    for lane in lanes.values():
+        own = [k for k in kpis.values() if k.lane == lane.id]
+        if own and all(k.kpi_class == "exact" for k in own) and "repeats" not in (raw_lanes.get(lane.id) or {}):
+            lane.repeats = 1
+
+
+def advice(config: Config) -> list[str]:
+    """What `validate` points out without refusing the file: settings that cost builds and buy nothing."""
+    notes = []
+    for lane in config.lanes.values():
+        own = config.kpis_for_lane(lane.id)
+        if lane.repeats > 1 and own and all(k.kpi_class == "exact" for k in own):
+            notes.append(f"{config.where('lanes', lane.id, 'repeats')}: lanes.{lane.id}.repeats: {lane.repeats} builds of a lane "
+                         f"whose KPIs are all exact only check that the build is deterministic (the counts cannot "
+                         f"differ otherwise); drop `repeats` for one build unless that check is the point")
+    return notes
 
 
 def _check_schema(path: Path, data: dict[str, Any], lines: Lines) -> None:

@@ -1,4 +1,11 @@
-"""Results files: written atomically after every sample so a crash loses nothing."""
+"""Results files: nothing measured is lost on a crash, and a sample costs O(sample) to keep.
+
+results.json is written whole (atomically: tmp + fsync + rename) when a run starts, resumes
+and ends. In between, every change is one fsync'd line appended to the journal beside it
+(journal.jsonl: a lane started, a sample measured, a lane's status, the host found busy);
+reading a results file of a run still marked "running" replays its journal, so an
+interrupted or killed run's file holds every sample that was measured.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +46,80 @@ def save_results(path: Path, results: RunResults) -> None:
     write_json_atomic(path, results.to_dict())
 
 
+JOURNAL_NAME = "journal.jsonl"
+
+
+class Journal:
+    """Append-only log of a running run's changes, replayed by load_results (see the module doc)."""
+
+    def __init__(self, results_path: Path) -> None:
+        self.path = results_path.with_name(JOURNAL_NAME)
+        self._fh: Any = None
+
+    def lane_started(self, lane: str) -> None:
+        self._append({"op": "lane_start", "lane": lane})
+
+    def sample(self, lane: str, sample: Any) -> None:
+        from dataclasses import asdict
+
+        self._append({"op": "sample", "lane": lane, "sample": asdict(sample)})
+
+    def lane_state(self, lane: Any, with_detail: bool = False) -> None:
+        record = {"op": "lane_state", "lane": lane.lane, "status": lane.status, "error": lane.error}
+        if with_detail:
+            record["detail"] = lane.detail
+        self._append(record)
+
+    def authority(self, results: RunResults) -> None:
+        self._append({"op": "authority", "authoritative": results.authoritative, "reasons": results.authoritative_reasons})
+
+    def _append(self, record: dict[str, Any]) -> None:
+        if self._fh is None:
+            self._fh = open(self.path, "ab")
+        self._fh.write((json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8"))
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def clear(self) -> None:
+        """After results.json was written whole: everything the journal held is in it."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+def replay_journal(data: dict[str, Any], journal: Path) -> dict[str, Any]:
+    """Apply a running run's journal to its results document (a torn last line is dropped:
+    the crash came while it was written, the sample before it is kept)."""
+    try:
+        raw = journal.read_bytes()
+    except FileNotFoundError:
+        return data
+    lanes = data.setdefault("lanes", {})
+    for line in raw.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(record, dict):
+            continue
+        op, lane = record.get("op"), record.get("lane")
+        if op == "lane_start":
+            lanes[lane] = {"lane": lane, "status": "pending", "error": None, "samples": [], "detail": {}}
+        elif op == "sample" and lane in lanes:
+            lanes[lane]["samples"].append(record.get("sample"))
+        elif op == "lane_state" and lane in lanes:
+            lanes[lane]["status"], lanes[lane]["error"] = record.get("status"), record.get("error")
+            if "detail" in record:
+                lanes[lane]["detail"] = record["detail"]
+        elif op == "authority":
+            data["authoritative"], data["authoritative_reasons"] = record.get("authoritative"), record.get("reasons")
+    return data
+
+
 def _umask() -> int:
     """mkstemp creates 0600 files; results are meant to be read like any other file."""
     current = os.umask(0)
@@ -63,6 +144,8 @@ def load_results(path: Path) -> RunResults:
     data = read_json_file(path, "results file")
     if not isinstance(data, dict) or "schema_version" not in data:
         raise ConfigError(f"{path}: not a molt-budget results file (no schema_version)")
+    if data.get("state") == "running":
+        data = replay_journal(data, Path(path).with_name(JOURNAL_NAME))
     if data["schema_version"] != SCHEMA_VERSION:
         raise ConfigError(f"{path}: results schema_version {data['schema_version']!r} is not supported (expected {SCHEMA_VERSION})")
     from molt_budget.schemas import validator

@@ -1,7 +1,8 @@
 """Run the lanes of a budgets file: prime, warm-ups, repeats, retries, snapshots, resume.
 
-Every sample is written to results.json as soon as it is measured, so an interrupted
-or crashed run loses nothing and `--resume` picks up where it stopped.
+Every sample is journalled beside results.json as soon as it is measured (one fsync'd
+line, results/store.py), so an interrupted or crashed run loses nothing and `--resume`
+picks up where it stopped.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from molt_budget.collectors.collect import SampleContext, collect
 from molt_budget.config.model import Config, Lane
 from molt_budget.errors import BudgetError, ConfigError, LockTimeout, MeasurementError
 from molt_budget.results.model import Attempt, KpiResult, LaneResult, RunResults, Sample
-from molt_budget.results.store import load_results, save_results
+from molt_budget.results.store import Journal, load_results, save_results
 from molt_budget.runner import templating
 from molt_budget.runner.events import ProgressEvent
 from molt_budget.runner.process import ProcessOutcome, kill_marked, run_process
@@ -136,6 +137,11 @@ class Engine:
             self._lock.release()
             raise
         self.results_path = self.run_dir / "results.json"
+        self._journal = Journal(self.results_path)
+        if self.options.resume is not None:
+            # whole again (replaying the journal over it twice gives the same state)
+            save_results(self.results_path, self.results)
+            self._journal.clear()
         self.marker = (MARKER_VAR, self.results.run_id)
         self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
         return self.results
@@ -151,6 +157,7 @@ class Engine:
     def prepare_lane(self, lane: Lane) -> bool:
         """Quiescence check, prime chain and warm-ups; False (lane marked error) if any failed."""
         self.results.lanes[lane.id] = LaneResult(lane=lane.id)
+        self._journal.lane_started(lane.id)
         if self._is_timed(lane) and self.options.quiescence:
             self._check_quiescence(lane, self.results)
         self._ran_lane = True
@@ -182,7 +189,7 @@ class Engine:
             else:
                 lane_result.status, lane_result.error = "error", "no sample was measured"
         kill_marked(self.marker)
-        self._snapshot(self.results)
+        self._journal.lane_state(lane_result, with_detail=True)
 
     def abort(self) -> None:
         """Interrupted: kill the run's processes, keep every sample measured so far, say how to resume."""
@@ -190,6 +197,7 @@ class Engine:
         self.results.state = "interrupted"
         self.results.finished_utc = utc_now()
         save_results(self.results_path, self.results)
+        self._journal.clear()
         self._release()
         hint = f"continue with --resume {self.run_dir}" if self.options.resumable else "run the check again"
         raise Interrupted(f"interrupted; measured samples are kept in {self.results_path} ({hint})") from None
@@ -200,6 +208,7 @@ class Engine:
         self.results.state = state
         self.results.finished_utc = utc_now()
         save_results(self.results_path, self.results)
+        self._journal.clear()
         self._release()
         return self.results
 
@@ -209,7 +218,7 @@ class Engine:
 
     def _append(self, lane: Lane, sample: Sample, what: str) -> None:
         self.results.lanes[lane.id].samples.append(sample)
-        self._snapshot(self.results)
+        self._journal.sample(lane.id, sample)
         if not sample.ok:
             raise MeasurementError(f"{what}: {sample.error}")
 
@@ -218,7 +227,7 @@ class Engine:
         lane_result.status = "error"
         lane_result.error = message
         self.options.progress(ProgressEvent("lane_error", lane=lane.id, message=message))
-        self._snapshot(self.results)
+        self._journal.lane_state(lane_result, with_detail=True)
 
     def _start_or_resume(self) -> tuple[RunResults, Path]:
         resume = self.options.resume
@@ -262,9 +271,6 @@ class Engine:
 
     # -- one lane -------------------------------------------------------------------
 
-    def _snapshot(self, results: RunResults) -> None:
-        save_results(self.results_path, results)
-
     def _is_counted(self, lane: Lane) -> bool:
         return any(k.kpi_class == "counted" for k in self.config.kpis_for_lane(lane.id))
 
@@ -295,6 +301,7 @@ class Engine:
             reason = f"lane {lane.id}: host not quiet after {report.waited_s:.0f}s: {'; '.join(report.reasons)}"
             results.authoritative = False
             results.authoritative_reasons.append(reason)
+            self._journal.authority(results)
             self.options.progress(ProgressEvent("not_quiet", lane=lane.id, message=reason))
 
     # -- one sample, with retries -----------------------------------------------------
