@@ -1,0 +1,184 @@
+"""The gate's own cost: `check --no-base` wall minus the lanes' own wall, side by side.
+
+Each lane copies a ~1 MB molt diagnostics payload (made from the shared example, scaled
+to many modules) into ${diagnostics_file}: the build itself costs almost nothing, so what
+is left is the gate (start-up, budgets parsing, quiet-host checks, process-table scans,
+snapshots, collectors, judging, history recording, reporting). KPIs are spread over the
+lanes: one timed `wall_s` per lane (so every lane gets the quiet-host check and the
+default 3 repeats), the rest exact diagnostics counts.
+
+Interleaved in one run (this tree, then `--compare TREE` if given, round after round),
+medians; prints overhead per configuration, the ratio to the compared tree, the cost per
+lane and per KPI, and the growth exponent (slope of log overhead against log lanes).
+
+    python bench/gate_overhead.py --compare /tmp/old-tree        # all of 1/12/48 lanes x 10/100/1000 KPIs
+    python bench/gate_overhead.py --lanes 12 --kpis 10 --rounds 7
+
+History at 1k/10k/100k runs is the history issue's part (its own bench): every run here
+records into a fresh, empty history.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import median, print_table
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = Path(os.environ.get("MOLT_BUDGET_SHARED", REPO.parent / "shared")) / "molt" / "examples" / "diagnostics_dev_warm.json"
+EXACT_METRICS = ("diag.module_count", "diag.backend_sec", "diag.reason.core_closure", "diag.reason.entry_root",
+                 "diag.phase.module_graph", "diag.phase.ir_lowering", "diag.reason.core_required", "diag.total_sec")
+
+
+def diagnostics_payload(target_bytes: int) -> dict:
+    """The shared example with its per-module tables repeated until the file is ~target_bytes."""
+    doc = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    rows = doc.get("frontend_module_timings") or []
+    reasons = dict(doc.get("module_reasons") or {})
+    timings = list(rows)
+    i = 0
+    while len(json.dumps(doc)) < target_bytes:
+        for _ in range(200):
+            row = dict(rows[i % len(rows)])
+            row["module"] = f"pkg{i}.{row['module']}"
+            timings.append(row)
+            reasons[row["module"]] = ["core_closure"]
+            i += 1
+        doc["frontend_module_timings"] = timings
+        doc["module_reasons"] = reasons
+        doc["module_count"] = len(reasons)
+        doc["module_reason_summary"] = {**doc.get("module_reason_summary", {}), "core_closure": len(reasons)}
+    return doc
+
+
+def make_project(root: Path, lanes: int, kpis: int, payload: Path, quiescence: bool) -> Path:
+    lane_ids = [f"lane{i:02d}" for i in range(lanes)]
+    doc: dict = {
+        "version": 1,
+        "defaults": {"timeout_s": 60, "retries": 0},
+        "settings": {"output_root": "out", "history": "out/history.sqlite",
+                     "quiescence": {"max_wait_s": 0, "competitors": ["cargo", "rustc", "molt"]}},
+        "lanes": {lid: {"command": ["/bin/cp", str(payload), "${diagnostics_file}"], "diagnostics": True} for lid in lane_ids},
+        "kpis": {},
+    }
+    for i in range(kpis):
+        lid = lane_ids[i % lanes]
+        if i < lanes:
+            doc["kpis"][f"k{i}_wall"] = {"lane": lid, "metric": "wall_s", "target": 10}
+        else:
+            metric = EXACT_METRICS[(i // lanes) % len(EXACT_METRICS)]
+            doc["kpis"][f"k{i}"] = {"lane": lid, "metric": metric, "class": "exact", "target": 1e9}
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "budgets.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    return root / "budgets.yaml"
+
+
+def lanes_own_wall(output_root: Path) -> float:
+    """Every attempt's wall as the runner measured it (the builds' own time)."""
+    results = next((output_root / "runs").glob("*/results.json"))
+    data = json.loads(results.read_text())
+    return sum(a["wall_s"] for lane in data["lanes"].values() for s in lane["samples"] for a in s["attempt_log"])
+
+
+def one_check(tree: Path, config: Path, quiescence: bool) -> tuple[float, float]:
+    """(whole check wall, overhead) for one run with a fresh output root and history."""
+    shutil.rmtree(config.parent / "out", ignore_errors=True)
+    argv = [sys.executable, "-m", "molt_budget", "check", "--config", str(config), "--no-base", "--quiet"]
+    if not quiescence:
+        argv.append("--no-quiescence")
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    start = time.perf_counter()
+    proc = subprocess.run(argv, env=env, cwd=config.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"check failed ({proc.returncode}) with {tree}: {proc.stderr.strip()[-500:]}")
+    return wall, wall - lanes_own_wall(config.parent / "out")
+
+
+def slope(xs: list[float], ys: list[float]) -> float:
+    """Least-squares slope of log y on log x: 1 is linear, 2 quadratic."""
+    lx, ly = [math.log(x) for x in xs], [math.log(max(y, 1e-6)) for y in ys]
+    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
+    return sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / sum((a - mx) ** 2 for a in lx)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lanes", default="1,12,48")
+    parser.add_argument("--kpis", default="10,100,1000")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per configuration (12x10 gets at least 7)")
+    parser.add_argument("--diag-mb", type=float, default=1.0)
+    parser.add_argument("--compare", metavar="TREE", help="another checkout of molt-budget to run side by side")
+    parser.add_argument("--no-quiescence-too", action="store_true", help="also measure with --no-quiescence")
+    args = parser.parse_args()
+    trees = [("this tree", REPO)] + ([("compared", Path(args.compare).resolve())] if args.compare else [])
+    lanes_list = [int(x) for x in args.lanes.split(",")]
+    kpis_list = [int(x) for x in args.kpis.split(",")]
+    modes = [True, False] if args.no_quiescence_too else [True]
+    rows, overheads = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        payload = Path(tmp) / "diagnostics.json"
+        payload.write_text(json.dumps(diagnostics_payload(int(args.diag_mb * 1e6))))
+        size = payload.stat().st_size
+        for lanes in lanes_list:
+            for kpis in kpis_list:
+                for quiet in modes:
+                    config = make_project(Path(tmp) / f"p{lanes}x{kpis}", lanes, kpis, payload, quiet)
+                    rounds = max(args.rounds, 7) if (lanes, kpis) == (12, 10) else args.rounds
+                    got: dict[str, list[float]] = {name: [] for name, _ in trees}
+                    walls: dict[str, list[float]] = {name: [] for name, _ in trees}
+                    for _ in range(rounds):
+                        for name, tree in trees:
+                            wall, over = one_check(tree, config, quiet)
+                            got[name].append(over)
+                            walls[name].append(wall)
+                    for name, _ in trees:
+                        overheads[(name, lanes, kpis, quiet)] = median(got[name])
+                    this = median(got["this tree"])
+                    row = [lanes, kpis, "on" if quiet else "off", median(walls["this tree"]), this, this / lanes * 1000]
+                    if args.compare:
+                        then = median(got["compared"])
+                        row += [then, then / this if this > 0 else float("inf")]
+                    rows.append(row)
+                    print(f"... {lanes} lanes x {kpis} KPIs (quiescence {'on' if quiet else 'off'}): {this:.3f} s", file=sys.stderr)
+    headers = ["lanes", "KPIs", "quiet check", "check wall s", "overhead s", "ms per lane"]
+    if args.compare:
+        headers += ["compared overhead s", "compared / this"]
+    print_table(f"gate overhead, check --no-base minus the lanes' own wall (diagnostics {size / 1e6:.2f} MB a lane; "
+                f"medians, interleaved)", rows, headers)
+    growth = []
+    for name, _ in trees:
+        for kpis in kpis_list:
+            for quiet in modes:
+                if len(lanes_list) > 1:
+                    ys = [overheads[(name, lanes, kpis, quiet)] for lanes in lanes_list]
+                    per_lane = (ys[-1] - ys[0]) / (lanes_list[-1] - lanes_list[0]) * 1000
+                    growth.append([name, "lanes", f"{kpis} KPIs", "on" if quiet else "off", slope(lanes_list, ys), per_lane])
+        for lanes in lanes_list:
+            for quiet in modes:
+                if len(kpis_list) > 1:
+                    ys = [overheads[(name, lanes, kpis, quiet)] for kpis in kpis_list]
+                    per_kpi = (ys[-1] - ys[0]) / (kpis_list[-1] - kpis_list[0]) * 1000
+                    growth.append([name, "KPIs", f"{lanes} lanes", "on" if quiet else "off", slope(kpis_list, ys), per_kpi])
+    if growth:
+        print_table("growth (exponent of overhead ~ n^k; 1 = linear) and marginal cost", growth,
+                    ["tree", "n", "at", "quiet check", "exponent k", "ms per lane / per KPI"])
+    goal = overheads.get(("this tree", 12, 10, True))
+    if goal is not None:
+        print(f"\n12 lanes x 10 KPIs: {goal:.3f} s overhead (goal <= 0.3 s: {'met' if goal <= 0.3 else 'MISSED'})")
+
+
+if __name__ == "__main__":
+    main()
