@@ -19,6 +19,7 @@ from molt_budget.config import load_config
 from molt_budget.config.model import Config
 from molt_budget.results.history import History
 from molt_budget.results.model import LaneResult, RunResults, Sample
+from molt_budget.results.record import MainCheck
 
 START = datetime(2026, 3, 1, 6, 0, tzinfo=timezone.utc)
 
@@ -81,9 +82,30 @@ def populate(tmp: Path, n: int = 300, seed: int = 7) -> tuple[Config, History, l
     history = History(config.resolve(config.settings.history))
     rng = random.Random(seed)
     runs = [make_run(config, i, rng) for i in range(n)]
-    for run in runs:
-        history.record(run)
+    history.index_many([history_record(run) for run in runs])
     return config, history, runs
+
+
+def main_check(run: RunResults) -> MainCheck:
+    """The factory's stand-in for mainline.classify (there is no git repository here): runs on
+    main, complete, every lane ok and quiet are main records."""
+    reasons = []
+    if run.provenance.get("branch") != "main":
+        reasons.append(f"commit {run.provenance['commit'][:12]} is not on origin/main's first-parent history")
+    reasons += [f"lanes not complete: {n}" for n, lane in run.lanes.items() if lane.status != "ok"]
+    if not run.authoritative:
+        reasons.append("host not quiet: " + "; ".join(run.authoritative_reasons))
+    return MainCheck(not reasons, reasons, "origin/main")
+
+
+def history_record(run: RunResults) -> Any:
+    from molt_budget.results.record import RunRecord
+
+    return RunRecord.from_run(run, main_check(run))
+
+
+def is_main(run: RunResults) -> bool:
+    return main_check(run).main
 
 
 def kpi_value(run: RunResults, kpi: str) -> Any:

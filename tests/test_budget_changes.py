@@ -177,9 +177,10 @@ def test_far_looser_never_uses_the_heads_own_seeded_from(tmp_path: Path) -> None
                             "target: 900\n    limit: 1000\n    owner: infra\n    justification: slow CI host\n    seeded_from: 850")
     change = only(gate(tmp_path / "b", unseeded), kpi="wall", field="target")
     assert change.status == "yellow" and "far looser" not in change.reason
+    assert change.unmeasured and "not checked against a measurement" in change.reason    # said, never silent
     # a real measurement wins over any seeded_from
     change = only(gate(tmp_path / "c", head, base=base, measured={"wall": 8.0}), kpi="wall", field="target")
-    assert change.status == "yellow"
+    assert change.status == "yellow" and not change.unmeasured
 
 
 def test_within_headroom_of_measured_passes_as_yellow(tmp_path: Path) -> None:

@@ -24,8 +24,16 @@ NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e-?\d+)?")
 def charts(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("charts")
     config, history, runs = populate(tmp, n=250)
-    files = write_charts(series_from_config(config, history, runs=120), tmp / "charts")
+    files = write_charts(series_from_config(config, history, runs=120, main_only=False), tmp / "charts")
     return tmp, config, runs, files
+
+
+def test_charts_default_to_main_records(tmp_path: Path) -> None:
+    from history_factory import is_main
+
+    config, history, runs = populate(tmp_path, n=60)
+    for series in series_from_config(config, history, runs=120):
+        assert [p.run_id for p in series.points] == [r.run_id for r in runs if is_main(r) and kpi_value(r, series.kpi) is not None]
 
 
 def group(root: ET.Element, gid: str) -> ET.Element | None:

@@ -96,11 +96,12 @@ def test_html_missing_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monke
 def test_html_is_called_with_report_dir_and_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[Any, ...]] = []
     module = types.ModuleType("molt_budget.report.html")
-    module.write_html = lambda r, out_dir, history_path: calls.append((r.status, out_dir, history_path))  # type: ignore[attr-defined]
+    module.write_html = lambda r, out_dir, history_path, main_only=True: calls.append(  # type: ignore[attr-defined]
+        (r.status, out_dir, history_path, main_only))
     monkeypatch.setitem(sys.modules, "molt_budget.report.html", module)
     path = write(tmp_path / "report.json", report("fail"))
     assert cli.main(["report", str(path), "--html", str(tmp_path / "html")]) == 1
-    assert calls == [("fail", tmp_path / "html", None)]
+    assert calls == [("fail", tmp_path / "html", None, True)]          # main records unless --all-branches
 
 
 # -- merge -----------------------------------------------------------------------------
@@ -149,19 +150,31 @@ def test_merge_unions_lanes_and_rejudges(shards: dict[str, Path], tmp_path: Path
 
 def test_history_adds_a_trend_column(shards: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from molt_budget.results.history import History
+    from molt_budget.results.record import MainCheck
     from molt_budget.results.store import load_results
 
     db = History(tmp_path / "history.sqlite")
     for i in range(3):
         results = load_results(shards["a"])
         results.run_id, results.started_utc = f"run-{i}", f"2026-11-2{i}T00:00:00Z"
-        db.record(results)
+        db.record(results, main=MainCheck(True))
+    branch_run = load_results(shards["a"])
+    branch_run.run_id, branch_run.started_utc = "run-branch", "2026-11-24T00:00:00Z"
+    for lane in branch_run.lanes.values():
+        for sample in lane.samples:
+            sample.metrics = {m: v * 3 for m, v in sample.metrics.items()}
+    for k in branch_run.kpis:
+        k.value = None if k.value is None else k.value * 3
+    db.record(branch_run, main=MainCheck(False, ["not on main"]))
     r = report("pass")
     r["kpis"] = [dict(k, metric="ir.mb", lane="dev_cold") if k["id"] == "ir_size_mb" else k for k in r["kpis"]]
     path = write(tmp_path / "report.json", r)
     assert cli.main(["report", str(path), "--history", str(db.path)]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| `ir_size_mb`"))
-    assert row.endswith("| ▄▄▄ |")                               # three equal values: a flat line
+    assert row.endswith("| ▄▄▄ |")                               # three equal main values: a flat line; no branch run
+    assert cli.main(["report", str(path), "--history", str(db.path), "--all-branches"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| `ir_size_mb`"))
+    assert not row.endswith("| ▄▄▄ |")                           # the branch run's jump is drawn
     assert cli.main(["report", str(path), "--history", str(tmp_path / "nope.sqlite")]) == 2
 
 

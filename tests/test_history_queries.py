@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import statistics
-from contextlib import closing
 from pathlib import Path
 
 import pytest
-from history_factory import kpi_value, populate
+from history_factory import history_record, is_main, kpi_value, populate
 
 from molt_budget import cli
 from molt_budget.config import load_config
@@ -17,6 +15,7 @@ from molt_budget.report.tracker import HISTORY_BLOCK, update_tracker
 from molt_budget.results.history import History
 from molt_budget.results.importer import import_compile_progress
 from molt_budget.results.model import LaneResult, RunResults, Sample
+from molt_budget.results.record import MainCheck
 
 
 @pytest.fixture(scope="module")
@@ -27,29 +26,51 @@ def world(tmp_path_factory: pytest.TempPathFactory):
 def test_kpi_series_prefers_the_verdict_and_skips_failed_lanes(world) -> None:
     config, history, runs = world
     k = config.kpis["dev_warm_s"]
-    series = history.kpi_series(k.id, k.lane, k.metric, k.aggregate)
+    everything = history.kpi_series(k.id, k.lane, k.metric, k.aggregate, main_only=False)
     expected = [(r.run_id, kpi_value(r, k.id)) for r in runs if kpi_value(r, k.id) is not None]
-    assert [(p.run_id, p.value) for p in series] == expected
-    assert len(series) < len(runs)                             # runs whose lane failed give no point
-    assert [p.authoritative for p in series] == [r.authoritative for r in runs if kpi_value(r, k.id) is not None]
-    assert history.kpi_series(k.id, k.lane, k.metric, limit=7) == series[-7:]
-    feature = history.kpi_series(k.id, k.lane, k.metric, branch="feature")
+    assert [(p.run_id, p.value) for p in everything] == expected
+    assert len(everything) < len(runs)                         # runs whose lane failed give no point
+    assert [p.authoritative for p in everything] == [r.authoritative for r in runs if kpi_value(r, k.id) is not None]
+    assert [p.main for p in everything] == [is_main(r) for r in runs if kpi_value(r, k.id) is not None]
+    assert history.kpi_series(k.id, k.lane, k.metric, limit=7, main_only=False) == everything[-7:]
+    feature = history.kpi_series(k.id, k.lane, k.metric, branch="feature", main_only=False)
     assert {p.run_id for p in feature} == {r.run_id for r in runs if r.provenance["branch"] == "feature" and kpi_value(r, k.id) is not None}
 
 
-def test_kpi_series_falls_back_to_samples_without_a_verdict(tmp_path: Path) -> None:
+def test_series_default_to_main_records(world) -> None:
+    """Branch runs, noisy runs and failed lanes are recorded but never trend points."""
+    config, history, runs = world
+    k = config.kpis["dev_warm_s"]
+    main = history.kpi_series(k.id, k.lane, k.metric, k.aggregate)
+    expected = [(r.run_id, kpi_value(r, k.id)) for r in runs if is_main(r)]
+    assert [(p.run_id, p.value) for p in main] == expected
+    assert all(p.main and p.authoritative for p in main)
+    assert history.kpi_series(k.id, k.lane, k.metric, limit=5) == main[-5:]
+    first, last = history.kpi_first_last(k.id, k.lane, k.metric)
+    assert (first, last) == (main[0], main[-1])
+    assert history.kpi_series(k.id, k.lane, k.metric, branch="feature") == []
+    newest_main = max((r for r in runs if is_main(r)), key=lambda r: r.started_utc)
+    assert history.latest_main().run_id == newest_main.run_id
+
+
+def test_kpi_series_falls_back_to_lane_values_without_a_verdict(tmp_path: Path) -> None:
     history = History(tmp_path / "h.sqlite")
     run = RunResults(run_id="r1", config_path="-", config_sha256="-", started_utc="2026-01-01T00:00:00+00:00", state="complete")
     run.lanes["warm"] = LaneResult("warm", "ok", samples=[
         Sample("measure", i, True, metrics={"wall_s": v}) for i, v in enumerate([3.0, 1.0, 2.0])
     ] + [Sample("warmup", 0, True, metrics={"wall_s": 99.0})])
-    history.record(run)
+    history.record(run, main=MainCheck(True))
     assert [p.value for p in history.kpi_series("k", "warm", "wall_s")] == [2.0]
     assert [p.value for p in history.kpi_series("k", "warm", "wall_s", aggregate="min")] == [1.0]
     assert history.kpi_series("k", "warm", "cpu_s") == []
     run.state, run.run_id = "interrupted", "r2"
-    history.record(run)
+    history.record(run, main=MainCheck(True))
     assert len(history.kpi_series("k", "warm", "wall_s")) == 1   # only complete runs
+    run.state, run.run_id = "complete", "r3"
+    history.record(run)                                           # recorded without a main check: not main
+    assert len(history.kpi_series("k", "warm", "wall_s")) == 1
+    assert len(history.kpi_series("k", "warm", "wall_s", main_only=False)) == 2
+    assert history.get("r3").not_main_reasons
 
 
 def test_run_summaries_match_the_runs(world) -> None:
@@ -66,33 +87,45 @@ def test_run_summaries_match_the_runs(world) -> None:
         ]
         assert [(i.lane, i.error) for i in s.failures] == [(l.lane, x.error) for l in r.lanes.values() for x in l.samples if not x.ok]
         assert s.commit == r.provenance["commit"] and s.branch == r.provenance["branch"]
+        assert s.main == is_main(r)
+    mains = history.run_summaries(limit=60, main_only=True)
+    assert [s.run_id for s in mains] == [r.run_id for r in sorted(runs, key=lambda r: r.started_utc, reverse=True) if is_main(r)][:60]
 
 
-def test_run_summaries_on_a_database_without_lane_rows(tmp_path: Path) -> None:
-    """Databases written before the lanes table: lanes are derived from the samples."""
-    _config, history, runs = populate(tmp_path, n=40)
-    with closing(sqlite3.connect(history.path)) as conn, conn:
-        conn.execute("DELETE FROM lanes")
-    failed = next(r for r in runs if r.lanes["dev_warm"].status == "error")
-    summary = next(s for s in history.run_summaries(limit=40) if s.run_id == failed.run_id)
-    assert summary.lanes == {"dev_cold": "ok", "dev_warm": "error"}
-    assert summary.lane_errors == {}
+def test_indexing_is_idempotent_and_incremental(tmp_path: Path) -> None:
+    _config, history, runs = populate(tmp_path, n=30)
+    records = [history_record(r) for r in runs]
+    assert history.index_many(records) == 0                       # all known: nothing new
+    assert history.index(records[3]) is False
+    assert history.indexed_ids() == {r.run_id for r in runs}
+    changed = history_record(runs[3])
+    changed.status = "yellow" if changed.status != "yellow" else "pass"
+    assert history.index(changed) is True and history.get(runs[3].run_id).status == changed.status
+    assert history.stats()["runs"] == 30
+    k = "dev_warm_s"
+    before = history.kpi_series(k, "dev_warm", "wall_s", main_only=False)
+    assert len({p.run_id for p in before}) == len(before)         # re-indexing never duplicates a point
 
 
-def test_prune_removes_lane_rows_and_old_queries_still_work(tmp_path: Path) -> None:
+def test_prune_drops_runs_and_their_points(tmp_path: Path) -> None:
     _config, history, runs = populate(tmp_path, n=50)
-    before = history.metric_series("dev_warm", "wall_s", limit=1000)
-    assert history.prune(10) == 40
-    with closing(sqlite3.connect(history.path)) as conn:
-        assert conn.execute("SELECT COUNT(DISTINCT run_id) FROM lanes").fetchone()[0] == 10
-    after = history.metric_series("dev_warm", "wall_s", limit=1000)
-    assert after == [row for row in before if row[0] in {r.run_id for r in runs[-10:]}]
-    assert history.latest_run_for_commit(runs[-1].provenance["commit"][:8])[0] == runs[-1].run_id
+    before = history.kpi_series("dev_warm_s", "dev_warm", "wall_s", main_only=False)
+    dropped = history.prune(10)
+    assert len(dropped) == 40 and {r for r, _p in dropped} == {r.run_id for r in runs[:40]}
+    after = history.kpi_series("dev_warm_s", "dev_warm", "wall_s", main_only=False)
+    assert after == [p for p in before if p.run_id in {r.run_id for r in runs[-10:]}]
+    assert history.stats()["points"] == sum(
+        sum(k.value is not None for k in r.kpis) + sum("wall_s" in l.metrics for l in history_record(r).lanes.values())
+        for r in runs[-10:])
+    newest_main = next(r for r in reversed(runs) if is_main(r))
+    assert history.latest_run_for_commit(newest_main.provenance["commit"][:8])[0] == newest_main.run_id
+    branch_run = next(r for r in reversed(runs) if not is_main(r))
+    assert history.latest_run_for_commit(branch_run.provenance["commit"]) is None   # never a baseline
 
 
 def test_lane_estimate_is_the_median_of_recent_runs(world) -> None:
     _config, history, _runs = world
-    series = history.metric_series("dev_warm", "wall_s", limit=20)
+    series = history.metric_series("dev_warm", "wall_s", limit=20, main_only=False)
     assert history.lane_estimate("dev_warm") == pytest.approx(statistics.median(v for *_x, v, _a in series))
     assert history.lane_estimate("nope") is None
 
@@ -108,22 +141,21 @@ def test_import_keeps_timestamps_and_retries(shared: Path, tmp_path: Path) -> No
     history.record(results, path, source="compile_progress")
 
     shown = history.show(results.run_id)
-    assert shown["run"]["started_utc"] == raw["meta"]["timestamp_utc"]
-    assert shown["run"]["finished_utc"] == raw["meta"]["timestamp_utc"]
-    assert shown["run"]["source"] == "compile_progress" and shown["run"]["authoritative"] == 0
-    per_lane = {}
-    for lane, kind, idx, ok, attempts, reason, *_ in shown["samples"]:
-        per_lane.setdefault(lane, set()).add((kind, idx, ok, attempts, reason))
-    assert per_lane == {c["name"]: {("measure", 0, 1, c["attempts"], c["retry_reason"])} for c in raw["results"]}
-    assert per_lane["dev_cold"] == {("measure", 0, 1, 2, "timeout")}
+    assert shown.started_utc == raw["meta"]["timestamp_utc"]
+    assert shown.finished_utc == raw["meta"]["timestamp_utc"]
+    assert shown.source == "compile_progress" and not shown.authoritative and not shown.main
+    notes = {name: [(n.kind, n.index, n.attempts, n.retry_reason) for n in lane.notes] for name, lane in shown.lanes.items()}
+    assert notes == {c["name"]: [("measure", 0, c["attempts"], c["retry_reason"])] if c["attempts"] > 1 else [] for c in raw["results"]}
+    assert notes["dev_cold"] == [("measure", 0, 2, "timeout")]
 
     (summary,) = history.run_summaries()
     assert [(i.lane, i.attempts, i.retry_reason) for i in summary.retries] == [
         (c["name"], c["attempts"], c["retry_reason"]) for c in raw["results"] if c["attempts"] > 1
     ]
     elapsed = {c["name"]: c["elapsed_sec"] for c in raw["results"]}
-    assert {lane: history.kpi_series("k", lane, "wall_s")[0].value for lane in elapsed} == elapsed
-    assert history.kpi_series("k", "dev_cold", "wall_s")[0].started_utc == raw["meta"]["timestamp_utc"]
+    assert {lane: history.kpi_series("k", lane, "wall_s", main_only=False)[0].value for lane in elapsed} == elapsed
+    assert history.kpi_series("k", "dev_cold", "wall_s", main_only=False)[0].started_utc == raw["meta"]["timestamp_utc"]
+    assert history.kpi_series("k", "dev_cold", "wall_s") == []          # an imported snapshot is not a main record
 
 
 def test_imported_failures_reach_the_tracker(shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -141,6 +173,8 @@ def test_imported_failures_reach_the_tracker(shared: Path, tmp_path: Path, monke
     assert cli.main(["import-compile-progress", "--config", config, str(snapshot)]) == 0
     page = tmp_path / "page.md"
     assert cli.main(["tracker", "--config", config, "--out", str(page)]) == 0
+    assert "compile-progress-" not in page.read_text(encoding="utf-8")     # not a main record: not by default
+    assert cli.main(["tracker", "--config", config, "--out", str(page), "--all-branches"]) == 0
     text = page.read_text(encoding="utf-8")
     row = next(l for l in text.split(HISTORY_BLOCK)[1].splitlines() if "compile-progress-" in l)
     assert row.startswith("| 2026-02-10 | `compile-progress-20260210T052042-")
@@ -150,7 +184,7 @@ def test_imported_failures_reach_the_tracker(shared: Path, tmp_path: Path, monke
     assert "| no: imported from molt's compile_progress.json" in row
     # the failed case gives no dev_warm value: the KPI has no data yet
     assert "| dev_warm_s | n/a | <= 3.000 | n/a | ⚪ no data |" in text
-    assert update_tracker(page, load_config(config), History(tmp_path / "h.sqlite")) is False
+    assert update_tracker(page, load_config(config), History(tmp_path / "h.sqlite"), main_only=False) is False
 
 
 def test_undated_snapshot_is_dated_by_its_mtime(shared: Path, tmp_path: Path) -> None:
@@ -167,7 +201,7 @@ def test_undated_snapshot_is_dated_by_its_mtime(shared: Path, tmp_path: Path) ->
     assert results.run_id.startswith("compile-progress-20260210T052042-")
     history = History(tmp_path / "h.sqlite")
     history.record(results, snapshot, source="compile_progress")
-    assert history.show(results.run_id)["run"]["started_utc"] == "2026-02-10T05:20:42Z"
+    assert history.show(results.run_id).started_utc == "2026-02-10T05:20:42Z"
     dated = import_compile_progress(shared / "molt/examples/compile_progress.json")
     assert "timestamp_source" not in dated.provenance
 

@@ -14,6 +14,7 @@ from molt_budget.config import load_config
 from molt_budget.errors import ConfigError
 from molt_budget.results.history import History
 from molt_budget.results.model import LaneResult, RunResults, Sample
+from molt_budget.results.record import MainCheck
 from molt_budget.results.store import save_results
 
 TODAY = date(2026, 11, 26)
@@ -57,6 +58,12 @@ def write(tmp_path: Path) -> Path:
     path = tmp_path / "budgets.yaml"
     path.write_text(BUDGETS)
     return path
+
+
+def record(history: History, run: RunResults) -> None:
+    """As `check` records it: the main runs here are on main and quiet (git is tested in test_mainline)."""
+    main = run.provenance["branch"] == "main" and run.authoritative
+    history.record(run, main=MainCheck(main, [] if main else ["not on main, or noisy"]))
 
 
 def run_results(run_id: str, branch: str, metrics: dict[str, dict[str, float]], *, authoritative: bool = True,
@@ -107,10 +114,10 @@ def test_measurements_from_history_newest_authoritative_main_run(tmp_path: Path)
     path = write(tmp_path)
     config = load_config(path)
     history = History(tmp_path / "hist" / "history.sqlite")
-    history.record(run_results("a", "main", {"cold": {"ir.ops": 80}}, started="2026-11-20T00:00:00Z"))
-    history.record(run_results("b", "main", {"cold": {"ir.ops": 50}, "warm": {"wall_s": 1.0}}, started="2026-11-24T00:00:00Z"))
-    history.record(run_results("c", "feature", {"cold": {"ir.ops": 10}}, started="2026-11-25T00:00:00Z"))
-    history.record(run_results("d", "main", {"cold": {"ir.ops": 5}}, authoritative=False, started="2026-11-26T00:00:00Z"))
+    record(history, run_results("a", "main", {"cold": {"ir.ops": 80}}, started="2026-11-20T00:00:00Z"))
+    record(history, run_results("b", "main", {"cold": {"ir.ops": 50}, "warm": {"wall_s": 1.0}}, started="2026-11-24T00:00:00Z"))
+    record(history, run_results("c", "feature", {"cold": {"ir.ops": 10}}, started="2026-11-25T00:00:00Z"))
+    record(history, run_results("d", "main", {"cold": {"ir.ops": 5}}, authoritative=False, started="2026-11-26T00:00:00Z"))
     latest = latest_main_measurements(config)
     assert latest.run_id == "b" and latest.values == {"ops": 50, "wall": 1.0}
     assert latest.source == "run b on main @ c0ffeeb"
@@ -121,7 +128,7 @@ def test_ratchet_command_from_history_and_results(tmp_path: Path, monkeypatch: p
     path = write(tmp_path)
     code = cli.main(["ratchet", "--config", str(path)])
     assert code == 2 and "no history at" in capsys.readouterr().err
-    History(tmp_path / "hist" / "history.sqlite").record(run_results("b", "main", {"cold": {"ir.ops": 50}}))
+    record(History(tmp_path / "hist" / "history.sqlite"), run_results("b", "main", {"cold": {"ir.ops": 50}}))
     assert cli.main(["ratchet", "--config", str(path), "--margin", "10%", "--today", "2026-11-26"]) == 0
     out = capsys.readouterr()
     assert "| ops   | 50         | 100 -> 55 | 120 -> 66 |" in out.out and "+    target: 55" in out.out
@@ -137,11 +144,26 @@ def test_ratchet_command_from_history_and_results(tmp_path: Path, monkeypatch: p
 
 def test_no_main_run_is_a_clear_error(tmp_path: Path) -> None:
     path = write(tmp_path)
-    History(tmp_path / "hist" / "history.sqlite").record(run_results("c", "feature", {"cold": {"ir.ops": 10}}))
-    with pytest.raises(ConfigError, match="no complete authoritative run on branch 'main'"):
+    record(History(tmp_path / "hist" / "history.sqlite"), run_results("c", "feature", {"cold": {"ir.ops": 10}}))
+    with pytest.raises(ConfigError, match="no main record"):
         latest_main_measurements(load_config(path))
 
 
 def test_bad_margin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["ratchet", "--config", str(write(tmp_path)), "--margin", "ten"]) == 2
     assert "is not a percentage" in capsys.readouterr().err
+
+
+def test_a_noisy_results_file_never_ratchets_a_timed_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(cli, "EXTENSIONS", EXT)
+    path = write(tmp_path)
+    results = tmp_path / "results.json"
+    measured = {"cold": {"ir.ops": 50}, "warm": {"wall_s": 1.0}}
+    save_results(results, run_results("n", "main", measured, authoritative=False))
+    assert cli.main(["ratchet", "--config", str(path), "--results", str(results)]) == 0
+    out, err = capsys.readouterr()
+    assert "| ops " in out and "| wall " not in out and "no ratchet for timed KPIs (wall)" in err
+    save_results(results, run_results("q", "main", measured))
+    assert cli.main(["ratchet", "--config", str(path), "--results", str(results)]) == 0
+    assert "| wall " in capsys.readouterr().out

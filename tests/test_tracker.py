@@ -7,7 +7,7 @@ import statistics
 from pathlib import Path
 
 import pytest
-from history_factory import START, kpi_value, make_run, populate
+from history_factory import START, history_record, is_main, kpi_value, make_run, populate
 
 from molt_budget import cli
 from molt_budget.compare.budget import judge
@@ -57,25 +57,31 @@ def test_kpi_table_from_300_runs(world, tmp_path: Path) -> None:
 
     # seeded_from wins over history for the baseline (value and date)
     assert rows["IR ops"][1] == "409900 (2026-02-09)"
-    # without seeded_from: the oldest recorded value, with that run's date
-    first = runs[0]
+    # without seeded_from: the oldest main record's value, with that run's date
+    first = next(r for r in runs if is_main(r))
     assert rows["IR size (MB)"][1] == f"{kpi_value(first, 'ir_size_mb'):.3f} ({first.started_utc[:10]})"
     assert rows["dev warm cache-hit (s)"][1] == f"{statistics.median(s.metrics['wall_s'] for s in first.lanes['dev_warm'].samples):.3f} (2026-03-01)"
 
-    # latest: the newest run that has a value; integers stay integers as in the seed page
+    # latest: the newest main record; a branch or noisy run is never "Latest"; integers stay integers
+    assert not is_main(runs[-1])
     for title, kpi in (("IR ops", "ir_ops"), ("IR size (MB)", "ir_size_mb"), ("dev warm cache-hit (s)", "dev_warm_s")):
-        latest_run = next(r for r in reversed(runs) if kpi_value(r, kpi) is not None)
+        latest_run = next(r for r in reversed(runs) if is_main(r))
         value = kpi_value(latest_run, kpi)
         shown = str(int(value)) if kpi == "ir_ops" else f"{value:.3f}"
-        assert rows[title][3] == shown + ("\\*" if not latest_run.authoritative else "")
+        assert rows[title][3] == shown
         assert rows[title][4] == STATUS_WORD[judge(value, config.kpis[kpi])[0]]
+    everything = tmp_path / "all.md"
+    update_tracker(everything, config, history, runs=10, main_only=False)
+    rows = {r[0]: r for r in table(block(everything.read_text(encoding="utf-8"), KPI_BLOCK))}
+    newest = next(r for r in reversed(runs) if kpi_value(r, "ir_ops") is not None)
+    assert rows["IR ops"][3] == str(int(kpi_value(newest, "ir_ops"))) + ("\\*" if not newest.authoritative else "")
     assert rows["IR ops"][2] == "<= 100000" and rows["IR size (MB)"][2] == "<= 10.000" and rows["dev warm cache-hit (s)"][2] == "<= 3.000"
 
 
 def test_run_history_rows(world, tmp_path: Path) -> None:
     _, config, history, runs = world
     out = tmp_path / "page.md"
-    update_tracker(out, config, history, runs=40)
+    update_tracker(out, config, history, runs=40, main_only=False)
     rows = table(block(out.read_text(encoding="utf-8"), HISTORY_BLOCK))
     newest = sorted(runs, key=lambda r: r.started_utc, reverse=True)[:40]
     assert [r[1] for r in rows] == [f"`{r.run_id}`" for r in newest]
@@ -90,8 +96,14 @@ def test_run_history_rows(world, tmp_path: Path) -> None:
         assert failures == ("; ".join(f"dev_warm repeat {s.index + 1}: {s.error}" for s in failed) or "-")
         retried = [s for s in run.lanes["dev_warm"].samples if s.attempts > 1]
         assert retries == ("; ".join(f"dev_warm repeat {s.index + 1}: 2 attempts (timeout)" for s in retried) or "-")
-        assert auth == ("yes" if run.authoritative else "no: " + "; ".join(run.authoritative_reasons))
+        if not run.authoritative:
+            assert auth == "no: " + "; ".join(run.authoritative_reasons)
+        else:
+            assert auth == ("yes" if is_main(run) else "yes; not main: " + "; ".join(history_record(run).not_main_reasons))
     assert any(r[5] != "-" for r in rows) and any(r[6] != "-" for r in rows) and any(r[7] != "yes" for r in rows)
+    update_tracker(out, config, history, runs=40)
+    rows = table(block(out.read_text(encoding="utf-8"), HISTORY_BLOCK))
+    assert [r[1] for r in rows] == [f"`{r.run_id}`" for r in sorted(runs, key=lambda r: r.started_utc, reverse=True) if is_main(r)][:40]
 
 
 def test_idempotent_and_text_outside_markers_kept_byte_for_byte(world, tmp_path: Path) -> None:
@@ -119,7 +131,8 @@ def test_new_run_changes_only_the_blocks(tmp_path: Path) -> None:
     update_tracker(out, config, history)
     before = out.read_text(encoding="utf-8")
     extra = make_run(config, 30, random.Random(1))
-    history.record(extra)
+    assert is_main(extra)
+    history.index(history_record(extra))
     assert update_tracker(out, config, history, check=True) is True
     assert out.read_text(encoding="utf-8") == before          # --check writes nothing
     assert update_tracker(out, config, history) is True
@@ -172,9 +185,11 @@ def test_broken_markers_are_refused_and_the_page_untouched(world, tmp_path: Path
 def test_branch_filter_and_empty_history(tmp_path: Path) -> None:
     config, history, runs = populate(tmp_path, n=20)
     out = tmp_path / "page.md"
-    update_tracker(out, config, history, runs=100, branch="feature")
+    update_tracker(out, config, history, runs=100, branch="feature", main_only=False)
     rows = table(block(out.read_text(encoding="utf-8"), HISTORY_BLOCK))
     assert len(rows) == sum(r.provenance["branch"] == "feature" for r in runs) == 4
+    update_tracker(out, config, history, runs=100, branch="feature")
+    assert "_No runs recorded yet._" in out.read_text(encoding="utf-8")       # a branch has no main records
 
     from molt_budget.results.history import History
 

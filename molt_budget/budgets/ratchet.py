@@ -23,6 +23,8 @@ from molt_budget.budgets.edit import (
 )
 from molt_budget.errors import ConfigError
 
+DEFAULT_MARGIN_PCT = 10.0          # `ratchet --margin` default; check's hint uses the same
+
 
 @dataclass
 class Ratchet:
@@ -116,26 +118,29 @@ class MainMeasurements:
 
 
 def latest_main_measurements(config: Any) -> MainMeasurements:
-    """The newest complete, authoritative run on the main branch in history (a noisy host must not set budgets)."""
-    from molt_budget.compare.budget import aggregate
+    """The newest main record in history: on main's first-parent history, clean tree, every
+    lane complete, quiet host. A branch run, a dirty tree or a noisy host never sets budgets."""
     from molt_budget.results.history import History
 
     db = config.resolve(config.settings.history)
     main = config.settings.main_branch
     if not db.exists():
         raise ConfigError(f"no history at {db}: pass --results RESULTS.json, or record runs with `molt-budget check` on {main}")
-    history = History(db)
-    row = next((r for r in history.runs(limit=1000) if r.branch == main and r.state == "complete" and r.authoritative), None)
-    if row is None:
-        raise ConfigError(f"{db}: no complete authoritative run on branch '{main}' (pass --results RESULTS.json)")
-    shown = history.show(row.run_id)
-    values: dict[str, float] = {kpi: float(value) for kpi, _lane, _metric, value, *_ in shown["verdicts"] if value is not None}
-    samples: dict[tuple[str, str], list[float]] = {}
-    for lane, kind, _idx, ok, _att, _retry, _err, metric, value in shown["samples"]:
-        if kind == "measure" and ok and metric is not None and value is not None:
-            samples.setdefault((lane, metric), []).append(float(value))
+    record = History(db, main).latest_main()
+    if record is None:
+        raise ConfigError(f"{db}: no main record (a complete, clean, quiet run of a commit on {main}); "
+                          "pass --results RESULTS.json, or run `molt-budget check` on main")
+    return main_measurements(config, record)
+
+
+def main_measurements(config: Any, record: Any) -> MainMeasurements:
+    """What `ratchet` reads from a main record: each KPI's judged value, else its lane's measurement."""
+    values: dict[str, float] = {k.id: float(k.value) for k in record.kpis if k.value is not None}
     for kpi in config.kpis.values():
-        if kpi.id not in values and (kpi.lane, kpi.metric) in samples:
-            values[kpi.id] = float(aggregate(samples[(kpi.lane, kpi.metric)], kpi.aggregate))
-    source = f"run {row.run_id} on {main}" + (f" @ {row.commit[:12]}" if row.commit else "")
-    return MainMeasurements(values, row.run_id, row.commit, source)
+        if kpi.id not in values:
+            value = record.lane_value(kpi.lane, kpi.metric, kpi.aggregate)
+            if value is not None:
+                values[kpi.id] = value
+    values = {k: v for k, v in values.items() if k in config.kpis}
+    source = f"run {record.run_id} on {config.settings.main_branch}" + (f" @ {record.commit[:12]}" if record.commit else "")
+    return MainMeasurements(values, record.run_id, record.commit, source)

@@ -67,7 +67,7 @@ def history_arg(args: argparse.Namespace) -> History:
     if getattr(args, "db", None):
         return History(Path(args.db))
     config = load_config_arg(args)
-    return History(config.resolve(config.settings.history))
+    return History(config.resolve(config.settings.history), config.settings.main_branch)
 
 
 def run_options(args: argparse.Namespace, config: Config) -> RunOptions:

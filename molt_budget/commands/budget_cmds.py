@@ -127,6 +127,13 @@ def cmd_ratchet(args: argparse.Namespace) -> int:
         results = load_results(Path(args.results))
         measured = measured_values(results, config)
         source, commit = f"run {results.run_id}", results.provenance.get("commit")
+        if not results.authoritative:
+            # a noisy host says nothing trustworthy about times; counts stay exact
+            timed = sorted(k for k in measured if k in config.kpis and config.kpis[k].kpi_class == "timed")
+            measured = {k: v for k, v in measured.items() if k not in timed}
+            if timed:
+                print(f"molt-budget: note: {args.results} was not measured on a quiet host: no ratchet for timed "
+                      f"KPIs ({', '.join(timed)})", file=sys.stderr)
     else:
         latest = latest_main_measurements(config)
         measured, source, commit = latest.values, latest.source, latest.commit
@@ -167,7 +174,7 @@ def cmd_budget_diff(args: argparse.Namespace) -> int:
     gate = budget_gate(config_path, args.base, measured=measured, today=_today(args))
     if args.json:
         print(json.dumps({"base": gate.base, "path": gate.rel_path, "base_found": gate.base_found, "status": gate.status,
-                          "changes": [c.to_dict() for c in gate.changes]}, indent=2, default=str))
+                          "unmeasured": gate.unmeasured, "changes": [c.to_dict() for c in gate.changes]}, indent=2, default=str))
     else:
         print(render_changes(gate))
     return exit_code(gate.status)
@@ -211,8 +218,12 @@ def render_changes(gate: Any) -> str:
     counts = {s: sum(1 for c in gate.changes if c.status == s) for s in ("fail", "yellow", "pass")}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     adoption = " (no budgets file at the base: new adoption)" if not gate.base_found else ""
+    unmeasured = ""
+    if gate.unmeasured:
+        unmeasured = (f"\nnot checked for 'far looser than measured' (nothing measured to compare with): "
+                      f"{', '.join(gate.unmeasured)}; pass --results RESULTS.json or record a main run")
     return (f"budget changes in {gate.rel_path} since {base}{adoption}\n{table}\n"
-            f"budget gate: {gate.status.upper()} ({summary})")
+            f"budget gate: {gate.status.upper()} ({summary}){unmeasured}")
 
 
 def _show(value: Any) -> str:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from molt_budget.config.model import Config
     from molt_budget.results.history import History
     from molt_budget.results.model import RunResults
+    from molt_budget.results.record import MainCheck, RunRecord
     from molt_budget.runner.engine import RunOptions
 
 
@@ -73,6 +74,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         save_results(Path(args.results), outcome.head)
     if args.report_json:
         write_json_atomic(Path(args.report_json), outcome.report.to_dict())
+    for note in outcome.notes:
+        print(f"molt-budget: note: {note}", file=sys.stderr)
     if not args.quiet:
         print(f"[molt-budget] wrote {outcome.head_results_path}", file=sys.stderr)
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
@@ -101,6 +104,7 @@ class CheckOutcome:
     head: RunResults
     base: RunResults | None
     head_results_path: Path
+    notes: list[str] = dataclasses.field(default_factory=list)   # one line each, printed on stderr
 
 
 def run_check(config: Config, options: CheckOptions) -> CheckOutcome:
@@ -109,11 +113,13 @@ def run_check(config: Config, options: CheckOptions) -> CheckOutcome:
     from molt_budget.compare.model import BaseInfo
     from molt_budget.compare.sampler import load_noise, measured_noise, noise_warnings, record_noise
     from molt_budget.results.history import History
+    from molt_budget.results.mainline import classify
     from molt_budget.results.store import load_results
     from molt_budget.runner.engine import Engine
     from molt_budget.runner.events import ProgressEvent
 
-    history = History(config.resolve(config.settings.history))
+    history = History(config.resolve(config.settings.history), config.settings.main_branch)
+    notes: list[str] = []
     parser = Parser(config.path.name, config)      # each budgets text parsed once: base choice and budget gate share it
     engine = Engine(config, options.run)
     lanes = [l.id for l in engine.selected]
@@ -131,7 +137,7 @@ def run_check(config: Config, options: CheckOptions) -> CheckOutcome:
         head, base, head_path = paired.head, paired.base, Path(paired.head_results_path)
         base_info = BaseInfo(commit=head.provenance.get("commit"), ref="HEAD", source="same-commit", run_id=base.run_id)
     else:
-        target = None if options.no_base else _resolve_base(config, options.base, parser)
+        target = None if options.no_base else _resolve_base(config, options.base, parser, notes)
         if target is None:
             head = engine.run()
             head_path = engine.results_path
@@ -155,23 +161,41 @@ def run_check(config: Config, options: CheckOptions) -> CheckOutcome:
                 head, base, head_path = paired.head, paired.base, Path(paired.head_results_path)
                 base_info = BaseInfo(commit=sha, ref=ref, source="worktree", run_id=base.run_id)
                 if options.record:
-                    history.record(base, Path(paired.base_results_path))
+                    record_run(config, history, base, Path(paired.base_results_path))
     paired_run = base_info is not None and base_info.source in ("worktree", "same-commit")
-    if options.record:
-        history.record(head, head_path)
-        if paired_run and base is not None:
-            record_noise(config, measured_noise(config, lanes, base, head, "check"))
+    if options.record and paired_run and base is not None:
+        record_noise(config, measured_noise(config, lanes, base, head, "check"))
     fences = _fences(config, history, lanes) if base is not None else None
     report = compare(config, head, base, base_info, aa=options.aa, paired=base_info is None or paired_run,
                      reproduce=_reproduce(config, options, base_info), history_fences=fences, noise=noise)
     report.results_path = str(head_path)
-    _budget_review(config, report, base_info, parser)
+    head_main = classify(config, head)
+    _budget_review(config, report, base_info, parser, head, head_main)
     report.trends = _trends(config, history, report)
-    return CheckOutcome(report=report, head=head, base=base, head_results_path=head_path)
+    if options.record:
+        # after the verdict: the record keeps change and budget-gate verdicts, not only budgets
+        record_run(config, history, head, head_path, report, head_main)
+    return CheckOutcome(report=report, head=head, base=base, head_results_path=head_path, notes=notes)
 
 
-def _resolve_base(config: Config, ref: str | None, parser: Parser) -> tuple[str, str] | None:
-    """(ref, sha) of the base, or None when there is nothing to compare with (no git, no main branch)."""
+def record_run(config: Config, history: History, results: RunResults, results_path: Path,
+               report: Report | dict[str, Any] | None = None, main: MainCheck | None = None) -> RunRecord:
+    """Record a run with its main verdict, write its record next to its results, apply retention."""
+    from molt_budget.results.mainline import classify
+    from molt_budget.results.retention import is_run_dir, keep_recent_run_dirs
+    from molt_budget.results.store import write_bytes_atomic
+
+    check = main if main is not None else classify(config, results)
+    record = history.record(results, results_path, main=check, report=report)
+    if is_run_dir(results_path.parent):
+        write_bytes_atomic(results_path.parent / "record.json.gz", record.to_gzip())
+        keep_recent_run_dirs(results_path.parent.parent, config.settings.keep_run_dirs)
+    return record
+
+
+def _resolve_base(config: Config, ref: str | None, parser: Parser, notes: list[str] | None = None) -> tuple[str, str] | None:
+    """(ref, sha) of the base, or None when there is nothing to compare with (no git, no main branch:
+    then a note saying how to set it, never a silent "nothing to compare")."""
     repo = gitutil.toplevel(config.root)
     if repo is None:
         if ref is not None:
@@ -191,6 +215,10 @@ def _resolve_base(config: Config, ref: str | None, parser: Parser) -> tuple[str,
         # base's budgets file, so an edit of remote_main/main_branch cannot pick its own base
         base_ref, sha = choose_base_ref(repo, rel, config.settings, parser)
     except (ValueError, ConfigError):
+        from molt_budget.results.mainline import main_candidates
+
+        if notes is not None and gitutil.main_ref(repo, main_candidates(config)) is None:
+            notes.append(gitutil.MAIN_HINT)
         return None
     dirty = bool(gitutil.try_git(repo, "status", "--porcelain", "--untracked-files=no"))
     if sha == head and not dirty:
@@ -206,10 +234,10 @@ def _from_history(config: Config, history: History, sha: str, lanes: list[str]) 
         return None
     if not history.path.exists():
         return None
-    found = history.latest_run_for_commit(sha)
-    if found is None or not found[1] or not Path(found[1]).exists():
+    record = history.main_record_for_commit(sha)
+    if record is None:
         return None
-    stored = load_results(Path(found[1]))
+    stored = record.to_results()
     wanted = [(k.lane, k.metric) for k in config.kpis.values() if k.lane in lanes]
     # every metric the current KPIs need (a KPI added since may ask for one never collected)
     if all(stored.lanes.get(lane) is not None and stored.lanes[lane].status == "ok"
@@ -255,8 +283,8 @@ def _fences(config: Config, history: History, lanes: list[str]) -> dict[str, flo
     fences: dict[str, float | None] = {}
     for kpi in config.kpis.values():
         if kpi.kpi_class == "counted" and kpi.lane in lanes and history.path.exists():
-            series = history.metric_series(kpi.lane, kpi.metric, branch=config.settings.main_branch)
-            fences[kpi.id] = stats.learned_fence([v for _, _, v, _ in series])
+            series = history.kpi_series(kpi.id, kpi.lane, kpi.metric, kpi.aggregate, limit=50)
+            fences[kpi.id] = stats.learned_fence([p.value for p in series])
     return fences
 
 
@@ -281,7 +309,8 @@ def _reproduce(config: Config, options: CheckOptions, base_info: BaseInfo | None
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def _budget_review(config: Config, report: Report, base_info: BaseInfo | None, parser: Parser) -> None:
+def _budget_review(config: Config, report: Report, base_info: BaseInfo | None, parser: Parser, head: RunResults,
+                   head_main: MainCheck) -> None:
     """Budget edits since the base are part of the verdict; on main, mention available ratchets."""
     from datetime import date
 
@@ -295,15 +324,28 @@ def _budget_review(config: Config, report: Report, base_info: BaseInfo | None, p
         gate = None                    # not a git checkout, or no base to read the old budgets from
     if gate is not None:
         report.budget_changes = list(gate.changes)
+        report.extra["budget_unmeasured"] = gate.unmeasured
         report.rejudge()
     if base_info is None:
-        from dataclasses import asdict
+        report.ratchets = ratchet_hint(config, head, head_main, report)
 
-        from molt_budget.budgets.ratchet import propose_ratchets
 
-        # timed values on one run are too noisy to tighten on; counts are not
-        steady = {k: v for k, v in measured.items() if config.kpis[k].kpi_class != "timed"}
-        report.ratchets = [asdict(r) for r in propose_ratchets(config, steady, 10.0)]
+def ratchet_hint(config: Config, head: RunResults, head_main: MainCheck, report: Report) -> list[dict[str, Any]]:
+    """The ratchets `molt-budget ratchet` would propose once this run is recorded: only for a
+    main record (then it is the newest one, ratchet's input), with ratchet's own default margin."""
+    from dataclasses import asdict
+
+    from molt_budget.budgets.ratchet import (
+        DEFAULT_MARGIN_PCT,
+        main_measurements,
+        propose_ratchets,
+    )
+    from molt_budget.results.record import RunRecord
+
+    if not head_main.main:
+        return []
+    measured = main_measurements(config, RunRecord.from_run(head, head_main, report)).values
+    return [asdict(r) for r in propose_ratchets(config, measured, DEFAULT_MARGIN_PCT)]
 
 
 def _trends(config: Config, history: History, report: Report, runs: int = 20) -> dict[str, list[float]]:
@@ -313,7 +355,8 @@ def _trends(config: Config, history: History, report: Report, runs: int = 20) ->
         return {}
     out: dict[str, list[float]] = {}
     for k in report.kpis:
-        series = history.metric_series(k.lane, k.metric, branch=config.settings.main_branch, limit=runs)
+        kpi = config.kpis.get(k.id)
+        series = history.kpi_series(k.id, k.lane, k.metric, kpi.aggregate if kpi else "median", limit=runs)
         if len(series) > 1:
-            out[k.id] = [value for _, _, value, _ in series]
+            out[k.id] = [p.value for p in series]
     return out

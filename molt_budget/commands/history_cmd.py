@@ -14,7 +14,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ACTIONS = ["list", "show", "prune", "push", "pull"]
+ACTIONS = ["list", "show", "record", "prune", "push", "pull"]
+EPILOG = """\
+A main record is a run of a commit on main's first-parent history, on a clean tree, with every
+lane of the budgets file complete, on a quiet host. Only main records are baselines, trend
+points, ratchet and noise bases; `list` says why any other run is not one.
+
+examples:
+  molt-budget history                       newest runs, their verdict, and whether each is a main record
+  molt-budget history show <run-id>
+  molt-budget history record merged.json --report-json report.json   record a results file (no push)
+  molt-budget history prune --keep 200      drop older runs and their run folders (IR included)
+"""
 
 
 def register(subparsers: Any) -> None:
@@ -24,14 +35,17 @@ def register(subparsers: Any) -> None:
                     "push: publish a main record to the data branch (commits and pushes one file; never touches "
                     "your work tree or index; retries when another runner pushed first).\n"
                     "pull: fetch the data branch and index the records not indexed yet (read access is enough).",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
     )
     p.add_argument("--config", default="budgets.yaml", metavar="FILE", help="budgets file (default: ./budgets.yaml)")
     p.add_argument("--db", metavar="PATH", help="history database (default: settings.history)")
     p.add_argument("action", nargs="?", choices=ACTIONS, default="list")
-    p.add_argument("run_id", nargs="?", help="run id for `show`")
+    p.add_argument("run_id", nargs="?", metavar="ARG", help="run id for `show`; RESULTS.json for `record`")
     p.add_argument("--limit", type=int, default=20, help="rows for `list` (default 20)")
-    p.add_argument("--keep", type=int, help="runs to keep for `prune`")
+    p.add_argument("--main-only", action="store_true", help="`list`: main records only")
+    p.add_argument("--json", action="store_true", help="`show`: print the whole record as JSON")
+    p.add_argument("--keep", type=int, help="runs to keep for `prune` (their run folders, IR included, go too)")
+    p.add_argument("--report-json", metavar="PATH", help="`record`: that run's comparison report (its whole verdict)")
     sync = p.add_argument_group("push and pull")
     sync.add_argument("--remote", metavar="REMOTE", help="git remote (name, URL or path) of the data branch (default: settings.data_remote)")
     sync.add_argument("--branch", metavar="NAME", help="the data branch (default: settings.data_branch, molt-budget-data)")
@@ -55,29 +69,77 @@ def cmd_history(args: argparse.Namespace) -> int:
 
     from molt_budget.errors import BudgetError
 
+    if args.action == "record":
+        return cmd_record(args)
     history = _history(args)
     if args.action == "show":
         if not args.run_id:
             raise BudgetError("history show needs a RUN_ID (see `molt-budget history`)")
-        data = history.show(args.run_id)
-        print(json.dumps(data["run"], indent=2, default=str))
-        print(tabulate(data["verdicts"], headers=["KPI", "lane", "metric", "value", "target", "limit", "status", "reason"], tablefmt="github"))
+        record = history.show(args.run_id)
+        if args.json:
+            print(json.dumps(record.to_dict(), indent=2))
+            return 0
+        print(f"run {record.run_id}: {record.status}, started {record.started_utc}, commit {record.commit or '-'}, "
+              f"branch {record.branch or '-'}, source {record.source}")
+        print("main record" if record.main else "not a main record: " + "; ".join(record.not_main_reasons))
+        rows = [[k.id, k.lane, k.metric, "-" if k.value is None else f"{k.value:g}", k.target, k.limit, k.budget_status,
+                 k.status, k.reason] for k in record.kpis]
+        print(tabulate(rows, headers=["KPI", "lane", "metric", "value", "target", "limit", "budget", "verdict", "reason"],
+                       tablefmt="github"))
         return 0
     if args.action == "prune":
         if args.keep is None or args.keep < 0:
             raise BudgetError("history prune needs --keep N (N >= 0)")
-        print(f"pruned {history.prune(args.keep)} run(s)")
+        from molt_budget.results.retention import remove_run_dir
+
+        dropped = history.prune(args.keep)
+        folders = sum(remove_run_dir(path) for _run, path in dropped)
+        print(f"pruned {len(dropped)} run(s), {folders} run folder(s) removed")
         return 0
     rows = [
-        [r.run_id, r.started_utc, (r.commit or "-")[:12], r.branch or "-", r.state, "yes" if r.authoritative else "no", r.source,
+        [r.run_id, r.started_utc, (r.commit or "-")[:12], r.branch or "-", r.state, r.status,
+         "yes" if r.main else f"no: {r.why_not_main}", r.source,
          " ".join(f"{k}={v}" for k, v in sorted(r.counts.items())) or "-"]
-        for r in history.runs(args.limit)
+        for r in history.runs(args.limit, main_only=args.main_only)
     ]
     if not rows:
         print(f"no runs recorded in {history.path}")
         return 0
-    print(tabulate(rows, headers=["run", "started (UTC)", "commit", "branch", "state", "authoritative", "source", "verdicts"], tablefmt="github"))
+    print(tabulate(rows, headers=["run", "started (UTC)", "commit", "branch", "state", "verdict", "main", "source", "verdicts"],
+                   tablefmt="github", maxcolwidths=[None, None, None, None, None, None, 60, None, None]))
     return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    """Record a results file (e.g. merged CI shards) with its report's verdict and its main check."""
+    from molt_budget.errors import BudgetError
+    from molt_budget.commands.check import record_run
+
+    if not args.run_id:
+        raise BudgetError("history record needs RESULTS.json")
+    config = _config(args)
+    history = _history(args, config)
+    record = record_run(config, history, *_results_and_report(Path(args.run_id), args.report_json))
+    state = "main record" if record.main else "not a main record: " + "; ".join(record.not_main_reasons)
+    print(f"recorded {record.run_id} in {history.path} ({record.status}; {state})")
+    return 0
+
+
+def _results_and_report(results_path: Path, report_path: str | None) -> tuple[Any, Path, Any]:
+    """(results, results_path, report): both files checked against their schemas (one line naming the file)."""
+    from molt_budget.errors import ConfigError
+    from molt_budget.results.store import load_results, read_json_file
+
+    results = load_results(results_path)
+    report = read_json_file(Path(report_path), "report file") if report_path else None
+    if report is not None:
+        from molt_budget.schemas import validator
+
+        error = next(iter(validator("report").iter_errors(report)), None)
+        if error is not None:
+            where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+            raise ConfigError(f"{report_path}: invalid report at {where}: {error.message}")
+    return results, results_path, report
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -92,7 +154,7 @@ def _history(args: argparse.Namespace, config: Any = None) -> Any:
     if args.db:
         return History(Path(args.db))
     config = config or _config(args)
-    return History(config.resolve(config.settings.history))
+    return History(config.resolve(config.settings.history), config.settings.main_branch)
 
 
 def _sync_target(args: argparse.Namespace, config: Any) -> tuple[Path, str, str]:
@@ -137,13 +199,9 @@ def _record_to_push(args: argparse.Namespace, config: Any, history: Any) -> Any:
     from molt_budget.errors import ConfigError
 
     if args.results:
-        from molt_budget.results.mainline import classify
-        from molt_budget.results.store import load_results, read_json_file
+        from molt_budget.commands.check import record_run
 
-        results = load_results(Path(args.results))
-        report = read_json_file(Path(args.report), "report file") if args.report else None
-        history.record(results, Path(args.results), main=classify(config, results), report=report)
-        record = history.get(results.run_id)
+        record = record_run(config, history, *_results_and_report(Path(args.results), args.report))
     elif args.run:
         record = history.get(args.run)
         if record is None:

@@ -31,6 +31,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-chars", type=int, default=65_536, metavar="N", help="cut --markdown output to N characters (default 65536)")
     p.add_argument("--html", metavar="DIR", help="write an HTML report into DIR")
     p.add_argument("--history", metavar="DB", help="history database for trend sparklines and the HTML report")
+    p.add_argument("--all-branches", action="store_true",
+                   help="with --history: trends from every recorded run, not only main records")
     p.add_argument("--if-missing", action="store_true",
                    help="REPORT.json may be missing or invalid (the measuring run was cancelled, skipped or broke): "
                         "post a failure check saying so, so a required check is never left pending or green")
@@ -107,15 +109,16 @@ def stand_in_report(config_path: str, why: str) -> Report:
                   authoritative=False, authoritative_reasons=[why])
 
 
-def sparklines_from_history(report: Report, db: Path) -> dict[str, list[float]]:
-    """Per-KPI series (oldest first) from the history database, for the table's trend column."""
+def sparklines_from_history(report: Report, db: Path, main_only: bool = True) -> dict[str, list[float]]:
+    """Per-KPI series (oldest first) from the history database, for the table's trend column:
+    main records only unless `main_only=False`."""
     from molt_budget.results.history import History
 
     history = History(db)
     out: dict[str, list[float]] = {}
     for k in report.kpis:
         if k.metric:
-            series = [value for _, _, value, _ in history.metric_series(k.lane, k.metric, limit=20)]
+            series = [p.value for p in history.kpi_series(k.id, k.lane, k.metric, limit=20, main_only=main_only)]
             if len(series) > 1:
                 out[k.id] = series
     return out
@@ -152,14 +155,14 @@ def cmd_report(args: argparse.Namespace) -> int:
             publish(stand_in_report(args.config_path, f"invalid report: {message}"), check_name=args.check_name,
                     bot_login=args.bot_login)
             return EXIT_CONFIG
-    sparklines = sparklines_from_history(report, history) if history else report.trends
+    sparklines = sparklines_from_history(report, history, not args.all_branches) if history else report.trends
     if args.html:
         try:
             from molt_budget.report.html import write_html
         except ImportError as exc:
             print(f"molt-budget: error: the HTML report is not available in this installation ({exc})", file=sys.stderr)
             return EXIT_CONFIG
-        write_html(report, Path(args.html), history)
+        write_html(report, Path(args.html), history, main_only=not args.all_branches)
         print(f"molt-budget: wrote the HTML report to {args.html}", file=sys.stderr)
     if args.markdown or not (args.github or args.html):
         from molt_budget.report.markdown import render_markdown

@@ -36,7 +36,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.results:
         save_results(Path(args.results), results)
     if not args.no_history:
-        History(config.resolve(config.settings.history)).record(results, engine.results_path)
+        from molt_budget.commands.check import record_run
+
+        record_run(config, History(config.resolve(config.settings.history), config.settings.main_branch),
+                   results, engine.results_path)
     if not args.quiet:
         print(f"[molt-budget] wrote {engine.results_path}", file=sys.stderr)
     for lane in results.lanes.values():

@@ -42,6 +42,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default="budgets.yaml", metavar="FILE", help="budgets file (default: ./budgets.yaml)")
     p.add_argument("--db", metavar="PATH", help="history database (default: settings.history)")
     p.add_argument("--branch", metavar="NAME", help="only runs recorded on this branch (default: all)")
+    p.add_argument("--all-branches", action="store_true",
+                   help="every recorded run, not only main records (a commit on main's first-parent history, "
+                        "clean tree, every lane complete, quiet host)")
 
 
 def _positive(text: str) -> int:
@@ -60,14 +63,15 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any]:
     path = Path(args.db) if args.db else config.resolve(config.settings.history)
     if not path.is_file():
         raise ConfigError(f"{path}: no history database (run `molt-budget check` or `import-compile-progress` first)")
-    return config, History(path)
+    return config, History(path, config.settings.main_branch)
 
 
 def cmd_tracker(args: argparse.Namespace) -> int:
     from molt_budget.report.tracker import update_tracker
 
     config, history = _load(args)
-    changed = update_tracker(Path(args.out), config, history, runs=args.runs, branch=args.branch, check=args.check)
+    changed = update_tracker(Path(args.out), config, history, runs=args.runs, branch=args.branch, check=args.check,
+                             main_only=not args.all_branches)
     if args.check:
         print(f"{args.out}: {'out of date (run `molt-budget tracker`)' if changed else 'up to date'}")
         return 1 if changed else 0
@@ -80,7 +84,8 @@ def cmd_charts(args: argparse.Namespace) -> int:
 
     require_matplotlib()
     config, history = _load(args)
-    files = write_charts(series_from_config(config, history, runs=args.runs, branch=args.branch), Path(args.out))
+    series = series_from_config(config, history, runs=args.runs, branch=args.branch, main_only=not args.all_branches)
+    files = write_charts(series, Path(args.out))
     for f in files:
         print(f"{f.kpi}: {f.png} {f.svg}", file=sys.stdout)
     return 0

@@ -74,10 +74,11 @@ def repo_root(path: Path) -> Path:
 
 
 def default_base(repo: Path, remote_main: str = "origin/main", main_branch: str = "main") -> str:
-    """merge-base of HEAD and the remote main branch, else of HEAD and the local main branch."""
+    """merge-base of HEAD and the remote main branch, else the local main branch, else origin/HEAD."""
     found = gitutil.default_base(repo, [ref for ref in (remote_main, main_branch) if ref])
     if found is None:
-        raise ConfigError(f"no base to compare budgets with: neither {remote_main} nor {main_branch} shares history with HEAD (pass --base REF)")
+        raise ConfigError(f"no base to compare budgets with: neither {remote_main} nor {main_branch} shares history with HEAD "
+                          f"(pass --base REF; {gitutil.MAIN_HINT})")
     return found[1]
 
 
@@ -444,8 +445,9 @@ def _compare_kpi(ctx: _Context, old: Any, new: Any) -> list[BudgetChange]:
         if kind == "tightened":
             out.append(BudgetChange(new.id, new.lane, kind, name, a, b, new.justification, new.owner, Status.PASS, f"{note}: good news", line))
             continue
-        status, reason = _loosened_verdict(ctx, old, new, name, b, justified, note)
-        out.append(BudgetChange(new.id, new.lane, kind, name, a, b, new.justification, new.owner, status, reason, line))
+        status, reason, unmeasured = _loosened_verdict(ctx, old, new, name, b, justified, note)
+        out.append(BudgetChange(new.id, new.lane, kind, name, a, b, new.justification, new.owner, status, reason, line,
+                                unmeasured))
     return out
 
 
@@ -468,17 +470,30 @@ def _effective(kpi: Any, name: str) -> float:
     return math.inf if value is None else float(value)
 
 
-def _loosened_verdict(ctx: _Context, old: Any, new: Any, name: str, value: Any, justified: bool, note: str) -> tuple[Status, str]:
+def _loosened_verdict(ctx: _Context, old: Any, new: Any, name: str, value: Any, justified: bool, note: str) -> tuple[Status, str, bool]:
     problems = []
     if not justified and _norm(new.justification):
         problems.append(f"{note} without a new justification (the `justification` is unchanged since the base: say why it loosens now)")
     elif not justified:
         problems.append(f"{note} without a justification: set `justification:` to why (`molt-budget bump --reason`)")
+    unmeasured = False
     if name in ("target", "limit") and value is not None:
         far = _far_looser(ctx, old, new, name, float(value))
-        if far:
+        if far is NOTHING_MEASURED:
+            unmeasured = True
+        elif far:
             problems.append(far)
-    return (Status.FAIL, "; ".join(problems)) if problems else (Status.YELLOW, f"{note}; justified")
+    if problems:
+        status, reason = Status.FAIL, "; ".join(problems)
+    else:
+        status, reason = Status.YELLOW, f"{note}; justified"
+    if unmeasured:
+        reason += ("; not checked against a measurement: none to compare with (no --results, no main record in "
+                   "history, no seeded_from at the base)")
+    return status, reason, unmeasured
+
+
+NOTHING_MEASURED = "nothing measured"
 
 
 def _far_looser(ctx: _Context, old: Any, new: Any, name: str, value: float) -> str | None:
@@ -495,7 +510,7 @@ def _far_looser(ctx: _Context, old: Any, new: Any, name: str, value: float) -> s
     if measured is None and isinstance(seeded, (int, float)) and not isinstance(seeded, bool):
         measured, source = float(seeded), "the base's seeded_from.value"
     if measured is None or not math.isfinite(measured):
-        return None
+        return NOTHING_MEASURED
     h = ctx.max_headroom_pct / 100
     lower = new.direction == "lower"
     allowed = measured * (1 + h) if lower else measured * max(0.0, 1 - h)
@@ -541,6 +556,11 @@ class GateResult:
     base_found: bool          # False: no budgets file at the base (new adoption)
     rel_path: str
     changes: list[BudgetChange]
+
+    @property
+    def unmeasured(self) -> list[str]:
+        """KPIs whose loosened bound had no measurement to be held against."""
+        return sorted({c.kpi for c in self.changes if c.unmeasured and c.kpi})
 
     @property
     def status(self) -> Status:

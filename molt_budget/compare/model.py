@@ -275,6 +275,7 @@ class BudgetChange:
     status: Status         # pass | yellow | fail
     reason: str
     line: int | None       # in the head file, for annotations
+    unmeasured: bool = False   # a loosened bound with nothing measured to hold it against (said, never skipped silently)
 
     def __post_init__(self) -> None:
         self.status = Status.parse(self.status, f"budget change {self.subject}")
@@ -287,7 +288,7 @@ class BudgetChange:
         return {
             "kpi": self.kpi, "lane": self.lane, "kind": self.kind, "field": self.field, "old": self.old, "new": self.new,
             "justification": self.justification, "owner": self.owner, "status": self.status.value,
-            "reason": self.reason, "line": self.line,
+            "reason": self.reason, "line": self.line, "unmeasured": self.unmeasured,
         }
 
     @classmethod
@@ -296,7 +297,7 @@ class BudgetChange:
             kpi=data.get("kpi"), lane=data.get("lane"), kind=str(data.get("kind") or ""), field=str(data.get("field") or ""),
             old=data.get("old"), new=data.get("new"), justification=str(data.get("justification") or ""),
             owner=str(data.get("owner") or ""), status=Status.parse(data.get("status", "pass"), "budget_changes/status"),
-            reason=str(data.get("reason") or ""), line=_int(data.get("line")),
+            reason=str(data.get("reason") or ""), line=_int(data.get("line")), unmeasured=bool(data.get("unmeasured")),
         )
 
 

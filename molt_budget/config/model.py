@@ -83,6 +83,7 @@ class Settings:
     remote_main: str = "origin/main"
     data_branch: str = "molt-budget-data"     # the shared history: one record file per main run
     data_remote: str = "origin"
+    keep_run_dirs: int = 10             # run folders (results, logs, IR) kept under output_root/runs; 0 = all
 
 
 @dataclass

@@ -60,19 +60,21 @@ def require_matplotlib() -> None:
         raise ChartsUnavailable(f"charts need matplotlib, which is not installed: {INSTALL_HINT}") from None
 
 
-def series_from_config(config: Any, history: History, runs: int = 100, branch: str | None = None) -> list[Series]:
+def series_from_config(config: Any, history: History, runs: int = 100, branch: str | None = None,
+                       main_only: bool = True) -> list[Series]:
+    """Each KPI's last `runs` points: main records only unless `main_only=False`."""
     return [
         Series(k.id, k.title or k.id, k.unit, k.direction, k.target, k.limit,
-               history.kpi_series(k.id, k.lane, k.metric, k.aggregate, branch=branch, limit=runs))
+               history.kpi_series(k.id, k.lane, k.metric, k.aggregate, branch=branch, limit=runs, main_only=main_only))
         for k in config.kpis.values()
     ]
 
 
-def series_from_report(report: Report, history: History, runs: int = 100) -> list[Series]:
-    """The report's KPIs with their history."""
+def series_from_report(report: Report, history: History, runs: int = 100, main_only: bool = True) -> list[Series]:
+    """The report's KPIs with their history (main records unless `main_only=False`)."""
     out = []
     for k in report.kpis:
-        points = history.kpi_series(k.id, k.lane, k.metric or None, branch=None, limit=runs)
+        points = history.kpi_series(k.id, k.lane, k.metric or None, branch=None, limit=runs, main_only=main_only)
         out.append(Series(k.id, k.shown_title, k.unit, k.direction, k.target, k.limit, points))
     return out
 

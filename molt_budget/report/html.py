@@ -37,7 +37,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}code{font-size:90%}
 """
 
 
-def write_html(report: Report, out_dir: Path, history_path: Path | None) -> Path:
+def write_html(report: Report, out_dir: Path, history_path: Path | None, main_only: bool = True) -> Path:
     """Write out_dir/index.html (+ out_dir/charts/*.svg|png when history is given); returns the page.
 
     Charts need matplotlib (`molt-budget[charts]`) and raise ChartsUnavailable without it.
@@ -54,7 +54,7 @@ def write_html(report: Report, out_dir: Path, history_path: Path | None) -> Path
             from molt_budget.results.history import History
 
             require_matplotlib()
-            series = series_from_report(report, History(Path(history_path)))
+            series = series_from_report(report, History(Path(history_path)), main_only=main_only)
             charts = {c.kpi: c for c in write_charts(series, out_dir / "charts")}
             trends = {s.kpi: [p.value for p in s.points[-20:]] for s in series}
         else:

@@ -47,26 +47,27 @@ class KpiRow:
     status: str | None                 # pass | yellow | fail | None (no data)
 
 
-def kpi_rows(config: Config, history: History, branch: str | None = None) -> list[KpiRow]:
+def kpi_rows(config: Config, history: History, branch: str | None = None, main_only: bool = True) -> list[KpiRow]:
+    """Baseline and Latest per KPI: main records only unless `main_only=False` (two index reads
+    per KPI, never the whole series)."""
     from molt_budget.compare.budget import judge
 
     rows = []
     for kpi in config.kpis.values():
-        series = history.kpi_series(kpi.id, kpi.lane, kpi.metric, kpi.aggregate, branch=branch)
-        baseline, note = _baseline(kpi, series)
-        latest = series[-1] if series else None
+        first, latest = history.kpi_first_last(kpi.id, kpi.lane, kpi.metric, kpi.aggregate, branch=branch, main_only=main_only)
+        baseline, note = _baseline(kpi, first)
         status = judge(latest.value, kpi)[0] if latest else None
         rows.append(KpiRow(kpi, baseline, note, latest, status))
     return rows
 
 
-def _baseline(kpi: Kpi, series: list[KpiPoint]) -> tuple[float | None, str]:
+def _baseline(kpi: Kpi, first: KpiPoint | None) -> tuple[float | None, str]:
     seed = kpi.seeded_from or {}
     if isinstance(seed.get("value"), (int, float)):
         note = str(seed.get("date") or "") or (f"seeded at {str(seed['commit'])[:12]}" if seed.get("commit") else "seeded")
         return float(seed["value"]), note
-    if series:
-        return series[0].value, series[0].started_utc[:10]
+    if first is not None:
+        return first.value, first.started_utc[:10]
     return None, ""
 
 
@@ -114,6 +115,8 @@ def render_run_history(runs: list[RunSummary]) -> str:
         failures = [f"{_issue(i)}: {i.error or 'failed'}" for i in run.failures]
         failures += [f"{lane}: {err}" for lane, err in run.lane_errors.items() if not any(i.lane == lane for i in run.failures)]
         auth = "yes" if run.authoritative else "no" + (f": {'; '.join(run.authoritative_reasons)}" if run.authoritative_reasons else "")
+        if run.authoritative and not run.main:
+            auth = "yes; not main: " + "; ".join(run.not_main_reasons or [])
         commit = f"`{run.commit[:12]}`" if run.commit else "-"
         lines.append(
             f"| {_cell(run.started_utc[:10])} | `{_cell(run.run_id)}` | {commit} | {_cell(lanes)} | {_cell(counts)} | "
@@ -173,19 +176,20 @@ def splice(page: str, block: str, body: str, heading: str, name: str = "page") -
 
 
 def render_page(page: str, config: Config, history: History, runs: int = 20, branch: str | None = None,
-                name: str = "page") -> str:
-    page = splice(page, KPI_BLOCK, render_kpi_table(kpi_rows(config, history, branch)), "## KPIs", name)
-    return splice(page, HISTORY_BLOCK, render_run_history(history.run_summaries(runs, branch)), "## Run History", name)
+                name: str = "page", main_only: bool = True) -> str:
+    page = splice(page, KPI_BLOCK, render_kpi_table(kpi_rows(config, history, branch, main_only)), "## KPIs", name)
+    summaries = history.run_summaries(runs, branch, main_only=main_only)
+    return splice(page, HISTORY_BLOCK, render_run_history(summaries), "## Run History", name)
 
 
 def update_tracker(out: Path, config: Config, history: History, runs: int = 20, branch: str | None = None,
-                   check: bool = False) -> bool:
+                   check: bool = False, main_only: bool = True) -> bool:
     """Regenerate the blocks in `out` (created if missing); True if the file changed (or would)."""
     out = Path(out)
     # surrogateescape: bytes that are not UTF-8 outside the markers survive untouched
     old = out.read_bytes().decode("utf-8", "surrogateescape") if out.exists() else None
     base = old if old is not None else "# Compile Progress Tracker\n"
-    new = render_page(base, config, history, runs, branch, name=str(out))
+    new = render_page(base, config, history, runs, branch, name=str(out), main_only=main_only)
     if new == old:
         return False
     if not check:

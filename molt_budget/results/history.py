@@ -1,70 +1,76 @@
-"""Run history in SQLite: every run with its commit, provenance, samples and verdicts.
+"""Run history in SQLite: an index of run records (results.record.RunRecord).
 
-SQLite because it is embedded, transactional and queryable; the trend and baseline
-features read it back by commit.
+SQLite because it is embedded, transactional and queryable. The layout is built so that
+no query grows with the history: every run is one row (`runs`, its record gzip'd in it),
+and each KPI's values live in a per-series point table whose primary key is
+(series, main, time), so "the last N main points of a KPI" is one index range read. Commit
+lookups are a range on the indexed commit column (never `LIKE 'sha%'`). Samples are not
+stored: a record keeps per-lane medians (and minimums), the retried or failed samples, and
+the IR/diagnostics summaries a diff needs, so run directories can be pruned.
+
+`PRAGMA user_version` says the layout; a database written by an older molt-budget
+(user_version 0: one row per sample) is migrated in place on first open.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import sqlite3
-from contextlib import closing
+import statistics
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from molt_budget.errors import ConfigError
-from molt_budget.results.model import RunResults
+from molt_budget.results.model import KpiResult, LaneResult, RunResults, Sample
+from molt_budget.results.record import MainCheck, RunRecord
+
+USER_VERSION = 2          # 0: the sample-row layout of molt-budget <= 0.x; 1 was never released
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
+CREATE TABLE runs (
+    rid INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL UNIQUE,
+    t INTEGER NOT NULL,                 -- start, ms since the epoch: the sort key
     started_utc TEXT NOT NULL,
-    finished_utc TEXT,
     state TEXT NOT NULL,
-    source TEXT NOT NULL DEFAULT 'molt-budget',
+    source TEXT NOT NULL,
     commit_sha TEXT,
     branch TEXT,
     dirty INTEGER,
     authoritative INTEGER NOT NULL,
-    authoritative_reasons TEXT NOT NULL DEFAULT '[]',
-    config_path TEXT,
+    main INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    counts TEXT NOT NULL,
+    why_not_main TEXT NOT NULL,
     results_path TEXT,
-    provenance TEXT NOT NULL DEFAULT '{}'
+    digest BLOB NOT NULL,               -- of the record's canonical JSON: indexing is idempotent
+    record BLOB NOT NULL                -- gzip'd RunRecord JSON
 );
-CREATE TABLE IF NOT EXISTS samples (
-    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
-    lane TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    idx INTEGER NOT NULL,
-    ok INTEGER NOT NULL,
-    attempts INTEGER NOT NULL,
-    retry_reason TEXT,
-    error TEXT,
-    metric TEXT,
-    value REAL
-);
-CREATE TABLE IF NOT EXISTS verdicts (
-    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+CREATE INDEX runs_time ON runs(main, t);
+CREATE INDEX runs_newest ON runs(t, run_id);
+CREATE INDEX runs_commit ON runs(commit_sha);
+CREATE TABLE series (
+    sid INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,                 -- kpi | lane-median | lane-min | wall
     kpi TEXT NOT NULL,
     lane TEXT NOT NULL,
     metric TEXT NOT NULL,
-    value REAL,
-    target REAL,
-    limit_value REAL,
-    status TEXT NOT NULL,
-    reason TEXT NOT NULL
+    UNIQUE (kind, kpi, lane, metric)
 );
-CREATE TABLE IF NOT EXISTS lanes (
-    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
-    lane TEXT NOT NULL,
-    status TEXT NOT NULL,
-    error TEXT
-);
-CREATE INDEX IF NOT EXISTS samples_run ON samples(run_id);
-CREATE INDEX IF NOT EXISTS lanes_run ON lanes(run_id);
-CREATE INDEX IF NOT EXISTS verdicts_run ON verdicts(run_id);
-CREATE INDEX IF NOT EXISTS runs_commit ON runs(commit_sha);
+CREATE TABLE points (
+    sid INTEGER NOT NULL,
+    main INTEGER NOT NULL,
+    t INTEGER NOT NULL,
+    rid INTEGER NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (sid, main, t, rid)
+) WITHOUT ROWID;
 """
 
 
@@ -78,6 +84,7 @@ class KpiPoint:
     value: float
     authoritative: bool
     source: str
+    main: bool = True
 
 
 @dataclass
@@ -110,10 +117,15 @@ class RunSummary:
     counts: dict[str, int]             # verdict status -> count
     retries: list[SampleIssue]
     failures: list[SampleIssue]
+    main: bool = False
+    status: str = "pass"               # the run's overall verdict
+    not_main_reasons: list[str] | None = None
 
 
 @dataclass
 class RunRow:
+    """One `history list` row."""
+
     run_id: str
     started_utc: str
     state: str
@@ -122,234 +134,487 @@ class RunRow:
     branch: str | None
     authoritative: bool
     counts: dict[str, int]
+    main: bool = False
+    status: str = "pass"
+    why_not_main: str = ""
 
 
 class History:
-    """A thin store; one connection per call keeps it safe across processes."""
+    """The SQLite index; one connection per call keeps it safe across processes.
 
-    def __init__(self, path: Path) -> None:
+    `main_branch` only matters when migrating a database written by an older molt-budget
+    (its runs carry a branch name, not a main verdict)."""
+
+    def __init__(self, path: Path, main_branch: str = "main") -> None:
         self.path = Path(path)
+        self.main_branch = main_branch
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+
+    # -- connection and migrations -------------------------------------------------------
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        """The connection, opened once per process (a lookup then costs its query, not a
+        connect and a layout check); SQLite's locks keep concurrent processes safe."""
+        if self._conn is None or self._pid != os.getpid():
+            self._conn, self._pid = self._connect(), os.getpid()
+        yield self._conn
+
+    def close(self) -> None:
+        if self._conn is not None and self._pid == os.getpid():
+            self._conn.close()
+        self._conn = None
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             conn = sqlite3.connect(self.path, timeout=30)
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.executescript(SCHEMA)
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version != USER_VERSION:
+                self._upgrade(conn, version)
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"{self.path}: not a molt-budget history database ({exc})") from None
         return conn
 
-    def record(self, results: RunResults, results_path: Path | None = None, source: str = "molt-budget") -> None:
-        prov = results.provenance
-        with closing(self._connect()) as conn, conn:
-            conn.execute("DELETE FROM runs WHERE run_id = ?", (results.run_id,))
-            conn.execute(
-                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    results.run_id, results.started_utc, results.finished_utc, results.state, source,
-                    prov.get("commit"), prov.get("branch"), _bool(prov.get("dirty")),
-                    int(results.authoritative), json.dumps(results.authoritative_reasons),
-                    results.config_path, str(results_path) if results_path else None, json.dumps(prov),
-                ),
-            )
-            rows: list[tuple[Any, ...]] = []
-            for lane in results.lanes.values():
-                for s in lane.samples:
-                    base = (results.run_id, lane.lane, s.kind, s.index, int(s.ok), s.attempts, s.retry_reason, s.error)
-                    if s.metrics:
-                        rows += [base + (m, v) for m, v in s.metrics.items()]
-                    else:
-                        rows.append(base + (None, None))
-            conn.executemany("INSERT INTO samples VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
-            conn.executemany(
-                "INSERT INTO lanes VALUES (?,?,?,?)",
-                [(results.run_id, lane.lane, lane.status, lane.error) for lane in results.lanes.values()],
-            )
-            conn.executemany(
-                "INSERT INTO verdicts VALUES (?,?,?,?,?,?,?,?,?)",
-                [(results.run_id, k.id, k.lane, k.metric, k.value, k.target, k.limit, k.status, k.reason) for k in results.kpis],
-            )
+    def _upgrade(self, conn: sqlite3.Connection, version: int) -> None:
+        if version > USER_VERSION:
+            raise ConfigError(f"{self.path}: history layout {version} is newer than this molt-budget understands "
+                              f"({USER_VERSION}); upgrade molt-budget")
+        conn.execute("BEGIN IMMEDIATE")             # one migrator at a time; the others wait, then see it done
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version == USER_VERSION:
+                conn.execute("COMMIT")
+                return
+            legacy = _table_exists(conn, "runs")
+            if legacy:
+                for (index,) in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+                    "AND tbl_name IN ('runs', 'samples', 'verdicts', 'lanes')").fetchall():
+                    conn.execute(f'DROP INDEX "{index}"')     # the new layout reuses their names
+                if _table_exists(conn, "samples"):
+                    conn.execute("CREATE INDEX legacy_samples_run ON samples(run_id)")
+                for table in ("runs", "samples", "verdicts", "lanes"):
+                    if _table_exists(conn, table):
+                        conn.execute(f"ALTER TABLE {table} RENAME TO legacy_{table}")
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            if legacy:
+                rows = [(_index_rows(rec), path) for rec, path in _legacy_records(conn, self.main_branch)]
+                for rows_of_one, path in rows:
+                    _insert(conn, rows_of_one, path)
+                for table in ("samples", "verdicts", "lanes", "runs"):
+                    conn.execute(f"DROP TABLE IF EXISTS legacy_{table}")
+            conn.execute(f"PRAGMA user_version = {USER_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        if legacy:
+            conn.execute("VACUUM")                  # the sample rows were most of the file
 
-    def runs(self, limit: int = 20) -> list[RunRow]:
-        with closing(self._connect()) as conn:
-            rows = conn.execute(
-                "SELECT run_id, started_utc, state, source, commit_sha, branch, authoritative FROM runs "
-                "ORDER BY started_utc DESC, run_id DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
-            out = []
-            for run_id, started, state, source, commit, branch, auth in rows:
-                counts = dict(conn.execute("SELECT status, COUNT(*) FROM verdicts WHERE run_id = ? GROUP BY status", (run_id,)).fetchall())
-                out.append(RunRow(run_id, started, state, source, commit, branch, bool(auth), counts))
-            return out
+    # -- writing -------------------------------------------------------------------------
 
-    def show(self, run_id: str) -> dict[str, Any]:
-        with closing(self._connect()) as conn:
-            run = conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-            if run is None:
-                raise ConfigError(f"{self.path}: no run '{run_id}' in history")
-            cols = [d[0] for d in conn.execute("SELECT * FROM runs LIMIT 0").description]
-            verdicts = conn.execute(
-                "SELECT kpi, lane, metric, value, target, limit_value, status, reason FROM verdicts WHERE run_id = ? ORDER BY kpi",
-                (run_id,),
+    def record(self, results: RunResults, results_path: Path | None = None, source: str = "molt-budget", *,
+               main: MainCheck | None = None, report: Any = None) -> RunRecord:
+        """Record a run (never as main unless `main` says so); returns the record indexed."""
+        check = main or MainCheck.unchecked("main not checked (recorded without a git check)")
+        record = RunRecord.from_run(results, check, report, source=source)
+        self.index(record, results_path)
+        return record
+
+    def index(self, record: RunRecord, results_path: Path | None = None) -> bool:
+        """Index one record; True when it was new or changed, False when already there as is."""
+        return self.index_many([record], results_path) == 1
+
+    def index_many(self, records: Iterable[RunRecord], results_path: Path | None = None) -> int:
+        """Index records in one transaction (idempotent by run id); returns how many were new or changed."""
+        changed = 0
+        with self._db() as conn, conn:
+            known = dict(conn.execute("SELECT run_id, digest FROM runs").fetchall()) if not _small(records) else None
+            for record in records:
+                rows = _index_rows(record)
+                old = known.get(record.run_id) if known is not None else _digest_of(conn, record.run_id)
+                if old == rows.digest:
+                    continue
+                if old is not None:
+                    _delete(conn, record.run_id)
+                _insert(conn, rows, str(results_path) if results_path else None)
+                changed += 1
+        return changed
+
+    def indexed_ids(self) -> set[str]:
+        """Every run id in the index (one covering scan of the unique index)."""
+        with self._db() as conn:
+            return {r[0] for r in conn.execute("SELECT run_id FROM runs")}
+
+    def prune(self, keep: int) -> list[tuple[str, str | None]]:
+        """Drop all but the newest `keep` runs; returns (run_id, results_path) of those dropped."""
+        with self._db() as conn, conn:
+            doomed = conn.execute(
+                "SELECT run_id, results_path FROM runs ORDER BY t DESC, run_id DESC LIMIT -1 OFFSET ?", (keep,)
             ).fetchall()
-            samples = conn.execute(
-                "SELECT lane, kind, idx, ok, attempts, retry_reason, error, metric, value FROM samples WHERE run_id = ?",
-                (run_id,),
-            ).fetchall()
-        return {"run": dict(zip(cols, run)), "verdicts": verdicts, "samples": samples}
+            for run_id, _path in doomed:
+                _delete(conn, run_id)
+        return [(r, p) for r, p in doomed]
+
+    # -- reading records -----------------------------------------------------------------
+
+    def get(self, run_id: str) -> RunRecord | None:
+        with self._db() as conn:
+            row = conn.execute("SELECT record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return _own(row[0], f"{self.path} run {run_id}") if row else None
+
+    def results_path(self, run_id: str) -> str | None:
+        with self._db() as conn:
+            row = conn.execute("SELECT results_path FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return row[0] if row else None
+
+    def latest_main(self) -> RunRecord | None:
+        """The newest main record."""
+        with self._db() as conn:
+            row = conn.execute("SELECT run_id, record FROM runs WHERE main = 1 ORDER BY t DESC, run_id DESC LIMIT 1").fetchone()
+        return _own(row[1], f"{self.path} run {row[0]}") if row else None
+
+    def main_record_for_commit(self, commit: str) -> RunRecord | None:
+        """The newest main record of `commit` (a full sha or a prefix): a baseline."""
+        row = self._for_commit(commit, "AND main = 1", "record")
+        return _own(row[1], f"{self.path} run {row[0]}") if row else None
 
     def latest_run_for_commit(self, commit: str, authoritative_only: bool = False) -> tuple[str, str | None] | None:
-        """(run_id, results_path) of the newest complete run at `commit` (prefix allowed)."""
-        # a run of a dirty tree measured something other than the commit: never a baseline
-        query = "SELECT run_id, results_path FROM runs WHERE commit_sha LIKE ? AND state = 'complete' AND dirty = 0"
-        if authoritative_only:
-            query += " AND authoritative = 1"
-        with closing(self._connect()) as conn:
-            row = conn.execute(query + " ORDER BY started_utc DESC, run_id DESC LIMIT 1", (commit + "%",)).fetchone()
+        """(run_id, results_path) of the newest main record at `commit` (prefix allowed).
+
+        Only main records: a dirty tree or a partial run measured something other than the
+        commit and is never a baseline. `authoritative_only` is kept for callers; a main
+        record is always authoritative."""
+        row = self._for_commit(commit, "AND main = 1", "results_path")
         return (row[0], row[1]) if row else None
 
-    def metric_series(self, lane: str, metric: str, branch: str | None = None, limit: int = 50) -> list[tuple[str, str | None, float, bool]]:
-        """(run_id, commit, median value, authoritative) per run, oldest first: trends and learned thresholds."""
-        query = (
-            "SELECT r.run_id, r.commit_sha, s.value, r.authoritative, r.started_utc FROM samples s JOIN runs r USING (run_id) "
-            "WHERE s.lane = ? AND s.metric = ? AND s.kind = 'measure' AND s.ok = 1 AND r.state = 'complete'"
-        )
-        params: list[Any] = [lane, metric]
-        if branch is not None:
-            query += " AND r.branch = ?"
-            params.append(branch)
-        with closing(self._connect()) as conn:
-            rows = conn.execute(query + " ORDER BY r.started_utc, r.run_id", params).fetchall()
-        grouped: dict[str, tuple[str | None, list[float], bool]] = {}
-        for run_id, commit, value, auth, _ in rows:
-            grouped.setdefault(run_id, (commit, [], bool(auth)))[1].append(value)
-        import statistics
+    def _for_commit(self, commit: str, where: str, column: str) -> tuple[Any, ...] | None:
+        low, high = _commit_range(commit)
+        with self._db() as conn:
+            return conn.execute(
+                # the commit range narrows to a handful of rows; never let `ORDER BY t` pick runs_time
+                f"SELECT run_id, {column} FROM runs INDEXED BY runs_commit WHERE commit_sha >= ? AND commit_sha < ? {where} "
+                "ORDER BY t DESC, run_id DESC LIMIT 1", (low, high),
+            ).fetchone()
 
-        series = [(rid, c, float(statistics.median(vals)), a) for rid, (c, vals, a) in grouped.items()]
-        return series[-limit:]
+    def runs(self, limit: int = 20, main_only: bool = False) -> list[RunRow]:
+        """The newest runs, newest first (`history list`)."""
+        where = "WHERE main = 1" if main_only else ""
+        with self._db() as conn:
+            rows = conn.execute(
+                "SELECT run_id, started_utc, state, source, commit_sha, branch, authoritative, counts, main, status, "
+                f"why_not_main FROM runs {where} ORDER BY t DESC, run_id DESC LIMIT ?", (limit,),
+            ).fetchall()
+        return [RunRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), json.loads(r[7]), bool(r[8]), r[9], r[10])
+                for r in rows]
 
-    def prune(self, keep: int) -> int:
-        with closing(self._connect()) as conn, conn:
-            doomed = [r[0] for r in conn.execute(
-                "SELECT run_id FROM runs ORDER BY started_utc DESC, run_id DESC LIMIT -1 OFFSET ?", (keep,)
-            ).fetchall()]
-            conn.executemany("DELETE FROM runs WHERE run_id = ?", [(r,) for r in doomed])
-        return len(doomed)
+    def show(self, run_id: str) -> RunRecord:
+        record = self.get(run_id)
+        if record is None:
+            raise ConfigError(f"{self.path}: no run '{run_id}' in history")
+        return record
 
-    # -- queries for the tracker, charts and progress estimates --------------------------
+    # -- series for trends, charts, the tracker, fences and estimates --------------------
 
     def kpi_series(
         self, kpi: str, lane: str, metric: str | None, aggregate: str = "median",
-        branch: str | None = None, limit: int | None = None,
+        branch: str | None = None, limit: int | None = None, main_only: bool = True,
     ) -> list[KpiPoint]:
-        """One point per complete run, oldest first.
+        """One point per complete run, oldest first; main records only unless `main_only=False`.
 
-        The run's own verdict value wins (what the gate judged); runs without a verdict for
-        this KPI (imported snapshots, KPIs added later) fall back to the aggregate of their
-        measured samples. A verdict without a value (the lane failed) gives no point.
+        The run's own verdict value (what the gate judged); runs recorded without any KPI
+        verdict (imported snapshots) give their lane's measured value aggregated the KPI's
+        way. A verdict without a value (the lane failed) gives no point.
         """
-        where, params = "r.state = 'complete'", []
-        if branch is not None:
-            where += " AND r.branch = ?"
-            params.append(branch)
-        with closing(self._connect()) as conn:
-            runs = conn.execute(
-                f"SELECT r.run_id, r.started_utc, r.commit_sha, r.authoritative, r.source FROM runs r WHERE {where} "
-                "ORDER BY r.started_utc, r.run_id", params,
-            ).fetchall()
-            verdicts = {
-                run_id: value for run_id, value, v_lane, v_metric in conn.execute(
-                    "SELECT run_id, value, lane, metric FROM verdicts WHERE kpi = ?", (kpi,)
-                ).fetchall()
-                if v_lane == lane and (metric is None or v_metric == metric)
-            }
-            samples: dict[str, list[float]] = {}
-            if metric is not None:
-                for run_id, value in conn.execute(
-                    "SELECT run_id, value FROM samples WHERE lane = ? AND metric = ? AND kind = 'measure' AND ok = 1 "
-                    "AND value IS NOT NULL", (lane, metric),
-                ).fetchall():
-                    samples.setdefault(run_id, []).append(float(value))
-        points = []
-        for run_id, started, commit, auth, source in runs:
-            if run_id in verdicts:
-                value = verdicts[run_id]
-            elif run_id in samples:
-                value = _aggregate(samples[run_id], aggregate)
-            else:
-                continue
-            if value is not None:
-                points.append(KpiPoint(run_id, started, commit, float(value), bool(auth), source))
-        return points[-limit:] if limit else points
+        kinds = [("kpi", kpi, lane, metric or "")]
+        if metric is not None:
+            kinds.append(("lane-min" if aggregate == "min" else "lane-median", "", lane, metric))
+        with self._db() as conn:
+            sids = [_sid(conn, *k) for k in kinds]
+            points: list[tuple[Any, ...]] = []
+            for sid in sids:
+                if sid is not None:
+                    for main in ((1,) if main_only else (1, 0)):
+                        points += _points(conn, sid, main, branch, limit)
+        points.sort(key=lambda p: (p[0], p[1]))
+        if limit:
+            points = points[-limit:]
+        return [KpiPoint(run_id, started, commit, float(value), bool(auth), source, bool(main))
+                for _t, run_id, started, commit, auth, source, main, value in points]
 
-    def run_summaries(self, limit: int = 20, branch: str | None = None) -> list[RunSummary]:
+    def kpi_first_last(self, kpi: str, lane: str, metric: str | None, aggregate: str = "median",
+                       branch: str | None = None, main_only: bool = True) -> tuple[KpiPoint | None, KpiPoint | None]:
+        """The oldest and the newest point (the tracker's Baseline and Latest) without reading the series between."""
+        newest = self.kpi_series(kpi, lane, metric, aggregate, branch, 1, main_only)
+        if not newest:
+            return None, None
+        kinds = [("kpi", kpi, lane, metric or "")]
+        if metric is not None:
+            kinds.append(("lane-min" if aggregate == "min" else "lane-median", "", lane, metric))
+        with self._db() as conn:
+            first: list[tuple[Any, ...]] = []
+            for kind in kinds:
+                sid = _sid(conn, *kind)
+                if sid is not None:
+                    for main in ((1,) if main_only else (1, 0)):
+                        first += _points(conn, sid, main, branch, 1, oldest=True)
+        first.sort(key=lambda p: (p[0], p[1]))
+        _t, run_id, started, commit, auth, source, main, value = first[0]
+        return KpiPoint(run_id, started, commit, float(value), bool(auth), source, bool(main)), newest[0]
+
+    def metric_series(self, lane: str, metric: str, branch: str | None = None, limit: int = 50,
+                      main_only: bool = True) -> list[tuple[str, str | None, float, bool]]:
+        """(run_id, commit, median value, authoritative) per run, oldest first: a lane metric
+        without a KPI (wall_s for progress estimates, imported snapshots)."""
+        with self._db() as conn:
+            points: list[tuple[Any, ...]] = []
+            for kind in ("wall", "lane-median") if metric == "wall_s" else ("lane-median",):
+                sid = _sid(conn, kind, "", lane, metric)
+                if sid is not None:
+                    for main in ((1,) if main_only else (1, 0)):
+                        points += _points(conn, sid, main, branch, limit)
+        points.sort(key=lambda p: (p[0], p[1]))
+        return [(p[1], p[3], float(p[7]), bool(p[4])) for p in points[-limit:]]
+
+    def run_summaries(self, limit: int = 20, branch: str | None = None, main_only: bool = False) -> list[RunSummary]:
         """The newest `limit` runs, newest first, with lanes, verdict counts, retries and failures."""
-        where, params = "", []
+        where, params = [], []
+        if main_only:
+            where.append("main = 1")
         if branch is not None:
-            where, params = "WHERE branch = ?", [branch]
-        with closing(self._connect()) as conn:
-            runs = conn.execute(
-                "SELECT run_id, started_utc, finished_utc, state, source, commit_sha, branch, authoritative, "
-                f"authoritative_reasons FROM runs {where} ORDER BY started_utc DESC, run_id DESC LIMIT ?",
-                [*params, limit],
-            ).fetchall()
-            ids = [r[0] for r in runs]
-            marks = ",".join("?" * len(ids))
-            counts: dict[str, dict[str, int]] = {}
-            lanes: dict[str, list[tuple[str, str, str | None]]] = {}
-            samples: dict[str, list[tuple]] = {}
-            if ids:
-                for run_id, status, n in conn.execute(
-                    f"SELECT run_id, status, COUNT(*) FROM verdicts WHERE run_id IN ({marks}) GROUP BY run_id, status", ids
-                ).fetchall():
-                    counts.setdefault(run_id, {})[status] = n
-                for run_id, lane, status, error in conn.execute(
-                    f"SELECT run_id, lane, status, error FROM lanes WHERE run_id IN ({marks}) ORDER BY rowid", ids
-                ).fetchall():
-                    lanes.setdefault(run_id, []).append((lane, status, error))
-                for row in conn.execute(
-                    "SELECT DISTINCT run_id, lane, kind, idx, ok, attempts, retry_reason, error FROM samples "
-                    f"WHERE run_id IN ({marks}) ORDER BY rowid", ids
-                ).fetchall():
-                    samples.setdefault(row[0], []).append(row[1:])
-        out = []
-        for run_id, started, finished, state, source, commit, branch_, auth, reasons in runs:
-            rows = samples.get(run_id, [])
-            issues = [SampleIssue(l, k, i, a, rr, e) for l, k, i, ok, a, rr, e in rows]
-            lane_rows = lanes.get(run_id)
-            if lane_rows is None:   # recorded before the lanes table existed: derive from samples
-                derived: dict[str, str] = {}
-                for l, _k, _i, ok, _a, _rr, _e in rows:
-                    derived[l] = "error" if not ok or derived.get(l) == "error" else "ok"
-                lane_rows = [(l, st, None) for l, st in derived.items()]
-            out.append(RunSummary(
-                run_id=run_id, started_utc=started, finished_utc=finished, state=state, source=source,
-                commit=commit, branch=branch_, authoritative=bool(auth), authoritative_reasons=_json_list(reasons),
-                lanes={l: st for l, st, _e in lane_rows}, lane_errors={l: e for l, _st, e in lane_rows if e},
-                counts=counts.get(run_id, {}),
-                retries=[i for i in issues if i.attempts > 1],
-                failures=[i for i, (_l, _k, _ix, ok, *_rest) in zip(issues, rows) if not ok],
-            ))
-        return out
+            where.append("branch = ?")
+            params.append(branch)
+        sql_where = f"WHERE {' AND '.join(where)}" if where else ""
+        with self._db() as conn:
+            rows = conn.execute(f"SELECT run_id, record FROM runs {sql_where} ORDER BY t DESC, run_id DESC LIMIT ?",
+                                [*params, limit]).fetchall()
+        return [_summary(_own(blob, f"{self.path} run {run_id}")) for run_id, blob in rows]
 
     def lane_estimate(self, lane: str, metric: str = "wall_s", runs: int = 20) -> float | None:
-        """Typical seconds of one sample of `lane`: the median of its last runs' medians (None: never measured)."""
-        import statistics
-
-        series = self.metric_series(lane, metric, limit=runs)
+        """Typical seconds of one sample of `lane`: the median of its last runs' medians (None: never measured).
+        Any run counts (a branch run's build takes as long as main's)."""
+        series = self.metric_series(lane, metric, limit=runs, main_only=False)
         return float(statistics.median(v for _r, _c, v, _a in series)) if series else None
 
+    def stats(self) -> dict[str, int]:
+        """Runs, main records and points: what `history list` prints under the table."""
+        with self._db() as conn:
+            runs, main = conn.execute("SELECT COUNT(*), COALESCE(SUM(main), 0) FROM runs").fetchone()
+            points = conn.execute("SELECT COUNT(*) FROM points").fetchone()[0]
+        return {"runs": runs, "main": main, "points": points}
 
-def _bool(value: Any) -> int | None:
-    return None if value is None else int(bool(value))
+
+# -- index rows ------------------------------------------------------------------------------
 
 
-def _aggregate(values: list[float], how: str) -> float:
-    import statistics
+@dataclass
+class _Rows:
+    record: RunRecord
+    t: int
+    digest: bytes
+    blob: bytes
+    points: list[tuple[tuple[str, str, str, str], float]]     # (series key, value)
 
-    return min(values) if how == "min" else float(statistics.median(values))
+
+def _index_rows(record: RunRecord) -> _Rows:
+    # a run that can never be a base needs no IR/diagnostics summaries
+    stored = record if record.main else record.without_detail()
+    body = stored.to_json()
+    points: list[tuple[tuple[str, str, str, str], float]] = []
+    if record.state == "complete":
+        for k in record.kpis:
+            if k.value is not None:
+                points.append((("kpi", k.id, k.lane, k.metric), float(k.value)))
+        for name, lane in record.lanes.items():
+            if "wall_s" in lane.metrics:
+                points.append((("wall", "", name, "wall_s"), lane.metrics["wall_s"]))
+            if not record.kpis:                   # imported snapshots: every lane metric is a point
+                for metric, value in lane.metrics.items():
+                    points.append((("lane-median", "", name, metric), value))
+                    points.append((("lane-min", "", name, metric), lane.mins.get(metric, value)))
+    import gzip
+
+    return _Rows(stored, _millis(record.started_utc), hashlib.sha256(body).digest()[:16],
+                 gzip.compress(body, compresslevel=6, mtime=0), points)
+
+
+def _insert(conn: sqlite3.Connection, rows: _Rows, results_path: str | None) -> None:
+    r = rows.record
+    cur = conn.execute(
+        "INSERT INTO runs (run_id, t, started_utc, state, source, commit_sha, branch, dirty, authoritative, main, status, "
+        "counts, why_not_main, results_path, digest, record) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (r.run_id, rows.t, r.started_utc, r.state, r.source, (r.commit or None) and r.commit.lower(), r.branch,
+         None if r.dirty is None else int(r.dirty), int(r.authoritative), int(r.main), r.status,
+         json.dumps(r.counts, sort_keys=True), "; ".join(r.not_main_reasons), results_path, rows.digest, rows.blob),
+    )
+    rid = cur.lastrowid
+    conn.executemany("INSERT OR REPLACE INTO points VALUES (?,?,?,?,?)",
+                     [(_sid(conn, *key, create=True), int(r.main), rows.t, rid, value) for key, value in rows.points])
+
+
+def _delete(conn: sqlite3.Connection, run_id: str) -> None:
+    row = conn.execute("SELECT rid, t, main, record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    if row is None:
+        return
+    rid, t, main, blob = row
+    keys = {key for key, _v in _index_rows(_own(blob, run_id)).points}
+    for key in keys:
+        sid = _sid(conn, *key)
+        if sid is not None:
+            conn.execute("DELETE FROM points WHERE sid = ? AND main = ? AND t = ? AND rid = ?", (sid, main, t, rid))
+    conn.execute("DELETE FROM runs WHERE rid = ?", (rid,))
+
+
+def _sid(conn: sqlite3.Connection, kind: str, kpi: str, lane: str, metric: str, create: bool = False) -> int | None:
+    row = conn.execute("SELECT sid FROM series WHERE kind = ? AND kpi = ? AND lane = ? AND metric = ?",
+                       (kind, kpi, lane, metric)).fetchone()
+    if row is not None or not create:
+        return row[0] if row else None
+    return conn.execute("INSERT INTO series (kind, kpi, lane, metric) VALUES (?,?,?,?)", (kind, kpi, lane, metric)).lastrowid
+
+
+def _points(conn: sqlite3.Connection, sid: int, main: int, branch: str | None, limit: int | None,
+            oldest: bool = False) -> list[tuple[Any, ...]]:
+    """(t, run_id, started, commit, authoritative, source, main, value), newest `limit` (or oldest)."""
+    order = "ASC" if oldest else "DESC"
+    query = ("SELECT p.t, r.run_id, r.started_utc, r.commit_sha, r.authoritative, r.source, p.main, p.value "
+             "FROM points p JOIN runs r ON r.rid = p.rid WHERE p.sid = ? AND p.main = ?")
+    params: list[Any] = [sid, main]
+    if branch is not None:
+        query += " AND r.branch = ?"
+        params.append(branch)
+    query += f" ORDER BY p.t {order}, p.rid {order}"
+    if limit:
+        query += " LIMIT ?"
+        params.append(limit)
+    return conn.execute(query, params).fetchall()
+
+
+def _digest_of(conn: sqlite3.Connection, run_id: str) -> bytes | None:
+    row = conn.execute("SELECT digest FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    return row[0] if row else None
+
+
+def _small(records: Iterable[RunRecord]) -> bool:
+    """A list of a few records looks digests up one by one; a big batch reads them all once."""
+    return isinstance(records, (list, tuple)) and len(records) < 64
+
+
+def _summary(r: RunRecord) -> RunSummary:
+    issues = [(name, n) for name, lane in r.lanes.items() for n in lane.notes]
+    as_issue = [SampleIssue(name, n.kind, n.index, n.attempts, n.retry_reason, n.error) for name, n in issues]
+    return RunSummary(
+        run_id=r.run_id, started_utc=r.started_utc, finished_utc=r.finished_utc, state=r.state, source=r.source,
+        commit=r.commit, branch=r.branch, authoritative=r.authoritative, authoritative_reasons=list(r.authoritative_reasons),
+        lanes={n: lane.status for n, lane in r.lanes.items()},
+        lane_errors={n: lane.error for n, lane in r.lanes.items() if lane.error},
+        counts={k: v for k, v in r.counts.items() if v and not k.startswith("budget_")},
+        retries=[i for i in as_issue if i.attempts > 1],
+        failures=[i for i, (_n, note) in zip(as_issue, issues) if not note.ok],
+        main=r.main, status=r.status, not_main_reasons=list(r.not_main_reasons),
+    )
+
+
+def _own(blob: bytes, name: str) -> RunRecord:
+    """A record from this index (written by molt-budget itself: parsed, not schema-checked again)."""
+    return RunRecord.from_gzip(blob, name, validate=False)
+
+
+def _commit_range(commit: str) -> tuple[str, str]:
+    """[low, high) covering every sha starting with `commit`: hex digits sort below 'g'."""
+    prefix = commit.strip().lower()
+    return prefix, prefix + "g"
+
+
+def _millis(stamp: str) -> int:
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except (ValueError, AttributeError):
+        return 0
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return int(when.timestamp() * 1000)
+
+
+def _table_exists(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
+# -- migration from the sample-row layout (user_version 0) -----------------------------------
+
+
+def _legacy_records(conn: sqlite3.Connection, main_branch: str) -> Iterable[tuple[RunRecord, str | None]]:
+    """Every run of an old database as a record. Old runs carry a branch name, not a main
+    verdict: a complete, clean, authoritative run on `main_branch` with every recorded lane ok
+    counts as main (first-parent history could not be checked then)."""
+    cols = [d[1] for d in conn.execute("PRAGMA table_info(legacy_runs)")]
+    has_lanes = _table_exists(conn, "legacy_lanes")
+    for raw in conn.execute("SELECT * FROM legacy_runs ORDER BY started_utc, run_id").fetchall():
+        row = dict(zip(cols, raw))
+        run_id = row["run_id"]
+        try:
+            prov = json.loads(row.get("provenance") or "{}")
+        except json.JSONDecodeError:
+            prov = {}
+        prov.update(commit=row.get("commit_sha"), branch=row.get("branch"),
+                    dirty=None if row.get("dirty") is None else bool(row["dirty"]))
+        results = RunResults(
+            run_id=run_id, config_path=row.get("config_path") or "", config_sha256="", started_utc=row["started_utc"],
+            finished_utc=row.get("finished_utc"), state=row["state"], provenance=prov,
+            authoritative=bool(row["authoritative"]), authoritative_reasons=_json_list(row.get("authoritative_reasons")),
+        )
+        samples: dict[tuple[str, str, int], Sample] = {}
+        for lane, kind, idx, ok, attempts, retry, error, metric, value in conn.execute(
+            "SELECT lane, kind, idx, ok, attempts, retry_reason, error, metric, value FROM legacy_samples "
+            "WHERE run_id = ? ORDER BY rowid", (run_id,),
+        ):
+            s = samples.setdefault((lane, kind, idx), Sample(kind, idx, bool(ok), error, attempts, retry))
+            results.lanes.setdefault(lane, LaneResult(lane, "ok"))
+            if metric is not None and value is not None:
+                s.metrics[metric] = float(value)
+        for (lane, _k, _i), s in samples.items():
+            results.lanes[lane].samples.append(s)
+            if not s.ok:
+                results.lanes[lane].status = "error"
+        if has_lanes:
+            for lane, status, error in conn.execute(
+                "SELECT lane, status, error FROM legacy_lanes WHERE run_id = ? ORDER BY rowid", (run_id,)
+            ):
+                got = results.lanes.setdefault(lane, LaneResult(lane))
+                got.status, got.error = status, error
+        for kpi, lane, metric, value, target, limit, status, reason in conn.execute(
+            "SELECT kpi, lane, metric, value, target, limit_value, status, reason FROM legacy_verdicts WHERE run_id = ?",
+            (run_id,),
+        ):
+            values = [s.metrics[metric] for s in results.lanes.get(lane, LaneResult(lane)).measured() if metric in s.metrics]
+            results.kpis.append(KpiResult(kpi, lane, metric, "exact", "", "lower", target, limit, "median", values,
+                                          value, status, reason))
+        reasons = _legacy_reasons(results, main_branch)
+        check = MainCheck(not reasons, reasons, f"{main_branch} (by branch name: recorded by an older molt-budget)")
+        source = row.get("source") or "molt-budget"
+        record = RunRecord.from_run(results, check, None, source=source)
+        yield record, row.get("results_path")
+
+
+def _legacy_reasons(results: RunResults, main_branch: str) -> list[str]:
+    prov = results.provenance
+    reasons = []
+    if results.state != "complete":
+        reasons.append(f"run {results.state}")
+    if prov.get("dirty") is not False:
+        reasons.append("uncommitted changes in the tree" if prov.get("dirty") else "tree state unknown")
+    if prov.get("branch") != main_branch:
+        reasons.append(f"branch {prov.get('branch') or 'unknown'}, not {main_branch}")
+    failed = [n for n, lane in results.lanes.items() if lane.status != "ok"]
+    if failed:
+        reasons.append(f"lanes not complete: {', '.join(failed)}")
+    if not results.authoritative:
+        reasons.append("host not quiet: " + ("; ".join(results.authoritative_reasons) or "not authoritative"))
+    return reasons
 
 
 def _json_list(text: str | None) -> list[str]:

@@ -14,14 +14,14 @@ from __future__ import annotations
 import gzip
 import json
 import statistics
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
+from functools import cache, lru_cache
 from typing import Any
 
 from molt_budget.errors import ConfigError
 from molt_budget.results.model import KpiResult, LaneResult, RunResults, Sample
 
 RECORD_SCHEMA_VERSION = 1
-STATUS_ORDER = ["pass", "yellow", "error", "fail"]      # the overall status, mildest first
 
 
 @dataclass
@@ -55,6 +55,7 @@ class LaneRecord:
     status: str                                          # ok | error | pending
     error: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)   # median over the measured samples
+    mins: dict[str, float] = field(default_factory=dict)      # minimum, where it differs from the median
     measured: int = 0                                    # measured samples that succeeded
     notes: list[SampleNote] = field(default_factory=list)
     detail: dict[str, Any] = field(default_factory=dict)      # IR / diagnostics summaries for diffs
@@ -107,11 +108,14 @@ class RunRecord:
     # -- building ------------------------------------------------------------------------
 
     @classmethod
-    def from_run(cls, results: RunResults, main: MainCheck, report: dict[str, Any] | None = None,
+    def from_run(cls, results: RunResults, main: MainCheck, report: Any = None,
                  source: str = "molt-budget") -> RunRecord:
-        """The record of a finished run; `report` (compare()'s report) adds change verdicts
-        and the overall status, without it the budget verdicts decide."""
+        """The record of a finished run; `report` (compare()'s Report, or its dict) adds change
+        verdicts and the overall status, without it the budget verdicts decide."""
         from molt_budget import __version__
+
+        if report is not None and not isinstance(report, dict):
+            report = report.to_dict()
 
         prov = results.provenance
         by_id = {k["id"]: k for k in (report or {}).get("kpis", [])}
@@ -142,6 +146,13 @@ class RunRecord:
             kpis=kpis, provenance=_small_provenance(prov), tool_version=__version__,
         )
 
+    def lane_value(self, lane: str, metric: str, aggregate: str = "median") -> float | None:
+        """A lane metric aggregated as a KPI asks (min or median over the measured samples)."""
+        rec = self.lanes.get(lane)
+        if rec is None or metric not in rec.metrics:
+            return None
+        return rec.mins.get(metric, rec.metrics[metric]) if aggregate == "min" else rec.metrics[metric]
+
     def to_results(self) -> RunResults:
         """A RunResults standing for this record (one measured sample per lane holding the
         medians): what an exact-only base from history needs."""
@@ -169,7 +180,12 @@ class RunRecord:
     # -- serialising ---------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """As dataclasses.asdict, without its deep copies (indexing 100k records spends its time here)."""
+        out = _shallow(self)
+        out["lanes"] = {name: {**_shallow(lane), "notes": [_shallow(n) for n in lane.notes]}
+                        for name, lane in self.lanes.items()}
+        out["kpis"] = [_shallow(k) for k in self.kpis]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:
@@ -181,46 +197,55 @@ class RunRecord:
         return cls(**{**_pick(cls, data), "lanes": lanes, "kpis": kpis})
 
     def to_json(self) -> bytes:
-        """Canonical compact JSON: the same record always gives the same bytes."""
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        """Compact JSON in field order (lanes in recorded order): the same record always gives the same bytes."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False).encode("utf-8")
 
     def to_gzip(self) -> bytes:
         """The data branch's file content (mtime 0: byte-identical for the same record)."""
         return gzip.compress(self.to_json(), compresslevel=9, mtime=0)
 
     @classmethod
-    def from_json(cls, data: bytes, name: str = "record") -> RunRecord:
-        """Parse and schema-check one record; any problem is one ConfigError naming `name`."""
+    def from_json(cls, data: bytes, name: str = "record", validate: bool = True) -> RunRecord:
+        """Parse and schema-check one record; any problem is one ConfigError naming `name`.
+        `validate=False` only for records this molt-budget wrote itself (its own index)."""
         try:
             doc = json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ConfigError(f"{name}: not a molt-budget history record ({exc})") from None
+        if not validate and isinstance(doc, dict) and doc.get("schema_version") == RECORD_SCHEMA_VERSION:
+            return cls.from_dict(doc)
         if not isinstance(doc, dict) or "schema_version" not in doc:
             raise ConfigError(f"{name}: not a molt-budget history record (no schema_version)")
         if doc["schema_version"] != RECORD_SCHEMA_VERSION:
             raise ConfigError(f"{name}: record schema_version {doc['schema_version']!r} is not supported "
                               f"(expected {RECORD_SCHEMA_VERSION}); upgrade molt-budget")
-        from molt_budget.schemas import validator
-
-        error = next(iter(validator("record").iter_errors(doc)), None)
+        error = next(iter(_validator().iter_errors(doc)), None)
         if error is not None:
             where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
             raise ConfigError(f"{name}: invalid history record at {where}: {error.message}")
         return cls.from_dict(doc)
 
     @classmethod
-    def from_gzip(cls, data: bytes, name: str = "record") -> RunRecord:
+    def from_gzip(cls, data: bytes, name: str = "record", validate: bool = True) -> RunRecord:
         try:
             raw = gzip.decompress(data)
         except (OSError, EOFError, ValueError) as exc:
             raise ConfigError(f"{name}: not a gzip'd history record ({exc})") from None
-        return cls.from_json(raw, name)
+        return cls.from_json(raw, name, validate)
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Any:
+    from molt_budget.schemas import validator
+
+    return validator("record")
 
 
 def worst(statuses: list[str]) -> str:
-    """The overall status of several verdicts (fail beats error beats yellow beats pass)."""
-    known = [s for s in statuses if s in STATUS_ORDER]
-    return max(known, key=STATUS_ORDER.index) if known else "pass"
+    """The overall status of several verdicts, by the report model's one severity order."""
+    from molt_budget.compare.model import overall
+
+    return overall(statuses).value
 
 
 def _lane_record(lane: LaneResult) -> LaneRecord:
@@ -230,9 +255,10 @@ def _lane_record(lane: LaneResult) -> LaneRecord:
             values.setdefault(metric, []).append(float(value))
     notes = [SampleNote(s.kind, s.index, s.ok, s.attempts, s.retry_reason, s.error)
              for s in lane.samples if s.attempts > 1 or not s.ok]
+    medians = {m: float(statistics.median(v)) for m, v in values.items()}
     return LaneRecord(
-        lane=lane.lane, status=lane.status, error=lane.error,
-        metrics={m: float(statistics.median(v)) for m, v in values.items()},
+        lane=lane.lane, status=lane.status, error=lane.error, metrics=medians,
+        mins={m: min(v) for m, v in values.items() if min(v) != medians[m]},
         measured=len(lane.measured()), notes=notes, detail=lane.detail,
     )
 
@@ -249,4 +275,10 @@ def _pick(cls: type, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _shallow(obj: Any) -> dict[str, Any]:
-    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+    cls: type = type(obj)
+    return {name: getattr(obj, name) for name in _field_names(cls)}
+
+
+@cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))

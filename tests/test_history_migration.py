@@ -1,0 +1,112 @@
+"""A history database written by the previous molt-budget (one row per sample, no user_version)
+is migrated in place: every run kept, main decided from what was recorded, samples gone."""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from history_factory import kpi_value, make_run, write_budgets
+
+from molt_budget.config import load_config
+from molt_budget.results.history import USER_VERSION, History
+
+REPO = Path(__file__).resolve().parents[1]
+OLD = "a312dea"          # the last commit with the sample-row layout
+
+
+def old_history_module(tmp_path: Path) -> ModuleType:
+    """The previous release's results/history.py, loaded from git as it was."""
+    source = subprocess.run(["git", "show", f"{OLD}:molt_budget/results/history.py"], cwd=REPO, check=True,
+                            capture_output=True, text=True).stdout
+    path = tmp_path / "old_history.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("old_history", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["old_history"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def old_db(tmp_path: Path):
+    try:
+        old = old_history_module(tmp_path)
+    except subprocess.CalledProcessError:
+        pytest.skip(f"commit {OLD} is not in this clone's history")
+    config = load_config(write_budgets(tmp_path))
+    rng = random.Random(3)
+    runs = [make_run(config, i, rng) for i in range(60)]
+    runs[10].provenance["dirty"] = True                  # the issue's dirty experiment on main
+    runs[20].state = "interrupted"
+    db = tmp_path / "old.sqlite"
+    history = old.History(db)
+    for run in runs:
+        history.record(run, Path(f"/runs/{run.run_id}/results.json"))
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 0
+        samples = conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+    assert samples > len(runs)
+    return config, db, runs, old
+
+
+def legacy_main(run) -> bool:
+    return (run.state == "complete" and run.provenance.get("dirty") is False and run.provenance["branch"] == "main"
+            and run.authoritative and all(l.status == "ok" for l in run.lanes.values()))
+
+
+def test_migration_keeps_every_run_and_decides_main(old_db) -> None:
+    _config, db, runs, old = old_db
+    before = old.History(db).kpi_series("dev_warm_s", "dev_warm", "wall_s")
+    size_before = db.stat().st_size
+    history = History(db)
+    assert history.indexed_ids() == {r.run_id for r in runs}
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == USER_VERSION
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "samples" not in tables and not any(t.startswith("legacy_") for t in tables)
+    assert db.stat().st_size < size_before
+
+    rows = {r.run_id: r for r in history.runs(limit=1000)}
+    assert {rid for rid, r in rows.items() if r.main} == {r.run_id for r in runs if legacy_main(r)}
+    assert "uncommitted changes in the tree" in rows[runs[10].run_id].why_not_main
+    assert "branch feature, not main" in rows[runs[4].run_id].why_not_main
+    assert "host not quiet" in rows[runs[3].run_id].why_not_main
+
+    # the same values as the old query, for the runs that are main records
+    main_ids = {r.run_id for r in runs if legacy_main(r)}
+    migrated = history.kpi_series("dev_warm_s", "dev_warm", "wall_s")
+    assert [(p.run_id, p.value) for p in migrated] == [(p.run_id, p.value) for p in before if p.run_id in main_ids]
+    assert [p.value for p in migrated] == [kpi_value(r, "dev_warm_s") for r in runs if r.run_id in main_ids]
+    everything = history.kpi_series("dev_warm_s", "dev_warm", "wall_s", main_only=False)
+    assert [(p.run_id, p.value) for p in everything] == [(p.run_id, p.value) for p in before]
+
+    # retried and failed samples, lane errors and the results path survive
+    failed = runs[7]
+    summary = next(s for s in history.run_summaries(limit=1000) if s.run_id == failed.run_id)
+    assert summary.lanes == {"dev_cold": "ok", "dev_warm": "error"}
+    assert [(i.lane, i.error) for i in summary.failures] == [
+        (l.lane, s.error) for l in failed.lanes.values() for s in l.samples if not s.ok]
+    assert history.results_path(failed.run_id) == f"/runs/{failed.run_id}/results.json"
+    assert History(db).indexed_ids() == {r.run_id for r in runs}     # opening again migrates nothing
+
+
+def test_a_newer_layout_is_refused_in_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "h.sqlite"
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute(f"PRAGMA user_version = {USER_VERSION + 1}")
+    from molt_budget.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="newer than this molt-budget"):
+        History(db).runs()
+    (tmp_path / "junk.sqlite").write_bytes(b"not a database at all" * 100)
+    with pytest.raises(ConfigError, match="not a molt-budget history database"):
+        History(tmp_path / "junk.sqlite").runs()
