@@ -156,7 +156,6 @@ def test_bad_margin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pyt
 
 def test_a_noisy_results_file_never_ratchets_a_timed_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(cli, "EXTENSIONS", EXT)
     path = write(tmp_path)
     results = tmp_path / "results.json"
     measured = {"cold": {"ir.ops": 50}, "warm": {"wall_s": 1.0}}

@@ -11,7 +11,6 @@ import pytest
 import yaml
 from test_compare_git import DEMO, commit, demo_repo, git
 
-from molt_budget import cli
 from molt_budget.cli import main
 from molt_budget.results.history import History
 from molt_budget.results.record import RunRecord
@@ -74,7 +73,6 @@ def test_prune_removes_run_folders_but_never_other_files(tmp_path: Path, shared:
 
 def test_ratchet_hint_only_when_ratchet_would_propose_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(cli, "EXTENSIONS", ("molt_budget.commands.budget_cmds",))
     repo = demo_repo(tmp_path)         # demo IR ops sit far under the 100000 target
     config = str(repo / "budgets.yaml")
     report_path = tmp_path / "report.json"

@@ -228,7 +228,6 @@ def _resolve_base(config: Config, ref: str | None, parser: Parser, notes: list[s
 
 def _from_history(config: Config, history: History, sha: str, lanes: list[str]) -> RunResults | None:
     """A stored base is good enough for exact KPIs only: timed ones need interleaving."""
-    from molt_budget.results.store import load_results
 
     if any(k.kpi_class != "exact" for k in config.kpis.values() if k.lane in lanes):
         return None

@@ -112,8 +112,8 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_record(args: argparse.Namespace) -> int:
     """Record a results file (e.g. merged CI shards) with its report's verdict and its main check."""
-    from molt_budget.errors import BudgetError
     from molt_budget.commands.check import record_run
+    from molt_budget.errors import BudgetError
 
     if not args.run_id:
         raise BudgetError("history record needs RESULTS.json")
