@@ -129,7 +129,7 @@ def report_for(config_path: Path, work: Path) -> Path:
             k.metric: 1.0 for k in config.kpis_for_lane(lane)})])
     run.kpis = [judge_kpi(k, run.lanes[k.lane]) for k in config.kpis.values()]
     path = work / "report.json"
-    path.write_text(json.dumps(compare(config, run, None, None)))
+    path.write_text(json.dumps(compare(config, run, None, None).to_dict()))
     return path
 
 
