@@ -41,10 +41,10 @@ def budgets(lanes: int, kpis_per_lane: int) -> dict[str, Any]:
                            "lanes": {}, "kpis": {}}
     for li in range(lanes):
         lane = f"lane{li:02d}"
-        doc["lanes"][lane] = {"command": "true", "emit_ir": True}
+        doc["lanes"][lane] = {"command": "true", "emit_ir": True, "diagnostics": True}
         for ki in range(kpis_per_lane):
             metric = ["ir.ops", "ir.mb", "ir.functions", "ir.init_modules", "wall_s", "cpu_s", "peak_rss_mb",
-                      "ir.bytes", "ir.bytes_normalized", "sys_s"][ki % 10]
+                      "ir.bytes", "ir.bytes_normalized", "diag.total_sec"][ki % 10]
             doc["kpis"][f"{lane}_k{ki}"] = {"lane": lane, "metric": metric, "target": 1e9, "limit": 2e9}
     return doc
 
