@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from molt_budget import __version__
 from molt_budget.commands.args import EXIT_CODES_EPILOG
-from molt_budget.errors import EXIT_CONFIG, EXIT_MEASUREMENT, BudgetError
+from molt_budget.errors import EXIT_CONFIG, EXIT_INTERNAL, BudgetError
 
 DESCRIPTION = """\
 molt-budget: a CI regression-budget gate for compiler build cost.
@@ -80,4 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"molt-budget: internal error: {type(exc).__name__}: {' '.join(str(exc).split())} "
               f"(set MOLT_BUDGET_DEBUG=1 for the traceback; results already measured are kept)", file=sys.stderr)
-        return EXIT_MEASUREMENT
+        return EXIT_INTERNAL
+    finally:
+        # after an interruption, later signals were held off until the hint above was printed
+        held = sys.modules.get("molt_budget.runner.signals")
+        if held is not None:
+            held.restore()

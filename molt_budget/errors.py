@@ -1,7 +1,8 @@
 """Errors that end a command with one clear line and a fixed exit code.
 
 Exit codes are part of the CLI contract: 0 pass/yellow, 1 fail, 2 usage or
-config error, 3 measurement error.
+config error, 3 measurement error, 4 internal error (a bug in molt-budget: never a verdict,
+so CI must fail on it even where it tolerates a failing verdict).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ EXIT_PASS = 0
 EXIT_FAIL = 1
 EXIT_CONFIG = 2
 EXIT_MEASUREMENT = 3
+EXIT_INTERNAL = 4
 
 
 class BudgetError(Exception):
@@ -33,10 +35,19 @@ class MeasurementError(BudgetError):
 class CollectorError(MeasurementError):
     """A measurement file is missing, truncated or not in the expected format."""
 
-    def __init__(self, path: object, message: str) -> None:
+    def __init__(self, path: object, message: str, line: int | None = None) -> None:
         self.path = str(path)
         self.detail = message
-        super().__init__(f"{self.path}: {message}")
+        self.line = line
+        where = f" (line {line})" if line and f"line {line}" not in message else ""
+        super().__init__(f"{self.path}: {message}{where}")
+
+
+class EnvironmentFault(BudgetError):
+    """The machine, not the input: a full disk, a read-only or unwritable output root, a corrupt
+    history. The message names the path and what to do; measured samples are never lost."""
+
+    exit_code = EXIT_MEASUREMENT
 
 
 class LockTimeout(BudgetError):

@@ -15,6 +15,7 @@ import copy
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,8 @@ SPEC = json.loads((DATA / "openapi-trimmed.json").read_text(encoding="utf-8"))
 EVENTS = DATA / "events"
 TOKEN = "ghs_FAKEfakeFAKEfake0123456789abcdefABCDEF"
 COMMENT_MAX = 65_536
+# What the workflow checked out (GITHUB_SHA): the merge commit the fixture reports measured
+MEASURED_SHA = "4f1e2d3c4b5a69788766554433221100aabbccdd"
 FORK_403 = {"message": "Resource not accessible by integration",
             "documentation_url": "https://docs.github.com/rest/issues/comments#create-an-issue-comment", "status": "403"}
 
@@ -109,6 +112,7 @@ class FakeGitHub:
         self.violations: list[str] = []
         self.next_link_base: str | None = None   # serve Link rel="next" pointing here instead of at ourselves
         self.read_only = False                    # a fork PR's token: every write answers 403
+        self.slow: list[Fault] = []               # do the request, then answer only after `body` seconds
         self._ids = 1000
         self._lock = threading.Lock()
         server.expect_request(re.compile(".*")).respond_with_handler(self.handle)
@@ -131,11 +135,23 @@ class FakeGitHub:
 
     # -- the handler ------------------------------------------------------------------
 
+    def answer_late(self, method: str, path: str, seconds: float, times: int = 1) -> None:
+        """The request is carried out at once, the answer sent `seconds` later (a slow GitHub)."""
+        self.slow.append(Fault(method, path, 200, seconds, {}, times))
+
     def handle(self, request: Request) -> Response:
         with self._lock:
             response = self._handle(request)
             self._validate_response(request, response)
-            return response
+            delay = 0.0
+            for slow in self.slow:
+                if slow.times > 0 and slow.method == request.method and re.search(slow.path, request.path):
+                    slow.times -= 1
+                    delay = float(slow.body)
+                    break
+        if delay:
+            time.sleep(delay)
+        return response
 
     def _handle(self, request: Request) -> Response:
         body = request.get_json(silent=True) if request.data else None
@@ -221,6 +237,13 @@ class FakeGitHub:
                                         "documentation_url": "https://docs.github.com/rest/checks/runs#create-a-check-run",
                                         "status": "422"})
             return self._json(201, self._new_check_run(body))
+        m = re.fullmatch(repo + r"/commits/([^/]+)/check-runs", path)
+        if m and method == "GET":
+            runs = [r for r in self.check_runs.values() if r["head_sha"] == m[1]
+                    and ("check_name" not in args or r["name"] == args["check_name"])]
+            per_page, page = int(args.get("per_page", 30)), int(args.get("page", 1))
+            chunk = runs[(page - 1) * per_page: page * per_page]
+            return self._json(200, {"total_count": len(runs), "check_runs": chunk})
         m = re.fullmatch(repo + r"/check-runs/(\d+)", path)
         if m:
             run = self.check_runs.get(int(m[1]))
@@ -315,7 +338,7 @@ class FakeGitHub:
 
 
 def start_server() -> HTTPServer:
-    server = HTTPServer(host="127.0.0.1", port=0)
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)   # a slow answer must not hold up the next request
     server.start()
     return server
 
@@ -356,7 +379,7 @@ def event_env(fake: FakeGitHub, tmp_path: Path, event: str, payload: dict[str, A
     event_path.write_text(json.dumps(payload), encoding="utf-8")
     env = {
         "GITHUB_EVENT_NAME": event, "GITHUB_EVENT_PATH": str(event_path), "GITHUB_REPOSITORY": fake.repo,
-        "GITHUB_API_URL": fake.url, "GITHUB_SERVER_URL": "https://github.com", "GITHUB_SHA": "0" * 40,
+        "GITHUB_API_URL": fake.url, "GITHUB_SERVER_URL": "https://github.com", "GITHUB_SHA": MEASURED_SHA,
         "GITHUB_RUN_ID": "4242", "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"), "GITHUB_OUTPUT": str(tmp_path / "output.txt"),
     }
     if token is not None:

@@ -21,6 +21,7 @@ def test_check_github_posts_the_regression_with_its_reasons(
     commit(repo, {"hello.py": "import multiprocessing\n" + (DEMO / "hello.py").read_text()})
     for key, value in event_env(fake_github, tmp_path, "pull_request").items():
         monkeypatch.setenv(key, value)
+    monkeypatch.setenv("GITHUB_SHA", git(repo, "rev-parse", "HEAD").strip())   # the commit the workflow checked out
     code = main(["check", "--config", str(repo / "budgets.yaml"), "--quiet", "--github", "--check-name", "build budgets"])
     assert code == 1
     (run,) = fake_github.check_runs.values()

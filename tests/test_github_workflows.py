@@ -152,6 +152,7 @@ def act_run(fake_github: FakeGitHub, tmp_path: Path) -> Any:
         event = tmp_path / "event.json"
         if payload is None:
             payload = json.loads((DATA / "events" / "workflow_run.completed.json").read_text(encoding="utf-8"))
+            payload["workflow_run"]["path"] = PR_WORKFLOW
         event.write_text(json.dumps(payload), encoding="utf-8")
         artifact = tmp_path / "artifact"
         shutil.rmtree(artifact, ignore_errors=True)
@@ -181,8 +182,15 @@ def act_run(fake_github: FakeGitHub, tmp_path: Path) -> Any:
     return go
 
 
-def report(name: str = "report_fail.json") -> dict[str, Any]:
-    return json.loads((DATA / name).read_text(encoding="utf-8"))
+PR_WORKFLOW = ".github/workflows/molt-budget-pr.yml"
+RUN_HEAD = "3484a3fb816e0859fd6e1cea078d76385ff50625"     # workflow_run.head_sha of GitHub's example
+
+
+def report(name: str = "report_fail.json", head: str = RUN_HEAD) -> dict[str, Any]:
+    """A fixture report measured on the run's head commit (the poster refuses any other)."""
+    data = json.loads((DATA / name).read_text(encoding="utf-8"))
+    data["head"]["commit"] = head
+    return data
 
 
 def commands(events: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
@@ -197,6 +205,7 @@ def current_payload() -> dict[str, Any]:
     """GitHub's example workflow_run, with the PR's head where the run measured (GitHub's example has it elsewhere)."""
     payload = json.loads((DATA / "events" / "workflow_run.completed.json").read_text(encoding="utf-8"))
     payload["workflow_run"]["pull_requests"][0]["head"]["sha"] = payload["workflow_run"]["head_sha"]
+    payload["workflow_run"]["path"] = PR_WORKFLOW
     return payload
 
 
@@ -260,3 +269,22 @@ def test_act_missing_report_never_leaves_the_check_pending_or_green(act_run: Any
         assert f"the measuring workflow ended {conclusion}" in run_["output"]["summary"]
     (comment,) = fake_github.issue_comments(2)
     assert comment["body"].startswith("<!-- molt-budget:budgets.yaml -->")      # --config-path: the real reports' marker
+
+
+def test_act_ignores_a_copy_of_the_pr_workflow_under_another_path(act_run: Any, fake_github: FakeGitHub) -> None:
+    """A PR can add a workflow named "molt-budget PR" that uploads a forged report: it is never posted."""
+    payload = current_payload()
+    payload["workflow_run"]["path"] = ".github/workflows/forged.yml"
+    events, raw = act_run(payload=payload, report=report("report_fail.json"))
+    assert fake_github.check_runs == {} and fake_github.issue_comments(2) == [], raw
+
+
+def test_act_refuses_a_report_for_another_commit(act_run: Any, fake_github: FakeGitHub) -> None:
+    """A passing report replayed from another commit posts a failing check on the run's head, no comment."""
+    passing = report("report_fail.json", head="9" * 40)
+    passing["verdict"]["status"] = "pass"
+    passing["kpis"] = [dict(k, status="pass") for k in passing["kpis"]]
+    events, raw = act_run(payload=current_payload(), report=passing)
+    (run_,) = fake_github.check_runs.values()
+    assert (run_["head_sha"], run_["conclusion"]) == (RUN_HEAD, "failure"), raw
+    assert "refused the report" in run_["output"]["summary"]

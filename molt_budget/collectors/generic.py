@@ -6,7 +6,6 @@ into a CollectorError for the small JSON documents (diagnostics, compile_progres
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 import os
@@ -17,6 +16,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from molt_budget.bounded import (
+    MAX_FILE_BYTES,
+    MAX_SMALL_BYTES,
+    InputError,
+    check_number,
+    parse_json,
+    read_regular,
+    safe_regex,
+)
 from molt_budget.errors import CollectorError, ConfigError
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -37,14 +45,17 @@ def read_errors(path: Path | str) -> Iterator[None]:
         raise CollectorError(path, f"cannot read: {exc}") from None
 
 
-def read_bytes(path: Path | str) -> bytes:
-    """Whole file, gunzipped when it starts with the gzip magic (real/C ships `ir.json.gz`)."""
+def read_bytes(path: Path | str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """Whole regular file, gunzipped when it starts with the gzip magic (real/C ships `ir.json.gz`).
+
+    Bounded (molt_budget.bounded): a FIFO or device is refused without blocking, a file or
+    gzip stream past `max_bytes` is refused.
+    """
     with read_errors(path):
-        with open(path, "rb") as fh:
-            data = fh.read()
-        if data[:2] == GZIP_MAGIC:
-            data = gzip.decompress(data)
-    return data
+        try:
+            return read_regular(path, max_bytes)
+        except InputError as exc:
+            raise CollectorError(path, exc.message) from None
 
 
 _LITERALS = ("true", "false", "null", "NaN", "Infinity", "-Infinity")
@@ -73,21 +84,31 @@ def describe_json_error(text: str, exc: json.JSONDecodeError) -> str:
 
 def load_json(path: Path | str) -> Any:
     """Parse a small JSON document; every failure mode becomes a CollectorError naming the file."""
-    data = read_bytes(path)
+    return load_json_text(path)[0]
+
+
+def load_json_text(path: Path | str) -> tuple[Any, str]:
+    """`load_json`, with the text (to point a later error at its line with `bounded.locate`).
+
+    Numbers are range-checked as they are parsed (no NaN/Infinity, nothing that overflows a
+    float), nesting is bounded: an absurd payload is a clear error, never an OverflowError.
+    """
+    data = read_bytes(path, MAX_SMALL_BYTES)
     if not data.strip():
-        raise CollectorError(path, "empty file")
+        raise CollectorError(path, "empty file", 1)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise CollectorError(path, f"not UTF-8: invalid byte at offset {exc.start}") from None
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise CollectorError(path, f"not UTF-8: invalid byte at offset {exc.start}", line) from None
     try:
-        return json.loads(text)
+        return parse_json(text, non_finite=True), text       # each field check names a NaN's key
     except json.JSONDecodeError as exc:
         raise CollectorError(path, describe_json_error(text, exc)) from None
-    except RecursionError:
-        raise CollectorError(path, "JSON nested too deeply") from None
+    except InputError as exc:
+        raise CollectorError(path, exc.message, exc.line or 1) from None
     except ValueError as exc:  # e.g. an integer longer than sys.get_int_max_str_digits()
-        raise CollectorError(path, f"invalid JSON: {exc}") from None
+        raise CollectorError(path, f"invalid JSON: {exc}", 1) from None
 
 
 def _pointer_tokens(path: Path | str, pointer: str) -> list[str]:
@@ -129,10 +150,10 @@ def json_pointer(path: Path | str, pointer: str) -> float:
     if isinstance(node, bool):
         return float(node)
     if isinstance(node, (int, float)):
-        value = float(node)
-        if not math.isfinite(value):
-            raise CollectorError(path, f"JSON pointer {pointer!r}: value is not finite ({node!r})")
-        return value
+        try:
+            return check_number(node, f"JSON pointer {pointer!r}: the value")
+        except InputError as exc:
+            raise CollectorError(path, exc.message) from None
     raise CollectorError(
         path, f"JSON pointer {pointer!r}: value is a {type(node).__name__}, expected a number or bool"
     )
@@ -141,9 +162,9 @@ def json_pointer(path: Path | str, pointer: str) -> float:
 def regex_stdout(text: str, pattern: str, source_name: str) -> float:
     """First match wins (MULTILINE, so ^/$ anchor per line); group 1 if the pattern has groups."""
     try:
-        compiled = re.compile(pattern, re.MULTILINE)
-    except re.error as exc:
-        raise ConfigError(f"invalid regex {pattern!r} for {source_name}: {exc}") from None
+        compiled = safe_regex(pattern)
+    except InputError as exc:
+        raise ConfigError(f"invalid regex {pattern!r} for {source_name}: {exc.message}") from None
     match = compiled.search(text)
     if match is None:
         raise CollectorError(source_name, f"no match for regex {pattern!r}")
@@ -153,10 +174,13 @@ def regex_stdout(text: str, pattern: str, source_name: str) -> float:
     try:
         value = float(captured.strip())
     except ValueError:
-        raise CollectorError(source_name, f"regex {pattern!r} matched {captured!r}, which is not a number") from None
+        raise CollectorError(source_name, f"regex {pattern!r} matched {captured[:80]!r}, which is not a number") from None
     if not math.isfinite(value):
-        raise CollectorError(source_name, f"regex {pattern!r} matched {captured!r}, which is not finite")
-    return value
+        raise CollectorError(source_name, f"regex {pattern!r} matched {captured[:80]!r}, which is not finite")
+    try:
+        return check_number(value, f"regex {pattern!r} matched {captured[:80]!r}, which")
+    except InputError as exc:
+        raise CollectorError(source_name, exc.message) from None
 
 
 def file_bytes(path: Path | str) -> int:

@@ -8,12 +8,12 @@ it would make a budget pass on garbage.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from molt_budget.collectors.generic import load_json
+from molt_budget.bounded import InputError, check_number, locate
+from molt_budget.collectors.generic import load_json_text
 from molt_budget.errors import CollectorError
 
 # Keys only a `molt build` payload has; `runtime_wasm_build` alone means the other document.
@@ -36,14 +36,23 @@ class DiagnosticsSummary:
 def _seconds(path: Path, key: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise CollectorError(path, f"{key} is a {type(value).__name__}, expected seconds as a number")
-    if not math.isfinite(value) or value < 0:
+    try:
+        seconds = check_number(value, key)          # range first: float() of a huge int overflows
+    except InputError as exc:
+        raise CollectorError(path, f"{exc.message}, expected finite seconds >= 0") from None
+    if seconds < 0:
         raise CollectorError(path, f"{key} is {value!r}, expected finite seconds >= 0")
-    return float(value)
+    return seconds
 
 
 def _count(path: Path, key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise CollectorError(path, f"{key} is {value!r}, expected a non-negative integer")
+        shown = f"an integer of {len(str(value))} digits" if isinstance(value, int) and value.bit_length() > 64 else repr(value)
+        raise CollectorError(path, f"{key} is {shown[:80]}, expected a non-negative integer")
+    try:
+        check_number(value, key)
+    except InputError as exc:
+        raise CollectorError(path, exc.message) from None
     return value
 
 
@@ -82,9 +91,20 @@ def _unwrap(path: Path, doc: Any) -> dict[str, Any]:
 
 
 def summarize_diagnostics(path: Path) -> DiagnosticsSummary:
-    """Raises molt_budget.errors.CollectorError naming the file when missing/truncated/malformed."""
+    """Raises molt_budget.errors.CollectorError naming the file and line when missing/truncated/malformed."""
     path = Path(path)
-    doc = _unwrap(path, load_json(path))
+    data, text = load_json_text(path)
+    try:
+        return _summarize(path, data)
+    except CollectorError as exc:
+        if exc.line is not None:
+            raise
+        key = exc.detail.split(" ", 1)[0].rstrip(":")     # every message starts with the key it is about
+        raise CollectorError(path, exc.detail, locate(text, key)) from None
+
+
+def _summarize(path: Path, data: Any) -> DiagnosticsSummary:
+    doc = _unwrap(path, data)
 
     total_sec = _seconds(path, "total_sec", doc["total_sec"]) if "total_sec" in doc else None
     phase_sec: dict[str, float] = {}

@@ -30,6 +30,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
 
+from molt_budget.bounded import MAX_FILE_BYTES, InputError, open_regular
 from molt_budget.collectors.generic import json_cut_short, read_errors
 from molt_budget.errors import CollectorError
 
@@ -178,8 +179,12 @@ class _Window:
             text = self.decoder.decode(data, final=not data)
         except UnicodeDecodeError as exc:
             at = self.nbytes - pending + exc.start
-            raise CollectorError(self.path, f"not UTF-8: {exc.reason} at byte {at}") from None
+            line = self.base_lines + self.buf.count("\n") + data[: max(0, exc.start - pending)].count(b"\n") + 1
+            raise CollectorError(self.path, f"not UTF-8: {exc.reason} at byte {at}", line) from None
         self.nbytes += len(data)
+        if self.nbytes > MAX_FILE_BYTES:
+            raise CollectorError(self.path, f"more than {MAX_FILE_BYTES >> 20} MiB of IR (after gunzip): not read further",
+                                 self.line(len(self.buf)))
         if not data:
             self.eof = True
         if self.pos:
@@ -192,6 +197,9 @@ class _Window:
         self.buf_ascii = self.buf_ascii and text.isascii()
         self.buf += text
         return bool(data) or bool(text)
+
+    def line(self, pos: int) -> int:
+        return self.base_lines + self.buf.count("\n", 0, pos) + 1
 
     def where(self, pos: int) -> str:
         line = self.base_lines + self.buf.count("\n", 0, pos) + 1
@@ -273,9 +281,9 @@ class _Summarizer:
         w = self.w
         first = w.peek()
         if first == "":
-            raise CollectorError(w.path, "empty file")
+            raise CollectorError(w.path, "empty file", 1)
         if first != "{":
-            raise CollectorError(w.path, f"expected a JSON object at the top level, found {first!r}")
+            raise CollectorError(w.path, f"expected a JSON object at the top level, found {first!r}", w.line(w.pos))
         w.pos += 1
         seen: set[str] = set()
         if w.peek() == "}":
@@ -287,7 +295,7 @@ class _Summarizer:
                 key, start, end = w.value()
                 self.count_roots(start, end)
                 if key in seen:
-                    raise CollectorError(w.path, f"duplicate top-level key {key!r}")
+                    raise CollectorError(w.path, f"duplicate top-level key {key!r}", w.line(start))
                 seen.add(key)
                 w.expect(":", f"after key {key!r}")
                 if key == "functions":
@@ -303,9 +311,9 @@ class _Summarizer:
             raise CollectorError(w.path, f"extra data after the top-level object at {w.where(w.pos)}")
         bad = [k for k in self.kinds if type(k) is not str]
         if bad:
-            raise CollectorError(w.path, f"an op 'kind' is not a string: {bad[0]!r}")
+            raise CollectorError(w.path, f"an op 'kind' is not a string: {bad[0]!r}", w.line(w.pos))
         if "functions" not in seen:
-            raise CollectorError(w.path, "no 'functions' key: not a molt --emit-ir file")
+            raise CollectorError(w.path, "no 'functions' key: not a molt --emit-ir file", w.line(w.pos))
         return IrSummary(
             functions=self.functions,
             ops=self.ops,
@@ -323,8 +331,8 @@ class _Summarizer:
         w = self.w
         ch = w.peek()
         if ch != "[":
-            obj, _, _ = w.value()
-            raise CollectorError(w.path, f"'functions' is a {type(obj).__name__}, expected a list")
+            obj, start, _ = w.value()
+            raise CollectorError(w.path, f"'functions' is a {type(obj).__name__}, expected a list", w.line(start))
         w.pos += 1
         if w.peek() == "]":
             w.pos += 1
@@ -332,38 +340,44 @@ class _Summarizer:
         while True:
             fn, start, end = w.value()
             self.count_roots(start, end)
-            self.add_function(fn)
+            self.add_function(fn, start)
             if w.expect(",]", f"after functions[{self.functions - 1}]") == "]":
                 return
 
-    def add_function(self, fn: Any) -> None:
+    def add_function(self, fn: Any, start: int = 0) -> None:
         index = self.functions
+        line = self.w.line(start)
         if not isinstance(fn, dict):
-            raise CollectorError(self.w.path, f"functions[{index}] is a {type(fn).__name__}, expected an object")
+            raise CollectorError(self.w.path, f"functions[{index}] is a {type(fn).__name__}, expected an object", line)
         name = fn.get("name")
         ops = fn.get("ops")
         if not isinstance(name, str):
-            raise CollectorError(self.w.path, f"functions[{index}] has no string 'name'")
+            raise CollectorError(self.w.path, f"functions[{index}] has no string 'name'", line)
         if not isinstance(ops, list):
-            raise CollectorError(self.w.path, f"functions[{index}] ({name}) has no 'ops' list")
+            raise CollectorError(self.w.path, f"functions[{index}] ({name}) has no 'ops' list", line)
+        known = len(self.kinds)
         try:
-            self.kinds.update(map(_get_kind, ops))  # C fast path; validated in bulk at the end
+            self.kinds.update(map(_get_kind, ops))  # C fast path; new kinds (rare) are checked here
         except (KeyError, TypeError):
-            self.explain_bad_op(index, name, ops)
+            self.explain_bad_op(index, name, ops, line)
+        if len(self.kinds) > known:
+            bad = next((k for k in list(self.kinds)[known:] if type(k) is not str), None)
+            if bad is not None:
+                raise CollectorError(self.w.path, f"functions[{index}] ({name}): an op 'kind' is not a string: {bad!r}", line)
         self.functions += 1
         self.ops += len(ops)
         self.function_ops[name] = self.function_ops.get(name, 0) + len(ops)  # duplicates add up
         if name.startswith(INIT_PREFIX):
             self.init_names.append(name[len(INIT_PREFIX) :])
 
-    def explain_bad_op(self, index: int, name: str, ops: list[Any]) -> None:
+    def explain_bad_op(self, index: int, name: str, ops: list[Any], line: int | None = None) -> None:
         for k, op in enumerate(ops):
             where = f"functions[{index}] ({name}).ops[{k}]"
             if not isinstance(op, dict) or "kind" not in op:
-                raise CollectorError(self.w.path, f"{where} has no 'kind'")
+                raise CollectorError(self.w.path, f"{where} has no 'kind'", line)
             if not isinstance(op["kind"], str):
-                raise CollectorError(self.w.path, f"{where}: 'kind' is a {type(op['kind']).__name__}, expected a string")
-        raise CollectorError(self.w.path, f"functions[{index}] ({name}): malformed ops")
+                raise CollectorError(self.w.path, f"{where}: 'kind' is a {type(op['kind']).__name__}, expected a string", line)
+        raise CollectorError(self.w.path, f"functions[{index}] ({name}): malformed ops", line)
 
     def read_registry(self, registry: Any, start: int, end: int) -> None:
         if not self.roots or not isinstance(registry, dict):
@@ -387,7 +401,11 @@ class _Summarizer:
 @contextlib.contextmanager
 def _open_stream(path: Path) -> Iterator[IO[bytes]]:
     """gzip is detected by magic bytes, not the suffix: real/C ships `ir.json.gz`."""
-    with open(path, "rb") as raw:
+    try:
+        opened = open_regular(path)          # a FIFO or device at the IR path: refused, never waited on
+    except InputError as exc:
+        raise CollectorError(path, exc.message) from None
+    with opened as raw:
         magic = raw.read(2)
         raw.seek(0)
         if magic == _GZIP_MAGIC:

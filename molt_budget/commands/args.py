@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 EXIT_CODES_EPILOG = """\
 exit codes: 0 pass or yellow, 1 a KPI failed (or a build is nondeterministic),
             2 usage or config error, 3 measurement error (a lane failed or a
-            metric is missing), 130 interrupted (measured samples are kept)
+            metric is missing), 4 internal error (a bug: please report it),
+            130 interrupted (measured samples are kept)
 
 examples:
   molt-budget check                      run every lane, judge, record history
@@ -86,6 +87,11 @@ def run_options(args: argparse.Namespace, config: Config) -> RunOptions:
         lanes = [lane.id for lane in config.lanes.values() if lane.pre_push]
     root = Path(args.output_root) if args.output_root else config.resolve(config.settings.output_root)
     history = config.resolve(config.settings.history)
+    from molt_budget.environment import check_history, check_output_root
+
+    check_output_root(root)                  # a read-only or full disk is said now, not after the lanes ran
+    if not args.no_history or args.command == "check":
+        check_history(history)               # so is a corrupt history (check reads it for the base and trends)
     # History() would create a missing database: only read estimates from one that exists.
     progress = make_progress(sys.stderr, quiet=args.quiet, history=History(history) if history.is_file() else None)
     return RunOptions(

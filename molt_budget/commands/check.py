@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from molt_budget import gitutil
 from molt_budget.commands.args import EXIT_CODES_EPILOG, close_progress, load_config_arg, run_args, run_options
-from molt_budget.errors import BudgetError, ConfigError
+from molt_budget.errors import EXIT_CONFIG, EXIT_INTERNAL, BudgetError, ConfigError
 
 if TYPE_CHECKING:
     from molt_budget.compare.budget_changes import Parser
@@ -83,7 +83,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.github:
         from molt_budget.report.github import publish
 
-        publish(outcome.report, check_name=args.check_name, sparklines=outcome.report.trends)
+        posted = publish(outcome.report, check_name=args.check_name, sparklines=outcome.report.trends)
+        if posted.internal_error or posted.refused:
+            return EXIT_INTERNAL if posted.internal_error else EXIT_CONFIG
     return outcome.report.exit_code()
 
 
@@ -186,7 +188,9 @@ def record_run(config: Config, history: History, results: RunResults, results_pa
     from molt_budget.results.store import write_bytes_atomic
 
     check = main if main is not None else classify(config, results)
-    record = history.record(results, results_path, main=check, report=report)
+    from molt_budget.environment import record_history
+
+    record: RunRecord = record_history(history, results, results_path, main=check, report=report)  # type: ignore[assignment]
     if is_run_dir(results_path.parent):
         write_bytes_atomic(results_path.parent / "record.json.gz", record.to_gzip())
         keep_recent_run_dirs(results_path.parent.parent, config.settings.keep_run_dirs)

@@ -46,39 +46,30 @@ def register(subparsers: Any) -> None:
 
 
 def load_report(path: Path) -> Report:
-    """Read and schema-check a report; any problem is one line naming the file (exit 2)."""
+    """Read and schema-check a report; any problem is one line naming the file (exit 2).
+
+    The reader (molt_budget.bounded) refuses NaN/Infinity, out-of-range numbers and deep
+    nesting with their line; lone surrogates become U+FFFD (they could not be posted).
+    """
     from molt_budget.compare.model import Report
     from molt_budget.errors import ConfigError
+    from molt_budget.report.escape import clean_tree
     from molt_budget.results.store import read_json_file
     from molt_budget.schemas import validator
 
-    data = read_json_file(path, "report file")
-    error = next(iter(sorted(validator("report").iter_errors(data), key=lambda e: list(e.absolute_path))), None)
+    data = clean_tree(read_json_file(path, "report file"))
+    try:
+        errors = sorted(validator("report").iter_errors(data), key=lambda e: list(e.absolute_path))
+    except RecursionError:
+        raise ConfigError(f"{path}: not a molt-budget report: nested too deeply") from None
+    error = next(iter(errors), None)
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
         raise ConfigError(f"{path}: not a molt-budget report at {where}: {' '.join(error.message.split())[:300]}")
-    bad = _non_finite(data)
-    if bad is not None:
-        where, value = bad
-        raise ConfigError(f"{path}: not a molt-budget report at {where or '(top level)'}: {value} is not a finite number")
     try:
         return Report.from_dict(data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: not a molt-budget report: {exc}") from None
-
-
-def _non_finite(node: Any, where: str = "") -> tuple[str, float] | None:
-    """The first NaN or ±Infinity (Python's json reads them), with its JSON path."""
-    import math
-
-    if isinstance(node, float) and not math.isfinite(node):
-        return where, node
-    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-    for key, value in items:
-        found = _non_finite(value, f"{where}/{key}" if where else str(key))
-        if found is not None:
-            return found
-    return None
 
 
 def missing_report(path: Path, env: Any, config_path: str = "budgets.yaml") -> Report:
@@ -102,11 +93,10 @@ def missing_report(path: Path, env: Any, config_path: str = "budgets.yaml") -> R
 
 
 def stand_in_report(config_path: str, why: str) -> Report:
-    """An error report with nothing judged: the check fails and says why."""
-    from molt_budget.compare.model import HeadInfo, Report, Status, Verdict
+    """An error report with nothing judged: the check fails and says why (one definition, the poster's)."""
+    from molt_budget.report.github import stand_in_report as poster_stand_in
 
-    return Report(verdict=Verdict.judge([], floor=Status.ERROR), head=HeadInfo(commit=None), config_path=config_path,
-                  authoritative=False, authoritative_reasons=[why])
+    return poster_stand_in(config_path, why)
 
 
 def sparklines_from_history(report: Report, db: Path, main_only: bool = True) -> dict[str, list[float]]:
@@ -128,7 +118,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
-    from molt_budget.errors import EXIT_CONFIG, ConfigError
+    from molt_budget.compare.model import exit_code
+    from molt_budget.errors import EXIT_CONFIG, EXIT_INTERNAL, ConfigError
 
     path = Path(args.report)
     if args.max_chars < 200:
@@ -144,17 +135,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         try:
             report = load_report(path)
-        except ConfigError as exc:
-            if not (args.if_missing and args.github):
+        except Exception as exc:
+            if not args.github:
                 raise
-            # the check must still fail visibly, never stay pending: post a stand-in, then exit 2
+            # the required check must still fail visibly, never stay missing: post a stand-in
             from molt_budget.report.github import publish
 
-            message = " ".join(str(exc).split())
+            internal = not isinstance(exc, ConfigError)
+            message = " ".join(str(exc).split()) if not internal else f"internal error: {type(exc).__name__}: {exc}"
             print(f"molt-budget: error: {message}", file=sys.stderr)
             publish(stand_in_report(args.config_path, f"invalid report: {message}"), check_name=args.check_name,
                     bot_login=args.bot_login)
-            return EXIT_CONFIG
+            return EXIT_INTERNAL if internal else EXIT_CONFIG
     sparklines = sparklines_from_history(report, history, not args.all_branches) if history else report.trends
     if args.html:
         try:
@@ -172,5 +164,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.github:
         from molt_budget.report.github import publish
 
-        publish(report, check_name=args.check_name, sparklines=sparklines, bot_login=args.bot_login)
+        posted = publish(report, check_name=args.check_name, sparklines=sparklines, bot_login=args.bot_login)
+        if posted.internal_error:
+            print(f"molt-budget: internal error {posted.internal_error} (a failing check run was posted)", file=sys.stderr)
+            return EXIT_INTERNAL
+        if posted.refused:
+            print(f"molt-budget: error: {args.report}: {posted.refused}", file=sys.stderr)
+            return EXIT_CONFIG
+        return exit_code(posted.verdict)          # the verdict as the report's own rows judge it
     return report.exit_code()

@@ -27,12 +27,27 @@ LANE_DEFAULTS: dict[str, Any] = {
 
 def load_config(path: str | Path) -> Config:
     path = Path(path)
+    from molt_budget.bounded import MAX_SMALL_BYTES, InputError, read_regular
+
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read_regular(path, MAX_SMALL_BYTES)    # a FIFO or a 10 GB file is refused, not read
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such budgets file (pass --config FILE)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read budgets file: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read budgets file: {exc.strerror or exc}") from None
+    except InputError as exc:
+        raise ConfigError(exc.where(path)) from None
+    return parse_bytes(path, data)
+
+
+def parse_bytes(path: Path, data: bytes) -> Config:
+    """The budgets file's bytes → Config: UTF-8 without NUL, refused with the line of the bad byte."""
+    from molt_budget.bounded import InputError, decode_utf8
+
+    try:
+        text = decode_utf8(data)
+    except InputError as exc:
+        raise ConfigError(exc.where(path)) from None
     return parse_text(path.resolve(), text)
 
 

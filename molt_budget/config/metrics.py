@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 PROCESS_METRICS = {"wall_s": "s", "cpu_s": "s", "peak_rss_mb": "MB"}
@@ -52,9 +51,11 @@ def parse_metric(name: str) -> MetricInfo | None:
         pattern = name.split(":", 2)[2]
         if not pattern:
             return None
+        from molt_budget.bounded import InputError, safe_regex
+
         try:
-            re.compile(pattern)
-        except re.error:
+            safe_regex(pattern)           # the engine that runs it (RE2): linear time, no hang
+        except InputError:
             return None
         return MetricInfo(name, "regex", "", "exact")
     if name.startswith("file_bytes:") and len(name) > len("file_bytes:"):

@@ -30,7 +30,10 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from molt_budget.compare.model import KpiRow, Report, Status
+from molt_budget.compare.model import HeadInfo, KpiRow, Report, Status, Verdict
+from molt_budget.errors import ConfigError
+from molt_budget.report.escape import clean_tree, plain
+from molt_budget.report.escape import lines as multiline
 from molt_budget.report.markdown import (
     HEADLINE,
     change_subject,
@@ -45,6 +48,8 @@ SUMMARY_MAX = 250_000       # $GITHUB_STEP_SUMMARY takes 1 MiB per step: leave r
 ANNOTATION_BATCH = 50       # output.annotations maxItems per request
 ANNOTATION_MESSAGE_MAX = 4_000
 DEFAULT_TIMEOUT = (5.0, 30.0)
+MAX_PAGES = 50              # 5,000 items at per_page=100: more is an endless rel="next", not a real listing
+RESENT_STATUSES = (500, 502, 504)   # after these GitHub may still have done the write
 PR_EVENTS = ("pull_request", "pull_request_target")
 DEFAULT_BOT_LOGIN = "github-actions[bot]"   # who writes the comment with the workflow's GITHUB_TOKEN
 
@@ -99,11 +104,13 @@ class _TokenAuth(requests.auth.AuthBase):
 class GitHubError(Exception):
     """One line naming the endpoint and what GitHub said; `status` None = no HTTP answer."""
 
-    def __init__(self, message: str, *, status: int | None = None, endpoint: str = "", rate_limited: bool = False) -> None:
+    def __init__(self, message: str, *, status: int | None = None, endpoint: str = "", rate_limited: bool = False,
+                 maybe_done: bool = False) -> None:
         super().__init__(" ".join(message.split()))
         self.status = status
         self.endpoint = endpoint
         self.rate_limited = rate_limited
+        self.maybe_done = maybe_done     # a POST that GitHub may have carried out: look it up before sending again
 
     @property
     def forbidden(self) -> bool:
@@ -132,6 +139,7 @@ class GitHubContext:
     pr_lookup: tuple[str, str] | None = None   # (owner:branch, head sha) of a fork PR to find via the API
     pr_head_sha: str | None = None    # workflow_run: the PR's head per the payload (it may have moved on)
     pr_head_label: str | None = None  # workflow_run: owner:branch of the run's head, to ask for the PR's head now
+    checkout_sha: str | None = None   # GITHUB_SHA: what the workflow checked out (a PR's merge commit)
     event: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -191,6 +199,7 @@ def context_from_env(env: Mapping[str, str]) -> GitHubContext:
         step_summary=Path(env["GITHUB_STEP_SUMMARY"]) if env.get("GITHUB_STEP_SUMMARY") else None,
         output=Path(env["GITHUB_OUTPUT"]) if env.get("GITHUB_OUTPUT") else None,
         pr_lookup=lookup, pr_head_sha=pr_head, pr_head_label=label, event=event,
+        checkout_sha=env.get("GITHUB_SHA") or None,
     )
 
 
@@ -270,6 +279,7 @@ class GitHubClient:
             "User-Agent": "molt-budget",
         }
         auth = _TokenAuth(self._token) if self._token else None
+        once = method == "POST"         # creating twice makes two comments or check runs: never resent blindly
         last = ""
         for attempt in range(1, self.retry.attempts + 1):
             try:
@@ -277,6 +287,9 @@ class GitHubClient:
                                                 auth=auth, timeout=self.timeout, allow_redirects=False)
             except requests.RequestException as exc:
                 last = f"{type(exc).__name__}"
+                if once and not isinstance(exc, requests.ConnectTimeout):
+                    raise GitHubError(f"{endpoint}: no answer ({last}); GitHub may have done it anyway",
+                                      endpoint=endpoint, maybe_done=True) from None
                 if attempt == self.retry.attempts:
                     break
                 self.sleep(min(self.retry.backoff_s * 2 ** (attempt - 1), self.retry.max_sleep_s))
@@ -292,6 +305,9 @@ class GitHubClient:
                     raise self._error(response, endpoint)
                 return response
             last = f"HTTP {response.status_code}"
+            if once and response.status_code in RESENT_STATUSES:
+                raise GitHubError(f"{endpoint}: GitHub answered {response.status_code}; it may have done it anyway",
+                                  status=response.status_code, endpoint=endpoint, maybe_done=True)
             if attempt == self.retry.attempts:
                 break
             if wait > self.retry.max_sleep_s:
@@ -344,12 +360,30 @@ class GitHubClient:
         except ValueError:
             raise GitHubError(f"{method} {path}: GitHub answered {response.status_code} with a body that is not JSON") from None
 
+    def create(self, path: str, body: Any, find: Callable[[], Any]) -> Any:
+        """POST that never creates twice: when an attempt may have been carried out (no answer,
+        or a 5xx), `find()` looks for what it would have created before the next attempt."""
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                return self.json("POST", path, body)
+            except GitHubError as exc:
+                if not exc.maybe_done or attempt == self.retry.attempts:
+                    raise
+            found = find()
+            if found is not None:
+                return found
+            self.sleep(min(self.retry.backoff_s * 2 ** (attempt - 1), self.retry.max_sleep_s))
+        raise AssertionError("unreachable")
+
     def paginate(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[Any]:
         """Items of every page; follows rel="next" only while it stays on the API base."""
         url: str | None = path
         query: Mapping[str, Any] | None = params
         pages = 0
         while url is not None:
+            if pages == MAX_PAGES:
+                raise GitHubError(f"GET {self._endpoint(self._url(path))}: still a next page after {MAX_PAGES} pages "
+                                  "(an endless rel=\"next\"?); stopped", endpoint=f"GET {path}")
             response = self.request("GET", url, params=query)
             pages += 1
             items = response.json()
@@ -392,6 +426,46 @@ def marker_for(report: Report) -> str:
 
 
 CONCLUSIONS = {Status.PASS: "success", Status.YELLOW: "neutral", Status.ERROR: "failure", Status.FAIL: "failure"}
+
+
+
+
+def recomputed(report: Report) -> Report:
+    """The report with its verdict rebuilt from its own KPI rows and budget changes.
+
+    Why: the report reaches the poster as a file that the measuring job (running the PR's
+    code) wrote; a `verdict` that says pass over a failing row must not post a green check.
+    The one rule (`Verdict.judge`) decides; the claimed verdict is only a floor: a report may
+    make itself look worse than its rows, never better. Lone surrogates in its strings become
+    U+FFFD (no writer could encode them). A row the model rejects is a ConfigError (refused).
+    """
+    model = Report.from_dict(clean_tree(report.to_dict()))
+    model.rejudge(floor=model.verdict.status)
+    return model
+
+
+def stand_in_report(config_path: str, why: str) -> Report:
+    """An error report with nothing judged: the check fails and says why."""
+    return Report(verdict=Verdict.judge([], floor=Status.ERROR), head=HeadInfo(commit=None), config_path=config_path,
+                  authoritative=False, authoritative_reasons=[why])
+
+
+def foreign_head(report: Report, ctx: GitHubContext) -> str | None:
+    """Why the report is not this run's to post (its head commit is another one), or None.
+
+    A replayed or forged report (a passing one from an older commit) must not turn this
+    commit's required check green. The commit the workflow checked out counts too (a
+    pull_request run may measure the merge commit), except in a workflow_run poster, whose
+    checkout is the default branch.
+    """
+    if not ctx.head_sha or not report.kpis:
+        return None          # nothing to compare with, or a stand-in that judges nothing (it fails anyway)
+    commit = report.head.commit
+    allowed = {ctx.head_sha} | ({ctx.checkout_sha} if ctx.checkout_sha and ctx.event_name != "workflow_run" else set())
+    if commit in allowed:
+        return None
+    shown = plain(commit, 40) if commit else "no commit"
+    return f"refused the report: it measured {shown}, this run is for {ctx.head_sha[:12]}"
 
 
 def conclusion_for(report: Report) -> str:
@@ -449,8 +523,8 @@ def _shown(value: Any) -> str:
 def check_annotations(report: Report) -> list[dict[str, Any]]:
     path = report.shown_config
     return [{
-        "path": path, "start_line": line or 1, "end_line": line or 1, "annotation_level": level,
-        "title": title[:255], "message": message[:ANNOTATION_MESSAGE_MAX],
+        "path": plain(path, 1000), "start_line": line or 1, "end_line": line or 1, "annotation_level": level,
+        "title": plain(title, 255), "message": multiline(message, ANNOTATION_MESSAGE_MAX),
     } for level, line, title, message in _findings(report)]
 
 
@@ -473,11 +547,11 @@ def workflow_commands(report: Report) -> list[str]:
     lines = []
     for level, line, title, message in _findings(report):
         command = "error" if level == "failure" else "warning"
-        props = {"file": path, "title": title}
+        props = {"file": plain(path, 1000), "title": plain(title, 255)}
         if line is not None:
             props["line"] = str(line)
         shown = ",".join(f"{key}={escape_property(props[key])}" for key in ("file", "line", "title") if key in props)
-        lines.append(f"::{command} {shown}::{escape_data(message)}")
+        lines.append(f"::{command} {shown}::{escape_data(multiline(message, ANNOTATION_MESSAGE_MAX))}")
     return lines
 
 
@@ -501,8 +575,8 @@ def output_values(report: Report, outcome: PublishOutcome) -> dict[str, str]:
         "conclusion": outcome.conclusion,
         "counts": json.dumps(counts, sort_keys=True),
         **{f"{s}-count": str(counts.get(s, 0)) for s in ("pass", "yellow", "fail", "error")},
-        "reasons": "\n".join([f"{k.status} {k.id} ({k.lane}): {k.reason}" for k in offending(report)]
-                             + [f"budget {c.status} {change_subject(c)}: {c.reason}" for c in offending_changes(report)]),
+        "reasons": "\n".join([plain(f"{k.status} {k.id} ({k.lane}): {k.reason}") for k in offending(report)]
+                             + [plain(f"budget {c.status} {change_subject(c)}: {c.reason}") for c in offending_changes(report)]),
         "fell-back": "true" if outcome.fell_back else "false",
     }
     if outcome.comment_url:
@@ -531,11 +605,17 @@ def upsert_comment(client: GitHubClient, repo: str, number: int, marker: str, bo
                    bot_login: str | None = None) -> tuple[str, dict[str, Any]]:
     """PATCH our bot's comment that starts with `marker`, else POST one; delete duplicates by the same bot."""
     logins = frozenset({DEFAULT_BOT_LOGIN} | ({bot_login} if bot_login else set()))
-    ours = [c for c in client.paginate(f"/repos/{repo}/issues/{number}/comments", {"per_page": 100})
-            if _is_ours(c, marker, logins)]
-    ours.sort(key=lambda c: c.get("id", 0))
+
+    def find() -> list[dict[str, Any]]:
+        found = [c for c in client.paginate(f"/repos/{repo}/issues/{number}/comments", {"per_page": 100})
+                 if _is_ours(c, marker, logins)]
+        return sorted(found, key=lambda c: c.get("id", 0))
+
+    ours = find()
     if not ours:
-        return "created", client.json("POST", f"/repos/{repo}/issues/{number}/comments", {"body": body})
+        created = client.create(f"/repos/{repo}/issues/{number}/comments", {"body": body},
+                                lambda: next(iter(find()), None))   # a POST that may have landed is looked up first
+        return "created", created
     keep = ours[0]
     updated = client.json("PATCH", f"/repos/{repo}/issues/comments/{keep['id']}", {"body": body})
     author = (keep.get("user") or {}).get("login")
@@ -570,21 +650,58 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+class AnnotationsFailed(GitHubError):
+    """The check run exists (it carries the verdict) but a later batch of annotations was refused."""
+
+    def __init__(self, cause: GitHubError, run: dict[str, Any], batches: list[int], first: int) -> None:
+        super().__init__(f"created the check run, but could not add annotations {first + 1}-{first + ANNOTATION_BATCH}: {cause}",
+                         status=cause.status, endpoint=cause.endpoint, rate_limited=cause.rate_limited)
+        self.run = run
+        self.batches = batches
+
+
+def find_check_run(client: GitHubClient, repo: str, head_sha: str, name: str, external_id: str) -> dict[str, Any] | None:
+    """The check run this process created (matched by its random `external_id`), if GitHub has it."""
+    pages = 0
+    url: str | None = f"/repos/{repo}/commits/{head_sha}/check-runs"
+    params: dict[str, Any] | None = {"check_name": name, "filter": "all", "per_page": 100}
+    while url is not None and pages < MAX_PAGES:
+        response = client.request("GET", url, params=params)
+        pages += 1
+        data = response.json()
+        for run in (data.get("check_runs") or []) if isinstance(data, dict) else []:
+            if isinstance(run, dict) and run.get("external_id") == external_id:
+                return run
+        nxt = response.links.get("next", {}).get("url")
+        url, params = (urljoin(response.url, nxt) if nxt else None), None
+    return None
+
+
 def create_check_run(client: GitHubClient, repo: str, *, name: str, head_sha: str, conclusion: str, title: str,
                      summary: str, notes: list[dict[str, Any]], details_url: str | None = None) -> tuple[dict[str, Any], list[int]]:
-    """Create a completed check run with the first 50 annotations, then PATCH the rest 50 at a time."""
+    """Create a completed check run with the first 50 annotations, then PATCH the rest 50 at a time.
+
+    A POST that got no answer (or a 5xx) may still have created the run: it is looked up by
+    its `external_id` before it is sent again, so a slow GitHub never gets two check runs.
+    """
     batches = [notes[i:i + ANNOTATION_BATCH] for i in range(0, len(notes), ANNOTATION_BATCH)] or [[]]
     output: dict[str, Any] = {"title": title, "summary": summary}
+    external_id = f"molt-budget-{uuid.uuid4()}"
     body: dict[str, Any] = {
-        "name": name, "head_sha": head_sha, "status": "completed", "conclusion": conclusion,
+        "name": name, "head_sha": head_sha, "status": "completed", "conclusion": conclusion, "external_id": external_id,
         "completed_at": _now(), "output": {**output, "annotations": batches[0]} if batches[0] else output,
     }
     if details_url:
         body["details_url"] = details_url
-    run = client.json("POST", f"/repos/{repo}/check-runs", body)
-    for batch in batches[1:]:
-        client.json("PATCH", f"/repos/{repo}/check-runs/{run['id']}", {"output": {**output, "annotations": batch}})
-    return run, [len(b) for b in batches if b]
+    run = client.create(f"/repos/{repo}/check-runs", body, lambda: find_check_run(client, repo, head_sha, name, external_id))
+    done = [len(batches[0])] if batches[0] else []
+    for i, batch in enumerate(batches[1:], start=1):
+        try:
+            client.json("PATCH", f"/repos/{repo}/check-runs/{run['id']}", {"output": {**output, "annotations": batch}})
+        except GitHubError as exc:
+            raise AnnotationsFailed(exc, run, done, i * ANNOTATION_BATCH) from None
+        done.append(len(batch))
+    return run, done
 
 
 # -- publish -------------------------------------------------------------------------
@@ -606,11 +723,14 @@ class PublishOutcome:
     workflow_commands: int = 0
     fell_back: bool = False
     messages: list[str] = field(default_factory=list)
+    internal_error: str | None = None         # a bug while posting: the command must fail
+    refused: str | None = None                # why the report was not posted (another commit's)
 
 
-def _attempt(what: str, say: Callable[[str], None], post: Callable[[], None]) -> GitHubError | None:
-    """Run one posting step; a 403 is returned (the caller decides the fallback), any other
-    failure is one line, never a traceback, and never stops the next step."""
+def _attempt(what: str, say: Callable[[str], None], post: Callable[[], None], outcome: PublishOutcome) -> GitHubError | None:
+    """Run one posting step; a 403 is returned (the caller decides the fallback), a GitHub
+    failure is one line and never stops the next step, any other exception is recorded as
+    the internal error it is (the command then fails, and a failing check run stands in)."""
     try:
         post()
     except GitHubError as exc:
@@ -618,8 +738,13 @@ def _attempt(what: str, say: Callable[[str], None], post: Callable[[], None]) ->
             return exc
         say(f"molt-budget: could not {what}: {_describe(exc)}")
     except Exception as exc:
-        say(f"molt-budget: could not {what}: {_describe(exc)}")
+        _internal(outcome, say, what, exc)
     return None
+
+
+def _internal(outcome: PublishOutcome, say: Callable[[str], None], what: str, exc: BaseException) -> None:
+    outcome.internal_error = outcome.internal_error or f"while trying to {what}: {_describe(exc)}"
+    say(f"molt-budget: internal error while trying to {what}: {_describe(exc)}")
 
 
 def publish(
@@ -637,20 +762,63 @@ def publish(
 
     The check run is attempted whatever happened to the comment (a read-only token may still
     create check runs, and the required check must never stay pending). `bot_login`: the login
-    of a GitHub App posting the comment, besides github-actions[bot]. Never raises for a
-    reporting problem: the caller's exit code is the verdict's.
+    of a GitHub App posting the comment, besides github-actions[bot]. Never raises: a reporting
+    problem leaves the exit code to the verdict; an internal error (`outcome.internal_error`)
+    still posts a failing check run, and the caller exits non-zero on it. What is posted
+    is the report as its own rows judge it (`recomputed`), and only for this run's commit.
     """
     out = stream or sys.stdout
     ctx = context_from_env(env)
     scrub = ctx.token.scrub if ctx.token else (lambda s: s)
-    outcome = PublishOutcome(verdict=report.status.value, conclusion=conclusion_for(report))
-    hint = f"the `report.json` artifact of {ctx.report_url}" if ctx.report_url else None
+    outcome = PublishOutcome(verdict="error", conclusion="failure")
 
     def say(line: str) -> None:
-        line = scrub(" ".join(line.split()))
+        line = scrub(plain(line, 4_000))
         outcome.messages.append(line)
-        print(line, file=out, flush=True)
+        try:
+            print(line, file=out, flush=True)
+        except (OSError, ValueError):
+            pass                       # a closed log must not stop the posting
 
+    try:
+        try:
+            report = recomputed(report)
+            refused = foreign_head(report, ctx)
+        except ConfigError as exc:
+            refused = f"refused the report: {exc}"
+        if refused is not None:
+            say(f"molt-budget: {refused}; posting a failing check instead")
+            outcome.refused = refused
+            report = stand_in_report(report.config_path or "budgets.yaml", refused)
+        outcome.verdict, outcome.conclusion = report.status.value, conclusion_for(report)
+        _publish(report, ctx, outcome, say, scrub, out, check_name, sleep, sparklines, client, bot_login)
+    except Exception as exc:
+        _internal(outcome, say, "publish the report", exc)
+    if outcome.internal_error and outcome.check_run_id is None and ctx.token and ctx.repository and ctx.head_sha:
+        _crash_check_run(client or GitHubClient(ctx.api_url, ctx.token, sleep=sleep), ctx, check_name, outcome, say)
+    return outcome
+
+
+def _crash_check_run(gh: GitHubClient, ctx: GitHubContext, check_name: str, outcome: PublishOutcome,
+                     say: Callable[[str], None]) -> None:
+    """The last resort: a failing check run that renders nothing from the report."""
+    assert ctx.repository and ctx.head_sha
+    summary = (f"molt-budget hit an internal error {plain(outcome.internal_error)} and could not post its report. "
+               "The job log has the details; re-run the job, or report the bug with the report.json artifact.")
+    try:
+        run, _ = create_check_run(gh, ctx.repository, name=check_name, head_sha=ctx.head_sha, conclusion="failure",
+                                  title="molt-budget could not post its report", summary=summary, notes=[],
+                                  details_url=ctx.report_url)
+        outcome.check_run_id, outcome.check_run_url, outcome.conclusion = _int(run.get("id")), run.get("html_url"), "failure"
+        say(f"molt-budget: posted a failing check run {check_name!r} on {ctx.head_sha[:12]} in its place")
+    except Exception as exc:
+        say(f"molt-budget: could not post a failing check run either: {_describe(exc)}")
+
+
+def _publish(report: Report, ctx: GitHubContext, outcome: PublishOutcome, say: Callable[[str], None],
+             scrub: Callable[[str], str], out: TextIO, check_name: str, sleep: Callable[[float], None],
+             sparklines: dict[str, list[float]] | None, client: GitHubClient | None, bot_login: str | None) -> None:
+    hint = f"the `report.json` artifact of {ctx.report_url}" if ctx.report_url else None
     api_ok = False
     if ctx.token is None:
         say("molt-budget: GITHUB_TOKEN is not set: reporting through the job summary and annotations only")
@@ -662,9 +830,9 @@ def publish(
         assert ctx.repository and ctx.head_sha
         gh = client or GitHubClient(ctx.api_url, ctx.token, sleep=sleep)
         comment_refused = _attempt("post the PR comment", say,
-                                   lambda: _post_comment(gh, ctx, report, outcome, say, hint, sparklines, bot_login))
+                                   lambda: _post_comment(gh, ctx, report, outcome, say, hint, sparklines, bot_login), outcome)
         check_refused = _attempt("create the check run", say,
-                                 lambda: _post_check_run(gh, ctx, report, outcome, check_name, say, hint, sparklines))
+                                 lambda: _post_check_run(gh, ctx, report, outcome, check_name, say, hint, sparklines), outcome)
         if check_refused is not None:
             say(f"molt-budget: {_describe(check_refused)}: the token cannot write to {ctx.repository} (a fork PR's read-only "
                 "token?); fell back to the job summary and annotations, the exit code still reflects the verdict")
@@ -679,11 +847,10 @@ def publish(
     _write_summary(ctx, report, outcome, say, hint, sparklines)
     if ctx.output:
         try:
-            write_outputs(ctx.output, output_values(report, outcome))
+            write_outputs(ctx.output, {name: scrub(value) for name, value in output_values(report, outcome).items()})
             outcome.outputs_written = True
         except OSError as exc:
             say(f"molt-budget: could not write $GITHUB_OUTPUT: {_describe(exc)}")
-    return outcome
 
 
 def _describe(exc: BaseException) -> str:
@@ -720,10 +887,16 @@ def _post_check_run(gh: GitHubClient, ctx: GitHubContext, report: Report, outcom
                     sparklines: dict[str, list[float]] | None) -> None:
     assert ctx.repository and ctx.head_sha
     summary = render_markdown(report, max_chars=CHECK_TEXT_MAX, full_report_hint=hint, sparklines=sparklines)
-    run, batches = create_check_run(
-        gh, ctx.repository, name=check_name, head_sha=ctx.head_sha, conclusion=outcome.conclusion,
-        title=title_for(report), summary=summary, notes=check_annotations(report), details_url=ctx.report_url,
-    )
+    try:
+        run, batches = create_check_run(
+            gh, ctx.repository, name=check_name, head_sha=ctx.head_sha, conclusion=outcome.conclusion,
+            title=title_for(report), summary=summary, notes=check_annotations(report), details_url=ctx.report_url,
+        )
+    except AnnotationsFailed as exc:
+        outcome.check_run_id, outcome.check_run_url = _int(exc.run.get("id")), exc.run.get("html_url")
+        outcome.annotation_batches = exc.batches
+        say(f"molt-budget: check run {check_name!r} on {ctx.head_sha[:12]}: {outcome.conclusion}; {exc}")
+        return
     outcome.check_run_id, outcome.check_run_url = _int(run.get("id")), run.get("html_url")
     outcome.annotation_batches = batches
     say(f"molt-budget: check run {check_name!r} on {ctx.head_sha[:12]}: {outcome.conclusion}, "
@@ -740,7 +913,7 @@ def _write_summary(ctx: GitHubContext, report: Report, outcome: PublishOutcome, 
                "and the annotations carry the verdict.\n\n" + text
     try:
         with ctx.step_summary.open("a", encoding="utf-8") as fh:
-            fh.write(text + "\n")
+            fh.write((ctx.token.scrub(text) if ctx.token else text) + "\n")
         outcome.summary_written = True
     except OSError as exc:
         say(f"molt-budget: could not write the job summary: {_describe(exc)}")

@@ -6,12 +6,12 @@ Self-contained (inline CSS, no scripts, charts referenced by relative path under
 
 from __future__ import annotations
 
-from html import escape
 from pathlib import Path
 from typing import Any
 
 from molt_budget import fmt
 from molt_budget.compare.model import KpiRow, Report
+from molt_budget.report.escape import html as escape
 from molt_budget.report.sparkline import sparkline
 
 STATUS_CLASS = {"pass": "pass", "yellow": "yellow", "fail": "fail", "error": "error", "nondeterministic": "fail",

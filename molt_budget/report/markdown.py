@@ -10,7 +10,6 @@ marker, break a table or @-mention people.
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import re
@@ -20,6 +19,7 @@ from typing import Any
 
 from molt_budget import fmt
 from molt_budget.compare.model import BY_SEVERITY, BudgetChange, KpiRow, Report
+from molt_budget.report import escape
 from molt_budget.report.sparkline import sparkline
 
 STATUS_ICON = {
@@ -38,19 +38,8 @@ ROWS_PRIORITY = 55      # passing KPI rows are cut after the diff details, befor
 # -- escaping ------------------------------------------------------------------------
 
 
-def esc(text: Any) -> str:
-    """Free text → inert Markdown: no HTML, no comments (markers), no @-mentions, one line."""
-    out = html.escape(" ".join(str(text).split()), quote=False)
-    return out.replace("@", "@\u200b")
-
-
-def code(text: Any) -> str:
-    """A code span that survives any backticks inside; code spans never mention or run HTML."""
-    text = " ".join(str(text).split())
-    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
-    fence = "`" * (longest + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") or not text else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
+esc = escape.markdown          # free text: inert, one line (see report/escape.py)
+code = escape.markdown_code   # names and paths: a literal code span
 
 
 def cell(text: str) -> str:
@@ -77,8 +66,15 @@ def details(summary: str, body: str) -> str:
 # -- numbers -------------------------------------------------------------------------
 
 
-num = fmt.value
-signed = fmt.delta
+def num(value: Any, unit: str = "") -> str:
+    """fmt.value with the unit escaped: a unit is any string a PR's budgets.yaml says."""
+    return fmt.value(value, esc(unit, 40) if unit else "")
+
+
+def signed(value: Any, unit: str = "") -> str:
+    return fmt.delta(value, esc(unit, 40) if unit else "")
+
+
 pct = fmt.change_from_pct
 plain = fmt.plain
 

@@ -128,13 +128,20 @@ def _umask() -> int:
 
 
 def read_json_file(path: Path, what: str) -> Any:
-    """A JSON document the user handed us; any problem is one ConfigError naming the file (exit 2)."""
+    """A JSON document the user handed us; any problem is one ConfigError naming the file (exit 2).
+
+    Bounded (molt_budget.bounded): a regular file, finite numbers, no NaN, bounded nesting.
+    """
+    from molt_budget.bounded import InputError, load_json_file
+
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return load_json_file(path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such {what}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read {what}: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    except InputError as exc:
+        raise ConfigError(f"{exc.where(path)} (in this {what})") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
 

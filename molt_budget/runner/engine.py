@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import signal
 import time
 import uuid
 from collections.abc import Callable
@@ -21,13 +20,20 @@ from typing import TYPE_CHECKING
 
 from molt_budget.collectors.collect import SampleContext, collect
 from molt_budget.config.model import Config, Lane
-from molt_budget.errors import BudgetError, ConfigError, LockTimeout, MeasurementError
+from molt_budget.environment import fault
+from molt_budget.errors import ConfigError, EnvironmentFault, LockTimeout, MeasurementError
 from molt_budget.results.model import Attempt, KpiResult, LaneResult, RunResults, Sample
 from molt_budget.results.store import Journal, load_results, save_results
-from molt_budget.runner import templating
+from molt_budget.runner import signals, templating
 from molt_budget.runner.events import ProgressEvent
-from molt_budget.runner.process import ProcessOutcome, kill_marked, run_process
+from molt_budget.runner.process import (
+    ProcessOutcome,
+    direct_children,
+    kill_marked,
+    run_process,
+)
 from molt_budget.runner.retry import retry_reason
+from molt_budget.runner.signals import Interrupted
 
 if TYPE_CHECKING:
     from molt_budget.runner.quiescence import CpuMeter
@@ -51,10 +57,6 @@ class RunOptions:
     # Budget verdicts recorded in the results file. The runner never judges: the caller passes
     # compare.budget.judge_results (None: the results carry no verdicts).
     judge: Judge | None = None
-
-
-class Interrupted(BudgetError):
-    exit_code = 130
 
 
 def utc_now() -> str:
@@ -110,7 +112,10 @@ class Engine:
         except (KeyboardInterrupt, Interrupted):
             self.abort()
         except BaseException:
-            self.close(state="interrupted")    # a bug or an OS error: keep what was measured, free the lock
+            try:
+                self.close(state="interrupted")    # a bug or an OS error: keep what was measured, free the lock
+            except EnvironmentFault:
+                pass                               # the disk that failed fails again: the first error says it
             raise
         return self.close()
 
@@ -119,7 +124,10 @@ class Engine:
     def open(self) -> RunResults:
         from filelock import FileLock, Timeout
 
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise fault(exc, self.root, "create the output root") from None
         self._lock = FileLock(str(self.root / ".lock"))
         try:
             self._lock.acquire(timeout=self.config.settings.lock_timeout_s)
@@ -129,6 +137,8 @@ class Engine:
                 f"(waited {self.config.settings.lock_timeout_s:g}s for {self.root / '.lock'}); "
                 f"wait for it or pass --output-root DIR"
             ) from None
+        except OSError as exc:             # after Timeout: filelock's Timeout is an OSError too
+            raise fault(exc, self.root / ".lock", "create the lock file of the output root") from None
         try:
             if self.options.clean_state:
                 self.clean_state()
@@ -143,13 +153,15 @@ class Engine:
             save_results(self.results_path, self.results)
             self._journal.clear()
         self.marker = (MARKER_VAR, self.results.run_id)
-        self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
+        self._lane_children = direct_children()
+        signals.install()
         return self.results
 
     def is_done(self, lane: Lane) -> bool:
         """A lane finished by an earlier, resumed run is kept as it is."""
         current = self.results.lanes.get(lane.id)
-        if current is not None and current.status == "ok":
+        # "ok" with no measured sample is a damaged or forged results file: measure it again
+        if current is not None and current.status == "ok" and current.measured():
             self.options.progress(ProgressEvent("lane_skipped", lane=lane.id))
             return True
         return False
@@ -188,17 +200,22 @@ class Engine:
                 lane_result.status = "ok"
             else:
                 lane_result.status, lane_result.error = "error", "no sample was measured"
-        kill_marked(self.marker)
+        kill_marked(self.marker, adopted_since=self._lane_children)
+        self._lane_children = direct_children()
         self._journal.lane_state(lane_result, with_detail=True)
 
     def abort(self) -> None:
-        """Interrupted: kill the run's processes, keep every sample measured so far, say how to resume."""
-        kill_marked(self.marker)
+        """Interrupted: kill the run's processes, keep every sample measured so far, say how to resume.
+
+        Later signals are ignored meanwhile (runner/signals.py): the hint and exit 130 survive them."""
+        kill_marked(self.marker, adopted_since=self._lane_children)
         self.results.state = "interrupted"
         self.results.finished_utc = utc_now()
-        save_results(self.results_path, self.results)
-        self._journal.clear()
-        self._release()
+        try:
+            self._snapshot(self.results)
+            self._journal.clear()
+        finally:
+            self._release()
         hint = f"continue with --resume {self.run_dir}" if self.options.resumable else "run the check again"
         raise Interrupted(f"interrupted; measured samples are kept in {self.results_path} ({hint})") from None
 
@@ -207,13 +224,15 @@ class Engine:
             self.results.kpis = self.options.judge(self.config, self.results, {lane.id for lane in self.selected})
         self.results.state = state
         self.results.finished_utc = utc_now()
-        save_results(self.results_path, self.results)
-        self._journal.clear()
-        self._release()
+        try:
+            self._snapshot(self.results)
+            self._journal.clear()
+        finally:
+            self._release()
         return self.results
 
     def _release(self) -> None:
-        signal.signal(signal.SIGTERM, self._previous_sigterm)
+        signals.release()
         self._lock.release()
 
     def _append(self, lane: Lane, sample: Sample, what: str) -> None:
@@ -252,7 +271,10 @@ class Engine:
             return results, path.parent
         run_id = new_run_id()
         run_dir = self.root / "runs" / run_id
-        run_dir.mkdir(parents=True)
+        try:
+            run_dir.mkdir(parents=True)
+        except OSError as exc:
+            raise fault(exc, run_dir, "create the run folder") from None
         from molt_budget.runner.provenance import collect_provenance
 
         results = RunResults(
@@ -262,7 +284,10 @@ class Engine:
             started_utc=utc_now(),
             provenance=collect_provenance(self.config.root, self.config.settings.provenance_tools),
         )
-        save_results(run_dir / "results.json", results)
+        try:
+            save_results(run_dir / "results.json", results)
+        except OSError as exc:
+            raise fault(exc, run_dir / "results.json", "save the results") from None
         return results, run_dir
 
     def clean_state(self) -> None:
@@ -270,6 +295,16 @@ class Engine:
         shutil.rmtree(self.root / "cache", ignore_errors=True)
 
     # -- one lane -------------------------------------------------------------------
+
+    def _snapshot(self, results: RunResults) -> None:
+        """Every sample is saved at once; a failed write keeps the last good snapshot (atomic
+        replace), so the error says how to continue from it."""
+        try:
+            save_results(self.results_path, results)
+        except OSError as exc:
+            hint = f"samples measured so far are kept: continue with --resume {self.run_dir}" if self.options.resumable \
+                else "run the check again"
+            raise fault(exc, self.results_path, "save the results", hint) from None
 
     def _is_counted(self, lane: Lane) -> bool:
         return any(k.kpi_class == "counted" for k in self.config.kpis_for_lane(lane.id))
@@ -402,6 +437,15 @@ class Engine:
         except MeasurementError as exc:
             sample.error = f"lane {owner.id}: {exc}"
             return
+        except (ArithmeticError, ValueError, RecursionError, MemoryError) as exc:
+            # a value no collector foresaw: this lane's sample fails, the other lanes still run
+            sample.error = f"lane {owner.id}: could not read the build's output: {type(exc).__name__}: {exc}"[:500]
+            return
+        bad = next(((m, v) for m, v in sample.metrics.items() if not _in_range(v)), None)
+        if bad is not None:
+            sample.metrics = {}
+            sample.error = f"lane {owner.id}: metric {bad[0]} is {bad[1]!r}, not a finite number in range"
+            return
         if detail is not None:
             detail.clear()
             detail.update(lane_detail)
@@ -453,8 +497,14 @@ def cache_state(stdout_log: Path) -> str:
     return "n/a"
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise Interrupted("terminated")
+def _in_range(value: object) -> bool:
+    from molt_budget.bounded import InputError, check_number
+
+    try:
+        check_number(value, "value")
+    except InputError:
+        return False
+    return True
 
 
 def _last_line(text: str) -> str:

@@ -13,8 +13,9 @@ What callers (the engine) rely on:
   us; the runner reaps them and counts their CPU.
 - Normal exit: nothing is killed. A marked daemon may legitimately outlive one build and
   be reused by the next build of the same run, and leftover members of the process group
-  are left alone as well; the engine calls `kill_marked(marker)` at the end of the lane or
-  run. Zombies of the run are reaped.
+  are left alone as well; the engine calls `kill_marked(marker, adopted_since=...)` at the
+  end of the lane or run, which also kills unmarked orphans adopted during the lane (a
+  daemon that cleared its environment). Zombies of the run are reaped.
 - Timeout (wall > timeout_s): SIGTERM to the process group and to every process of the
   run (group members, descendants, orphans reparented to us, marked processes), up to
   `kill_grace_s` for them to exit, then SIGKILL survivors, repeated until none is left.
@@ -214,29 +215,48 @@ def run_process(
     )
 
 
-def kill_marked(marker: tuple[str, str], grace_s: float = 1.0) -> list[int]:
+def direct_children() -> set[int]:
+    """Our direct children now (zombies included): taken at the start of a lane, so that
+    `kill_marked(..., adopted_since=...)` can tell which processes the lane left to us."""
+    return set(_scan().children.get(os.getpid(), ()))
+
+
+def kill_marked(marker: tuple[str, str], grace_s: float = 1.0, adopted_since: set[int] | None = None) -> list[int]:
     """Kill every live process whose environment carries `marker`; return their pids.
 
-    SIGTERM first, SIGKILL whatever is left after `grace_s`; our own zombies among them
-    are reaped. Never kills the calling process or its ancestors.
+    With `adopted_since` (our direct children at the start of a lane), also every process
+    the subreaper adopted since then, with its descendants: a daemon that called setsid and
+    cleared its environment carries no marker, but as an orphan of the lane it was
+    reparented to us. SIGTERM first, SIGKILL whatever is left after `grace_s`; our own
+    zombies among them are reaped. Never kills the calling process or its ancestors.
     """
     _become_subreaper()
-    killed = _signal(_scan(marker).marked, signal.SIGTERM)
+
+    def targets() -> set[int]:
+        snap = _scan(marker)
+        found = set(snap.marked)
+        if adopted_since is not None:
+            adopted = set(snap.children.get(os.getpid(), ())) - adopted_since
+            found |= (_expand(adopted, snap.children) & snap.alive) - _self_and_ancestors()
+            _adopted.update(adopted)          # reaped below, whether they die of our signal or not
+        return found
+
+    killed = _signal(targets(), signal.SIGTERM)
     grace_end = time.monotonic() + grace_s
     while time.monotonic() < grace_end:
-        survivors = _scan(marker).marked
+        survivors = targets()
         _reap(killed | _adopted)  # after the scan: whatever was dead at the scan is reaped now
         if not survivors:
             break
         time.sleep(_POLL_S)
     give_up = time.monotonic() + _KILL_VERIFY_S
     while True:
-        survivors = _scan(marker).marked
+        survivors = targets()
         _reap(killed | _adopted)
         if not survivors:
             break
         if time.monotonic() > give_up:
-            raise MeasurementError(f"marked processes survived SIGKILL: {sorted(survivors)}")
+            raise MeasurementError(f"processes of the run survived SIGKILL: {sorted(survivors)}")
         killed |= _signal(survivors, signal.SIGKILL)
         time.sleep(_POLL_S)
     return sorted(killed)

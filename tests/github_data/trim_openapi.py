@@ -40,6 +40,7 @@ PINNED = "@octokit/openapi@23.0.2"
 OPERATIONS: dict[str, list[str]] = {
     "/repos/{owner}/{repo}/check-runs": ["post"],
     "/repos/{owner}/{repo}/check-runs/{check_run_id}": ["get", "patch"],
+    "/repos/{owner}/{repo}/commits/{ref}/check-runs": ["get"],
     "/repos/{owner}/{repo}/issues/{issue_number}/comments": ["get", "post"],
     "/repos/{owner}/{repo}/issues/comments/{comment_id}": ["get", "patch", "delete"],
     "/repos/{owner}/{repo}/pulls": ["get"],

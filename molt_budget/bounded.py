@@ -1,0 +1,291 @@
+"""Reading what someone else wrote, within bounds: files, JSON documents and the numbers in them.
+
+Why one module: every collector, the results and report readers and the config loader
+take input from a build or a pull request. Each read here is bounded in time (regular files
+only: a FIFO at a diagnostics path would block `open()` forever), in size (a gzip bomb, a
+40 GB log), in depth (a nested document overflows the parser's stack) and in value (an
+integer above 1e308 overflows `float()`, NaN passes a schema and breaks every comparison).
+Failures are `InputError`s carrying a message and, where known, a 1-based line; each caller
+wraps them into its own error (ConfigError, CollectorError) naming the file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import re
+import stat
+import zlib
+from pathlib import Path
+from typing import IO, Any
+
+MAX_FILE_BYTES = 1 << 30         # 1 GiB: molt's largest IR is ~41 MB
+MAX_SMALL_BYTES = 64 << 20       # reports, results, diagnostics, budgets files
+MAX_DEPTH = 64                   # no molt-budget document nests deeper than ~8
+MAX_EXACT = 2 ** 53              # above this a count is not exact as a float (and no build is that big)
+MAX_FINITE = 1e300               # a measured value above this is garbage, and squaring it overflows
+
+
+class InputError(ValueError):
+    """Bad input from outside: `message` says what is wrong, `line` where (1-based) when known."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+    def where(self, path: object) -> str:
+        """`path:line: message`, or `path: message` when no line is known."""
+        return f"{path}:{self.line}: {self.message}" if self.line else f"{path}: {self.message}"
+
+
+# -- files ---------------------------------------------------------------------------------------
+
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def open_regular(path: Path | str) -> IO[bytes]:
+    """Open a regular file for reading without ever blocking on a FIFO or a device.
+
+    O_NONBLOCK makes `open()` of a FIFO return at once; the file type is then checked on the
+    open descriptor (no race with a rename), and blocking mode is restored for a plain read.
+    Raises OSError as `open()` does (FileNotFoundError, PermissionError) and InputError for
+    anything that is not a regular file.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+            raise InputError(f"is {kind}, expected a regular file")
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: Path | str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The whole regular file, refused past `max_bytes`; gunzipped (within the same cap) when gzip."""
+    with open_regular(path) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > max_bytes:
+            raise InputError(f"is {_mb(size)}, more than the {_mb(max_bytes)} molt-budget reads")
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise InputError(f"grew past {_mb(max_bytes)} while being read")
+    if data[:2] == b"\x1f\x8b":
+        data = gunzip(data, max_bytes)
+    return data
+
+
+def gunzip(data: bytes, max_bytes: int) -> bytes:
+    """Decompress a gzip stream, refusing one that expands past `max_bytes` (a gzip bomb)."""
+    out = bytearray()
+    decoder = zlib.decompressobj(wbits=31)
+    chunk = data
+    while True:
+        out += decoder.decompress(chunk, max_bytes + 1 - len(out))
+        if len(out) > max_bytes:
+            raise InputError(f"gzip data expands past {_mb(max_bytes)}")
+        if decoder.eof or not decoder.unconsumed_tail:
+            break
+        chunk = decoder.unconsumed_tail
+    if not decoder.eof:
+        raise EOFError("truncated gzip stream")
+    return bytes(out)
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1 << 20):,.1f} MiB"
+
+
+# -- text ----------------------------------------------------------------------------------------
+
+
+def decode_utf8(data: bytes) -> str:
+    """UTF-8 text, or an InputError naming the line of the first bad byte (NUL counts as bad)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(f"not UTF-8: invalid byte 0x{data[exc.start]:02x} at offset {exc.start}", line) from None
+    nul = text.find("\0")
+    if nul >= 0:
+        raise InputError(f"contains a NUL byte at offset {len(text[:nul].encode())}", text.count("\n", 0, nul) + 1)
+    return text
+
+
+def line_of(text: str, pos: int) -> int:
+    return text.count("\n", 0, max(0, pos)) + 1
+
+
+# -- numbers -------------------------------------------------------------------------------------
+
+
+def check_number(value: Any, what: str) -> float:
+    """A measured number as a float: finite, within ±1e300; ints exact (|n| ≤ 2^53). InputError if not."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"{what} is {type(value).__name__}, expected a number")
+    if isinstance(value, int):
+        if abs(value) > MAX_EXACT:
+            raise InputError(f"{what} is {_short(value)}, out of range (above 2^53, not an exact count)")
+        return float(value)
+    if not math.isfinite(value):
+        raise InputError(f"{what} is {value!r}, not finite")
+    if abs(value) > MAX_FINITE:
+        raise InputError(f"{what} is {value!r}, out of range")
+    return value
+
+
+def _short(value: int) -> str:
+    digits = len(str(abs(value))) if value.bit_length() < 14_000 else int(value.bit_length() * 0.30103) + 1
+    return f"an integer of {digits} digits"
+
+
+# -- regular expressions --------------------------------------------------------------------------
+
+
+def safe_regex(pattern: str) -> Any:
+    """A pattern from a budgets file, compiled with RE2: matching takes linear time, so no
+    pattern (`^(a+)+$` included) can hang a check on a long log. MULTILINE: ^/$ anchor per
+    line. RE2 has no backreferences or lookarounds: such a pattern is an InputError saying so."""
+    import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
+
+    options = re2.Options()
+    options.log_errors = False
+    try:
+        return re2.compile(f"(?m){pattern}", options)
+    except re2.error as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise InputError(f"{reason} (regex metrics use RE2 syntax: no backreferences or lookarounds)") from None
+
+
+# -- JSON ----------------------------------------------------------------------------------------
+
+
+_BARE = re.compile(r"-?Infinity|NaN")
+
+
+def parse_json(text: str, max_depth: int = MAX_DEPTH, non_finite: bool = False) -> Any:
+    """`json.loads` without NaN/Infinity, non-finite floats (`1e400`), huge integers or deep nesting.
+
+    `non_finite=True` reads NaN, ±Infinity and overflowing floats as the floats they are, for
+    a reader that checks each field itself and names the key (the molt collectors).
+    Raises InputError with the line where known, and json.JSONDecodeError for bad syntax.
+    """
+    def constant(name: str) -> Any:
+        if non_finite:
+            return float(name)
+        raise InputError(f"{name} is not a number JSON allows", _first_line(text, _BARE, name))
+
+    def number(literal: str) -> float:
+        value = float(literal)
+        if not non_finite and (not math.isfinite(value) or abs(value) > MAX_FINITE):
+            raise InputError(f"number {literal[:40]} is out of range", _literal_line(text, literal))
+        return value
+
+    def integer(literal: str) -> int | float:
+        if len(literal.lstrip("-")) > 16:
+            if len(literal.lstrip("-")) > 300:
+                raise InputError(f"an integer of {len(literal.lstrip('-'))} digits is out of range", _literal_line(text, literal))
+            return number(literal)       # big but finite: a float, range-checked where it is used
+        return int(literal)
+
+    try:
+        data = json.loads(text, parse_constant=constant, parse_float=number, parse_int=integer)
+    except RecursionError:
+        raise InputError(f"nested deeper than {max_depth} levels", deep_line(text, max_depth)) from None
+    depth = _depth(data, max_depth)
+    if depth > max_depth:
+        raise InputError(f"nested deeper than {max_depth} levels", deep_line(text, max_depth))
+    return data
+
+
+def _depth(data: Any, limit: int) -> int:
+    """Nesting depth of a parsed document, stopping once past `limit` (iterative: no recursion)."""
+    deepest = 0
+    stack = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return deepest
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
+def _first_line(text: str, pattern: re.Pattern[str], literal: str) -> int | None:
+    for match in pattern.finditer(text):
+        if match.group(0) == literal and not _inside_string(text, match.start()):
+            return line_of(text, match.start())
+    return None
+
+
+def _literal_line(text: str, literal: str) -> int | None:
+    pos = text.find(literal)
+    while pos >= 0 and _inside_string(text, pos):
+        pos = text.find(literal, pos + 1)
+    return line_of(text, pos) if pos >= 0 else None
+
+
+def _inside_string(text: str, pos: int) -> bool:
+    """Whether `pos` is inside a JSON string on its line (a cheap look: count unescaped quotes)."""
+    start = text.rfind("\n", 0, pos) + 1
+    segment = text[start:pos].replace("\\\\", "").replace('\\"', "")
+    return segment.count('"') % 2 == 1
+
+
+_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def locate(text: str, key_path: str) -> int:
+    """The line of `a.b[3].c` in a JSON text: each key searched after the one before (a good
+    guess, not a parse: enough to point a reader at the right place); line 1 if not found."""
+    pos, found = 0, 0
+    for name, _index in _TOKEN.findall(key_path):
+        if not name:
+            continue
+        at = text.find(json.dumps(name), pos)
+        if at < 0:
+            break
+        pos = found = at
+    return line_of(text, found)
+
+
+def deep_line(text: str, limit: int = MAX_DEPTH) -> int | None:
+    """The line where nesting first goes past `limit` (strings skipped), None if it never does."""
+    depth, in_string, escaped = 0, False, False
+    for i, ch in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return line_of(text, i)
+        elif ch in "]}":
+            depth -= 1
+    return None
+
+
+def load_json_file(path: Path | str, max_bytes: int = MAX_SMALL_BYTES, max_depth: int = MAX_DEPTH) -> Any:
+    """A small JSON document from a regular file: bounded size, UTF-8, finite numbers, bounded depth.
+
+    Raises OSError (missing, unreadable), InputError (with line) or json.JSONDecodeError.
+    """
+    text = decode_utf8(read_regular(path, max_bytes))
+    return parse_json(text, max_depth)

@@ -1,0 +1,125 @@
+"""Faults of the machine: a full disk (a real small tmpfs), a read-only output root, a corrupt
+history, a forged `ok` lane. Each is one line naming the path and what to do, the resume
+hint stays true, and nothing already measured is lost."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import fake_build
+from test_engine import write_budgets
+
+from molt_budget.cli import main
+from molt_budget.results.store import load_results
+
+
+def mount_tmpfs(where: Path, *options: str) -> Iterator[Path]:
+    where.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join(options), "tmpfs", str(where)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode})")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True, check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    yield from mount_tmpfs(tmp_path / "small", "size=1m")
+
+
+@pytest.fixture
+def read_only_disk(tmp_path: Path) -> Iterator[Path]:
+    yield from mount_tmpfs(tmp_path / "ro", "ro", "size=64k")
+
+
+def fill(path: Path) -> list[str]:
+    """A lane step that fills the disk `path` lives on, then succeeds."""
+    return [sys.executable, "-c", f"f = open({str(path)!r}, 'wb')\ntry:\n    while True: f.write(bytes(65536)); f.flush()\n"
+            "except OSError: pass"]
+
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.strip().splitlines() if line.startswith("molt-budget:")]
+    assert len(lines) == 1 and "Traceback" not in err and "internal error" not in err, err
+    return lines[0]
+
+
+def test_disk_full_on_the_snapshot_says_where_and_how_to_resume(tmp_path: Path, small_disk: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    filler = small_disk / "filler"
+    config = write_budgets(tmp_path, {"a": {"command": fake_build(), "repeats": 1},
+                                      "fill": {"command": fill(filler), "repeats": 2}},
+                           {"w": {"lane": "a", "metric": "wall_s", "target": 10},
+                            "f": {"lane": "fill", "metric": "wall_s", "target": 10}})
+    code = main(["run", "--config", str(config), "--quiet", "--no-history", "--output-root", str(small_disk / "out")])
+    line = one_error_line(capsys.readouterr().err)
+    assert code == 3
+    assert "No space left on device" in line and "free space" in line and "results.json" in line
+    run_dir = line.split("--resume ")[1].split()[0].rstrip(")")
+    kept = load_results(Path(run_dir) / "results.json")
+    assert kept.lanes["a"].status == "ok" and len(kept.lanes["a"].measured()) == 1     # measured before the disk filled
+    filler.unlink()                                                                     # the user frees space …
+    config.write_text(config.read_text())
+    assert main(["run", "--config", str(config), "--quiet", "--no-history", "--output-root", str(small_disk / "out"),
+                 "--resume", run_dir]) in (0, 3)                                        # … and the hint works
+    assert load_results(Path(run_dir) / "results.json").lanes["a"].status == "ok"
+
+
+def test_disk_full_on_the_history_keeps_the_results(tmp_path: Path, small_disk: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_budgets(tmp_path, {"fill": {"command": fill(small_disk / "filler"), "repeats": 1}},
+                           {"f": {"lane": "fill", "metric": "wall_s", "target": 10}}, history=str(small_disk / "history.sqlite"))
+    code = main(["run", "--config", str(config), "--quiet"])
+    line = one_error_line(capsys.readouterr().err)
+    assert code == 3 and "history.sqlite" in line and "free space" in line and "results are kept in" in line
+    kept = Path(line.split("results are kept in ")[1].split()[0])
+    assert load_results(kept).lanes["fill"].status == "ok"
+
+
+def test_a_read_only_output_root_is_said_before_anything_runs(tmp_path: Path, read_only_disk: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    count = tmp_path / "count"
+    config = write_budgets(tmp_path, {"a": {"command": fake_build("--count", str(count)), "repeats": 1}},
+                           {"w": {"lane": "a", "metric": "wall_s", "target": 10}})
+    code = main(["check", "--config", str(config), "--quiet", "--no-base", "--output-root", str(read_only_disk / "out")])
+    line = one_error_line(capsys.readouterr().err)
+    assert code == 3 and str(read_only_disk) in line and "--output-root" in line and "Read-only" in line
+    assert not count.exists()
+
+
+def test_a_corrupt_history_is_found_before_any_lane_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    count = tmp_path / "count"
+    config = write_budgets(tmp_path, {"a": {"command": fake_build("--count", str(count)), "repeats": 1}},
+                           {"w": {"lane": "a", "metric": "wall_s", "target": 10}})
+    history = tmp_path / "out" / "history.sqlite"
+    history.parent.mkdir(parents=True)
+    history.write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 40)
+    code = main(["check", "--config", str(config), "--quiet", "--no-base"])
+    line = one_error_line(capsys.readouterr().err)
+    assert code == 3 and str(history) in line and f"mv {history} {history}.corrupt" in line
+    assert not count.exists()                                  # no lane ran
+    history.rename(history.with_suffix(".corrupt"))            # what the line says to do
+    assert main(["check", "--config", str(config), "--quiet", "--no-base"]) == 0
+    assert count.exists()
+
+
+def test_resume_does_not_trust_a_lane_marked_ok_without_samples(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    count = tmp_path / "count"
+    config = write_budgets(tmp_path, {"a": {"command": fake_build("--count", str(count)), "repeats": 1}},
+                           {"w": {"lane": "a", "metric": "wall_s", "target": 10}})
+    assert main(["run", "--config", str(config), "--quiet", "--no-history"]) == 0
+    run_dir = sorted((tmp_path / "out" / "runs").iterdir())[-1]
+    data = json.loads((run_dir / "results.json").read_text())
+    data["lanes"]["a"]["samples"] = []
+    data["state"] = "interrupted"
+    (run_dir / "results.json").write_text(json.dumps(data))
+    assert main(["run", "--config", str(config), "--quiet", "--no-history", "--resume", str(run_dir)]) == 0
+    assert count.read_text().count("run") == 2                  # measured again
+    assert len(load_results(run_dir / "results.json").lanes["a"].measured()) == 1
