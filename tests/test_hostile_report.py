@@ -111,23 +111,23 @@ def assert_inert(markdown: str) -> None:
 def test_every_untrusted_string_is_inert_in_the_comment_check_run_and_summary() -> None:
     r = hostile_report()
     for max_chars in (65_536, 8_000):
-        text = render_markdown(r, max_chars=max_chars, marker="<!-- molt-budget:budgets.yaml -->")
+        text = render_markdown(Report.from_dict(r), max_chars=max_chars, marker="<!-- molt-budget:budgets.yaml -->")
         assert text.startswith("<!-- molt-budget:budgets.yaml -->")
         assert_inert(text[len("<!-- molt-budget:budgets.yaml -->"):])
-    assert "evil.example" in render_markdown(r, max_chars=65_536)    # shown, only not live
+    assert "evil.example" in render_markdown(Report.from_dict(r), max_chars=65_536)    # shown, only not live
 
 
 def test_the_unit_never_reaches_the_page_raw() -> None:
     r = report()
     r["kpis"][0]["unit"] = '<img src="https://evil.example/u.png">'
-    text = render_markdown(r, max_chars=65_536)
+    text = render_markdown(Report.from_dict(r), max_chars=65_536)
     assert "<img" not in text and all(tag != "img" for tag, _ in gfm(text).tags)
 
 
 def test_html_report_and_terminal_are_inert(tmp_path: Path) -> None:
     r = hostile_report()
     page = Elements()
-    page.feed(_page(r, tmp_path, {}, {}, ""))
+    page.feed(_page(Report.from_dict(r), tmp_path, {}, {}, ""))
     assert [t for t, _ in page.tags if t in ("a", "img", "script")] == []
     shown = render_report(Report.from_dict(r))
     assert "\x1b" not in shown and "\u202e" not in shown
@@ -145,12 +145,6 @@ def test_escape_keeps_the_characters_a_reader_sees() -> None:
 def write(path: Path, data: Any) -> Path:
     path.write_text(json.dumps(data), encoding="utf-8")
     return path
-
-
-@pytest.fixture(autouse=True)
-def extensions(monkeypatch: pytest.MonkeyPatch) -> None:
-    mine = ("molt_budget.commands.report_cmd", "molt_budget.commands.merge_cmd")
-    monkeypatch.setattr(cli, "EXTENSIONS", tuple(dict.fromkeys(cli.EXTENSIONS + mine)))
 
 
 def on_pr(fake: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -226,17 +220,17 @@ def test_a_pass_verdict_over_a_failing_row_posts_a_failure(fake_github: FakeGitH
     assert cli.main(["report", str(write(tmp_path / "r.json", forged)), "--github"]) == 1
     (run,) = fake_github.check_runs.values()
     assert run["conclusion"] == "failure"
-    assert recomputed(forged)["verdict"]["counts"]["fail"] == 2
+    assert recomputed(Report.from_dict(forged)).verdict.counts["fail"] == 2
 
 
-def test_an_unknown_row_status_refuses_the_report(fake_github: FakeGitHub, tmp_path: Path) -> None:
+def test_an_unknown_row_status_refuses_the_report(fake_github: FakeGitHub, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    on_pr(fake_github, tmp_path, monkeypatch)
     r = report()
     r["kpis"] = [dict(k, status="pass") for k in r["kpis"]]
     r["kpis"][0]["status"] = "passed-honest"
     r["verdict"]["status"] = "pass"
-    outcome = publish(r, env=event_env(fake_github, tmp_path, "pull_request"), client=client(fake_github),
-                      stream=io.StringIO())
-    assert outcome.refused and outcome.conclusion == "failure"
+    assert cli.main(["report", str(write(tmp_path / "r.json", r)), "--github"]) == EXIT_CONFIG
     (run,) = fake_github.check_runs.values()
     assert run["conclusion"] == "failure"
 
@@ -274,7 +268,7 @@ def client(fake: FakeGitHub, read_timeout: float = 0.5) -> GitHubClient:
 def test_a_slow_post_never_makes_two_comments_or_two_check_runs(fake_github: FakeGitHub, tmp_path: Path) -> None:
     fake_github.answer_late("POST", r"/issues/2/comments$", 1.5)
     fake_github.answer_late("POST", r"/check-runs$", 1.5)
-    outcome = publish(report(), env=event_env(fake_github, tmp_path, "pull_request"), client=client(fake_github),
+    outcome = publish(Report.from_dict(report()), env=event_env(fake_github, tmp_path, "pull_request"), client=client(fake_github),
                       stream=io.StringIO())
     assert len(fake_github.issue_comments(2)) == 1 and len(fake_github.check_runs) == 1
     assert outcome.comment == "created" and outcome.check_run_id in fake_github.check_runs
@@ -287,7 +281,7 @@ def test_endless_pagination_stops_at_the_page_cap(fake_github: FakeGitHub, tmp_p
         fake_github.add_comment(2, f"comment {i}")
     fake_github.fail("GET", r"/issues/2/comments$", 200, body=[], headers={
         "Link": f'<{fake_github.url}/repos/{fake_github.repo}/issues/2/comments?per_page=100&page=2>; rel="next"'}, times=10_000)
-    outcome = publish(report(), env=event_env(fake_github, tmp_path, "pull_request"), client=client(fake_github),
+    outcome = publish(Report.from_dict(report()), env=event_env(fake_github, tmp_path, "pull_request"), client=client(fake_github),
                       stream=io.StringIO())
     gets = fake_github.requests_to("GET", r"/issues/2/comments$")
     assert len(gets) == 50
@@ -299,7 +293,7 @@ def test_a_failed_annotation_patch_is_named_as_such(fake_github: FakeGitHub, tmp
     many = report()
     many["kpis"] = [dict(copy.deepcopy(many["kpis"][0]), id=f"k{i}") for i in range(120)]
     fake_github.fail("PATCH", r"/check-runs/\d+$", 422, times=1)
-    outcome = publish(many, env=event_env(fake_github, tmp_path, "pull_request"), client=client(fake_github),
+    outcome = publish(Report.from_dict(many), env=event_env(fake_github, tmp_path, "pull_request"), client=client(fake_github),
                       stream=io.StringIO())
     line = next(m for m in outcome.messages if "annotations" in m)
     assert "could not add annotations 51-100" in line and "could not create the check run" not in " ".join(outcome.messages)
@@ -309,7 +303,7 @@ def test_a_failed_annotation_patch_is_named_as_such(fake_github: FakeGitHub, tmp
 def test_every_output_is_token_scrubbed(fake_github: FakeGitHub, tmp_path: Path) -> None:
     leaky = report()
     leaky["kpis"][0]["reason"] = f"see https://x.example/?token={TOKEN}"
-    publish(leaky, env=event_env(fake_github, tmp_path, "pull_request"), client=client(fake_github),
+    publish(Report.from_dict(leaky), env=event_env(fake_github, tmp_path, "pull_request"), client=client(fake_github),
             stream=io.StringIO())
     for name in ("output.txt", "summary.md"):
         text = (tmp_path / name).read_text(encoding="utf-8")
