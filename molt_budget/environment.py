@@ -12,11 +12,9 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
-from contextlib import closing
 from pathlib import Path
 
 from molt_budget.errors import EnvironmentFault
-from molt_budget.results.history import SCHEMA
 
 _ADVICE = {
     errno.ENOSPC: "free space on that file system (df -h {dir})",
@@ -67,10 +65,13 @@ def check_history(path: Path) -> None:
         if not os.access(path.parent, os.W_OK):
             raise EnvironmentFault(f"{path.parent}: cannot create the history database there (not writable): "
                                    "fix its permissions, set settings.history, or pass --no-history")
+        from molt_budget.errors import ConfigError
+        from molt_budget.results.history import History
+
         try:
-            with closing(sqlite3.connect(path, timeout=30)) as conn:
-                conn.executescript(SCHEMA)     # created now: a disk that fills during the lanes cannot stop it later
-        except sqlite3.DatabaseError as exc:
+            # created now, by its own code (schema and version): a disk that fills during the lanes cannot stop it later
+            History(path)._connect().close()
+        except ConfigError as exc:
             raise _corrupt(path, str(exc)) from None
         return
     if not path.is_file():
