@@ -163,9 +163,14 @@ def hash_blob(repo: Path, data: bytes) -> str:
 
 
 def fetch_branch(repo: Path, remote: str, branch: str, into: str, timeout: float = 600) -> str | None:
-    """Fetch `branch` of `remote` into the private ref `into`; its commit, or None when the remote has no such branch."""
-    proc = _spawn(repo, ("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote, f"+refs/heads/{branch}:{into}"),
-                  timeout, None, None)
+    """Fetch the tip of `branch` of `remote` into the private ref `into`; its commit, or None when the
+    remote has no such branch.
+
+    Only the tip (--depth 1): the data branch is append-only, so its tip's tree holds every file,
+    and skipping one commit and two trees per record makes the fetch ~5x faster (bench/databranch_scale.py).
+    """
+    proc = _spawn(repo, ("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--depth", "1", remote,
+                         f"+refs/heads/{branch}:{into}"), timeout, None, None)
     if proc.returncode != 0:
         detail = _last_line(proc.stderr)
         if "couldn't find remote ref" in detail or "could not find remote ref" in detail:
@@ -188,8 +193,9 @@ def ls_tree(repo: Path, commit: str, *paths: str) -> dict[str, str]:
     return files
 
 
-def read_blobs(repo: Path, shas: list[str]) -> Iterator[tuple[str, bytes]]:
-    """(sha, content) of each blob, in order, through one `git cat-file --batch` process."""
+def read_blobs(repo: Path, shas: list[str], max_bytes: int | None = None) -> Iterator[tuple[str, bytes | None]]:
+    """(sha, content) of each blob, in order, through one `git cat-file --batch` process;
+    content None for a blob larger than `max_bytes` (skipped unread: a hostile branch cannot fill memory)."""
     if not shas:
         return
     with tempfile.TemporaryFile() as wanted:
@@ -203,7 +209,16 @@ def read_blobs(repo: Path, shas: list[str]) -> Iterator[tuple[str, bytes]]:
                 header = proc.stdout.readline().split()
                 if len(header) != 3:
                     raise ConfigError(f"git cat-file in {repo}: object {sha} is missing")
-                content = proc.stdout.read(int(header[2]))
+                size = int(header[2])
+                if max_bytes is not None and size > max_bytes:
+                    while size > 0:
+                        chunk = proc.stdout.read(min(size, 1 << 20))
+                        if not chunk:
+                            raise ConfigError(f"git cat-file in {repo}: object {sha} is truncated")
+                        size -= len(chunk)
+                    content = None
+                else:
+                    content = proc.stdout.read(size)
                 proc.stdout.read(1)                  # the newline after each object
                 yield sha, content
         finally:

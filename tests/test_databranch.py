@@ -81,6 +81,7 @@ def test_concurrent_pushers_land_every_record_exactly_once(tmp_path: Path) -> No
     (a / "staged.txt").write_text("staged\n")
     git(a, "add", "staged.txt")
     status_before, head_before = git(a, "status", "--porcelain"), git(a, "rev-parse", "HEAD")
+    log_before = git(a, "log", "--format=%H %P", "HEAD")
     start = tmp_path / "go"
     rounds = 6
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
@@ -102,6 +103,7 @@ def test_concurrent_pushers_land_every_record_exactly_once(tmp_path: Path) -> No
         assert len(git(remote, "diff-tree", "--root", "--no-commit-id", "--name-status", "-r", sha).splitlines()) == 1
     # the pushers' own checkouts were never touched
     assert git(a, "status", "--porcelain") == status_before and git(a, "rev-parse", "HEAD") == head_before
+    assert git(a, "log", "--format=%H %P", "HEAD") == log_before      # the shallow data-branch fetch cut nothing of main
     assert git(a, "branch", "--list", BRANCH) == ""
     assert git(remote, "log", "-1", "--format=%an", BRANCH) == "molt-budget"
 
@@ -182,3 +184,13 @@ def test_a_lost_race_recommits_on_the_winners_tip(tmp_path: Path, monkeypatch: p
     assert out.attempts == 2 and len(slept) == 1
     assert calls[0] is None and calls[-1] == git(remote, "rev-parse", f"{BRANCH}~1")   # rebuilt on B's commit
     assert sorted(branch_files(remote)) == ["records/2026-12/a_1.json.gz", "records/2026-12/b_1.json.gz"]
+
+
+def test_an_oversized_file_is_skipped_unread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    remote, a = seeded(tmp_path)
+    small = databranch.record_path("20261201T000000000Z-s", "a" * 40, "2026-12-01T00:00:00Z")
+    big = databranch.record_path("20261201T000000000Z-b", "a" * 40, "2026-12-01T00:00:00Z")
+    databranch.push_files(a, "origin", BRANCH, {small: b"s" * 10, big: os.urandom(3000)}, "two")
+    monkeypatch.setattr(databranch, "MAX_RECORD_BYTES", 1000)
+    listing = databranch.fetch_records(a, "origin", BRANCH)
+    assert dict(databranch.read_files(a, listing.records)) == {small: b"s" * 10, big: None}

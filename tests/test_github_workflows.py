@@ -75,7 +75,7 @@ def test_zizmor_offline_is_clean() -> None:
 
 @pytest.mark.parametrize(("schema", "paths"), [
     ("vendor.github-workflows", [str(p) for p in WORKFLOWS]),
-    ("vendor.github-actions", [str(ACTION), str(DATA / "act" / "download-artifact" / "action.yml")]),
+    ("vendor.github-actions", [str(ACTION), *map(str, sorted((DATA / "act").glob("*/action.yml")))]),
 ])
 def test_github_json_schemas(schema: str, paths: list[str]) -> None:
     result = run([tool("check-jsonschema"), "--builtin-schema", schema, *paths])

@@ -45,16 +45,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--main-only", action="store_true", help="`list`: main records only")
     p.add_argument("--json", action="store_true", help="`show`: print the whole record as JSON")
     p.add_argument("--keep", type=int, help="runs to keep for `prune` (their run folders, IR included, go too)")
-    p.add_argument("--report-json", metavar="PATH", help="`record`: that run's comparison report (its whole verdict)")
+    p.add_argument("--report-json", metavar="PATH", help="`record` and `push --results`: that run's comparison report (its whole verdict)")
     sync = p.add_argument_group("push and pull")
     sync.add_argument("--remote", metavar="REMOTE", help="git remote (name, URL or path) of the data branch (default: settings.data_remote)")
     sync.add_argument("--branch", metavar="NAME", help="the data branch (default: settings.data_branch, molt-budget-data)")
-    sync.add_argument("--ref", metavar="REF",
-                      help="pull: index this local ref instead of fetching (e.g. origin/molt-budget-data that a full "
-                           "actions/checkout already fetched)")
+    sync.add_argument("--no-fetch", action="store_true",
+                      help="pull: index <remote>/<branch> as already fetched (e.g. by actions/checkout with fetch-depth: 0) "
+                           "instead of fetching it")
     sync.add_argument("--results", metavar="RESULTS.json",
                       help="push: record this results file (e.g. merged CI shards) and push it if it is a main record")
-    sync.add_argument("--report", metavar="REPORT.json", help="push --results: its comparison report (the whole verdict)")
     sync.add_argument("--run", metavar="RUN_ID", help="push: this recorded run (default: the newest main record)")
     sync.add_argument("--site", metavar="DIR", help="push: also publish DIR (e.g. `report --html DIR`) as docs/ on the data branch")
     p.set_defaults(handler=cmd_history)
@@ -201,7 +200,7 @@ def _record_to_push(args: argparse.Namespace, config: Any, history: Any) -> Any:
     if args.results:
         from molt_budget.commands.check import record_run
 
-        record = record_run(config, history, *_results_and_report(Path(args.results), args.report))
+        record = record_run(config, history, *_results_and_report(Path(args.results), args.report_json))
     elif args.run:
         record = history.get(args.run)
         if record is None:
@@ -241,10 +240,10 @@ def cmd_pull(args: argparse.Namespace) -> int:
     config = _config(args)
     history = _history(args, config)
     repo, remote, branch = _sync_target(args, config)
-    if args.ref:
-        tip = gitutil.try_git(repo, "rev-parse", "--verify", "--quiet", f"{args.ref}^{{commit}}")
+    if args.no_fetch:
+        source = f"refs/remotes/{remote}/{branch}"
+        tip = gitutil.try_git(repo, "rev-parse", "--verify", "--quiet", f"{source}^{{commit}}")
         listing = databranch.list_records(repo, tip) if tip else databranch.BranchListing(None, {})
-        source = args.ref
     else:
         listing = databranch.fetch_records(repo, remote, branch)
         source = f"{remote} {branch}"
@@ -257,12 +256,16 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
     def records() -> Any:
         for path, data in databranch.read_files(repo, new):
+            if data is None:
+                bad.append(f"{branch}:{path}: larger than {databranch.MAX_RECORD_BYTES >> 20} MB, not a history record")
+                continue
             try:
                 record = RunRecord.from_gzip(data, f"{branch}:{path}")
             except ConfigError as exc:
                 bad.append(str(exc))
                 continue
-            if record.run_id != databranch.run_id_of(path) or not record.main:
+            if databranch.record_path(record.run_id, record.commit, record.started_utc) != path or not record.main:
+                # a file must be the main record of the run, commit and month its name gives
                 bad.append(f"{branch}:{path}: not the main record its name says (run {record.run_id})")
                 continue
             yield record

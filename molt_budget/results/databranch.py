@@ -24,6 +24,7 @@ from molt_budget import gitutil
 from molt_budget.errors import ConfigError
 
 RECORDS = "records"
+MAX_RECORD_BYTES = 8 << 20     # gzip'd; real records are 1-50 kB
 SITE = "docs"          # GitHub Pages serves a branch's root or its docs/ folder
 _SAFE = re.compile(r"[^A-Za-z0-9.+-]")
 
@@ -106,8 +107,9 @@ def list_records(repo: Path, tip: str) -> BranchListing:
     return BranchListing(tip, {p: sha for p, sha in listing.items() if run_id_of(p) is not None})
 
 
-def read_files(repo: Path, files: dict[str, str]) -> Iterator[tuple[str, bytes]]:
-    """(path, bytes) of the given branch files, read through one git process."""
+def read_files(repo: Path, files: dict[str, str]) -> Iterator[tuple[str, bytes | None]]:
+    """(path, bytes) of the given branch files, read through one git process; None for a file
+    past MAX_RECORD_BYTES (a record is a few kB; anything that big is not one)."""
     paths = sorted(files)
-    for path, (_sha, data) in zip(paths, gitutil.read_blobs(repo, [files[p] for p in paths])):
+    for path, (_sha, data) in zip(paths, gitutil.read_blobs(repo, [files[p] for p in paths], MAX_RECORD_BYTES)):
         yield path, data

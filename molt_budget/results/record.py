@@ -219,7 +219,9 @@ class RunRecord:
         if doc["schema_version"] != RECORD_SCHEMA_VERSION:
             raise ConfigError(f"{name}: record schema_version {doc['schema_version']!r} is not supported "
                               f"(expected {RECORD_SCHEMA_VERSION}); upgrade molt-budget")
-        error = next(iter(_validator().iter_errors(doc)), None)
+        from molt_budget.schemas import first_error
+
+        error = first_error("record", doc)
         if error is not None:
             where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
             raise ConfigError(f"{name}: invalid history record at {where}: {error.message}")

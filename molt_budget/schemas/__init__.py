@@ -22,3 +22,29 @@ def validator(name: str) -> Any:
     schema = load_schema(name)
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema)
+
+
+@cache
+def _compiled(name: str) -> Any:
+    import fastjsonschema
+
+    return fastjsonschema.compile(load_schema(name))
+
+
+def first_error(name: str, doc: Any) -> Any:
+    """The first schema error of `doc` (a jsonschema ValidationError), or None when it is valid.
+
+    Why two validators: a pull validates every record of the data branch (100k of them), and
+    jsonschema takes ~10 ms a record where the compiled fastjsonschema takes ~0.4 ms. Valid
+    documents, the common case, pass the compiled check alone; an invalid one is checked again
+    by jsonschema for the path and message users see. (Our schemas use no 2020-12-only keyword,
+    so both agree; tests/test_schemas_fast.py holds them to it.)
+    """
+    import fastjsonschema
+
+    try:
+        _compiled(name)(doc)
+        return None
+    except fastjsonschema.JsonSchemaException:
+        pass
+    return next(iter(validator(name).iter_errors(doc)), None)

@@ -1,0 +1,266 @@
+"""The shared history end to end, with real git and real runs: `history push` / `history pull`.
+
+One bare repository is the remote. Twelve commits land on its main; two clones act as main
+runners, each measuring its own commits for real, then recording them at the same time (two
+`history push` processes released together, six rounds). A third clone, whose remote refuses
+pushes (a fork: read access only), pulls and gets its base from main's record (no base build),
+sparklines of main and a noise fence learned from main's records.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from molt_budget.cli import main
+from molt_budget.results import databranch
+from molt_budget.results.history import History
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "examples" / "demo"
+BRANCH = "molt-budget-data"
+COMMITS = 12                     # >= 10 main records: enough for the learned fence
+# a counted lane that is cheap even under valgrind: a shell loop, n.txt iterations
+COUNT = ["sh", "-c", "n=$(cat n.txt); i=0; while [ $i -lt $n ]; do i=$((i+1)); done"]
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def budgets() -> dict[str, Any]:
+    return {
+        "version": 1,
+        "defaults": {"timeout_s": 120, "repeats": 1, "retries": 0, "env": {"PYTHONHASHSEED": "0", "MOLT_CACHE": "${cache_dir}"}},
+        "settings": {"output_root": ".molt-budget", "history": ".molt-budget/history.sqlite", "quiescence": {"max_wait_s": 0}},
+        "lanes": {
+            "dev": {"command": ["${python}", "moltdemo.py", "build", "hello.py", "--build-profile", "dev", "--no-cache",
+                                "--emit-ir", "${emit_ir}", "--out-dir", "${attempt_dir}/out"], "emit_ir": True, "diagnostics": True},
+            "count": {"command": COUNT},
+        },
+        "kpis": {
+            "ir_ops": {"lane": "dev", "metric": "ir.ops", "target": 100000, "limit": 120000, "max_increase_pct": 5},
+            "init_modules": {"lane": "dev", "metric": "ir.init_modules", "target": 12, "limit": 14},
+            "modules": {"lane": "dev", "metric": "diag.module_count", "target": 12, "max_increase_abs": 3},
+            "ins": {"lane": "count", "metric": "instructions", "max_increase_pct": 50, "noise_floor_pct": 0.1},
+        },
+    }
+
+
+def clone(tmp_path: Path, remote: Path, name: str) -> Path:
+    work = tmp_path / name
+    git(tmp_path, "clone", "-q", str(remote), str(work))
+    git(work, "config", "user.email", f"{name}@example.com")
+    git(work, "config", "user.name", name)
+    return work
+
+
+def cli(repo: Path, *args: str) -> int:
+    return main([args[0], "--config", str(repo / "budgets.yaml"), *args[1:]])
+
+
+RACER = """
+import sys, time
+from pathlib import Path
+start = Path(sys.argv[1])
+while not start.exists():
+    time.sleep(0.005)
+from molt_budget import cli
+sys.exit(cli.main(sys.argv[2:]))
+"""
+
+
+def push_together(jobs: list[tuple[Path, Path]], start: Path) -> list[subprocess.CompletedProcess[str]]:
+    """`history push --results R` in each clone, released at the same instant."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    procs = [subprocess.Popen([sys.executable, "-c", RACER, str(start), "history", "push", "--config", str(repo / "budgets.yaml"),
+                               "--results", str(results)], cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for repo, results in jobs]
+    time.sleep(0.5)                      # both have started Python and imported the CLI
+    start.touch()
+    out = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=120)
+        out.append(subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr))
+    start.unlink()
+    return out
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The remote with 12 main commits, each measured by one of two runners and recorded concurrently."""
+    tmp = tmp_path_factory.mktemp("sync")
+    remote = tmp / "remote.git"
+    git(tmp, "init", "-q", "--bare", "-b", "main", str(remote))
+    seed = clone(tmp, remote, "seed")
+    (seed / "budgets.yaml").write_text(yaml.safe_dump(budgets(), sort_keys=False))
+    (seed / ".gitignore").write_text(".molt-budget/\n")
+    for name in ("moltdemo.py", "hello.py"):
+        (seed / name).write_text((DEMO / name).read_text())
+    commits = []
+    for k in range(COMMITS):             # main moves on: a little more work per commit (the counted KPI drifts)
+        (seed / "n.txt").write_text(str(300 + 10 * k))
+        git(seed, "add", "-A")
+        git(seed, "commit", "-qm", f"main {k}")
+        commits.append(git(seed, "rev-parse", "HEAD"))
+    git(seed, "push", "-q", "origin", "HEAD:main")
+    runners = [clone(tmp, remote, "runner-a"), clone(tmp, remote, "runner-b")]
+    results: list[tuple[Path, Path]] = []
+    for k, sha in enumerate(commits):    # runner a measures the even commits, runner b the odd ones
+        runner = runners[k % 2]
+        git(runner, "checkout", "-q", "--detach", sha)
+        out = tmp / f"results-{k}.json"
+        assert cli(runner, "run", "--quiet", "--no-history", "--results", str(out)) == 0
+        results.append((runner, out))
+    start = tmp / "go"
+    pushes = []
+    for rnd in range(COMMITS // 2):      # two merges at once, six times
+        pushes += push_together([results[2 * rnd], results[2 * rnd + 1]], start)
+    return {"tmp": tmp, "remote": remote, "commits": commits, "runners": runners, "pushes": pushes, "results": results}
+
+
+def branch_records(remote: Path) -> list[str]:
+    return [p for p in git(remote, "ls-tree", "-r", "--name-only", BRANCH).splitlines() if p.startswith("records/")]
+
+
+def test_concurrent_main_runners_both_land_exactly_once(world: dict[str, Any]) -> None:
+    assert [p.returncode for p in world["pushes"]] == [0] * COMMITS, [p.stderr for p in world["pushes"]]
+    files = branch_records(world["remote"])
+    assert len(files) == len(set(files)) == COMMITS
+    recorded = {}
+    for path in files:
+        from molt_budget.results.record import RunRecord
+
+        data = subprocess.run(["git", "show", f"{BRANCH}:{path}"], cwd=world["remote"], check=True, capture_output=True).stdout
+        record = RunRecord.from_gzip(data, path)
+        assert record.main and databranch.run_id_of(path) == record.run_id
+        recorded[record.commit] = record
+    assert sorted(recorded) == sorted(world["commits"])         # every main commit once, none lost
+    assert git(world["remote"], "rev-list", "--count", BRANCH) == str(COMMITS)
+    # the runners' checkouts are untouched: still detached at the commit they measured, clean
+    for runner in world["runners"]:
+        assert git(runner, "status", "--porcelain") == "" and git(runner, "branch", "--list", BRANCH) == ""
+
+
+def test_push_again_is_idempotent_and_a_non_main_run_is_refused(world: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    runner, results = world["results"][0]
+    assert cli(runner, "history", "push", "--results", str(results)) == 0
+    assert "nothing pushed" in capsys.readouterr().out
+    assert len(branch_records(world["remote"])) == COMMITS
+    dirty = json.loads(results.read_text())
+    dirty["run_id"] = "20261201T000000000Z-dirty1"
+    dirty["provenance"]["dirty"] = True
+    forged = world["tmp"] / "dirty.json"
+    forged.write_text(json.dumps(dirty))
+    assert cli(runner, "history", "push", "--results", str(forged)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("molt-budget: error: run 20261201T000000000Z-dirty1 is not a main record") and "\n" not in err
+    assert len(branch_records(world["remote"])) == COMMITS
+
+
+@pytest.fixture(scope="module")
+def fork(world: dict[str, Any]) -> Path:
+    """A clone that can read upstream but never write (its remote refuses every push), on a feature branch."""
+    hook = world["remote"] / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'permission denied: read-only access' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    work = clone(world["tmp"], world["remote"], "fork")
+    git(work, "checkout", "-qb", "feature")
+    (work / "hello.py").write_text("import json\n" + (DEMO / "hello.py").read_text())
+    git(work, "commit", "-qam", "feature: import json")
+    return work
+
+
+def test_fork_pulls_incrementally(fork: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(fork, "history", "pull") == 0
+    assert "12 new record(s) indexed, 0 already indexed" in capsys.readouterr().out
+    history = History(fork / ".molt-budget" / "history.sqlite")
+    assert len(history.indexed_ids()) == COMMITS
+    assert cli(fork, "history", "pull") == 0                   # nothing new: nothing decompressed or indexed
+    assert "0 new record(s) indexed, 12 already indexed" in capsys.readouterr().out
+    # a record already on the branch is not pushed again; anything new is refused by the remote, in one line
+    assert cli(fork, "history", "push", "--run", sorted(history.indexed_ids())[0]) == 0
+    assert "nothing pushed" in capsys.readouterr().out
+    site = fork.parent / "fork-site"
+    site.mkdir(exist_ok=True)
+    (site / "index.html").write_text("<html></html>")
+    assert cli(fork, "history", "push", "--site", str(site)) == 2
+    err = capsys.readouterr().err.strip()
+    assert "pre-receive hook declined" in err and len(err.splitlines()) == 1
+
+
+def test_fork_takes_its_base_from_main_record_with_sparklines(fork: Path, world: dict[str, Any]) -> None:
+    assert cli(fork, "history", "pull") == 0
+    report_path = fork.parent / "fork-report.json"
+    code = cli(fork, "check", "--quiet", "--lanes", "dev", "--no-history", "--report-json", str(report_path))
+    report = json.loads(report_path.read_text())
+    assert report["base"]["source"] == "history" and report["base"]["commit"] == world["commits"][-1]
+    assert not (fork / ".molt-budget" / "worktrees").exists()     # no base was built
+    by_id = {k["id"]: k for k in report["kpis"]}
+    assert by_id["modules"]["head"] > by_id["modules"]["base"]    # import json: one more module than main
+    assert code in (0, 1)
+    trends = report["trends"]
+    assert set(trends) >= {"ir_ops", "init_modules", "modules"}
+    assert all(len(trends[k]) >= 10 for k in ("ir_ops", "init_modules", "modules"))
+
+
+def test_fork_counted_kpi_uses_the_fence_learned_from_main(fork: Path, world: dict[str, Any]) -> None:
+    from molt_budget.config import load_config
+    from molt_budget.gate import _fences
+
+    assert cli(fork, "history", "pull") == 0
+    config = load_config(fork / "budgets.yaml")
+    fence = _fences(config, History(config.resolve(config.settings.history)), ["count"])["ins"]
+    assert fence is not None and fence > 0.1                      # learned from 12 main records, above the floor
+    report_path = fork.parent / "fork-count.json"
+    cli(fork, "check", "--quiet", "--lanes", "count", "--no-history", "--report-json", str(report_path))
+    (kpi,) = json.loads(report_path.read_text())["kpis"]
+    assert json.loads(report_path.read_text())["base"]["source"] == "worktree"   # counted: measured side by side
+    assert "learned fence" in kpi["reason"]
+
+
+def test_fork_pr_comment_shows_main_sparklines(fork: Path, world: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """What the PR comment shows: the report's trends of main, drawn by `report --markdown` (the post job's renderer)."""
+    from molt_budget.report.sparkline import sparkline
+
+    assert cli(fork, "history", "pull") == 0
+    report_path = fork.parent / "fork-count.json"
+    cli(fork, "check", "--quiet", "--lanes", "count", "--no-history", "--report-json", str(report_path))
+    trend = json.loads(report_path.read_text())["trends"]["ins"]
+    assert len(trend) == COMMITS and trend == sorted(trend)          # main did a little more work every commit
+    capsys.readouterr()
+    assert main(["report", str(report_path), "--markdown"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|") and "ins" in line]
+    assert rows and sparkline(trend) in rows[0] and len(set(sparkline(trend))) > 2
+
+
+def test_pull_skips_corrupt_and_forged_files_and_indexes_the_rest(world: dict[str, Any], tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A broken file on the shared branch costs one line naming it, never the other records."""
+    remote = tmp_path / "other.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    seed = world["runners"][0]
+    listing = databranch.fetch_records(seed, "origin", BRANCH)
+    (good, good_bytes), (other, other_bytes) = list(databranch.read_files(seed, listing.records))[:2]
+    forged = databranch.record_path("20261201T000000000Z-forged", "f" * 40, "2026-12-01T00:00:00Z")
+    broken = databranch.record_path("20261201T000000000Z-broken", "f" * 40, "2026-12-01T00:00:00Z")
+    files = {good: good_bytes, forged: other_bytes, broken: b"\x1f\x8b not really gzip"}
+    databranch.push_files(seed, str(remote), BRANCH, files, "mixed")   # push to a URL/path, not a remote name
+    reader = clone(tmp_path, remote, "reader")
+    (reader / "budgets.yaml").write_text((seed / "budgets.yaml").read_text())
+    assert cli(reader, "history", "pull") == 2
+    captured = capsys.readouterr()
+    assert "1 new record(s) indexed, 0 already indexed, 2 invalid file(s) skipped" in captured.out
+    errors = captured.err.strip().splitlines()
+    assert len(errors) == 2 and {e.split(": ")[2].split(":", 1)[1] for e in errors} == {broken, forged}
+    assert History(reader / ".molt-budget" / "history.sqlite").indexed_ids() == {databranch.run_id_of(good)}

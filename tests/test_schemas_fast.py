@@ -1,0 +1,77 @@
+"""schemas.first_error: the compiled fast path must accept exactly what jsonschema accepts.
+
+Documents are a real record and random structural edits of it (a value replaced at a random
+path by a random JSON value, a key dropped or added); both validators must agree on every one,
+and an invalid one gets jsonschema's error (path and message), as before.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from molt_budget.results.model import KpiResult, LaneResult, RunResults, Sample
+from molt_budget.results.record import MainCheck, RunRecord
+from molt_budget.schemas import first_error, validator
+
+
+def record_doc() -> dict[str, Any]:
+    run = RunResults("20261201T000000000Z-abc123", "budgets.yaml", "0" * 64, "2026-12-01T00:00:00+00:00",
+                     "2026-12-01T00:01:00+00:00", state="complete", provenance={"commit": "a" * 40, "branch": "main", "dirty": False})
+    run.lanes["dev"] = LaneResult("dev", "ok", samples=[Sample("measure", 0, True, metrics={"ir.ops": 1396.0, "wall_s": 0.2})],
+                                  detail={"ir": {"functions": 12, "modules": ["a", "b"]}})
+    run.kpis = [KpiResult("ir_ops", "dev", "ir.ops", "exact", "ops", "lower", 100.0, 200.0, "median", [1396.0], 1396.0, "fail", "over")]
+    return RunRecord.from_run(run, MainCheck(True, [], "origin/main")).to_dict()
+
+
+BASE = record_doc()
+JSON = st.recursive(st.none() | st.booleans() | st.integers(-10, 10**6) | st.floats(allow_nan=False) | st.text(max_size=5),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6)
+
+
+def paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            out += paths(v, prefix + (k,))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            out += paths(v, prefix + (i,))
+    return out
+
+
+ALL = paths(BASE)[1:]
+
+
+def edited(doc: dict[str, Any], path: tuple[Any, ...], op: str, value: Any) -> dict[str, Any]:
+    out = copy.deepcopy(doc)
+    parent = out
+    for key in path[:-1]:
+        parent = parent[key]
+    last = path[-1]
+    if op == "set":
+        parent[last] = value
+    elif op == "drop" and isinstance(parent, dict):
+        del parent[last]
+    elif op == "add" and isinstance(parent, dict):
+        parent["unexpected_key"] = value
+    return out
+
+
+def test_the_real_record_is_valid_for_both() -> None:
+    assert first_error("record", BASE) is None
+    assert next(iter(validator("record").iter_errors(BASE)), None) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(ALL), st.sampled_from(["set", "drop", "add"]), JSON)
+def test_fast_and_jsonschema_agree(path: tuple[Any, ...], op: str, value: Any) -> None:
+    doc = edited(BASE, path, op, value)
+    slow = next(iter(validator("record").iter_errors(doc)), None)
+    fast = first_error("record", doc)
+    assert (fast is None) == (slow is None), (path, op, value, slow)
+    if slow is not None:
+        assert (list(fast.absolute_path), fast.message) == (list(slow.absolute_path), slow.message)
