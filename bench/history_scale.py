@@ -196,9 +196,7 @@ def _ok(flag: bool) -> str:
     return "meets" if flag else "MISSES"
 
 
-# H9b: `bench_pull(n, records, work) -> rows` goes here: pull + index n records from a data
-# branch in a local bare remote, next to a bare `git fetch` of the same branch, and the
-# branch's bytes per record. Rows: [tag, what, measured, goal, verdict].
+# --part pull: bench/databranch_scale.py (pull + index from a data branch vs a bare git fetch, bytes per record).
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -218,10 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.part == "history":
                 rows += bench_history(n, args.shape, args.rounds, work)
             else:
-                bench_pull = globals().get("bench_pull")
-                if bench_pull is None:
-                    print("--part pull: not here yet (H9b adds bench_pull)", file=sys.stderr)
-                    return 2
+                from databranch_scale import bench_pull
+
                 rows += bench_pull(n, make_records(n), work)
         print_table(f"history at scale ({args.part}, shape {args.shape}; medians of {args.rounds}; "
                     f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB for the bench itself)",

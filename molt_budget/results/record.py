@@ -15,7 +15,7 @@ import gzip
 import json
 import statistics
 from dataclasses import dataclass, field, fields
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any
 
 from molt_budget.errors import ConfigError
@@ -234,13 +234,6 @@ class RunRecord:
         except (OSError, EOFError, ValueError) as exc:
             raise ConfigError(f"{name}: not a gzip'd history record ({exc})") from None
         return cls.from_json(raw, name, validate)
-
-
-@lru_cache(maxsize=1)
-def _validator() -> Any:
-    from molt_budget.schemas import validator
-
-    return validator("record")
 
 
 def worst(statuses: list[str]) -> str:
