@@ -215,8 +215,8 @@ def test_fork_takes_its_base_from_main_record_with_sparklines(fork: Path, world:
 
 
 def test_fork_counted_kpi_uses_the_fence_learned_from_main(fork: Path, world: dict[str, Any]) -> None:
+    from molt_budget.commands.check import _fences
     from molt_budget.config import load_config
-    from molt_budget.gate import _fences
 
     assert cli(fork, "history", "pull") == 0
     config = load_config(fork / "budgets.yaml")
