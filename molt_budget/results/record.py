@@ -20,6 +20,7 @@ from typing import Any
 
 from molt_budget.errors import ConfigError
 from molt_budget.results.model import KpiResult, LaneResult, RunResults, Sample
+from molt_budget.status import overall
 
 RECORD_SCHEMA_VERSION = 1
 
@@ -238,8 +239,6 @@ class RunRecord:
 
 def worst(statuses: list[str]) -> str:
     """The overall status of several verdicts, by the report model's one severity order."""
-    from molt_budget.compare.model import overall
-
     return overall(statuses).value
 
 
