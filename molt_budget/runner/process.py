@@ -237,7 +237,7 @@ def kill_marked(marker: tuple[str, str], grace_s: float = 1.0, adopted_since: se
         found = set(snap.marked)
         if adopted_since is not None:
             adopted = set(snap.children.get(os.getpid(), ())) - adopted_since
-            found |= (_expand(adopted, snap.children) & snap.alive) - _self_and_ancestors()
+            found |= (proctable.expand(adopted, snap.children) & snap.alive) - _self_and_ancestors()
             _adopted.update(adopted)          # reaped below, whether they die of our signal or not
         return found
 
@@ -367,18 +367,6 @@ def _getpgid(pid: int) -> int | None:
         return os.getpgid(pid)
     except (ProcessLookupError, PermissionError):
         return None
-
-
-def _expand(roots: Iterable[int], children: dict[int, list[int]]) -> set[int]:
-    """Roots plus all their descendants, from one snapshot."""
-    seen: set[int] = set()
-    stack = list(roots)
-    while stack:
-        pid = stack.pop()
-        if pid not in seen:
-            seen.add(pid)
-            stack.extend(children.get(pid, ()))
-    return seen
 
 
 def _signal(pids: Iterable[int], sig: int) -> set[int]:
@@ -560,7 +548,7 @@ class _Run:
         """Live processes of the run: main child, its descendants, orphans, group members, marked ones."""
         orphans = set(snap.children.get(os.getpid(), ())) - self.preexisting
         roots = {self.pid} | orphans | snap.grouped | snap.marked
-        return (_expand(roots, snap.children) & snap.alive) - _self_and_ancestors()
+        return (proctable.expand(roots, snap.children) & snap.alive) - _self_and_ancestors()
 
     def collect(self) -> None:
         if self.status is None and _is_zombie_or_gone(self.pid):
@@ -713,5 +701,5 @@ class _Sampler(threading.Thread):
             self._next_marker_scan = time.monotonic() + _MARKER_RESCAN_S
         snap = _scan(None)
         orphans = set(snap.children.get(os.getpid(), ())) - run.preexisting
-        tree = _expand({run.pid} | orphans | self._marked, snap.children) & snap.alive
+        tree = proctable.expand({run.pid} | orphans | self._marked, snap.children) & snap.alive
         self.peak_rss = max(self.peak_rss, sum(_rss(pid) for pid in tree))
