@@ -104,7 +104,7 @@ def change(base: Any, head: Any) -> str:
         return "0%" if head == 0 else "new"
     r = head / base
     if base > 0 and r >= RATIO_FROM:
-        return ratio(r)
+        return "×" + number(r, sig=3)
     return pct((head - base) / abs(base) * 100)
 
 
@@ -113,7 +113,7 @@ def change_from_pct(percent: Any) -> str:
     if not is_number(percent):
         return MISSING
     r = 1 + percent / 100
-    return ratio(r) if r >= RATIO_FROM else pct(percent)
+    return "×" + number(r, sig=3) if r >= RATIO_FROM else pct(percent)
 
 
 def share(part: Any, whole: Any) -> str:

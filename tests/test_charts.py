@@ -161,3 +161,21 @@ def test_cli_charts_command(charts, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{k}.{ext}" for k in config.kpis for ext in ("png", "svg"))
     assert len(meta(ET.parse(out / "ir_ops.svg").getroot())["points"]) == 30
     assert capsys.readouterr().out.count("\n") == len(config.kpis)
+
+
+def test_axis_follows_the_data_ticks_name_commit_and_time_and_no_exponent(tmp_path: Path) -> None:
+    from molt_budget.report.charts import y_range
+    from molt_budget.results.history import KpiPoint
+
+    points = [KpiPoint(run_id=f"r{i}", started_utc=f"2026-11-26T1{i}:0{i}:00Z", commit=f"{i}abcdef0123", value=8_000_000 + i * 1000,
+                       authoritative=True, source="run") for i in range(5)]
+    far = Series("ir_bytes", "IR bytes", "bytes", "lower", 80_000_000.0, 120_000_000.0, points)
+    low, high = y_range(far)
+    assert low < 8_000_000 and high < 9_000_000                 # the far-away limit does not flatten the data
+    near = Series("ir_bytes", "IR bytes", "bytes", "lower", 8_010_000.0, 8_020_000.0, points)
+    assert y_range(near)[1] > 8_020_000                         # a limit close by is shown
+    files = render_chart(far, tmp_path)
+    text = " ".join(t for t in ET.parse(files.svg).getroot().itertext())
+    assert "e+0" not in text and "MB" in text
+    assert "0abcdef" in text and "11-26 10:00" in text          # commit and time on the x ticks
+    assert "off the chart: target 80 MB above, limit 120 MB above" in text

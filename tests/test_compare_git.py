@@ -105,7 +105,7 @@ def test_import_multiprocessing_fails_with_the_modules_named(tmp_path: Path, cap
     assert any("spawn_closure" in reasons for reasons in added.values())
     assert report["diff"]["functions_added"]
     assert report["diff"]["op_kind_deltas"]
-    assert "modules added" in out and "verdict: FAIL" in out
+    assert "modules entered (54, largest first)" in out and "verdict: FAIL" in out
     assert report["reproduce"].startswith("molt-budget check --config budgets.yaml --base " + base)
 
 
@@ -371,7 +371,7 @@ def test_sigterm_during_a_paired_run_keeps_both_sides_and_leaves_no_process(tmp_
     assert proc.stderr is not None
     seen = 0
     for line in proc.stderr:
-        seen += "lane=work repeat=" in line
+        seen += "lane=work " in line and ("repeat=" in line or "pair=" in line)   # timed pairs: `pair=N max=M`
         if seen >= 3:
             break
     proc.send_signal(signal.SIGTERM)

@@ -36,7 +36,7 @@ def test_value(amount, unit, shown):
 
 @pytest.mark.parametrize(("base", "head", "shown"), [
     (0.207, 25.18, "×122"),
-    (0.083, 0.760, "×9.157"),
+    (0.083, 0.760, "×9.16"),
     (100, 112.5, "+12.5%"),
     (3.740, 3.722, "-0.48%"),
     (10, 10, "0%"),
@@ -87,3 +87,18 @@ def test_share_and_p_value():
     assert fmt.share(5.56, 100) == "5.6%"
     assert fmt.p_value(0.00029) == "p=0.00029"
     assert fmt.p_value(1e-9) == "p<0.0001"
+
+
+def test_reports_format_numbers_only_through_fmt() -> None:
+    """Structural: no renderer or reason writer formats a number itself (`{x:.3f}`, `{x:g}`,
+    `{n:,}`, `%.2f`); they all call report.fmt. tracker.py is exempt: it writes molt's own
+    Compile Progress table, whose `%.3f` columns molt's readers parse."""
+    from pathlib import Path
+
+    root = Path(fmt.__file__).resolve().parent          # molt_budget/
+    files = [*sorted((root / "report").glob("*.py")), root / "compare" / "budget.py", root / "compare" / "comparator.py",
+             root / "compare" / "attribution.py", root / "budgets" / "advice.py"]
+    spec = re.compile(r"\{[^{}\"']*:[+ ,]*[.0-9]*[dfgeE%]\}|:,\}|%[.0-9]*[dfg]\b")
+    found = [f"{f.name}:{n}: {line.strip()}" for f in files if f.name not in ("fmt.py", "tracker.py")
+             for n, line in enumerate(f.read_text().splitlines(), 1) if spec.search(line) and "font-size" not in line]
+    assert found == []

@@ -30,21 +30,22 @@ def test_everything_a_reviewer_needs_is_there() -> None:
     text = render_markdown(as_report(report()), max_chars=65_536, marker=MARKER, sparklines={"ir_ops": [1.0, 2.0, 4.0]})
     assert text.startswith(MARKER + "\n")
     assert "## ❌ molt-budget: FAIL" in text
-    header = next(line for line in text.splitlines() if line.startswith("| KPI"))
-    assert header == "| KPI | lane | base | head | Δ | Δ% | target / limit | status | trend |"
-    row = next(line for line in text.splitlines() if line.startswith("| `ir_ops`"))
-    assert "98,000" in row and "131,000" in row and "+33,000" in row and "+33.7%" in row and "100,000 ops / 120,000 ops" in row
-    assert "❌ fail" in row and "▁▃█" in row
+    header = next(line for line in text.splitlines() if line.startswith("|  | KPI"))
+    assert header == "|  | KPI · lane | head | Δ | decided by |"          # status first, narrow, no trend column
+    row = next(line for line in text.splitlines() if line.startswith("| ❌ | `ir_ops`"))
+    assert row == "| ❌ | `ir_ops` · `dev_cold` | 131,000 ops | +33.7% | limit 120,000 ops |"
     assert text.index("`ir_size_mb`") < text.index("`init_modules`") < text.index("`dev_warm_s`")   # worst first
-    for summary in ("Modules added (2)", "Phase time deltas (2)", "Top function op-count deltas (2)", "Op-kind deltas (3)",
-                    "Module timing deltas (1)"):
+    first_screen = text[: text.index("<details>")]
+    assert first_screen.index("- `ir_size_mb`") < first_screen.index("|  | KPI")   # the causes come before the table
+    for summary in ("Modules added, largest first (2)", "Phase time deltas (2)", "Top function op-count deltas (2)",
+                    "Op-kind deltas (3)", "Module timing deltas (1)", "Trends on main (1)"):
         assert f"<details><summary>{summary}</summary>" in text
     assert "import multiprocessing (hello.py:1)" in text
     assert "Other budget changes in this PR (1)" in text and "asyncio support needs two more init modules" in text
-    assert "**Not authoritative:** load 1.9 per CPU" in text
-    assert "base `9f1c2d3e4b5a` (main) → head `4f1e2d3c4b5a`" in text
+    assert "not authoritative (load 1.9 per CPU" in text
+    assert "base `9f1c2d3e4b5a` (main, history) → head `4f1e2d3c4b5a`" in text
     assert "```sh\nmolt-budget check --config budgets.yaml --lanes dev_cold,dev_warm --base 9f1c2d3e4b5a\n```" in text
-    assert 'molt-budget bump ir_size_mb --target 13.25 --reason "' in text
+    assert 'molt-budget bump ir_size_mb --limit 13.92 --reason "TODO' in text
     assert text.count("<details>") == text.count("</details>")
 
 
@@ -55,8 +56,8 @@ def test_base_null_renders_without_comparison_columns() -> None:
     for k in r["kpis"]:
         k.update(base=None, delta=None, delta_pct=None)
     text = render_markdown(as_report(r), max_chars=65_536)
-    assert "No baseline to compare with: the budgets alone decided." in text
-    assert "| KPI | lane | head | target / limit | status |" in text
+    assert "no baseline: the budgets alone decided" in text
+    assert "|  | KPI · lane | head | Δ | decided by |" in text and "| 13.25 MB | - | limit 12 MB |" in text
     assert "Regression diff" not in text
 
 
@@ -135,7 +136,7 @@ def test_a_real_regression_report_renders_within_limits() -> None:
     assert list(validator("report").iter_errors(real)) == []
     text = render_markdown(as_report(real), max_chars=65_536, marker=MARKER)
     assert len(text) <= 65_536 and "## ❌ molt-budget: FAIL" in text
-    assert "<details><summary>Modules added (54)</summary>" in text and "`multiprocessing.context`" in text
+    assert "<details><summary>Modules added, largest first (54)</summary>" in text and "`multiprocessing.context`" in text
     assert "<details><summary>Functions added (2006)</summary>" in text
     assert "×125" in text                                        # ir_ops: 1,396 → 174,823, a ratio, not +12423.1%
     small = render_markdown(as_report(real), max_chars=6_000, marker=MARKER)
@@ -191,7 +192,7 @@ def test_the_bump_hint_only_when_something_is_yellow_or_failed() -> None:
     passing["kpis"] = [dict(k, status="pass") for k in passing["kpis"]]
     passing["verdict"] = {"status": "pass", "counts": {"pass": 5}}
     assert "Accepting the change?" not in render_markdown(as_report(passing), max_chars=65_536)
-    assert "molt-budget bump ir_size_mb --target 13.25" in render_markdown(as_report(report()), max_chars=65_536)
+    assert "molt-budget bump ir_size_mb --limit 13.92" in render_markdown(as_report(report()), max_chars=65_536)
 
 
 def test_budget_counts_come_from_the_verdict_without_a_list() -> None:
@@ -207,4 +208,4 @@ def test_sparkline_skips_non_finite_values() -> None:
     assert sparkline([1.0, nan, 2.0, inf, 4.0, -inf]) == sparkline([1.0, 2.0, 4.0]) == "▁▃█"
     assert sparkline([nan, inf]) == ""
     text = render_markdown(as_report(report()), max_chars=65_536, sparklines={"ir_ops": [1.0, nan, 2.0]})
-    assert "| ▁█ |" in text
+    assert "`ir_ops` ▁█" in text

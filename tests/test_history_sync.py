@@ -240,8 +240,9 @@ def test_fork_pr_comment_shows_main_sparklines(fork: Path, world: dict[str, Any]
     assert len(trend) == COMMITS and trend == sorted(trend)          # main did a little more work every commit
     capsys.readouterr()
     assert main(["report", str(report_path), "--markdown"]) == 0
-    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|") and "ins" in line]
-    assert rows and sparkline(trend) in rows[0] and len(set(sparkline(trend))) > 2
+    # the first screen's table stays narrow: the trend is the KPI's line in the folded "Trends on main"
+    trends = [line for line in capsys.readouterr().out.splitlines() if line.startswith("- `ins`")]
+    assert trends and sparkline(trend) in trends[0] and len(set(sparkline(trend))) > 2
 
 
 def test_pull_skips_corrupt_and_forged_files_and_indexes_the_rest(world: dict[str, Any], tmp_path: Path,

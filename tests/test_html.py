@@ -89,9 +89,9 @@ def test_page_with_charts_table_and_diff(tmp_path: Path) -> None:
     for src in parsed.imgs:
         assert (out / src).is_file() and (out / src).with_suffix(".png").is_file()
     text = "".join(parsed.text)
-    titles = [c for c in parsed.cells if any(c.startswith(k.title) for k in config.kpis.values())]
-    assert titles == [f"{k.title}{k.id}" for k in config.kpis.values()]   # title<br><code>id</code>, in budget order
-    assert "Not authoritative: host not quiet" in text
+    titles = [c for c in parsed.cells if any(c.startswith(k.id) and c.endswith(k.title) for k in config.kpis.values())]
+    assert len(titles) == len(config.kpis)                   # <code>id</code> · lane<br>title
+    assert "not authoritative (host not quiet: load1 2.0 per CPU)" in text
     assert "<script>alert(1)</script>" in text and "<script>" not in html.replace("&lt;script&gt;", "")
     assert "multiprocessing.spawn" in text and "spawn_closure" in text and "module_graph" in text
     assert "molt_init_mod199" in text and "molt_init_mod200" not in text and "… and 5 more" in text

@@ -160,11 +160,11 @@ def test_terminal_gets_a_live_status_line(tmp_path: Path) -> None:
     assert CLEAR in data
     assert screen(data) == [e.plain() for e in events] + [""]   # the status line is gone after close()
     statuses = {s for s in re.split(r"\r\x1b\[2K|\n", data) if s.startswith("[molt-budget] > ")}
-    assert any(re.fullmatch(r"\[molt-budget\] > quick repeat 2/3 \d+s, ~\d+s left \| run \d+s", s) for s in statuses), statuses
-    left = [int(m.group(1)) for s in statuses for m in [re.search(r"quick repeat 2/3 \d+s, ~(\d+)s left", s)] if m]
+    assert any(re.fullmatch(r"\[molt-budget\] > quick repeat 2/3 \(lane 1/2\) \d+s, ~\d+s left \| run \d+s", s) for s in statuses), statuses
+    left = [int(m.group(1)) for s in statuses for m in [re.search(r"quick repeat 2/3 \(lane 1/2\) \d+s, ~(\d+)s left", s)] if m]
     assert left and 38 <= max(left) <= 40                      # median 20 s x 2 builds still to go
-    assert any(s.startswith("[molt-budget] > flaky repeat 1/2 attempt 2 ") for s in statuses), statuses
-    assert any("flaky: next step" in s for s in statuses)
+    assert any(s.startswith("[molt-budget] > flaky repeat 1/2 (lane 2/2) attempt 2 ") for s in statuses), statuses
+    assert any("flaky (lane 2/2): next step" in s for s in statuses)
     assert not any("flaky" in s and "left" in s for s in statuses)   # no history for flaky: no estimate
 
 
@@ -254,3 +254,41 @@ def test_cli_check_on_a_terminal(tmp_path: Path) -> None:
     shown = screen(data)
     assert len([l for l in shown if " repeat=" in l]) == 6 and shown[-1] == ""
     assert "verdict: PASS" in stdout and CLEAR not in stdout
+
+
+def test_paired_progress_names_the_side_the_pairs_cap_and_the_quiet_host_wait(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """A real paired `check` (base in a git worktree): every line says base or head, timed
+    pairs show `pair=i max=N` (sampling stops once decided), the quiet-host wait is named."""
+    import sys as _sys
+
+    from test_compare_git import commit, make_repo
+
+    from molt_budget.cli import main
+
+    lanes = {"t": {"command": [_sys.executable, "-c", "pass"], "repeats": 2}}
+    kpis = {"t_s": {"lane": "t", "metric": "wall_s", "target": 5, "limit": 6, "max_pairs": 12}}
+    repo = make_repo(tmp_path, lanes, kpis, {"x.txt": "1"})
+    doc = (repo / "budgets.yaml").read_text().replace("max_wait_s: 0", "max_wait_s: 1")
+    (repo / "budgets.yaml").write_text(doc)
+    base = commit(repo, {"x.txt": "1", "budgets.yaml": doc}, "wait")
+    commit(repo, {"x.txt": "2"})
+    main(["check", "--config", str(repo / "budgets.yaml"), "--base", base])
+    err = capfd.readouterr().err.splitlines()
+    attempts = [l for l in err if " elapsed=" in l]
+    assert attempts and all(" side=base " in l or " side=head " in l for l in attempts)
+    assert {l.split(" side=")[1].split()[0] for l in attempts} == {"base", "head"}
+    pairs = [re.search(r" pair=(\d+) max=(\d+) ", l) for l in attempts]
+    assert all(pairs) and {int(m.group(2)) for m in pairs if m} == {12}
+    assert any("waiting for a quiet host" in l and "lane=t" in l for l in err)
+
+
+def test_live_status_line_shows_side_pairs_lane_and_wait() -> None:
+    out = io.StringIO()
+    clock = [100.0]
+    live = LiveProgress(out, clock=lambda: clock[0])
+    live._advance(ProgressEvent("waiting_quiet", lane="warm", message="up to 10s", lane_pos=2, lanes=3))
+    clock[0] += 4
+    assert "warm (lane 2/3): waiting for a quiet host (up to 10s) 4s" in live.status_line()
+    live._advance(ProgressEvent("attempt", lane="warm", phase="measure", index=3, total=20, side="base", capped=True,
+                                lane_pos=2, lanes=3, elapsed_s=1.0, rc=0))
+    assert live.status_line().startswith("[molt-budget] > base warm pair 4 (max 20) (lane 2/3)")

@@ -447,6 +447,8 @@ def bump_kpi(
     reason: str,
     owner: str | None = None,
     expires: str | date | None = None,
+    max_increase_pct: float | None = None,
+    max_increase_abs: float | None = None,
     today: date,
     commit: str | None,
     write: bool = True,
@@ -466,12 +468,18 @@ def bump_kpi(
     reason = " ".join((reason or "").split())
     if not reason:
         raise ConfigError("--reason is required: say why this budget changes (it is recorded as the justification)")
+    if reason.upper().startswith("TODO"):
+        raise ConfigError(f"--reason {reason!r} is the placeholder from the report: replace it with why this change is "
+                          "accepted (it is recorded as the justification reviewers read)")
     if from_results is not None and target is not None:
         raise ConfigError("give --target or --from-results, not both")
     if headroom_pct is not None and from_results is None:
         raise ConfigError("--headroom needs --from-results")
-    if all(x is None for x in (target, limit, from_results, owner, expires)):
-        raise ConfigError(f"{kpi_id}: no change requested: give --target, --limit, --from-results, --owner or --expires")
+    change_budget = {k: v for k, v in (("max_increase_pct", max_increase_pct), ("max_increase_abs", max_increase_abs))
+                     if v is not None and v != getattr(kpi, k)}
+    if all(x is None for x in (target, limit, from_results, owner, expires, max_increase_pct, max_increase_abs)):
+        raise ConfigError(f"{kpi_id}: no change requested: give --target, --limit, --max-increase-pct, "
+                          "--max-increase-abs, --from-results, --owner or --expires")
     lower = kpi.direction == "lower"
     updates: dict[str, Any] = {}
     notes: list[str] = []
@@ -503,7 +511,7 @@ def bump_kpi(
         expiry = expires if isinstance(expires, date) else parse_day(str(expires))
         if expiry < today:
             raise ConfigError(f"--expires {expiry.isoformat()} is in the past (today is {today.isoformat()})")
-    bounds_changed = new_target != kpi.target or new_limit != kpi.limit
+    bounds_changed = new_target != kpi.target or new_limit != kpi.limit or bool(change_budget)
     owner_changed = owner is not None and owner != kpi.owner
     expiry_changed = expiry is not None and expiry.isoformat() != kpi.expires
     if not (bounds_changed or owner_changed or expiry_changed):
@@ -513,6 +521,7 @@ def bump_kpi(
         updates["target"] = new_target
     if new_limit != kpi.limit:
         updates["limit"] = new_limit
+    updates.update(change_budget)
     if owner_changed:
         updates["owner"] = owner
     if basis is None and bounds_changed:

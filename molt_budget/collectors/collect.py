@@ -9,7 +9,7 @@ from typing import Any
 
 from molt_budget.collectors import generic, timing
 from molt_budget.collectors.molt_diagnostics import summarize_diagnostics
-from molt_budget.collectors.molt_ir import summarize_ir
+from molt_budget.collectors.molt_ir import IrSummary, summarize_ir
 from molt_budget.collectors.timing import ProcessMeasurement
 from molt_budget.errors import CollectorError
 
@@ -30,12 +30,8 @@ def collect(ctx: SampleContext, metrics: Iterable[str]) -> tuple[dict[str, float
     values = timing.process_metrics(ctx.outcome)
     detail: dict[str, Any] = {}
     if ctx.ir_path is not None:
-        ir = summarize_ir(ctx.ir_path, ctx.normalize_roots)
-        values.update({
-            "ir.bytes": ir.bytes, "ir.mb": ir.mb, "ir.bytes_normalized": ir.bytes_normalized,
-            "ir.functions": ir.functions, "ir.ops": ir.ops, "ir.init_modules": ir.init_modules,
-        })
-        detail["ir"] = {"op_kinds": ir.op_kinds, "function_ops": ir.function_ops, "init_modules": ir.init_module_names}
+        ir_values, detail["ir"] = ir_metrics(summarize_ir(ctx.ir_path, ctx.normalize_roots))
+        values.update(ir_values)
     if ctx.diagnostics_path is not None:
         diag = summarize_diagnostics(ctx.diagnostics_path)
         if diag.total_sec is not None:
@@ -63,6 +59,18 @@ def collect(ctx: SampleContext, metrics: Iterable[str]) -> tuple[dict[str, float
             values[metric] = generic.regex_stdout(_read(path), pattern, f"{stream} of the run ({path})")
         elif metric.startswith("file_bytes:"):
             values[metric] = generic.file_bytes(_under(ctx.cwd, metric[len("file_bytes:"):]))
+    return values, detail
+
+
+def ir_metrics(ir: IrSummary) -> tuple[dict[str, float], dict[str, Any]]:
+    """The `ir.*` metrics of one IR file, and the detail the diff attributes changes with."""
+    values: dict[str, float] = {
+        "ir.bytes": ir.bytes, "ir.mb": ir.mb, "ir.raw_mb": ir.raw_mb, "ir.bytes_normalized": ir.bytes_normalized,
+        "ir.functions": ir.functions, "ir.ops": ir.ops, "ir.init_modules": ir.init_modules,
+    }
+    detail = {"op_kinds": ir.op_kinds, "function_ops": ir.function_ops, "init_modules": ir.init_module_names,
+              "modules": {name: m.to_dict() for name, m in ir.modules.items()},
+              "imports": [list(site) for site in ir.imports], "entry": ir.entry}
     return values, detail
 
 

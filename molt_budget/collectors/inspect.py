@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from molt_budget.collectors.molt_diagnostics import summarize_diagnostics
+from molt_budget.collectors.molt_diagnostics import require_payload, summarize_diagnostics
 from molt_budget.collectors.molt_ir import summarize_ir
 
 
@@ -17,12 +17,14 @@ def ir_report(path: Path, normalize_roots: list[str] | None = None) -> dict[str,
         "init_modules": ir.init_modules,
         "bytes": ir.bytes,
         "mb": ir.mb,
+        "raw_mb": ir.raw_mb,
         "bytes_normalized": ir.bytes_normalized,
         "op_kinds": dict(sorted(ir.op_kinds.items(), key=lambda kv: (-kv[1], kv[0]))),
     }
 
 
 def diagnostics_report(path: Path) -> dict[str, Any]:
+    require_payload(path)
     d = summarize_diagnostics(path)
     return {
         "total_sec": d.total_sec,

@@ -18,6 +18,8 @@ from molt_budget.errors import CollectorError
 
 # Keys only a `molt build` payload has; `runtime_wasm_build` alone means the other document.
 _BUILD_KEYS = ("enabled", "total_sec", "phase_sec", "module_count", "binary_image_analysis")
+_PAYLOAD_KEYS = (*_BUILD_KEYS, "module_reasons", "module_reason_summary", "phase_attribution", "frontend_parallel",
+                 "frontend_module_timings", "binary_image", "binary_image_closure")
 
 
 @dataclass
@@ -86,8 +88,18 @@ def _unwrap(path: Path, doc: Any) -> dict[str, Any]:
         inner = doc["data"].get("compile_diagnostics")
         if not isinstance(inner, dict):
             raise CollectorError(path, "a molt --json envelope without data.compile_diagnostics")
-        return inner
+        doc = inner
+    if "functions" in doc and not any(k in doc for k in _PAYLOAD_KEYS):
+        raise CollectorError(path, "this is an --emit-ir file (it has 'functions'), not a molt build diagnostics payload")
     return doc
+
+
+def require_payload(path: Path) -> None:
+    """`inspect diagnostics` is asked about one file: refuse one that has none of the payload's
+    keys instead of printing `total_sec: None` for it."""
+    doc = _unwrap(path, load_json_text(path)[0])
+    if not any(k in doc for k in _PAYLOAD_KEYS):
+        raise CollectorError(path, f"not a molt build diagnostics payload: it has none of {', '.join(_PAYLOAD_KEYS[:6])}, ...")
 
 
 def summarize_diagnostics(path: Path) -> DiagnosticsSummary:

@@ -47,6 +47,27 @@ _decode = json.JSONDecoder().raw_decode
 _get_kind = itemgetter("kind")
 
 
+RUNTIME_MODULE = "(runtime)"      # functions of no module: molt_main, molt_host_init, ...
+IMPORT_CALL = "molt_importlib_import_transaction"   # molt: the builtin an `import` statement lowers to
+_IMPORT_MARKERS = ('"module_import"', IMPORT_CALL)
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+
+
+@dataclass
+class ModuleStats:
+    """What one compiled module puts into the IR (attribution without diagnostics)."""
+
+    ops: int = 0
+    functions: int = 0
+    bytes: int = 0
+    bytes_normalized: int = 0
+    file: str = ""                   # its source file's name (`hello.py`), for "via import x (hello.py:1)"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ops": self.ops, "functions": self.functions, "bytes": self.bytes,
+                "bytes_normalized": self.bytes_normalized, "file": self.file}
+
+
 @dataclass
 class IrSummary:
     functions: int
@@ -59,9 +80,18 @@ class IrSummary:
     init_module_names: list[str] = field(default_factory=list)   # e.g. ["hello", "sys"]
     root_occurrences: int = 0        # roots replaced in JSON strings
     blob_root_occurrences: int = 0   # roots replaced in module_registry.blob
+    modules: dict[str, ModuleStats] = field(default_factory=dict)   # dotted module name -> its share of the IR
+    imports: list[tuple[str, str, int | None]] = field(default_factory=list)  # (importer, imported, source line)
+    entry: str | None = None         # the module molt runs as __main__, when the IR says so
 
     @property
     def mb(self) -> float:
+        """The seed's "IR size (MB)", from the path-normalised bytes: the same commit reads the
+        same size in any checkout (the raw size is `raw_mb`)."""
+        return round(self.bytes_normalized / 1e6, 3)
+
+    @property
+    def raw_mb(self) -> float:
         return round(self.bytes / 1e6, 3)
 
 
@@ -270,12 +300,20 @@ class _Summarizer:
         self.saved = 0
         self.blob_hits = 0
         self.blob_delta = 0
+        # per function: (name, ops, bytes, bytes saved by normalisation, source_file)
+        self.fn_records: list[tuple[str, int, int, int, str | None]] = []
+        self.init_files: dict[str, str | None] = {}          # init symbol -> its source_file
+        self.entry_sym: str | None = None
+        self.fn_imports: list[tuple[str, str | None, str, int | None]] = []  # (function, file, imported, line)
 
-    def count_roots(self, start: int, end: int) -> None:
-        if self.roots:
-            hits, saved = _string_hits(self.w.buf, start, end, self.roots)
-            self.root_hits += hits
-            self.saved += saved
+    def count_roots(self, start: int, end: int) -> int:
+        """Roots in buf[start:end]; returns the bytes their replacement saves."""
+        if not self.roots:
+            return 0
+        hits, saved = _string_hits(self.w.buf, start, end, self.roots)
+        self.root_hits += hits
+        self.saved += saved
+        return saved
 
     def run(self) -> IrSummary:
         w = self.w
@@ -325,7 +363,33 @@ class _Summarizer:
             init_module_names=self.init_names,
             root_occurrences=self.root_hits,
             blob_root_occurrences=self.blob_hits,
+            **self.attribution(),
         )
+
+    def attribution(self) -> dict[str, Any]:
+        """Functions grouped by module. A function belongs to the module whose `molt_init_*`
+        shares its source_file; where a file holds several modules (or none is given), to the
+        longest init symbol its name starts with (`os__fspath` -> `os`), else to the runtime."""
+        names = {sym: _module_name(sym, path) for sym, path in self.init_files.items()}
+        by_file: dict[str, list[str]] = {}
+        for init_sym, init_path in self.init_files.items():
+            if init_path:
+                by_file.setdefault(init_path, []).append(init_sym)
+        modules: dict[str, ModuleStats] = {}
+        owner_of: dict[str, str] = {}
+        for name, ops, nbytes, saved, path in self.fn_records:
+            syms = by_file.get(path or "", [])
+            sym = syms[0] if len(syms) == 1 else _symbol_prefix(name, names)
+            module = names.get(sym, RUNTIME_MODULE) if sym else RUNTIME_MODULE
+            owner_of[name] = module
+            stats = modules.setdefault(module, ModuleStats(file=Path(self.init_files.get(sym or "") or path or "").name))
+            stats.ops += ops
+            stats.functions += 1
+            stats.bytes += nbytes
+            stats.bytes_normalized += nbytes - saved
+        imports = [(owner_of.get(fn, RUNTIME_MODULE), imported, line) for fn, _path, imported, line in self.fn_imports]
+        entry = names.get(self.entry_sym) if self.entry_sym else None
+        return {"modules": modules, "imports": list(dict.fromkeys(imports)), "entry": entry}
 
     def read_functions(self) -> None:
         w = self.w
@@ -339,10 +403,26 @@ class _Summarizer:
             return
         while True:
             fn, start, end = w.value()
-            self.count_roots(start, end)
+            saved = self.count_roots(start, end)
             self.add_function(fn, start)
+            self.record_function(fn, start, end, saved)
             if w.expect(",]", f"after functions[{self.functions - 1}]") == "]":
                 return
+
+    def record_function(self, fn: dict[str, Any], start: int, end: int, saved: int) -> None:
+        buf = self.w.buf
+        nbytes = end - start if self.w.buf_ascii else len(buf[start:end].encode("utf-8"))
+        path = fn.get("source_file")
+        path = path if isinstance(path, str) else None
+        name = fn["name"]
+        self.fn_records.append((name, len(fn["ops"]), nbytes, saved, path))
+        if name.startswith(INIT_PREFIX):
+            self.init_files.setdefault(name[len(INIT_PREFIX):], path)
+            if self.entry_sym is None and buf.find('"__main__"', start, end) != -1 and _caches_as_main(fn["ops"]):
+                self.entry_sym = name[len(INIT_PREFIX):]
+        if any(buf.find(marker, start, end) != -1 for marker in _IMPORT_MARKERS):   # C speed: most functions import nothing
+            for imported, line in import_sites(fn["ops"]):
+                self.fn_imports.append((name, path, imported, line))
 
     def add_function(self, fn: Any, start: int = 0) -> None:
         index = self.functions
@@ -396,6 +476,74 @@ class _Summarizer:
             return len(m.group(1))
         m = _BLOB_OPEN.search(self.w.buf, start, end)
         return 1 + len(m.group(1)) if m else len(",\n      ")
+
+
+def import_sites(ops: list[Any]) -> list[tuple[str, int | None]]:
+    """(imported module, source line) of each import statement in a function's ops.
+
+    Feature-detected: an op `module_import` carrying the name (the demo's lowering), or molt's
+    `molt_importlib_import_transaction` call, whose module name is the first plain string
+    constant since the statement's `line` marker.
+    """
+    sites: list[tuple[str, int | None]] = []
+    candidate: tuple[str, int | None] | None = None
+    for op in ops:
+        if not isinstance(op, dict):
+            continue
+        kind = op.get("kind")
+        text = op.get("s_value")
+        line = op.get("source_line") if isinstance(op.get("source_line"), int) else None
+        if kind == "line":
+            candidate = None
+        elif kind == "module_import" and isinstance(text, str) and _MODULE_NAME.match(text):
+            sites.append((text, line))
+        elif kind == "const_str" and candidate is None and isinstance(text, str) and _MODULE_NAME.match(text) \
+                and not text.startswith(("__", "molt_")):
+            candidate = (text, line)
+        elif text == IMPORT_CALL or op.get("builtin_name") == IMPORT_CALL:
+            if candidate is not None:
+                sites.append(candidate)
+            candidate = None
+    return sites
+
+
+def _caches_as_main(ops: list[Any]) -> bool:
+    """molt's entry init stores its module in the module cache under `__main__` as well."""
+    main_vars = {op.get("out") for op in ops if isinstance(op, dict) and op.get("kind") == "const_str" and op.get("s_value") == "__main__"}
+    return any(isinstance(op, dict) and op.get("kind") == "module_cache_set" and (op.get("args") or [None])[0] in main_vars
+               for op in ops)
+
+
+def _sanitize(dotted: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", dotted)
+
+
+def _module_name(sym: str, path: str | None) -> str:
+    """`importlib__bootstrap` + `.../importlib/_bootstrap.py` -> `importlib._bootstrap`: the dotted
+    name whose sanitised form is the init symbol, read off the source path; else the symbol."""
+    if path:
+        parts = [p for p in path.replace("\\", "/").split("/") if p]
+        if parts:
+            stem = parts[-1].split(".")[0]
+            parts = parts[:-1] if stem == "__init__" else parts[:-1] + [stem]
+            for k in range(1, min(len(parts), 6) + 1):
+                dotted = ".".join(parts[-k:])
+                if _sanitize(dotted) == sym:
+                    return dotted
+    return sym
+
+
+def _symbol_prefix(function: str, names: dict[str, str]) -> str | None:
+    """The longest init symbol `function` is named under (`sym__...` or `molt_init_sym`)."""
+    if function.startswith(INIT_PREFIX) and function[len(INIT_PREFIX):] in names:
+        return function[len(INIT_PREFIX):]
+    best = None
+    at = function.find("__", 1)
+    while at != -1:
+        if function[:at] in names:
+            best = function[:at]
+        at = function.find("__", at + 1)
+    return best
 
 
 @contextlib.contextmanager

@@ -33,6 +33,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("kpi", metavar="KPI")
     p.add_argument("--target", metavar="X", help="new target (yellow past it)")
     p.add_argument("--limit", metavar="Y", help="new limit (fail past it)")
+    p.add_argument("--max-increase-pct", metavar="PCT", help="new change budget: how much one change may add, in %% of the base")
+    p.add_argument("--max-increase-abs", metavar="N", help="new change budget: how much one change may add, in the KPI's unit")
     p.add_argument("--from-results", metavar="RESULTS.json", help="set the target from this run's measured value")
     p.add_argument("--headroom", metavar="PCT", help="with --from-results: target = measured + PCT (default 10%%)")
     p.add_argument("--reason", metavar="TEXT", help="required: why the budget changes (recorded as `justification`)")
@@ -98,6 +100,8 @@ def cmd_bump(args: argparse.Namespace) -> int:
         from_results=args.from_results,
         headroom_pct=parse_pct(args.headroom) if args.headroom is not None else None,
         reason=args.reason or "", owner=args.owner, expires=args.expires,
+        max_increase_pct=parse_pct(args.max_increase_pct) if args.max_increase_pct is not None else None,
+        max_increase_abs=parse_number(args.max_increase_abs) if args.max_increase_abs is not None else None,
         today=_today(args), commit=_head_commit(config), write=not args.dry_run,
     )
     sys.stdout.write(result.diff)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import shlex
 import sys
 from dataclasses import dataclass
@@ -44,15 +45,16 @@ def register(subparsers: Any) -> None:
                    help="measure the base in a git worktree, or take it from history by commit (exact KPIs only); default auto")
     p.add_argument("--no-base", action="store_true", help="judge against the budgets only, no baseline")
     p.add_argument("--aa", action="store_true", help="A/A: build the same commit twice; any exact-KPI difference is `nondeterministic`")
-    p.add_argument("--report-json", metavar="PATH", help="write the comparison report (schemas/report.schema.json)")
+    p.add_argument("--report-json", metavar="PATH", help="write the comparison report (schemas/report.schema.json); `-` for stdout")
     p.add_argument("--github", action="store_true", help="post the verdict to GitHub (comment, check run, summary) from GITHUB_* env")
     p.add_argument("--check-name", default="molt-budget", help="check run name with --github (default molt-budget)")
-    p.add_argument("--color", choices=["auto", "always", "never"], default="auto", help="colour the status column")
+    p.add_argument("--color", choices=["auto", "always", "never"], default="auto",
+                   help="colour the status column (auto: NO_COLOR / FORCE_COLOR, else only on a terminal)")
     p.set_defaults(handler=cmd_check)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from molt_budget.report.terminal import render_report
+    from molt_budget.report.terminal import render_report, use_color
     from molt_budget.results.store import save_results, write_json_atomic
 
     if sum(bool(x) for x in (args.base, args.baseline, args.aa, args.no_base)) > 1:
@@ -72,14 +74,19 @@ def cmd_check(args: argparse.Namespace) -> int:
         close_progress(options)
     if args.results:
         save_results(Path(args.results), outcome.head)
-    if args.report_json:
+    to_stdout = args.report_json == "-"
+    if args.report_json and not to_stdout:
         write_json_atomic(Path(args.report_json), outcome.report.to_dict())
     for note in outcome.notes:
         print(f"molt-budget: note: {note}", file=sys.stderr)
     if not args.quiet:
         print(f"[molt-budget] wrote {outcome.head_results_path}", file=sys.stderr)
-    color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
-    print(render_report(outcome.report, color=color))
+    # with `--report-json -` stdout carries the JSON alone; the human report goes to stderr
+    human = sys.stderr if to_stdout else sys.stdout
+    print(render_report(outcome.report, color=use_color(args.color, human)), file=human)
+    if to_stdout:
+        sys.stdout.write(json.dumps(outcome.report.to_dict(), indent=2) + "\n")
+        sys.stdout.flush()
     if args.github:
         from molt_budget.report.github import publish
 
@@ -274,8 +281,8 @@ def _paired(head_config: Config, base_config: Config, options: CheckOptions, lan
                           "with a base both sides are measured interleaved: run the check again")
     # the base engine checks the host before each lane; a second check right after the base's
     # own prime and warm-ups would only measure ourselves
-    base_options = dataclasses.replace(options.run, output_root=base_root, resume=None, resumable=False)
-    head_options = dataclasses.replace(options.run, quiescence=False, resumable=False)
+    base_options = dataclasses.replace(options.run, output_root=base_root, resume=None, resumable=False, label="base")
+    head_options = dataclasses.replace(options.run, quiescence=False, resumable=False, label="head")
     return run_paired(head_config, base_config, head_options, base_options, lanes, samplers_for(head_config, lanes, noise))
 
 

@@ -21,7 +21,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "report", help="render a comparison report as Markdown/HTML or publish it to GitHub",
         description="Render REPORT.json (written by `check --report-json`) or publish it: sticky PR comment, "
-                    "check run with annotations, job summary. Exit code: the report's verdict (1 on fail).",
+                    "check run with annotations, job summary. Exit code: 0 when --markdown/--html rendered; with "
+                    "--github, the report's verdict (1 on fail), so the posting job fails with the gate.",
     )
     p.add_argument("report", metavar="REPORT.json")
     p.add_argument("--github", action="store_true",
@@ -30,7 +31,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--markdown", action="store_true", help="print the Markdown report (default when nothing else is asked)")
     p.add_argument("--max-chars", type=int, default=65_536, metavar="N", help="cut --markdown output to N characters (default 65536)")
     p.add_argument("--html", metavar="DIR", help="write an HTML report into DIR")
-    p.add_argument("--history", metavar="DB", help="history database for trend sparklines and the HTML report")
+    p.add_argument("--history", metavar="DB", help="history database for trend sparklines and the HTML report's charts "
+                   "(default: settings.history of the budgets file, when it exists)")
     p.add_argument("--all-branches", action="store_true",
                    help="with --history: trends from every recorded run, not only main records")
     p.add_argument("--if-missing", action="store_true",
@@ -114,6 +116,24 @@ def sparklines_from_history(report: Report, db: Path, main_only: bool = True) ->
     return out
 
 
+def default_history(report: Report, config_path: str) -> Path:
+    """settings.history of the report's budgets file (or --config-path), for the HTML charts:
+    a missing database gives a page that says so, never a silent page without charts."""
+    from pathlib import Path
+
+    from molt_budget.config import load_config
+    from molt_budget.errors import BudgetError
+
+    for candidate in (report.config_path, config_path):
+        if candidate and Path(candidate).is_file():
+            try:
+                config = load_config(candidate)
+            except BudgetError:
+                continue
+            return config.resolve(config.settings.history)
+    return Path(config_path).parent / ".molt-budget" / "history.sqlite"
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
@@ -147,7 +167,9 @@ def cmd_report(args: argparse.Namespace) -> int:
             publish(stand_in_report(args.config_path, f"invalid report: {message}"), check_name=args.check_name,
                     bot_login=args.bot_login)
             return EXIT_INTERNAL if internal else EXIT_CONFIG
-    sparklines = sparklines_from_history(report, history, not args.all_branches) if history else report.trends
+    if history is None and args.html:
+        history = default_history(report, args.config_path)
+    sparklines = sparklines_from_history(report, history, not args.all_branches) if history and history.is_file() else report.trends
     if args.html:
         try:
             from molt_budget.report.html import write_html
@@ -172,4 +194,4 @@ def cmd_report(args: argparse.Namespace) -> int:
             print(f"molt-budget: error: {args.report}: {posted.refused}", file=sys.stderr)
             return EXIT_CONFIG
         return exit_code(posted.verdict)          # the verdict as the report's own rows judge it
-    return report.exit_code()
+    return 0          # rendering worked; the verdict is in what was rendered

@@ -15,7 +15,7 @@ from typing import Any
 
 from molt_budget import fmt
 from molt_budget.compare import sampler, stats
-from molt_budget.compare.attribution import lane_diff, merge_diffs
+from molt_budget.compare.attribution import explain, lane_diff, merge_diffs
 from molt_budget.compare.budget import aggregate, judge_kpi
 from molt_budget.compare.model import BaseInfo, Diff, HeadInfo, KpiRow, Report, Status, Verdict
 from molt_budget.config.model import Config, Kpi
@@ -44,7 +44,10 @@ def compare(config: Config, head: RunResults, base: RunResults | None, base_info
         _drift(kpi, row)
         rows.append(row)
     regressed = sorted({r.lane for r in rows if r.status in (Status.YELLOW, Status.FAIL, Status.NONDETERMINISTIC)})
-    diff = merge_diffs([lane_diff(lane, base.lanes.get(lane), head.lanes.get(lane)) for lane in regressed]) if base is not None else merge_diffs([])
+    lane_diffs = {lane: lane_diff(lane, base.lanes.get(lane), head.lanes.get(lane)) for lane in regressed} if base is not None else {}
+    diff = merge_diffs(list(lane_diffs.values()))
+    explanations = [e for e in (explain(r.to_dict(), lane_diffs[r.lane]) for r in rows if r.lane in lane_diffs
+                                and r.status in (Status.YELLOW, Status.FAIL, Status.NONDETERMINISTIC)) if e is not None]
     return Report(
         verdict=Verdict.judge(rows),
         config_path=_rel_config(config),
@@ -55,6 +58,7 @@ def compare(config: Config, head: RunResults, base: RunResults | None, base_info
         kpis=rows,
         diff=Diff.from_dict(diff),
         reproduce=reproduce,
+        extra={"explanations": explanations},
     )
 
 
@@ -65,6 +69,8 @@ def kpi_row(kpi: Kpi, budget: KpiResult) -> KpiRow:
         id=kpi.id, title=kpi.title, lane=kpi.lane, metric=kpi.metric, kpi_class=kpi.kpi_class,
         unit=kpi.unit, direction=kpi.direction, target=kpi.target, limit=kpi.limit, line=kpi.line,
         head=budget.value, status=status, budget_status=status, reason=budget.reason,
+        extra={"max_increase_pct": kpi.max_increase_pct if kpi.max_increase_pct is not None or kpi.kpi_class != "timed"
+               else sampler.DEFAULT_TIMED_MAX_INCREASE_PCT, "max_increase_abs": kpi.max_increase_abs},
     )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 PROCESS_METRICS = {"wall_s": "s", "cpu_s": "s", "peak_rss_mb": "MB"}
 IR_METRICS = {
     "ir.mb": "MB",
+    "ir.raw_mb": "MB",
     "ir.bytes": "bytes",
     "ir.bytes_normalized": "bytes",
     "ir.functions": "functions",

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+from molt_budget import fmt
 from molt_budget.compare.model import Report
 from molt_budget.errors import BudgetError
 from molt_budget.results.history import History, KpiPoint
@@ -113,24 +114,55 @@ def render_chart(series: Series, out_dir: Path) -> ChartFiles:
     return ChartFiles(series.kpi, png, svg)
 
 
+def _near(bound: float | None, low: float, high: float) -> bool:
+    """A budget line is worth the axis when it is within half the data's span of the data
+    (or within 50% of its size): otherwise it squeezes the data flat against zero."""
+    if bound is None:
+        return False
+    span = max(high - low, abs(high) * 0.5, 1e-12)
+    return low - span <= bound <= high + span
+
+
+def y_range(s: Series) -> tuple[float, float]:
+    """From the data; the target and limit widen it only when they are near."""
+    ys = [p.value for p in s.points]
+    if not ys:
+        known = [v for v in (s.target, s.limit) if v is not None]
+    else:
+        low, high = min(ys), max(ys)
+        known = ys + [v for v in (s.target, s.limit) if v is not None and _near(v, low, high)]
+    low, high = (min(known), max(known)) if known else (0.0, 1.0)
+    pad = (high - low) * 0.08 or abs(high) * 0.08 or 1.0
+    return low - pad, high + pad
+
+
 def _draw(ax: Any, s: Series) -> None:
+    from matplotlib.ticker import FuncFormatter
+
     prefix = f"kpi-{s.kpi}"
     xs = list(range(len(s.points)))
     ys = [p.value for p in s.points]
-    known = ys + [v for v in (s.target, s.limit) if v is not None]
-    low, high = (min(known), max(known)) if known else (0.0, 1.0)
-    pad = (high - low) * 0.08 or abs(high) * 0.08 or 1.0
-    bottom, top = low - pad, high + pad
-    worse_edge = top if s.direction == "lower" else bottom
+    bottom, top = y_range(s)
+    lower = s.direction == "lower"
+    far = max(abs(top), abs(bottom), *(abs(v) for v in (s.target, s.limit) if v is not None)) * 2 + 1
+    worse_edge = far if lower else -far              # the fail band reaches past the limit, whatever the axis
+    unit_of = s.unit
     if s.target is not None:
         edge = s.limit if s.limit is not None else worse_edge
         ax.axhspan(min(s.target, edge), max(s.target, edge), color=COLORS["yellow"], alpha=0.35, lw=0,
                    gid=f"{prefix}-yellow-band", label="yellow (past target)")
-        ax.axhline(s.target, color=COLORS["target"], ls="--", lw=1.2, gid=f"{prefix}-target", label=f"target {s.target:g}")
+        ax.axhline(s.target, color=COLORS["target"], ls="--", lw=1.2, gid=f"{prefix}-target",
+                   label=f"target {fmt.value(s.target, unit_of)}")
     if s.limit is not None:
         ax.axhspan(min(s.limit, worse_edge), max(s.limit, worse_edge), color=COLORS["fail"], alpha=0.35, lw=0,
                    gid=f"{prefix}-fail-band", label="fail (past limit)")
-        ax.axhline(s.limit, color=COLORS["limit"], ls="-", lw=1.2, gid=f"{prefix}-limit", label=f"limit {s.limit:g}")
+        ax.axhline(s.limit, color=COLORS["limit"], ls="-", lw=1.2, gid=f"{prefix}-limit",
+                   label=f"limit {fmt.value(s.limit, unit_of)}")
+    off = [f"{name} {fmt.value(v, unit_of)} {'above' if v > top else 'below'}"
+           for name, v in (("target", s.target), ("limit", s.limit)) if v is not None and not bottom <= v <= top]
+    if off:
+        ax.text(0.99, 0.97, "off the chart: " + ", ".join(off), transform=ax.transAxes, ha="right", va="top", fontsize=8,
+                gid=f"{prefix}-off-chart")
     if s.points:
         ax.plot(xs, ys, color=COLORS["value"], lw=1.5, gid=f"{prefix}-value", label="value")
         auth = [(x, p.value) for x, p in zip(xs, s.points) if p.authoritative]
@@ -146,12 +178,20 @@ def _draw(ax: Any, s: Series) -> None:
     ax.set_xlim(-0.5, max(len(xs) - 0.5, 0.5))
     ticks = _ticks(len(xs))
     ax.set_xticks(ticks)
-    ax.set_xticklabels([s.points[i].started_utc[:10] for i in ticks], rotation=0)
+    ax.set_xticklabels([_tick_label(s.points[i]) for i in ticks], rotation=0, fontsize=7)
+    tick, label = fmt.axis(s.unit, max(abs(bottom), abs(top)))
+    ax.yaxis.set_major_formatter(FuncFormatter(tick))          # never `8e+06`: the one number formatter
     ax.set_title(f"{s.title} ({s.kpi})" if s.title != s.kpi else s.kpi, loc="left")
-    ax.set_ylabel(s.unit or "value")
-    ax.set_xlabel("runs, oldest to newest")
+    ax.set_ylabel(label)
+    ax.set_xlabel("runs on main, oldest to newest (commit, UTC time)")
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+
+
+def _tick_label(point: KpiPoint) -> str:
+    """`a1b2c3d` over `11-26 14:59`: runs on one day differ by commit and time."""
+    when = (point.started_utc or "")[5:16].replace("T", " ")
+    return f"{(point.commit or '-')[:7]}\n{when}"
 
 
 def _ticks(n: int, most: int = 6) -> list[int]:

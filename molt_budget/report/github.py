@@ -30,6 +30,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from molt_budget import fmt
 from molt_budget.compare.model import HeadInfo, KpiRow, Report, Status, Verdict
 from molt_budget.errors import ConfigError
 from molt_budget.report.escape import clean_tree, plain
@@ -312,8 +313,8 @@ class GitHubClient:
                 break
             if wait > self.retry.max_sleep_s:
                 raise GitHubError(
-                    f"{endpoint}: rate limited (HTTP {response.status_code}); GitHub asks to wait {wait:.0f}s, "
-                    f"more than the {self.retry.max_sleep_s:.0f}s molt-budget waits", status=response.status_code, endpoint=endpoint,
+                    f"{endpoint}: rate limited (HTTP {response.status_code}); GitHub asks to wait {fmt.plain(round(wait))}s, "
+                    f"more than the {fmt.plain(round(self.retry.max_sleep_s))}s molt-budget waits", status=response.status_code, endpoint=endpoint,
                     rate_limited=True)
             self.sleep(wait)
         raise GitHubError(f"{endpoint}: gave up after {self.retry.attempts} attempts ({last})", endpoint=endpoint,

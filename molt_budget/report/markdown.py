@@ -11,7 +11,6 @@ marker, break a table or @-mention people.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,15 +18,15 @@ from typing import Any
 
 from molt_budget import fmt
 from molt_budget.compare.model import BY_SEVERITY, BudgetChange, KpiRow, Report
-from molt_budget.report import escape
+from molt_budget.report import escape, summary
 from molt_budget.report.sparkline import sparkline
 
 STATUS_ICON = {
     "pass": "✅", "yellow": "🟡", "fail": "❌", "error": "⛔", "not_comparable": "➖", "nondeterministic": "🎲",
 }
 SEVERITY = {status.value: rank for rank, status in enumerate(BY_SEVERITY)}   # worst first: compare.model's one order
-HEADLINE = {"pass": "PASS", "yellow": "PASS with warnings", "fail": "FAIL", "error": "ERROR"}
-OFFENDING = ("fail", "error", "yellow", "nondeterministic")
+HEADLINE = summary.HEADLINE
+OFFENDING = summary.OFFENDING
 BUDGET_STATUSES = ("fail", "yellow")      # budget changes that need the reviewers' eyes
 DEFAULT_HINT = "the `report.json` artifact of this run (`molt-budget report report.json --markdown`)"
 ITEM_LIMITS = (50, 20, 8, 3)
@@ -53,8 +52,9 @@ def code_block(text: str, lang: str = "sh") -> str:
     return f"{fence}{lang}\n{text}\n{fence}"
 
 
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+def table(headers: list[str], rows: list[list[str]], right: tuple[int, ...] = ()) -> str:
+    """GFM table; columns in `right` (numbers) are right-aligned."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("--:" if i in right else "---" for i in range(len(headers))) + "|"]
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -119,63 +119,51 @@ def counts_text(report: Report, sep: str, skipped: bool = True) -> str:
     return sep.join(parts)
 
 
-def _headline(report: Report) -> str:
-    status = report.status.value
-    shown = counts_text(report, " · ")
-    if report.kpis:
-        word, icon = HEADLINE.get(status, status.upper()), STATUS_ICON.get(status, "❔")
-    elif status in ("fail", "error"):
-        word, icon = "ERROR (no KPI was measured)", STATUS_ICON["error"]
-    else:
-        word, icon = "SKIPPED (no KPI was measured)", "➖"
-    config = report.config_path
-    line2 = " — ".join(x for x in (shown, f"budgets {code(config)}" if config else "") if x)
-    return f"## {icon} molt-budget: {word}\n\n{line2}".rstrip()
+def segments(parts: list[summary.Segment]) -> str:
+    return "".join(code(p.text) if p.code else _spaced(p.text) for p in parts)
 
 
-def _commits(report: Report) -> str:
-    head = report.head
-    head_text = code(short(head.commit)) + (f" ({esc(head.ref)})" if head.ref else "")
-    if head.dirty:
-        head_text += " (dirty)"
-    base = report.base
-    if not base:
-        return f"**Commits:** head {head_text}. No baseline to compare with: the budgets alone decided."
-    base_text = code(short(base.commit)) + (f" ({esc(base.ref)})" if base.ref else "")
-    source = f", baseline from {esc(base.source)}" if base.source else ""
-    run = f" run {code(base.run_id)}" if base.run_id else ""
-    return f"**Commits compared:** base {base_text} → head {head_text}{source}{run}."
+def _spaced(text: str) -> str:
+    """esc() that keeps one space at either end: segments are joined without separators."""
+    lead = " " if text[:1].isspace() else ""
+    trail = " " if text[-1:].isspace() and text.strip() else ""
+    return lead + esc(text) + trail
 
 
-def _authoritative(report: Report) -> str:
-    if report.authoritative:
-        return "**Authoritative run:** yes."
-    reasons = "; ".join(esc(r) for r in report.authoritative_reasons) or "no reason recorded"
-    if not report.kpis:
-        return f"**Note:** {reasons}."
-    return f"⚠️ **Not authoritative:** {reasons}. Timed verdicts are advisory; re-run on a quiet host."
+def _headline(report: dict[str, Any], screen: summary.FirstScreen) -> str:
+    judged = bool(report.get("kpis"))
+    icon = STATUS_ICON.get(screen.status, "❔") if judged else (STATUS_ICON["error"] if screen.status in ("fail", "error") else "➖")
+    config = report.get("config_path")
+    line2 = " — ".join(x for x in (screen.counts, f"budgets {code(config)}" if config else "") if x)
+    return f"## {icon} molt-budget: {screen.headline}\n\n{line2}".rstrip()
 
 
-def _kpi_lines(report: Report, sparklines: dict[str, list[float]] | None) -> list[str]:
-    """Header, rule and one line per KPI (worst first); built once per render, sliced when cutting."""
-    kpis = _sorted_kpis(report)
-    trend = bool(sparklines) and any((sparklines or {}).get(k.id) for k in kpis)
-    compared = report.base is not None or any(k.base is not None for k in kpis)
-    headers = (["KPI", "lane", "base", "head", "Δ", "Δ%"] if compared else ["KPI", "lane", "head"]) + \
-        ["target / limit", "status"] + (["trend"] if trend else [])
-    rows = []
-    for k in kpis:
-        unit = k.unit
-        values = [num(k.base, unit), num(k.head, unit), signed(k.delta, unit), pct(k.delta_pct)]
-        row = [
-            code(k.id), code(k.lane), *(values if compared else values[1:2]),
-            f"{num(k.target, unit)} / {num(k.limit, unit)}",
-            f"{STATUS_ICON.get(k.status, '❔')} {esc(k.status)}",
-        ]
-        if trend:
-            row.append(sparkline(list((sparklines or {}).get(k.id, []))))
-        rows.append(row)
-    return table(headers, rows).split("\n")
+def _causes(screen: summary.FirstScreen, limit: int) -> tuple[str, bool]:
+    """One sentence per failing KPI, with its cause: the first thing a reviewer reads."""
+    if not screen.causes:
+        return "", False
+    shown = screen.causes[:limit]
+    lines = [f"- {segments(c)}" for c in shown]
+    more = len(screen.causes) - len(shown)
+    if more > 0:
+        lines.append(f"- … {more} more (see the table)")
+    return "\n".join(lines), more > 0
+
+
+def _footnote(screen: summary.FirstScreen) -> str:
+    return f"<sub>{segments(screen.footnote)}</sub>"
+
+
+def _kpi_lines(report: dict[str, Any], sparklines: dict[str, list[float]] | None) -> list[str]:
+    """Header, rule and one line per KPI (worst first); narrow enough for a PR's 830 px:
+    status, KPI with its lane, head, its change, the budget or change limit that decided."""
+    rows = summary.first_screen(report).rows
+    lines = ["|  | KPI · lane | head | Δ | decided by |", "|---|---|--:|--:|--:|"]
+    for r in rows:
+        kpi = code(r.kpi) + (f" · {code(r.lane)}" if r.lane else "")
+        cells = [STATUS_ICON.get(r.status, "❔"), kpi, esc(r.head), esc(r.change), esc(r.decided)]
+        lines.append("| " + " | ".join(cell(c) for c in cells) + " |")
+    return lines
 
 
 def _kpi_table(lines: list[str], max_rows: int | None) -> tuple[str, bool]:
@@ -190,29 +178,55 @@ def _kpi_table(lines: list[str], max_rows: int | None) -> tuple[str, bool]:
     return text, bool(hidden)
 
 
-def _notes(report: Report, limit: int) -> tuple[str, bool]:
-    offending = report.offending()
+def _notes(report: dict[str, Any], limit: int) -> tuple[str, bool]:
+    """The gate's full reason for every KPI that is not a pass, folded."""
+    offending = [k for k in summary.sorted_kpis(report) if k.get("status") in OFFENDING]
     if not offending:
         return "", False
     lines = []
     for k in offending[:limit]:
         stats = []
-        if k.p_value is not None:
-            stats.append(fmt.p_value(k.p_value))
-        if k.ci_low is not None and k.ci_high is not None:
-            stats.append(f"head/base 95% CI {fmt.ratio(k.ci_low)}–{fmt.ratio(k.ci_high)}")
-        if k.pairs is not None:
-            stats.append(f"{k.pairs} pairs")
+        if fmt.is_number(k.get("p_value")):
+            stats.append(fmt.p_value(k["p_value"]))
+        if fmt.is_number(k.get("ci_low")) and fmt.is_number(k.get("ci_high")):
+            stats.append(f"head/base 95% CI {fmt.ratio(k['ci_low'])}–{fmt.ratio(k['ci_high'])}")
+        if isinstance(k.get("pairs"), int):
+            stats.append(f"{k['pairs']} pairs")
         # timed reasons already carry ratio, CI, p and pairs: do not say it twice
-        extra = f" ({', '.join(stats)})" if stats and "CI" not in k.reason else ""
-        budget = k.budget_status
-        budget_text = f" Budget: {esc(budget)}." if budget and budget != k.status else ""
-        lines.append(f"- {STATUS_ICON.get(k.status, '')} {code(k.id)} on {code(k.lane)}: "
-                     f"{esc(k.reason)}{extra}{budget_text}")
+        extra = f" ({', '.join(stats)})" if stats and "CI" not in str(k.get("reason", "")) else ""
+        budget = k.get("budget_status")
+        budget_text = f" Budget: {esc(budget)}." if budget and budget != k.get("status") else ""
+        lines.append(f"- {STATUS_ICON.get(k['status'], '')} {code(k.get('id', '?'))} on {code(k.get('lane', '?'))}: "
+                     f"{esc(k.get('reason', ''))}{extra}{budget_text}")
     more = len(offending) - limit
     if more > 0:
         lines.append(f"- … {more} more")
-    return "\n".join(lines), more > 0
+    return details(f"Reasons ({len(offending)})", "\n".join(lines)), more > 0
+
+
+def _explanations(report: dict[str, Any], limit: int) -> tuple[str, bool]:
+    """Per regressing KPI, what its change is made of, ranked by share (folded)."""
+    blocks, cut = [], False
+    for why in report.get("explanations") or []:
+        items = why.get("items") or []
+        if not items:
+            continue
+        unit = str(why.get("unit") or "")
+        rows = [[esc(i["kind"].replace("_", " ")), code(i["name"]), esc(fmt.delta(i["delta"], unit)), esc(fmt.share(i["share"], 1))]
+                for i in items[:limit]]
+        cut = cut or len(items) > limit
+        body = table(["what", "name", "Δ", "share"], rows, right=(2, 3))
+        title = f"Why {code(why.get('kpi', '?'))} moved: {esc(fmt.delta(why.get('delta'), unit))}, ranked by share"
+        blocks.append(details(title, body))
+    return "\n\n".join(blocks), cut
+
+
+def _trends(report: dict[str, Any], sparklines: dict[str, list[float]] | None) -> str:
+    if not sparklines:
+        return ""
+    lines = [f"- {code(k['id'])} {sparkline(list(sparklines[k['id']]))} {esc(fmt.value(sparklines[k['id']][-1], k.get('unit', '')))}"
+             for k in summary.sorted_kpis(report) if sparklines.get(k.get("id", ""))]
+    return details(f"Trends on main ({len(lines)})", "\n".join(lines)) if lines else ""
 
 
 def _listing(title: str, items: list[Any], limit: int, headers: list[str], row: Callable[[Any], list[str]]) -> tuple[str, bool]:
@@ -233,11 +247,18 @@ def _mapping_rows(mapping: dict[str, Any]) -> list[dict[str, Any]]:
     return _by_abs([{"name": k, "delta": v} for k, v in (mapping or {}).items() if v])
 
 
-def _diff_sections(report: Report, limit: int) -> list[Section]:
-    diff = report.diff.to_dict()
+def _entered(diff: dict[str, Any]) -> list[dict[str, Any]]:
+    """modules_added with the IR's ops and bytes per module when the diff has them."""
+    sizes = {m["module"]: m for m in (diff.get("modules") or {}).get("entered") or []}
+    return [{**sizes.get(m.get("module"), {}), **m} for m in diff.get("modules_added") or []]
+
+
+def _diff_sections(report: dict[str, Any], limit: int) -> list[Section]:
+    diff = report.get("diff") or {}
     specs: list[tuple[str, int, str, list[Any], list[str], Callable[[Any], list[str]]]] = [
-        ("modules_added", 45, "Modules added", diff.get("modules_added") or [], ["module", "why it is imported"],
-         lambda m: [code(m.get("module", "?")), ", ".join(esc(r) for r in m.get("reasons") or []) or "-"]),
+        ("modules_added", 45, "Modules added, largest first", _entered(diff), ["module", "ops", "IR size", "why it is included"],
+         lambda m: [code(m.get("module", "?")), esc(fmt.value(m.get("ops"), "ops")), esc(fmt.value(m.get("bytes_normalized"), "bytes")),
+                    ", ".join(esc(r) for r in m.get("reasons") or []) or "-"]),
         ("phases", 40, "Phase time deltas", _by_abs(diff.get("phases") or []), ["lane", "phase", "base", "head", "Δ"],
          lambda p: [code(p.get("lane", "-")), code(p.get("phase", "?")), num(p.get("base"), "s"), num(p.get("head"), "s"), signed(p.get("delta"), "s")]),
         ("top_function_op_deltas", 35, "Top function op-count deltas", _by_abs(diff.get("top_function_op_deltas") or []),
@@ -331,58 +352,71 @@ def _reproduce(report: Report) -> str:
     return "**Reproduce locally:**\n\n" + code_block(str(command))
 
 
-def _bump(report: Report) -> str:
-    """How to accept the change: only when a KPI is yellow or failed (with a value to bump to)."""
-    example = next((k for k in _sorted_kpis(report) if k.status in ("fail", "yellow")
-                    and k.head is not None and math.isfinite(k.head)), None)
-    if example is None or example.head is None:
+def _bump(report: dict[str, Any]) -> str:
+    """For each failing or yellow KPI, the one bump that makes this PR pass (see budgets.advice)."""
+    from molt_budget.budgets.advice import advise
+
+    commands = [a.command() for a in (advise(k, report.get("results_path")) for k in summary.sorted_kpis(report)) if a is not None]
+    if not commands:
         return ""
-    kpi = example.id
-    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", kpi):
-        kpi = "KPI"
-    command = f'molt-budget bump {kpi} --target {plain(example.head)} --reason "why this growth is accepted"'
-    return "**Accepting the change?** Bump the budget in a reviewed edit of the budgets file:\n\n" + code_block(command)
+    body = ("Each command makes its KPI pass; replace the `TODO` justification (bump refuses it as is) "
+            "and commit the edit for review.\n\n" + code_block("\n".join(escape.plain(c) for c in commands)))
+    return details(f"Accepting the change? ({len(commands)} bump command{'s' if len(commands) > 1 else ''})", body)
 
 
-def _ratchets(report: Report, limit: int) -> tuple[str, bool]:
-    ratchets = report.ratchets
+def _ratchets(report: dict[str, Any], limit: int) -> tuple[str, bool]:
+    ratchets = report.get("ratchets")
     if not ratchets:
         return "", False
-    lines = [f"- {code(json.dumps(r, sort_keys=True, default=str))}" for r in ratchets[:limit]]
+    lines = [f"- {code(r.get('kpi', '?'))} target {esc(fmt.number(r.get('old_target')))} → {esc(fmt.number(r.get('new_target')))}"
+             + (f" (measured {esc(fmt.number(r['measured']))})" if fmt.is_number(r.get("measured")) else "")
+             for r in ratchets[:limit]]
     more = len(ratchets) - limit
     if more > 0:
         lines.append(f"- … {more} more")
     return details(f"Ratchet suggestions ({len(ratchets)})", "\n".join(lines)), more > 0
 
 
-def _sections(report: Report, limit: int, kpi_lines: list[str]) -> list[Section]:
-    """In display order; priorities say what goes first when the text is too long."""
-    out = [Section("headline", _headline(report))]
-    auth = _authoritative(report)
-    if auth:
-        out.append(Section("authoritative", auth, 85))
-    out.append(Section("commits", _commits(report), 80))
+def _sections(report: Report, limit: int, kpi_lines: list[str],
+              sparklines: dict[str, list[float]] | None = None) -> list[Section]:
+    """In display order; priorities say what goes first when the text is too long.
+
+    The first screen: headline, one sentence per failing KPI with its cause, the narrow
+    table, one footnote line (commits, host). Everything after it is folded, ranked."""
+    screen = summary.first_screen(report)
+    data = report.to_dict()                 # the first-screen helpers read the report's JSON form
+    out = [Section("headline", _headline(data, screen))]
+    causes, cut = _causes(screen, max(limit, 3))
+    if causes:
+        out.append(Section("causes", causes, 95, cut))
     kpi_text, kpi_cut = _kpi_table(kpi_lines, None)
     out.append(Section("KPI table", kpi_text, None, kpi_cut))
+    out.append(Section("commits", _footnote(screen), 80))
     findings = _budget_findings(report)
     if findings:
         out.append(Section("budget findings", findings))          # never dropped: it may be the whole failure
-    notes, cut = _notes(report, limit)
-    if notes:
-        out.append(Section("reasons", notes, 90, cut))
-    diff = _diff_sections(report, limit)
+    for name, priority, (text, cut) in (("explanations", 47, _explanations(data, limit)), ("reasons", 90, _notes(data, limit))):
+        if text:
+            out.append(Section(name, text, priority, cut))
+    bump = _bump(data)
+    if bump:
+        out.append(Section("bump how-to", bump, 50))
+    diff = _diff_sections(data, limit)
     if diff:
         out.append(Section("diff heading", "### Regression diff", 46))   # goes after every diff section
         out += diff
     for name, priority, (text, cut) in (
         ("budget changes", 60, _budget_changes(report, limit)),
-        ("ratchet suggestions", 12, _ratchets(report, limit)),
+        ("ratchet suggestions", 12, _ratchets(data, limit)),
     ):
         if text:
             out.append(Section(name, text, priority, cut))
-    for name, priority, text in (("reproduce command", 75, _reproduce(report)), ("bump how-to", 50, _bump(report))):
-        if text:
-            out.append(Section(name, text, priority))
+    trends = _trends(data, sparklines)
+    if trends:
+        out.append(Section("trends", trends, 14))
+    reproduce = _reproduce(report)
+    if reproduce:
+        out.append(Section("reproduce command", reproduce, 75))
     return out
 
 
@@ -393,7 +427,7 @@ def _footer(report: Report, max_chars: int, omitted: list[str], truncated: bool,
     if not omitted and not truncated:
         return sig
     what = f"omitted {', '.join(omitted)}" if omitted else "long lists shortened"
-    return f"> [!NOTE]\n> Cut to fit {max_chars:,} characters ({what}). Full report: {hint}.\n\n{sig}"
+    return f"> [!NOTE]\n> Cut to fit {fmt.number(max_chars)} characters ({what}). Full report: {hint}.\n\n{sig}"
 
 
 def _assemble(marker: str | None, sections: list[Section], footer: str) -> str:
@@ -402,7 +436,7 @@ def _assemble(marker: str | None, sections: list[Section], footer: str) -> str:
 
 
 def render_markdown(
-    report: Report,
+    report: Report | dict[str, Any],
     *,
     max_chars: int,
     marker: str | None = None,
@@ -420,9 +454,11 @@ def render_markdown(
     the text says what was cut and where the full report is.
     """
     hint = full_report_hint or DEFAULT_HINT
-    kpi_lines = _kpi_lines(report, sparklines)
+    if isinstance(report, dict):             # a report read from JSON by a caller that did not type it
+        report = Report.from_dict(report)
+    kpi_lines = _kpi_lines(report.to_dict(), sparklines)
     for limit in ITEM_LIMITS:
-        sections = _sections(report, limit, kpi_lines)
+        sections = _sections(report, limit, kpi_lines, sparklines)
         truncated = any(s.truncated for s in sections)
         text = _assemble(marker, sections, _footer(report, max_chars, [], truncated, hint))
         if len(text) <= max_chars:
@@ -469,7 +505,7 @@ def _fit_rows(report: Report, marker: str | None, sections: list[Section], omitt
 
 def _hard_cut(text: str, max_chars: int, hint: str) -> str:
     """Last resort: cut at a line boundary and say so; never over `max_chars`."""
-    tail = f"\n\n… cut to fit {max_chars:,} characters. Full report: {hint}.\n"
+    tail = f"\n\n… cut to fit {fmt.number(max_chars)} characters. Full report: {hint}.\n"
     if len(tail) >= max_chars:
         return text[:max_chars]
     head = text[: max_chars - len(tail)]

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from molt_budget import fmt
 from molt_budget.runner.events import ProgressEvent
 
 CLEAR = "\r\x1b[2K"
@@ -95,6 +96,11 @@ class _Step:
     attempt: int = 1
     estimate_of: str = ""              # the lane whose history predicts this step
     since: float = 0.0
+    side: str = ""                     # base | head (paired runs)
+    lane_pos: int = 0
+    lanes: int = 0
+    capped: bool = False               # `total` is the most pairs, not a plan
+    waiting: str = ""                  # waiting for a quiet host: what for
 
 
 class LiveProgress(Progress):
@@ -140,10 +146,14 @@ class LiveProgress(Progress):
 
     def _advance(self, e: ProgressEvent) -> None:
         now = self.clock()
-        if e.kind == "start" and e.lane:          # if the engine announces a step before it runs
-            self.step = _Step(e.lane, e.phase, e.index, e.total, e.attempt or 1, self._owner(e), now)
+        if e.kind == "waiting_quiet" and e.lane:
+            self.step = _Step(e.lane, "", since=now, waiting=e.message, side=e.side, lane_pos=e.lane_pos, lanes=e.lanes)
+        elif e.kind == "start" and e.lane:          # if the engine announces a step before it runs
+            self.step = _Step(e.lane, e.phase, e.index, e.total, e.attempt or 1, self._owner(e), now,
+                              e.side, e.lane_pos, e.lanes, e.capped)
         elif e.kind == "attempt" and e.lane:
-            step = _Step(e.lane, e.phase, e.index, e.total, (e.attempt or 1), self._owner(e), now)
+            step = _Step(e.lane, e.phase, e.index, e.total, (e.attempt or 1), self._owner(e), now,
+                         e.side, e.lane_pos, e.lanes, e.capped)
             if e.retry:
                 step.attempt += 1
             elif e.index < e.total:
@@ -172,22 +182,32 @@ class LiveProgress(Progress):
         now = self.clock()
         parts = []
         s = self.step
+        lane_of = f" (lane {s.lane_pos}/{s.lanes})" if s is not None and s.lanes > 1 else ""
+        side = f"{s.side} " if s is not None and s.side else ""
         if s is None:
             parts.append("waiting for the next lane")
+        elif s.waiting:
+            parts.append(f"{s.lane}{lane_of}: waiting for a quiet host ({s.waiting}) {fmt.duration(now - s.since)}")
         elif not s.phase:
-            parts.append(f"{s.lane}: next step")
+            parts.append(f"{side}{s.lane}{lane_of}: next step")
         else:
             word = PHASE_WORD.get(s.phase, s.phase)
-            what = f"{s.lane} {word} {s.index}/{s.total}" if s.phase != "prime" else f"{s.lane} prime ({s.estimate_of})"
+            if s.phase == "prime":
+                what = f"{side}{s.lane} prime ({s.estimate_of})"
+            elif s.capped:
+                what = f"{side}{s.lane} pair {s.index} (max {s.total})"
+            else:
+                what = f"{side}{s.lane} {word} {s.index}/{s.total}"
+            what += lane_of
             if s.attempt > 1:
                 what += f" attempt {s.attempt}"
             running = now - s.since
-            parts.append(f"{what} {_duration(running)}")
+            parts.append(f"{what} {fmt.duration(running)}")
             estimate = self._estimate(s.estimate_of)
             if estimate is not None:
                 left = estimate * (s.total - s.index + 1) - running
-                parts.append(f"~{_duration(left)} left" if left > 0 else f"over the usual {_duration(estimate)}")
-        line = f"[molt-budget] > {', '.join(parts)} | run {_duration(now - self.started)}"
+                parts.append(f"~{fmt.duration(left)} left" if left > 0 else f"over the usual {fmt.duration(estimate)}")
+        line = f"[molt-budget] > {', '.join(parts)} | run {fmt.duration(now - self.started)}"
         width = _columns(self.stream)
         return line if len(line) < width else line[: max(width - 4, 1)] + "..."
 
@@ -197,15 +217,6 @@ class LiveProgress(Progress):
                 if self._closed:
                     return
                 self._write(CLEAR + self.status_line())
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def _isatty(stream: TextIO) -> bool:

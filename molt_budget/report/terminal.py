@@ -1,17 +1,28 @@
-"""The terminal report, shaped like molt's KPI table: KPI | lane | latest | target | limit | status."""
+"""The terminal report: summary.first_screen at 80 columns, then the ranked details.
+
+After a regression the table stays on a 40-line screen: the verdict, one line per failing
+KPI with its cause, the table and the commits come first; module lists come after.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+import sys
+import textwrap
 from typing import Any
 
 from molt_budget import fmt
-from molt_budget.compare.model import Diff, Report, Status, overall, severity_key
+from molt_budget.compare.model import Report, Status, overall, severity_key
 from molt_budget.compare.model import exit_code as status_exit_code
+from molt_budget.report import summary
 from molt_budget.report.escape import terminal as t
 from molt_budget.results.model import KpiResult, RunResults
 
+WIDTH = 80
 COLORS: dict[str, str] = {Status.PASS: "32", Status.YELLOW: "33", Status.FAIL: "31", Status.ERROR: "35",
                           Status.NONDETERMINISTIC: "31", Status.NOT_COMPARABLE: "36"}
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def fmt_value(value: float | None, unit: str = "") -> str:
@@ -25,33 +36,78 @@ def verdict_word(status: Status) -> str:
     return VERDICT_WORDS[status.verdict]
 
 
-def render(results: RunResults, color: bool = False) -> str:
-    from tabulate import tabulate
+def use_color(choice: str = "auto", stream: Any = None) -> bool:
+    """`--color always|never|auto`; auto follows NO_COLOR and FORCE_COLOR (no-color.org,
+    force-color.org), then whether the stream is a terminal."""
+    if choice in ("always", "never"):
+        return choice == "always"
+    if os.environ.get("NO_COLOR"):
+        return False
+    force = os.environ.get("FORCE_COLOR")
+    if force is not None and force.lower() not in ("", "0", "false"):
+        return True
+    stream = stream if stream is not None else sys.stdout
+    try:
+        return bool(stream.isatty()) and os.environ.get("TERM") != "dumb"
+    except (AttributeError, ValueError):
+        return False
 
-    rows = []
-    for k in results.kpis:
-        status = k.status.upper() if k.status != "pass" else "pass"
-        if color:
-            status = f"\x1b[{COLORS.get(k.status, '0')}m{status}\x1b[0m"
-        rows.append([t(k.id), t(k.lane), fmt_value(k.value, k.unit), fmt_value(k.target, k.unit), fmt_value(k.limit, k.unit), status])
-    table = tabulate(rows, headers=["KPI", "lane", "latest", "target", "limit", "status"], tablefmt="github", disable_numparse=True)
+def _status(status: str, color: bool) -> str:
+    word = summary.STATUS_WORD.get(status, t(status).upper())
+    return f"\x1b[{COLORS.get(status, '0')}m{word}\x1b[0m" if color else word
+
+
+def _visible(text: str) -> int:
+    return len(_ANSI.sub("", text))
+
+
+def fit_table(headers: list[str], rows: list[list[str]], right: set[int], shrink: int, width: int = WIDTH) -> list[str]:
+    """A plain table no wider than `width`: column `shrink` gives way (cut with `…`), the
+    columns in `right` are right-aligned; colour codes do not count as width."""
+    widths = [max([_visible(h)] + [_visible(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    over = sum(widths) + 2 * (len(widths) - 1) - width
+    if over > 0:
+        widths[shrink] = max(8, widths[shrink] - over)
+
+    def cell(i: int, text: str) -> str:
+        if _visible(text) > widths[i]:
+            text = text[: widths[i] - 1] + "…"
+        pad = " " * (widths[i] - _visible(text))
+        return pad + text if i in right else text + pad
+
+    return ["  ".join(cell(i, c) for i, c in enumerate(r)).rstrip() for r in [headers, *rows]]
+
+
+def wrap(text: str, indent: str = "  ", more: str = "    ", width: int = WIDTH) -> list[str]:
+    return textwrap.wrap(text, width=width, initial_indent=indent, subsequent_indent=more, break_on_hyphens=False) or [indent]
+
+
+def _kpi_cell(kpi: str, lane: str | None) -> str:
+    """Untrusted names, escaped here (report/escape.py) so every caller gets them clean."""
+    return t(kpi) + (f" · {t(lane)}" if lane else "")
+
+
+def render(results: RunResults, color: bool = False) -> str:
+    """Saved results judged against the budgets alone (`verdict`, `merge`), within 80 columns."""
+    rows = [[_status(k.status, color), _kpi_cell(k.id, None if k.id.startswith(k.lane) else k.lane),
+             fmt_value(k.value, k.unit), fmt_value(k.target, k.unit), fmt_value(k.limit, k.unit)] for k in results.kpis]
     counts = results.counts()
     lines = [
         f"molt-budget run {results.run_id} ({results.state}) commit {str(results.provenance.get('commit') or 'unknown')[:12]}"
         + (" (dirty)" if results.provenance.get("dirty") else ""),
-        table,
+        *fit_table(["status", "KPI · lane", "latest", "target", "limit"], rows, {2, 3, 4}, 1),
         "",
     ]
-    notes = sorted((k for k in results.kpis if k.status != "pass"), key=lambda k: severity_key(k.status))
-    for k in notes:
-        lines.append(f"  {k.status.upper():6} {t(k.id)}: {t(k.reason)}")
-    retried = [(lane, s) for lane in results.lanes.values() for s in lane.samples if s.attempts > 1]
-    for lane, s in retried:
-        lines.append(f"  retry  {t(lane.lane)} {s.kind} {s.index + 1}: {s.attempts} attempts ({t(s.retry_reason)})")
+    for k in sorted((k for k in results.kpis if k.status != "pass"), key=lambda k: severity_key(k.status)):
+        lines += wrap(f"{k.status.upper():6} {t(k.id)}: {t(k.reason)}")
+    for lane in results.lanes.values():
+        for s in lane.samples:
+            if s.attempts > 1:
+                lines += wrap(f"retry  {t(lane.lane)} {s.kind} {s.index + 1}: {s.attempts} attempts ({t(s.retry_reason)})")
     if not results.authoritative:
-        lines.append("  not authoritative: " + "; ".join(t(r) for r in results.authoritative_reasons))
-    summary = ", ".join(f"{counts[s]} {s}" for s in ("pass", "yellow", "fail", "error") if counts.get(s))
-    lines.append(f"verdict: {verdict_word(overall(k.status for k in results.kpis))} ({summary or 'no KPIs'})")
+        lines += wrap("not authoritative: " + "; ".join(t(r) for r in results.authoritative_reasons))
+    shown = ", ".join(f"{counts[s]} {s}" for s in ("pass", "yellow", "fail", "error") if counts.get(s))
+    lines.append(f"verdict: {verdict_word(overall(k.status for k in results.kpis))} ({shown or 'no KPIs'})")
     return "\n".join(lines)
 
 
@@ -60,78 +116,87 @@ def exit_code(kpis: list[KpiResult]) -> int:
     return status_exit_code(overall(k.status for k in kpis))
 
 
-def render_report(report: Report, color: bool = False) -> str:
-    """The comparison report for a terminal: the table, then why each non-pass KPI is so."""
-    from tabulate import tabulate
-
-    base = report.base
-    rows = []
-    for k in report.kpis:
-        status = k.status.upper() if k.status is not Status.PASS else "pass"
-        if color:
-            status = f"\x1b[{COLORS.get(k.status, '0')}m{status}\x1b[0m"
-        row = [t(k.id), t(k.lane)]
-        if base is not None:
-            pct = fmt.change(k.base, k.head)
-            row += [fmt_value(k.base, k.unit), fmt_value(k.head, k.unit), pct]
-        else:
-            row += [fmt_value(k.head, k.unit)]
-        row += [fmt_value(k.target, k.unit), fmt_value(k.limit, k.unit), status]
-        rows.append(row)
-    headers = ["KPI", "lane"] + (["base", "head", "Δ%"] if base is not None else ["latest"]) + ["target", "limit", "status"]
-    head = report.head
-    if base is None:
-        title = f"molt-budget: commit {str(head.commit or 'unknown')[:12]}: nothing to compare with, budgets alone decide"
-    else:
-        title = (f"molt-budget: head {str(head.commit or 'unknown')[:12]}{' (dirty)' if head.dirty else ''}"
-                 f" vs base {str(base.commit or 'unknown')[:12]} ({t(base.source)}{', ' + t(base.ref) if base.ref else ''})")
-    lines = [title, tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]
-    for k in report.sorted_kpis():
-        if k.status is not Status.PASS:
-            lines.append(f"  {k.status.upper():6} {t(k.id)}: {t(k.reason)}")
-    lines += _diff_lines(report.diff)
-    changes = [c for c in report.budget_changes or [] if c.kind != "unchanged_note"]
-    if changes:
-        lines.append(f"  budget changes in {t(report.shown_config)}:")
-        for c in changes:
-            what = t(c.kpi or c.lane or "budgets")
-            lines.append(f"    {c.status.upper():6} {what} {t(c.field)}: {_fmt_change(c.old, c.new)} ({t(c.reason)})")
-    ratchets = report.ratchets or []
-    if ratchets:
-        examples = [f"{t(r['kpi'])} target {fmt.number(r['old_target'])} → {fmt.number(r['new_target'])}" for r in ratchets[:3]
-                    if r.get("old_target") is not None and r.get("new_target") is not None]
-        lines.append(f"  {len(ratchets)} budget(s) could be tightened: molt-budget ratchet (e.g. " + ", ".join(examples) + ")")
-    if not report.authoritative:
-        lines.append("  not authoritative: " + "; ".join(t(r) for r in report.authoritative_reasons))
-    counts = report.verdict.counts
-    summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items(), key=lambda kv: kv[0]))
-    lines.append(f"verdict: {verdict_word(report.status)} ({summary or 'no KPIs'})")
+def render_report(report: Report | dict[str, Any], color: bool = False, width: int = WIDTH) -> str:
+    """The comparison report for a terminal, first screen first: the verdict, one line per
+    failing KPI with its cause, the table, the commits; then the ranked details. Every
+    string the report carries passes through report/escape.py's `terminal`."""
+    report = summary.as_dict(report)
+    screen = summary.first_screen(report)
+    counts = summary.counts_text(report, ", ")
+    lines = [f"molt-budget: {t(screen.headline)}" + (f" ({t(counts)})" if counts else "")]
+    for cause in screen.causes:
+        lines += wrap(t(summary.plain(cause)), width=width)
+    rows = [[_status(r.status, color), _kpi_cell(r.kpi, r.lane), t(r.head), t(r.change), t(r.decided)] for r in screen.rows]
+    lines += fit_table(["status", "KPI · lane", "head", "Δ", "decided by"], rows, {2, 3}, 1, width)
+    lines += wrap(t(summary.plain(screen.footnote)), indent="", more="  ", width=width)
+    lines += _details(report, width)
+    lines.append(f"verdict: {verdict_word(Status.parse(screen.status))} ({t(counts) or 'no KPIs'})")
     return "\n".join(lines)
 
 
-def _diff_lines(diff: Diff) -> list[str]:
-    out: list[str] = []
-    if diff.modules_added:
-        out.append(f"  modules added ({len(diff.modules_added)}):")
-        out += [f"    + {t(m['module'])}: {t(', '.join(map(str, m['reasons'])))}" for m in diff.modules_added[:20]]
-        if len(diff.modules_added) > 20:
-            out.append(f"    … {len(diff.modules_added) - 20} more")
-    if diff.modules_removed:
-        out.append(f"  modules removed ({len(diff.modules_removed)}): " + ", ".join(t(m["module"]) for m in diff.modules_removed[:20]))
-    if diff.reason_summary_deltas:
-        out.append("  inclusion reasons: " + ", ".join(f"{t(k)} {v:+d}" for k, v in diff.reason_summary_deltas.items()))
-    phases = [p for p in diff.phases if abs(p["delta"]) >= 0.001][:8]
+def _details(report: dict[str, Any], width: int) -> list[str]:
+    """Below the first screen, ranked: why each KPI moved, the modules that entered, the full
+    reasons, the bump that accepts each failure, budget changes with their justification."""
+    from molt_budget.budgets.advice import advise
+
+    out: list[str] = [""]
+    for why in report.get("explanations") or []:
+        items = ", ".join(f"{t(i['name'])} {fmt.share(i['share'], 1)}" for i in (why.get("items") or [])[:6])
+        out += wrap(f"why {t(why['kpi'])} moved ({t(fmt.delta(why.get('delta'), why.get('unit', '')))}): {items}", width=width)
+    diff = report.get("diff") or {}
+    added = diff.get("modules_added") or []
+    if added:
+        sizes = {m["module"]: m for m in (diff.get("modules") or {}).get("entered") or []}
+        names = [t(m["module"]) + (f" {fmt.value(sizes[m['module']]['ops'], 'ops')}" if m["module"] in sizes else "")
+                 + (f" [{', '.join(t(r) for r in m.get('reasons') or [])}]" if m.get("reasons") else "") for m in added[:10]]
+        more = f"; … {len(added) - 10} more" if len(added) > 10 else ""
+        out += wrap(f"modules entered ({len(added)}, largest first): " + "; ".join(names) + more, width=width)
+    if diff.get("modules_removed"):
+        out += wrap(f"modules left ({len(diff['modules_removed'])}): " + ", ".join(t(m["module"]) for m in diff["modules_removed"][:10]),
+                    width=width)
+    phases = [p for p in diff.get("phases", []) if abs(p.get("delta") or 0) >= 0.001][:5]
     if phases:
-        out.append("  phases (base → head, by delta):")
-        out += [f"    {t(p.get('lane', ''))}:{t(p['phase'])}: {fmt.value(p['base'], 's')} → {fmt.value(p['head'], 's')} ({fmt.delta(p['delta'], 's')})" for p in phases]
-    if diff.functions_added:
-        out.append(f"  functions added: {len(diff.functions_added)}; removed: {len(diff.functions_removed)}")
-    if diff.top_function_op_deltas:
-        out.append("  top functions by op delta: " + ", ".join(f"{t(d['function'])} {d['delta']:+d}" for d in diff.top_function_op_deltas[:8]))
-    if diff.op_kind_deltas:
-        out.append("  op kinds: " + ", ".join(f"{t(k)} {v:+d}" for k, v in list(diff.op_kind_deltas.items())[:10]))
-    return out
+        out += wrap("phases: " + ", ".join(f"{t(p.get('lane', ''))}:{t(p['phase'])} {fmt.delta(p['delta'], 's')}" for p in phases),
+                    width=width)
+    for k in summary.sorted_kpis(report):
+        if k.get("status") in summary.OFFENDING:
+            out += wrap(f"{summary.STATUS_WORD.get(k['status'], t(k['status']))} {t(k['id'])}: {t(k.get('reason', ''))}", width=width)
+    commands = [a.command(split=True) for a in (advise(k, report.get("results_path")) for k in summary.sorted_kpis(report)) if a]
+    if commands:
+        out.append("accept a change with a reviewed budget edit (replace the TODO first):")
+        for c in commands:
+            out += _shell_lines(c, width)
+    changes = [c for c in report.get("budget_changes") or [] if c.get("kind") != "unchanged_note"]
+    if changes:
+        out.append(f"budget changes in {t(report.get('config_path', 'budgets.yaml'))}:")
+        for c in changes:
+            what = t(c.get("kpi") or c.get("lane") or "budgets")
+            why = f"; justification: {t(c['justification'])}" if c.get("justification") else "; no justification"
+            out += wrap(f"{t(c.get('status', '')).upper():6} {what} {t(c.get('field', ''))}: {_fmt_change(c)}{why}"
+                        + (f" ({t(c['reason'])})" if c.get("reason") else ""), width=width)
+    ratchets = [r for r in report.get("ratchets") or [] if r.get("old_target") is not None and r.get("new_target") is not None]
+    if ratchets:
+        out += wrap(f"{len(ratchets)} budget(s) could be tightened: molt-budget ratchet (e.g. "
+                    + ", ".join(f"{t(r['kpi'])} target {t(fmt.number(r['old_target']))} → {t(fmt.number(r['new_target']))}"
+                                for r in ratchets[:3]) + ")", indent="", width=width)
+    if not report.get("authoritative", True):
+        out += wrap("not authoritative: " + "; ".join(t(r) for r in report.get("authoritative_reasons", [])), indent="", width=width)
+    return out if len(out) > 1 else []
 
 
-def _fmt_change(old: Any, new: Any) -> str:
+def _shell_lines(command: str, width: int) -> list[str]:
+    """A shell command in lines of at most `width`, continued with ` \\` before a `--flag`."""
+    words = t(command.replace(" \\\n    ", " ")).split(" --")
+    lines, current = [], "  " + words[0]
+    for word in words[1:]:
+        if len(current) + len(word) + 3 + 2 > width:
+            lines.append(current + " \\")
+            current = "      --" + word
+        else:
+            current += " --" + word
+    return lines + [current]
+
+
+def _fmt_change(change: dict[str, Any]) -> str:
+    old, new = change.get("old"), change.get("new")
     return f"{t(old) if old is not None else '-'} → {t(new) if new is not None else '-'}"

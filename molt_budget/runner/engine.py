@@ -57,6 +57,7 @@ class RunOptions:
     # Budget verdicts recorded in the results file. The runner never judges: the caller passes
     # compare.budget.judge_results (None: the results carry no verdicts).
     judge: Judge | None = None
+    label: str = ""                         # `base` / `head` in a paired run: shown on every progress event
 
 
 def utc_now() -> str:
@@ -162,7 +163,7 @@ class Engine:
         current = self.results.lanes.get(lane.id)
         # "ok" with no measured sample is a damaged or forged results file: measure it again
         if current is not None and current.status == "ok" and current.measured():
-            self.options.progress(ProgressEvent("lane_skipped", lane=lane.id))
+            self._emit(ProgressEvent("lane_skipped", lane=lane.id))
             return True
         return False
 
@@ -245,7 +246,7 @@ class Engine:
         lane_result = self.results.lanes[lane.id]
         lane_result.status = "error"
         lane_result.error = message
-        self.options.progress(ProgressEvent("lane_error", lane=lane.id, message=message))
+        self._emit(ProgressEvent("lane_error", lane=lane.id, message=message))
         self._journal.lane_state(lane_result, with_detail=True)
 
     def _start_or_resume(self) -> tuple[RunResults, Path]:
@@ -267,7 +268,7 @@ class Engine:
                 raise ConfigError(f"{path}: measured at commit {str(then.get('commit'))[:12]} (dirty={then.get('dirty')}), "
                                   f"now {str(now.get('commit'))[:12]} (dirty={now.get('dirty')}): start a new run")
             results.state = "running"
-            self.options.progress(ProgressEvent("resume", message=f"resume run={results.run_id}"))
+            self._emit(ProgressEvent("resume", message=f"resume run={results.run_id}"))
             return results, path.parent
         run_id = new_run_id()
         run_dir = self.root / "runs" / run_id
@@ -320,14 +321,25 @@ class Engine:
             chain.insert(0, current)
         return chain
 
+    def _emit(self, event: ProgressEvent) -> None:
+        """Every event says which side it is (paired runs) and where this lane is in the run."""
+        event.side = self.options.label
+        ids = [l.id for l in self.selected]
+        if event.lane in ids:
+            event.lane_pos, event.lanes = ids.index(event.lane) + 1, len(ids)
+        self.options.progress(event)
+
     def _check_quiescence(self, lane: Lane, results: RunResults) -> None:
         from molt_budget.runner.quiescence import wait_for_quiescence
 
         q = self.config.settings.quiescence
+        wait = 0.0 if self._host_busy else q.max_wait_s
+        if wait > 0:
+            self._emit(ProgressEvent("waiting_quiet", lane=lane.id, total=int(wait), message=f"up to {wait:g}s"))
         # load1 lags a minute behind our own builds: trust it only before the first lane;
         # once the host was found busy, do not wait again for every following lane.
         report = wait_for_quiescence(
-            max_wait_s=0.0 if self._host_busy else q.max_wait_s, poll_s=q.poll_s,
+            max_wait_s=wait, poll_s=q.poll_s,
             competitor_names=tuple(q.competitors), max_load_per_cpu=q.max_load_per_cpu,
             check_load=not self._ran_lane, meter=self._cpu_meter,
         )
@@ -337,7 +349,7 @@ class Engine:
             results.authoritative = False
             results.authoritative_reasons.append(reason)
             self._journal.authority(results)
-            self.options.progress(ProgressEvent("not_quiet", lane=lane.id, message=reason))
+            self._emit(ProgressEvent("not_quiet", lane=lane.id, message=reason))
 
     # -- one sample, with retries -----------------------------------------------------
 
@@ -348,6 +360,7 @@ class Engine:
             shutil.rmtree(cache_dir, ignore_errors=True)
         cache_dir.mkdir(parents=True, exist_ok=True)
         sample = Sample(kind=kind, index=index, ok=False, attempts=0)
+        capped = kind == "measure" and total is not None      # the sampler's cap: pairs stop once decided
         total = total or {"prime": 1, "warmup": owner.warmups, "measure": owner.repeats}[kind]
         for attempt in range(1, spec.retries + 2):
             sample.attempts = attempt
@@ -387,10 +400,10 @@ class Engine:
             ))
             if reason is not None:
                 sample.retry_reason = reason
-            self.options.progress(ProgressEvent(
+            self._emit(ProgressEvent(
                 "attempt", lane=owner.id, phase=kind, index=index + 1, total=total, attempt=attempt,
                 elapsed_s=outcome.wall_s, rc=outcome.returncode, retry=reason if retrying else None,
-                message=spec.id if kind == "prime" else "",
+                message=spec.id if kind == "prime" else "", capped=capped,
             ))
             if not retrying:
                 break

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 @dataclass
 class ProgressEvent:
-    kind: str                        # resume | lane_skipped | attempt | lane_error | not_quiet | wrote | noise
+    kind: str                        # resume | lane_skipped | attempt | lane_error | waiting_quiet | not_quiet | wrote | noise
     lane: str | None = None
     phase: str = ""                  # prime | warmup | measure
     index: int = 0                   # 1-based repeat / warm-up number
@@ -17,15 +17,26 @@ class ProgressEvent:
     rc: int | None = None
     retry: str | None = None
     message: str = ""
+    side: str = ""                   # base | head in a paired run, "" otherwise
+    lane_pos: int = 0                # this lane's place among the lanes to run (1-based), 0 unknown
+    lanes: int = 0
+    capped: bool = False             # `total` is a cap (timed pairs stop when decided), not a plan
 
     def plain(self) -> str:
         """One line, no control characters: `[molt-budget] lane=dev_warm repeat=2/5 elapsed=6.12s rc=0`."""
         parts = ["[molt-budget]"]
+        if self.side:
+            parts.append(f"side={self.side}")
         if self.lane:
             parts.append(f"lane={self.lane}")
         if self.kind == "attempt":
             name = {"prime": "prime", "warmup": "warmup", "measure": "repeat"}.get(self.phase, self.phase)
-            parts.append(f"{name}={self.message}" if self.phase == "prime" else f"{name}={self.index}/{self.total}")
+            if self.phase == "prime":
+                parts.append(f"{name}={self.message}")
+            elif self.capped:
+                parts.append(f"pair={self.index} max={self.total}")
+            else:
+                parts.append(f"{name}={self.index}/{self.total}")
             if self.attempt and self.attempt > 1:
                 parts.append(f"attempt={self.attempt}")
             parts.append(f"elapsed={self.elapsed_s:.2f}s rc={self.rc}")
@@ -35,6 +46,8 @@ class ProgressEvent:
             parts.append("skipped=resume")
         elif self.kind == "lane_error":
             parts.append(f"error={_one_line(self.message)}")
+        elif self.kind == "waiting_quiet":
+            parts.append(f"waiting for a quiet host: {_one_line(self.message)}")
         elif self.kind == "not_quiet":
             parts.append(f"authoritative=false reason={_one_line(self.message)}")
         else:
