@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,17 @@ def shared() -> Path:
 def fake_build(*args: str) -> list[str]:
     """argv for the scriptable fake build."""
     return [sys.executable, str(FIXTURES / "fake_build.py"), *args]
+
+
+def wait_for_file(path: Path, timeout_s: float = 30.0) -> str:
+    """Block until a process under test has written `path` (its "I am at this point" marker)
+    and return its text. Tests wait on such an event, never on a guessed sleep; the deadline
+    only turns a hang into a failure and never decides a passing test."""
+    deadline = time.monotonic() + timeout_s
+    while not path.exists() or not path.read_text().endswith("\n"):   # the writer ends its marker with a newline
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.01)
+    return path.read_text()
 
 
 def _subset(small: object, big: object) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from typing import Any
 import psutil
 import pytest
 import yaml
-from conftest import fake_build
+from conftest import fake_build, wait_for_file
 
 from molt_budget.cli import main
 from molt_budget.results.store import load_results
@@ -188,21 +189,20 @@ def test_resume_keeps_finished_lanes_and_reruns_failed(tmp_path: Path) -> None:
 
 
 def test_sigterm_mid_run_keeps_measured_samples_and_kills_the_tree(tmp_path: Path) -> None:
+    started = tmp_path / "started"
     config = write_budgets(
         tmp_path,
         {
             "fast": {"command": fake_build(), "repeats": 2},
-            "slow": {"command": f"{sys.executable} -c 'import time; time.sleep(60)' & wait", "repeats": 1, "timeout_s": 120},
+            # a shell with a background child: the tree, not only the lane's main process, must die
+            "slow": {"command": f"{sys.executable} -c 'import sys, time; open(sys.argv[1], \"w\").write(\"up\\n\"); time.sleep(60)' {shlex.quote(str(started))} & wait",
+                     "repeats": 1, "timeout_s": 120},
         },
         {"f": {"lane": "fast", "metric": "wall_s", "target": 10}, "s": {"lane": "slow", "metric": "wall_s", "target": 100}},
     )
     proc = subprocess.Popen([sys.executable, "-m", "molt_budget", "check", "--config", str(config)],
                             stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if "lane=slow" in line or "lane=fast repeat=2/2" in line:
-            break
-    time.sleep(1.0)
+    wait_for_file(started)                   # the slow lane's build (the shell's child) is running
     proc.send_signal(signal.SIGTERM)
     rest = proc.communicate(timeout=30)[1]
     assert proc.returncode == 130, rest
@@ -320,22 +320,20 @@ def test_a_competing_compiler_makes_the_run_not_authoritative(tmp_path: Path) ->
 
 def test_sigkill_mid_run_loses_no_sample_and_resumes(tmp_path: Path) -> None:
     """No chance to clean up: the journal beside results.json still holds every sample."""
-    stop = tmp_path / "stop"
+    stop, started = tmp_path / "stop", tmp_path / "started"
+    slow = (f"import os, pathlib, time\npathlib.Path({str(started)!r}).write_text('up\\n')\n"
+            f"while not os.path.exists({str(stop)!r}): time.sleep(0.05)")
     config = write_budgets(
         tmp_path,
         {
             "fast": {"command": fake_build(), "repeats": 3},
-            "slow": {"command": [sys.executable, "-c", f"import os, time\nwhile not os.path.exists({str(stop)!r}): time.sleep(0.05)"],
-                     "repeats": 1, "timeout_s": 120},
+            "slow": {"command": [sys.executable, "-c", slow], "repeats": 1, "timeout_s": 120},
         },
         {"f": {"lane": "fast", "metric": "wall_s", "target": 10}, "s": {"lane": "slow", "metric": "wall_s", "target": 100}},
     )
     proc = subprocess.Popen([sys.executable, "-m", "molt_budget", "check", "--config", str(config), "--no-base"],
-                            stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if "lane=slow" in line:
-            break
+                            stderr=subprocess.DEVNULL)
+    wait_for_file(started)                   # the slow lane's first attempt is running (the fast lane is done)
     proc.kill()
     proc.wait(timeout=30)
     stop.write_text("")                      # the orphaned build ends on its own

@@ -79,14 +79,6 @@ def is_alive(pid: int) -> bool:
         return False
 
 
-def wait_for_file(path: Path, timeout_s: float = 10.0) -> str:
-    deadline = time.monotonic() + timeout_s
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.01)
-    return path.read_text()
-
-
 # --- normal runs: exit codes, logs, tails, env --------------------------------------------
 
 
