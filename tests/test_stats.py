@@ -319,6 +319,48 @@ def test_plan_pairs_grows_with_noise_and_shrinks_with_the_budget() -> None:
     assert stats.noise_limit(0.03, p10) is None
 
 
+def test_plan_pairs_counts_the_lanes_kpis() -> None:
+    """A lane waits for its slowest KPI: 40 KPIs need each KPI surer than one does."""
+    p5 = stats.TimedPolicy(max_increase_pct=5, max_pairs=30)
+    one, forty = stats.plan_pairs(0.06, p5), stats.plan_pairs(0.06, p5, kpis=40)
+    assert one <= p5.max_pairs < forty
+    assert stats.plan_pairs(0.06, p5, kpis=5) <= forty
+    assert stats.noise_limit(0.06, p5) is None and stats.noise_limit(0.06, p5, kpis=40) is not None
+    with pytest.raises(ValueError):
+        stats.plan_pairs(0.06, p5, kpis=0)
+
+
+def test_the_final_look_decides_a_no_change_the_sequential_looks_left_open() -> None:
+    """An unchanged KPI with one outlier pair: the sequential "within" never gets there, and the
+    fixed-sample look at max_pairs passes it on its half of beta (on a fifth it gave up)."""
+    rng = random.Random(1)
+    ratios = [math.exp(rng.gauss(0, 0.03)) for _ in range(20)]
+    ratios[3] = 1.30
+    head, base = _pairs(ratios)
+    kept = stats.TimedPolicy(max_increase_pct=5, max_pairs=20, noise_sd=0.06)
+    fifth = stats.TimedPolicy(max_increase_pct=5, max_pairs=20, noise_sd=0.06, pass_final_share=0.2)
+    d = stats.decide_timed(head, base, kept)
+    assert (d.kind, d.pairs) == ("pass", 20) and d.ci_high < kept.fail_line
+    assert (stats.decide_timed(head, base, fifth).kind, stats.decide_timed(head, base, fifth).pairs) == ("inconclusive", 20)
+
+
+def test_a_slower_yellow_among_forty_kpis_is_family_corrected() -> None:
+    """+3 % (past the 2.5 % yellow line of a 5 % budget): alone a "slower" yellow; among 39
+    unchanged KPIs the same pairs pass, so 40 unchanged KPIs do not make a yellow by chance."""
+    rng = random.Random(0)
+    policy = stats.TimedPolicy(max_increase_pct=5, noise_sd=0.03)
+    head, base = _pairs([1.03 * math.exp(rng.gauss(0, 0.012)) for _ in range(20)])
+    assert stats.decide_timed(head, base, policy).kind == "slower"
+    others = {f"k{i}": _pairs([math.exp(g.gauss(0, 0.01)) for g in [random.Random(i)] for _ in range(20)])
+              for i in range(1, 40)}
+    test = stats.SequentialTimed({"k0": policy, **{k: policy for k in others}})
+    for n in range(1, 21):
+        test.look({"k0": (head[:n], base[:n]), **{k: (h[:n], b[:n]) for k, (h, b) in others.items()}}, n)
+        if not test.open:
+            break
+    assert test.decisions()["k0"].kind == "pass"
+
+
 def _rounds(rng: random.Random, slowdown: float):
     def measure() -> tuple[float, float]:
         h, b = _noisy(rng, 1, slowdown, 0.05)

@@ -81,10 +81,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     for e in found:
         kpis = [k for k in sampler.timed_kpis(config, [e.lane]) if k.metric == e.metric]
         plans = []
+        family = sampler.lane_kpi_count(config, e.lane)
         for kpi in kpis:
             policy = sampler.timed_policy(kpi, noise)
-            limit = stats.noise_limit(e.sd, policy)
-            plans.append(f"{kpi.id}: " + (limit if limit else f"~{stats.plan_pairs(e.sd, policy)} pairs for a "
+            limit = stats.noise_limit(e.sd, policy, family)
+            plans.append(f"{kpi.id}: " + (limit if limit else f"~{stats.plan_pairs(e.sd, policy, family)} pairs for a "
                                           f"{fmt.number(policy.max_increase_pct)}% budget, within max_pairs {policy.max_pairs}"))
         rows.append([e.lane, e.metric, str(e.pairs), f"{fmt.number(e.sd * 100, sig=2)}%",
                      "-" if e.lag1 is None else f"{e.lag1:+.2f}", "; ".join(plans) or "no timed KPI yet"])

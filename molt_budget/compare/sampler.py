@@ -168,17 +168,23 @@ def load_noise(config: Config, lanes: Iterable[str]) -> dict[tuple[str, str], fl
     return NoiseStore(path).model((k.lane, k.metric) for k in timed_kpis(config, lanes))
 
 
+def lane_kpi_count(config: Config, lane: str) -> int:
+    """The timed KPIs of a lane: the family its noise plan is for (a lane waits for its slowest KPI)."""
+    return len(timed_kpis(config, [lane]))
+
+
 def noise_warnings(config: Config, lanes: Iterable[str], noise: Noise) -> list[NoiseWarning]:
-    """What `validate` and `check` say up front: each timed KPI whose lane is too noisy for its budget."""
+    """What `validate` and `check` say up front: each timed KPI whose lane is too noisy for its
+    budget, with all the lane's timed KPIs to decide (stats.plan_pairs)."""
     out = []
     for kpi in timed_kpis(config, lanes):
         sd = noise.get((kpi.lane, kpi.metric))
         if sd is None:
             continue
-        policy = timed_policy(kpi, noise)
-        limit = stats.noise_limit(sd, policy)
+        policy, family = timed_policy(kpi, noise), lane_kpi_count(config, kpi.lane)
+        limit = stats.noise_limit(sd, policy, family)
         if limit is not None:
-            out.append(NoiseWarning(kpi=kpi.id, lane=kpi.lane, sd=sd, needed=stats.plan_pairs(sd, policy),
+            out.append(NoiseWarning(kpi=kpi.id, lane=kpi.lane, sd=sd, needed=stats.plan_pairs(sd, policy, family),
                                     max_pairs=policy.max_pairs, message=f"{kpi.lane}: {kpi.id}: {limit}"))
     return out
 

@@ -18,6 +18,25 @@ any n, while an exact signed-rank p can never go below 2^-n: at 6 pairs (1/64) i
 Holm's 0.05/40 for any slowdown, so a 40-KPI lane would always pay for 10+ pairs. Heavy tails
 cost the t power, not level: one outlier pair inflates the SD more than the mean.
 
+Why most of beta waits for the last look, and the plan counts the lane's KPIs. On the
+noisier recorded lane (dev_warm_hit/idle, SD 0.060, kurtosis 12) 0.4-0.6 % of unchanged KPIs
+ended undecided at max_pairs, so 17-19 % of 40-KPI A/A runs had a "gave up" yellow. Two causes,
+both on the pass side: (1) "within the budget" spent 80 % of beta on the sequential test, whose
+evidence for "no change" grows slowly once one outlier pair (every undecided run held the
+recording's 5-SD pair) inflates the SD, and only 20 % on the fixed-sample t at max_pairs, the
+look that decides exactly those runs; (2) max_pairs was planned for one KPI at 97.5 % power,
+but a lane waits for its slowest KPI: 40 KPIs at 97.5 % each leave some KPI undecided in most
+runs. Now "within" keeps half of beta for the final look (`pass_final_share`; the sequential
+looks still pass a quiet KPI early), and `plan_pairs` plans for every KPI of the lane to be
+decided in all but 2.5 % of A/A runs (power 1 − 0.025/kpis per KPI: the plan grows with
+ln kpis), so `validate` names a 40-KPI lane whose noise needs more pairs than one KPI would.
+Passing is not a family-wise error (it is a missed slowdown, at most beta per KPI), so this
+moves nothing on the fail side: alpha, Holm inside the sampler and the confirming round are
+as they were. A sequential sign test for "within" (robust to the outliers) was tried and
+dropped: on the lighter-tailed lanes halving the t's level cost more undecided KPIs than the
+outliers did. The "slower" yellow (a pass significantly slower than the base, reaching the
+yellow line) is judged at the lane's alpha over its KPIs for the same family reason.
+
 Convention: samples are (head, base) in that order everywhere, and a bigger value is worse
 (callers swap the sides for "higher is better" metrics). A ratio head/base above 1 is a slowdown.
 """
@@ -216,7 +235,8 @@ class TimedPolicy:
     max_pairs: int = 20          # stop adding rounds here (a fail still gets its confirming round)
     confirm_pairs: int = 2       # fresh pairs a provisional fail must hold up on
     noise_sd: float | None = None
-    final_share: float = 0.2     # of alpha and beta, kept for a fixed-sample t-test at max_pairs
+    final_share: float = 0.2     # of alpha, kept for a fixed-sample t-test of "slower" at max_pairs
+    pass_final_share: float = 0.5  # of beta, kept for a fixed-sample t-test of "within" at max_pairs
 
     def __post_init__(self) -> None:
         if not self.max_increase_pct > 0:
@@ -231,8 +251,8 @@ class TimedPolicy:
             raise ValueError("confirm_pairs must be at least 1")
         if self.noise_sd is not None and not self.noise_sd > 0:
             raise ValueError("noise_sd must be positive")
-        if not 0 <= self.final_share < 1:
-            raise ValueError("final_share must be in [0, 1)")
+        if not 0 <= self.final_share < 1 or not 0 <= self.pass_final_share < 1:
+            raise ValueError("final_share and pass_final_share must be in [0, 1)")
 
     @property
     def fail_line(self) -> float:
@@ -266,26 +286,45 @@ class TimedDecision:
     reason: str
 
 
-def plan_pairs(sd: float, policy: TimedPolicy) -> int:
-    """Pairs a lane with per-pair log-ratio SD `sd` needs for its budget: enough that the final
-    look alone (the fixed-sample t-test at max_pairs, at `final_share` of alpha) tells "no
-    change" and "twice the budget" from the budget line with 97.5 % power. The sequential
-    looks settle most PRs long before; this bounds the ones that run to the end.
+# The share of A/A runs of a lane that may end with a KPI undecided at max_pairs when the lane
+# has the pairs plan_pairs plans: half the 5 % the gate promises, so a noise estimate a little
+# low still keeps it.
+PLANNED_GAVE_UP = 0.025
+
+
+def plan_pairs(sd: float, policy: TimedPolicy, kpis: int = 1) -> int:
+    """Pairs a lane with per-pair log-ratio SD `sd` and `kpis` timed KPIs needs for its budget,
+    planned on the final look alone (the fixed-sample t-tests at max_pairs; the sequential
+    looks settle most PRs long before, so this bounds the ones that run to the end):
+
+    - fail side: a KPI at twice the budget is told from the budget line with 97.5 % power at
+      `final_share` of alpha;
+    - pass side: a lane with no change at all ends with every one of its `kpis` KPIs decided
+      in all but PLANNED_GAVE_UP of runs (each KPI told from the budget line with power
+      1 − PLANNED_GAVE_UP / kpis at `pass_final_share` of beta). A lane waits for its slowest
+      KPI, so 40 KPIs need each KPI far surer than one does: the plan grows with ln(kpis).
+
     bench/decision_quality.py prints it next to the pairs the sampler used.
     """
+    if kpis < 1:
+        raise ValueError("a plan needs at least one KPI")
     z = statistics.NormalDist().inv_cdf
-    level = policy.final_share * policy.alpha if policy.final_share > 0 else policy.alpha
-    fixed = ((z(1 - level) + z(0.975)) * sd / math.log(policy.fail_line)) ** 2
+    fail_level = policy.final_share * policy.alpha if policy.final_share > 0 else policy.alpha
+    pass_level = policy.pass_final_share * policy.beta if policy.pass_final_share > 0 else policy.beta
+    spread = max(z(1 - fail_level) + z(0.975), z(1 - pass_level) + z(1 - PLANNED_GAVE_UP / kpis))
+    fixed = (spread * sd / math.log(policy.fail_line)) ** 2
     return max(policy.pairs + policy.confirm_pairs, math.ceil(fixed) + 2)     # +2: the t's fatter tails at small n
 
 
-def noise_limit(sd: float, policy: TimedPolicy) -> str | None:
-    """Why a lane with this noise cannot resolve the budget within max_pairs, or None if it can."""
-    needed = plan_pairs(sd, policy)
+def noise_limit(sd: float, policy: TimedPolicy, kpis: int = 1) -> str | None:
+    """Why a lane with this noise and `kpis` timed KPIs cannot resolve the budget within
+    max_pairs, or None if it can."""
+    needed = plan_pairs(sd, policy, kpis)
     if needed <= policy.max_pairs:
         return None
+    among = f" ({kpis} timed KPIs in the lane)" if kpis > 1 else ""
     return (f"noise SD {fmt.number(sd * 100, sig=2)}% needs ~{needed} pairs for a "
-            f"{fmt.number(policy.max_increase_pct)}% budget (max_pairs {policy.max_pairs}); "
+            f"{fmt.number(policy.max_increase_pct)}% budget{among} (max_pairs {policy.max_pairs}); "
             "raise max_pairs, widen the budget or gate on instructions")
 
 
@@ -306,6 +345,7 @@ class _Track:
         p-values is valid. The final look turns most of the SPRT's long tail into decisions."""
         policy, n = self.policy, len(x)
         c, effect, final = math.log(policy.fail_line), policy.effect, policy.final_share
+        pass_final = policy.pass_final_share
         above, below = [v - c for v in x], [c - v for v in x]
         slower = sequential_t_evidence(above, effect)
         # "now" (a confirmation's test): the tests the interval shows at this n (`_interval`)
@@ -313,7 +353,7 @@ class _Track:
         at_end = n == policy.max_pairs
         self.p = min(self.p, _combined(slower, t_test_p(above) if at_end else 1.0, final))
         self.p_within = min(self.p_within, _combined(sequential_t_evidence(below, effect),
-                                                     t_test_p(below) if at_end else 1.0, final))
+                                                     t_test_p(below) if at_end else 1.0, pass_final))
         self.last = x
 
 
@@ -339,8 +379,10 @@ class SequentialTimed:
       line and all pairs together still pass Holm; otherwise it samples on, and a later
       provisional fail gets fresh pairs of its own. Each KPI confirms on its own.
     - "within c" at `beta` decides pass (or a "slower" yellow: significantly slower than the
-      base and reaching the yellow line, still within the budget).
-    - At max_pairs an undecided KPI is an "inconclusive" yellow that names its noise.
+      base at the lane's alpha over its KPIs, and reaching the yellow line, still within the
+      budget); half of beta is kept for the fixed-sample look at max_pairs (module docstring).
+    - At max_pairs an undecided KPI is an "inconclusive" yellow that names its noise and, when
+      the lane's noise needs more pairs for its KPIs than it has, the pairs it needs.
     """
 
     def __init__(self, policies: dict[str, TimedPolicy], alpha: float | None = None) -> None:
@@ -396,9 +438,10 @@ class SequentialTimed:
             else:
                 track.decision = _decide(policy, x, "unconfirmed", adjusted[kpi], 0)
         elif track.p_within <= policy.beta:
-            track.decision = _decide(policy, x, "pass", adjusted[kpi], 0)
+            track.decision = _decide(policy, x, "pass", adjusted[kpi], 0,
+                                     slower_level=min(policy.alpha, self.alpha) / len(self.tracks))
         elif n >= policy.max_pairs:
-            track.decision = _decide(policy, x, "inconclusive", adjusted[kpi], 0)
+            track.decision = _decide(policy, x, "inconclusive", adjusted[kpi], 0, kpis=len(self.tracks))
 
     def _still_rejected(self, kpi: str, order: list[str]) -> bool:
         """Holm on all pairs as they stand now: the KPI's current evidence, not its best look."""
@@ -415,7 +458,8 @@ class SequentialTimed:
             if track.decision is not None:
                 out[kpi] = track.decision
             elif track.last is not None:
-                out[kpi] = _decide(track.policy, track.last, "inconclusive", adjusted[kpi], 0, stopped=True)
+                out[kpi] = _decide(track.policy, track.last, "inconclusive", adjusted[kpi], 0, stopped=True,
+                                   kpis=len(self.tracks))
         return out
 
 
@@ -431,29 +475,39 @@ def _t_quantile(q: float, df: float) -> float:
     return (lo + hi) / 2
 
 
-def _interval(policy: TimedPolicy, x: list[float]) -> tuple[float, float]:
+def _interval(policy: TimedPolicy, x: list[float], alpha: float | None = None) -> tuple[float, float]:
     """The log-ratio interval of the values the decision rules cannot reject: the sequential
     test's bounds at its share of alpha / beta, tightened from max_pairs on by the fixed-sample
     t interval at the rest. So a fail always shows a lower bound past the fail line and a pass
-    an upper bound under it."""
-    final = policy.final_share
-    low = _bound(x, policy.effect, (1 - final) * policy.alpha, upper=False)
-    high = _bound(x, policy.effect, (1 - final) * policy.beta, upper=True)
-    if final > 0 and len(x) >= policy.max_pairs:
+    an upper bound under it. `alpha`: the lower bound's level (default the policy's)."""
+    final, pass_final = policy.final_share, policy.pass_final_share
+    alpha = policy.alpha if alpha is None else alpha
+    low = _bound(x, policy.effect, (1 - final) * alpha, upper=False)
+    high = _bound(x, policy.effect, (1 - pass_final) * policy.beta, upper=True)
+    if len(x) >= policy.max_pairs:
         mean, se = statistics.fmean(x), statistics.stdev(x) / math.sqrt(len(x))
-        low = max(low, mean - _t_quantile(final * policy.alpha, len(x) - 1) * se)
-        high = min(high, mean + _t_quantile(final * policy.beta, len(x) - 1) * se)
+        if final > 0:
+            low = max(low, mean - _t_quantile(final * alpha, len(x) - 1) * se)
+        if pass_final > 0:
+            high = min(high, mean + _t_quantile(pass_final * policy.beta, len(x) - 1) * se)
     return low, high
 
 
-def _decide(policy: TimedPolicy, x: list[float], kind: Kind, p: float, fresh: int, stopped: bool = False) -> TimedDecision:
+def _decide(policy: TimedPolicy, x: list[float], kind: Kind, p: float, fresh: int, stopped: bool = False,
+            kpis: int = 1, slower_level: float | None = None) -> TimedDecision:
+    """The decision of one KPI. `kpis`: the timed KPIs of its lane (the noise plan's family);
+    `slower_level`: the level at which "slower than the base" turns a pass into a yellow, the
+    lane's alpha over its KPIs (Bonferroni: over 40 unchanged KPIs, a per-KPI 5 % would call
+    one of them "slower" in a good share of runs)."""
     n = len(x)
     low, high = (math.exp(v) for v in _interval(policy, x))
     ratio = math.exp(statistics.fmean(x))
     allowed = f"{fmt.number(policy.max_increase_pct)}%"
     yellow = f"{fmt.number(policy.yellow_fraction * policy.max_increase_pct)}%"
     if kind == "pass" and low > 1 and high >= policy.yellow_line:
-        kind = "slower"
+        level = policy.alpha if slower_level is None else slower_level
+        if level >= policy.alpha or _interval(policy, x, level)[0] > 0:
+            kind = "slower"
     if kind == "fail":
         why = f"slower by more than the {allowed} allowed, held up on {fmt.plural(fresh, 'fresh pair')}"
     elif kind == "slower":
@@ -465,7 +519,7 @@ def _decide(policy: TimedPolicy, x: list[float], kind: Kind, p: float, fresh: in
                "the lane's noise changes within a run; raise max_pairs or gate on instructions")
     else:
         sd = statistics.stdev(x) if n > 1 else policy.sd
-        limit = noise_limit(sd, policy)
+        limit = noise_limit(sd, policy, kpis)
         what = "sampling stopped early" if stopped else "gave up"
         if limit:
             advice = limit
