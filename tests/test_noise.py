@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 import sqlite3
+import statistics
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -13,7 +19,9 @@ from test_compare_git import commit, git, make_repo
 from molt_budget.cli import main
 from molt_budget.compare import sampler
 from molt_budget.config import load_config
-from molt_budget.results.noise import NoiseEstimate, NoiseStore, estimate, pooled
+from molt_budget.results.history import History
+from molt_budget.results.noise import NoiseEstimate, NoiseStore, estimate, from_main_records, pooled
+from molt_budget.results.record import KpiRecord, RunRecord
 
 # A lane whose run time varies by a factor of ~2 from run to run: no pairing cancels that.
 JITTER = """\
@@ -122,3 +130,91 @@ def test_calibrate_rejects_an_unknown_lane(tmp_path: Path, capsys: pytest.Captur
     repo = noisy_repo(tmp_path)
     assert main(["calibrate", "nope", "--config", str(repo / "budgets.yaml")]) == 2
     assert "no lane nope" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- validate, end to end
+
+WARNING = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+): warning\[(?P<code>[a-z]+)\]: (?P<lane>[^:]+): (?P<kpi>[^:]+):")
+
+
+def validate(config: Path, *args: str) -> tuple[int, list[dict[str, str]]]:
+    """`python3 -m molt_budget validate` in a subprocess: (exit code, its warnings' fields)."""
+    done = subprocess.run([sys.executable, "-m", "molt_budget", "validate", "--config", str(config), *args],
+                          capture_output=True, text=True, timeout=120, cwd=config.parent)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, [m.groupdict() for m in map(WARNING.match, done.stdout.splitlines()) if m]
+
+
+def test_validate_names_the_lane_whose_recorded_noise_cannot_meet_its_budget(tmp_path: Path) -> None:
+    """SD 6 % against a 5 % budget within 30 pairs: enough for a lane with one timed KPI, not for
+    one with five (a lane waits for its slowest KPI), and far from enough at max_pairs 20."""
+    kpis: dict[str, Any] = {"one_s": {"lane": "one", "metric": "wall_s", "target": 1, "max_increase_pct": 5, "max_pairs": 30},
+                            "tight_s": {"lane": "tight", "metric": "wall_s", "target": 1, "max_increase_pct": 5}}
+    kpis |= {f"five_{i}": {"lane": "five", "metric": "wall_s", "target": 1, "max_increase_pct": 5, "max_pairs": 30}
+             for i in range(5)}
+    cfg = tmp_path / "budgets.yaml"
+    cfg.write_text(yaml.safe_dump({"version": 1, "settings": {"history": "h.sqlite"},
+                                   "lanes": {lane: {"command": ["true"]} for lane in ("one", "five", "tight")}, "kpis": kpis},
+                                  sort_keys=False))
+    NoiseStore(tmp_path / "h.sqlite").record([NoiseEstimate(lane, "wall_s", sd=0.06, lag1=-0.2, pairs=150, source="calibrate")
+                                              for lane in ("one", "five", "tight")])
+    code, warnings = validate(cfg, "--strict")
+    assert code == 1
+    assert {(w["code"], w["lane"], w["kpi"]) for w in warnings} == (
+        {("noise", "five", f"five_{i}") for i in range(5)} | {("noise", "tight", "tight_s")})
+    lines = cfg.read_text().splitlines()
+    assert all(w["file"] == "budgets.yaml" and lines[int(w["line"]) - 1].strip() == f"{w['kpi']}:" for w in warnings)
+    assert validate(cfg)[0] == 0                         # a warning, not an error, unless --strict
+
+
+# --------------------------------------------------------------------------- main records feed the model
+
+
+def test_main_records_pairs_feed_the_noise_model_and_validate(tmp_path: Path) -> None:
+    """Unit level: consecutive values of a main record are A/A pairs; a record measured once, a
+    branch run and a commit the table already has from its check add nothing."""
+    def record(commit: str, values: list[float], main: bool = True) -> RunRecord:
+        kpi = KpiRecord(id="k", lane="l", metric="wall_s", kpi_class="timed", unit="s", direction="lower", target=1.0,
+                        limit=None, aggregate="median", value=values[0], values=values, budget_status="pass",
+                        status="pass", reason="")
+        return RunRecord(run_id=commit, started_utc="2026-01-01T00:00:00+00:00", finished_utc=None, state="complete",
+                         source="molt-budget", commit=commit, branch="main", dirty=False, authoritative=True,
+                         authoritative_reasons=[], main=main, not_main_reasons=[], status="pass", counts={}, kpis=[kpi])
+    pairs = [(1.0, 1.1), (2.0, 1.9), (1.5, 1.5), (1.0, 1.2)]
+    records = [record("a", [v for p in pairs[:2] for v in p] + [9.0]), record("b", [v for p in pairs[2:] for v in p]),
+               record("c", [5.0]), record("d", [1.0, 3.0, 1.0, 3.0], main=False), record("e", [1.0, 2.0, 1.0, 2.0])]
+    found = from_main_records(records, [("l", "wall_s")], skip={("l", "wall_s"): {"e"}})
+    expected = statistics.stdev([math.log(b / a) for a, b in pairs])
+    assert found[("l", "wall_s")].pairs == 4 and found[("l", "wall_s")].sd == pytest.approx(expected)
+    assert found[("l", "wall_s")].source == "main" and found[("l", "wall_s")].lag1 is None
+    assert from_main_records(records[2:3], [("l", "wall_s")]) == {}          # one value: no pair, nothing invented
+
+
+@pytest.mark.slow
+def test_a_main_check_with_repeats_is_enough_for_validate_to_name_the_noisy_lane(tmp_path: Path) -> None:
+    """End to end: `check` on main (real builds, real SQLite) records a main record; with no
+    calibration and no paired check, `validate` names the jittery lane from that record's pairs,
+    and not the lane measured once (a record without pairs feeds nothing)."""
+    repo = make_repo(
+        tmp_path,
+        {"jitter": {"command": ["${python}", "jitter.py"], "repeats": 8},
+         "once": {"command": ["${python}", "jitter.py"], "repeats": 1}},
+        {"jitter_s": {"lane": "jitter", "metric": "wall_s", "target": 10, "max_increase_pct": 10, "max_pairs": 6},
+         "once_s": {"lane": "once", "metric": "wall_s", "target": 10, "max_increase_pct": 10, "max_pairs": 6}},
+        {"jitter.py": JITTER},
+    )
+    config = repo / "budgets.yaml"
+    assert validate(config, "--strict") == (0, [])
+    assert main(["check", "--config", str(config), "--quiet", "--no-quiescence", "--no-base"]) == 0
+    history_path = repo.parent / "out" / "history.sqlite"
+    assert sqlite3.connect(history_path).execute("SELECT count(*) FROM lane_noise").fetchone() == (0,)
+    history = History(history_path)
+    (row,) = history.runs(main_only=True)
+    record = history.get(row.run_id)
+    assert record is not None and record.main
+    values = next(k.values for k in record.kpis if k.id == "jitter_s")
+    expected = statistics.stdev([math.log(b / a) for a, b in zip(values[0::2], values[1::2])])
+    model = sampler.load_noise(load_config(str(config)), ["jitter", "once"])
+    assert model == {("jitter", "wall_s"): pytest.approx(expected)}
+    code, warnings = validate(config, "--strict")
+    assert code == 1 and [(w["code"], w["lane"], w["kpi"]) for w in warnings] == [("noise", "jitter", "jitter_s")]

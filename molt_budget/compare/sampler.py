@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from molt_budget.compare import stats
 from molt_budget.config.model import Config, Kpi, Lane
 from molt_budget.results.model import LaneResult, RunResults
-from molt_budget.results.noise import NoiseEstimate, NoiseStore, estimate
+from molt_budget.results.noise import MAIN_RECORDS, NoiseEstimate, NoiseStore, estimate
 
 DEFAULT_TIMED_MAX_INCREASE_PCT = 10.0
 # (lane, metric) -> per-pair log-ratio SD: the lanes' noise model (results.noise)
@@ -161,11 +161,19 @@ class NoiseWarning:
 
 
 def load_noise(config: Config, lanes: Iterable[str]) -> dict[tuple[str, str], float]:
-    """The noise model of the run's timed KPIs from the history database (nothing if there is none)."""
+    """The noise model of the run's timed KPIs from the history database (nothing if there is
+    none): its lane_noise records and the A/A pairs in main's latest records (results.noise)."""
+    from molt_budget.results.history import History
+
     path = config.resolve(config.settings.history)
     if not path.is_file():
         return {}
-    return NoiseStore(path).model((k.lane, k.metric) for k in timed_kpis(config, lanes))
+    history = History(path, config.settings.main_branch)
+    try:
+        mains = [r for r in (history.get(row.run_id) for row in history.runs(MAIN_RECORDS, main_only=True)) if r]
+    finally:
+        history.close()
+    return NoiseStore(path).model(((k.lane, k.metric) for k in timed_kpis(config, lanes)), mains)
 
 
 def lane_kpi_count(config: Config, lane: str) -> int:

@@ -1,13 +1,27 @@
 """Each lane's timing noise, remembered: the per-pair log-ratio SD and lag-1 autocorrelation
 of its timed metrics, in the history database (table `lane_noise`, created here).
 
-Two sources feed it: `molt-budget calibrate LANE` (interleaved A/A pairs: the same commit on
-both sides, so every difference is noise), and every interleaved `check`, whose per-pair log
-ratios around their own mean are that run's noise (a real slowdown shifts the mean, not the
-spread). The model a run uses is the pooled SD of the lane's latest records: it tunes the
-sequential test and lets `validate` / `check` say up front when a lane is too noisy for its
-budget (compare.stats.noise_limit). The table is this module's alone, created with
-CREATE TABLE IF NOT EXISTS, so the runs tables' migrations never need to know about it.
+Three sources feed it:
+- `molt-budget calibrate LANE`: interleaved A/A pairs (the same commit on both sides, so every
+  difference is noise), recorded in the table;
+- every interleaved `check`: its per-pair log ratios around their own mean are that run's
+  noise (a real slowdown shifts the mean, not the spread), recorded in the table;
+- main's records (results.record, local or pulled from the data branch), read when the model
+  is built (`from_main_records`): a main record keeps each timed KPI's measured values in
+  sample order, and two consecutive builds of one commit in one run are an A/A pair, so
+  values 1 & 2, 3 & 4, ... give floor(n/2) pairs per record (a 3-repeat lane: one).
+
+What main records do not carry, and so never feed: the base side of a paired check (its own
+run; the pairs were already recorded by that check, so a record whose commit the table has
+from a check is skipped, not counted twice), lanes measured once (`repeats: 1`, exact-only
+lanes, imports), and anything but the values (no per-sample times or hosts: pairs from
+different records are pooled, never ordered, so they give no autocorrelation).
+
+The model a run uses is the pooled SD of the lane's latest table records and its main-record
+pairs: it tunes the sequential test and lets `validate` / `check` say up front when a lane is
+too noisy for its budget (compare.stats.noise_limit). The table is this module's alone,
+created with CREATE TABLE IF NOT EXISTS, so the runs tables' migrations never need to know
+about it.
 """
 
 from __future__ import annotations
@@ -23,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from molt_budget.errors import ConfigError
+from molt_budget.results.record import RunRecord
 
 NOISE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS lane_noise (
@@ -39,6 +54,7 @@ CREATE TABLE IF NOT EXISTS lane_noise (
 CREATE INDEX IF NOT EXISTS lane_noise_key ON lane_noise(lane, metric, recorded_utc);
 """
 POOL_RECORDS = 5          # the model pools the lane's latest records: recent hosts, enough pairs
+MAIN_RECORDS = 10         # ... and the pairs in main's latest records
 MIN_PAIRS = 4             # fewer pairs say nothing about a spread
 
 
@@ -80,6 +96,36 @@ def estimate(lane: str, metric: str, log_ratios: Sequence[float], source: str,
     lag1 = sum((a - mean) * (b - mean) for a, b in zip(x, x[1:])) / squares if squares > 0 else None
     return NoiseEstimate(lane=lane, metric=metric, sd=sd, lag1=lag1, pairs=len(x), source=source,
                          recorded_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"), commit=commit, host=host)
+
+
+def from_main_records(records: Iterable[RunRecord], keys: Iterable[tuple[str, str]],
+                      skip: dict[tuple[str, str], set[str]] | None = None) -> dict[tuple[str, str], NoiseEstimate]:
+    """(lane, metric) -> the noise in the A/A pairs of main records: consecutive measured values
+    of a timed KPI (1st & 2nd, 3rd & 4th, ...) in each complete main record, pooled over the
+    records. `skip`: per key, commits whose noise the table already has (from their check)."""
+    wanted = set(keys)
+    ratios: dict[tuple[str, str], list[float]] = {}
+    for record in records:
+        if not record.main or record.state != "complete":
+            continue
+        seen: set[tuple[str, str]] = set()
+        for kpi in record.kpis:
+            key = (kpi.lane, kpi.metric)
+            if kpi.kpi_class != "timed" or key not in wanted or key in seen:
+                continue
+            seen.add(key)
+            if record.commit is not None and record.commit in (skip or {}).get(key, set()):
+                continue
+            values = kpi.values
+            ratios.setdefault(key, []).extend(
+                math.log(b / a) for a, b in zip(values[0::2], values[1::2])
+                if a > 0 and b > 0 and math.isfinite(a) and math.isfinite(b))
+    out = {}
+    for (lane, metric), x in ratios.items():
+        found = estimate(lane, metric, x, "main")
+        if found is not None:
+            out[(lane, metric)] = NoiseEstimate(**{**found.to_dict(), "lag1": None})
+    return out
 
 
 def pooled(records: Iterable[NoiseEstimate]) -> float | None:
@@ -127,11 +173,16 @@ class NoiseStore:
         return [NoiseEstimate(lane=r[0], metric=r[1], sd=r[2], lag1=r[3], pairs=r[4], source=r[5], recorded_utc=r[6],
                               commit=r[7], host=r[8]) for r in rows]
 
-    def model(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], float]:
-        """(lane, metric) -> the pooled SD of its latest records, for the keys that have any."""
+    def model(self, keys: Iterable[tuple[str, str]], main_records: Sequence[RunRecord] = ()) -> dict[tuple[str, str], float]:
+        """(lane, metric) -> the pooled SD of its latest records and of the pairs in
+        `main_records` (from_main_records), for the keys that have any."""
+        wanted = set(keys)
+        recorded = {key: self.records(*key) for key in wanted}
+        skip = {key: {r.commit for r in rows if r.commit} for key, rows in recorded.items()}
+        mains = from_main_records(main_records, wanted, skip)
         out: dict[tuple[str, str], float] = {}
-        for lane, metric in set(keys):
-            sd = pooled(self.records(lane, metric))
+        for key in wanted:
+            sd = pooled(recorded[key] + ([mains[key]] if key in mains else []))
             if sd is not None and sd > 0:
-                out[(lane, metric)] = sd
+                out[key] = sd
         return out
