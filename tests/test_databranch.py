@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_for_file
 
 from molt_budget.errors import ConfigError
 from molt_budget.results import databranch
@@ -63,6 +63,7 @@ import sys, time
 from pathlib import Path
 from molt_budget.results import databranch
 repo, who, rounds, start = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
+Path(f"{start}.{who}").write_text("imported\\n")   # up and imported: only the pushes are left
 while not start.exists():
     time.sleep(0.005)
 lost = 0
@@ -88,7 +89,8 @@ def test_concurrent_pushers_land_every_record_exactly_once(tmp_path: Path) -> No
     procs = [subprocess.Popen([sys.executable, "-c", RACER, str(repo), who, str(rounds), str(start)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
              for repo, who in ((a, "a"), (b, "b"))]
-    time.sleep(0.3)
+    for who in "ab":
+        wait_for_file(Path(f"{start}.{who}"))   # both racers are up: release them at one instant
     start.touch()
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs

@@ -13,12 +13,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from conftest import wait_for_file
 
 from molt_budget.cli import main
 from molt_budget.results import databranch
@@ -72,27 +72,32 @@ def cli(repo: Path, *args: str) -> int:
 RACER = """
 import sys, time
 from pathlib import Path
-start = Path(sys.argv[1])
+from molt_budget import cli
+ready, start = Path(sys.argv[1]), Path(sys.argv[2])
+ready.write_text("imported\\n")            # Python is up and the CLI imported: only the push is left
 while not start.exists():
     time.sleep(0.005)
-from molt_budget import cli
-sys.exit(cli.main(sys.argv[2:]))
+sys.exit(cli.main(sys.argv[3:]))
 """
 
 
 def push_together(jobs: list[tuple[Path, Path]], start: Path) -> list[subprocess.CompletedProcess[str]]:
     """`history push --results R` in each clone, released at the same instant."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    procs = [subprocess.Popen([sys.executable, "-c", RACER, str(start), "history", "push", "--config", str(repo / "budgets.yaml"),
+    readies = [start.with_name(f"{start.name}.ready{i}") for i in range(len(jobs))]
+    procs = [subprocess.Popen([sys.executable, "-c", RACER, str(ready), str(start), "history", "push", "--config", str(repo / "budgets.yaml"),
                                "--results", str(results)], cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for repo, results in jobs]
-    time.sleep(0.5)                      # both have started Python and imported the CLI
+             for (repo, results), ready in zip(jobs, readies)]
+    for ready in readies:
+        wait_for_file(ready)             # every racer has started Python and imported the CLI
     start.touch()
     out = []
     for p in procs:
         stdout, stderr = p.communicate(timeout=120)
         out.append(subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr))
     start.unlink()
+    for ready in readies:
+        ready.unlink()
     return out
 
 
