@@ -16,9 +16,10 @@ from pathlib import Path
 
 from _common import median, print_table
 
-from molt_budget.collectors.collect import SampleContext, collect
+from molt_budget.collectors.base import RunFiles, merged_detail
+from molt_budget.collectors.collect import LaneCollectors
 from molt_budget.compare.budget import judge_kpi
-from molt_budget.config.model import Kpi
+from molt_budget.config.model import Kpi, Lane
 from molt_budget.report.terminal import render
 from molt_budget.results.model import LaneResult, RunResults, Sample
 from molt_budget.runner.process import ProcessOutcome
@@ -48,10 +49,13 @@ def post_run(paths: list[Path]) -> float:
     kpis = []
     for n, path in enumerate(paths):
         lane = f"lane{n}"
-        ctx = SampleContext(outcome=outcome, stdout_path=path, stderr_path=path, cwd=path.parent, diagnostics_path=path)
-        metrics, detail = collect(ctx, METRICS)
+        lane_kpis = [Kpi(id=f"{lane}_{m}", lane=lane, metric=m, kpi_class="timed", target=1.0, limit=2.0) for m in METRICS]
+        files = RunFiles(attempt_dir=path.parent, cwd=path.parent, stdout_path=path, stderr_path=path, diagnostics_path=path)
+        metrics, parts = LaneCollectors(Lane(id=lane, command=["true"], env={}, cwd=".", timeout_s=60, repeats=1, warmups=0, retries=0,
+                                         retry_backoff_s=0, expect_exit=[0], lock_timeout_pattern="", diagnostics=True), lane_kpis).collect(outcome, files)
+        detail = merged_detail(parts)
         results.lanes[lane] = LaneResult(lane=lane, status="ok", samples=[Sample(kind="measure", index=0, ok=True, metrics=metrics)], detail=detail)
-        kpis += [Kpi(id=f"{lane}_{m}", lane=lane, metric=m, kpi_class="timed", target=1.0, limit=2.0) for m in METRICS]
+        kpis += lane_kpis
     results.kpis = [judge_kpi(k, results.lanes[k.lane]) for k in kpis]
     text = render(results)
     assert text.count("\n") > 120

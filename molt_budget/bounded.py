@@ -172,11 +172,13 @@ def safe_regex(pattern: str) -> Any:
 _BARE = re.compile(r"-?Infinity|NaN")
 
 
-def parse_json(text: str, max_depth: int = MAX_DEPTH, non_finite: bool = False) -> Any:
+def parse_json(text: str, max_depth: int = MAX_DEPTH, non_finite: bool = False, fields_checked: bool = False) -> Any:
     """`json.loads` without NaN/Infinity, non-finite floats (`1e400`), huge integers or deep nesting.
 
     `non_finite=True` reads NaN, ±Infinity and overflowing floats as the floats they are, for
     a reader that checks each field itself and names the key (the molt collectors).
+    `fields_checked=True` (with non_finite) is for a reader that also copies no subtree it did
+    not check (the diagnostics reader): the C parser alone, no depth walk.
     Raises InputError with the line where known, and json.JSONDecodeError for bad syntax.
     """
     def constant(name: str) -> Any:
@@ -197,6 +199,19 @@ def parse_json(text: str, max_depth: int = MAX_DEPTH, non_finite: bool = False) 
             return number(literal)       # big but finite: a float, range-checked where it is used
         return int(literal)
 
+    if non_finite and fields_checked:
+        try:
+            # the reader checks every field it takes (type, range, NaN) and copies no subtree it
+            # did not check, so neither the number hooks nor the depth walk buy it anything:
+            # the C parser alone, 3-4x faster on a 1 MB diagnostics payload. Nesting deeper than
+            # the interpreter's stack is still a RecursionError, a huge integer a ValueError.
+            return json.loads(text)
+        except RecursionError:
+            raise InputError(f"nested deeper than {max_depth} levels", deep_line(text, max_depth)) from None
+        except json.JSONDecodeError:
+            raise
+        except ValueError:
+            pass                         # an integer past the digit limit: the hooked parse names it
     try:
         data = json.loads(text, parse_constant=constant, parse_float=number, parse_int=integer)
     except RecursionError:

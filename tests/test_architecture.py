@@ -88,3 +88,14 @@ def test_the_runner_and_collectors_never_judge_or_render() -> None:
 def test_the_checker_sees_a_cycle() -> None:
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_the_runner_knows_no_metric_family() -> None:
+    """molt's specifics live in their collectors (collectors/base.py is the interface): the
+    runner names no diagnostics variable, cache line, counter or IR field."""
+    import re
+
+    specifics = re.compile(r'MOLT_BUILD_DIAGNOSTICS|Cache: |PYTHONHASHSEED|instructions|summarize_|"(?:ir|diag)\.(?!json)')
+    for path in (PACKAGE / "runner").rglob("*.py"):
+        code = "\n".join(line for line in path.read_text(encoding="utf-8").splitlines() if not line.lstrip().startswith("#"))
+        assert not specifics.findall(code), (path.name, specifics.findall(code))

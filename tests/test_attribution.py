@@ -12,8 +12,7 @@ from typing import Any
 from conftest import MOLT, needs_shared
 from test_compare_git import check, git, make_repo
 
-from molt_budget.collectors.collect import ir_metrics
-from molt_budget.collectors.molt_ir import summarize_ir
+from molt_budget.collectors.molt_ir import ir_metrics, summarize_ir
 from molt_budget.compare.attribution import explain, lane_diff
 from molt_budget.results.model import LaneResult, Sample
 

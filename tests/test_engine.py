@@ -349,3 +349,29 @@ def test_sigkill_mid_run_loses_no_sample_and_resumes(tmp_path: Path) -> None:
     assert resumed.state == "complete" and not (run_dir / "journal.jsonl").exists()
     assert [len(resumed.lanes[lane].measured()) for lane in ("fast", "slow")] == [3, 1]
     assert resumed.lanes["fast"].samples == crashed.lanes["fast"].samples     # kept, not re-run
+
+
+def test_a_malformed_module_table_fails_the_lane_naming_the_file(tmp_path: Path, shared: Path) -> None:
+    """The module tables are read once a lane (for the diff), yet a bad one still fails the lane."""
+    doc = json.loads((shared / "molt/real/A/diagnostics.json").read_text())
+    doc["module_reasons"][next(iter(doc["module_reasons"]))] = "not a list"
+    bad = tmp_path / "bad_diagnostics.json"
+    bad.write_text(json.dumps(doc))
+    config = write_budgets(
+        tmp_path,
+        {"dev": {"command": fake_build("--diag", str(bad)), "diagnostics": True, "repeats": 2}},
+        {"mods": {"lane": "dev", "metric": "diag.module_count", "target": 1000}},
+    )
+    assert run_cli("check", "--config", str(config), "--quiet") == 3
+    lane = latest_results(tmp_path).lanes["dev"]
+    assert lane.status == "error" and "module_reasons" in (lane.error or "") and "diagnostics.json" in (lane.error or "")
+    assert len(lane.measured()) == 2          # the samples measured are kept
+
+
+def test_the_diff_detail_comes_from_the_last_measured_sample(tmp_path: Path, shared: Path) -> None:
+    config = write_budgets(tmp_path, {"dev": {**ir_lane(shared), "repeats": 3}},
+                           {"ops": {"lane": "dev", "metric": "ir.ops", "target": 10**9}})
+    assert run_cli("check", "--config", str(config), "--quiet") == 0
+    lane = latest_results(tmp_path).lanes["dev"]
+    assert len(lane.measured()) == 3
+    assert set(lane.detail) == {"ir", "diagnostics"} and lane.detail["diagnostics"]["module_reasons"]

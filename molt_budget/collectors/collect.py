@@ -1,86 +1,58 @@
-"""One entry point the runner calls after each run: every collector behind one interface."""
+"""The collectors a lane's runs go through, in order, and the one call that reads a measured run.
+
+Adding a metric family is one Collector subclass (collectors/base.py) added to COLLECTORS.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from molt_budget.collectors import generic, timing
-from molt_budget.collectors.molt_diagnostics import summarize_diagnostics
-from molt_budget.collectors.molt_ir import IrSummary, summarize_ir
-from molt_budget.collectors.timing import ProcessMeasurement
-from molt_budget.errors import CollectorError
+from molt_budget.collectors.base import Collector, Command, Detail, RunFiles
+from molt_budget.collectors.generic import GenericCollector
+from molt_budget.collectors.instructions import InstructionsCollector
+from molt_budget.collectors.molt_cache import CacheLineCollector
+from molt_budget.collectors.molt_diagnostics import DiagnosticsCollector
+from molt_budget.collectors.molt_ir import IrCollector
+from molt_budget.collectors.timing import ProcessCollector
 
+if TYPE_CHECKING:
+    from molt_budget.collectors.timing import ProcessMeasurement
+    from molt_budget.config.model import Kpi, Lane
 
-@dataclass
-class SampleContext:
-    outcome: ProcessMeasurement
-    stdout_path: Path
-    stderr_path: Path
-    cwd: Path
-    ir_path: Path | None = None
-    diagnostics_path: Path | None = None
-    normalize_roots: list[str] = field(default_factory=list)
-
-
-def collect(ctx: SampleContext, metrics: Iterable[str]) -> tuple[dict[str, float], dict[str, Any]]:
-    """All metrics the lane can give plus the requested generic ones; detail feeds the diff."""
-    values = timing.process_metrics(ctx.outcome)
-    detail: dict[str, Any] = {}
-    if ctx.ir_path is not None:
-        ir_values, detail["ir"] = ir_metrics(summarize_ir(ctx.ir_path, ctx.normalize_roots))
-        values.update(ir_values)
-    if ctx.diagnostics_path is not None:
-        diag = summarize_diagnostics(ctx.diagnostics_path)
-        if diag.total_sec is not None:
-            values["diag.total_sec"] = diag.total_sec
-        values["diag.backend_sec"] = round(diag.backend_sec, 6)
-        if diag.module_count is not None:
-            values["diag.module_count"] = diag.module_count
-        values.update({f"diag.phase.{k}": v for k, v in diag.phase_sec.items()})
-        values.update({f"diag.reason.{k}": v for k, v in diag.reason_summary.items()})
-        detail["diagnostics"] = {
-            "phase_sec": diag.phase_sec, "module_reasons": diag.module_reasons,
-            "reason_summary": diag.reason_summary, "module_timings": diag.module_timings,
-        }
-    for metric in metrics:
-        if metric in values:
-            continue
-        if metric.startswith("diag.reason."):
-            values[metric] = 0        # a reason no module has: a real zero, not a missing value
-        elif metric.startswith("json:"):
-            file, pointer = metric[len("json:"):].split("#", 1)
-            values[metric] = generic.json_pointer(_under(ctx.cwd, file), pointer)
-        elif metric.startswith("regex:"):
-            _, stream, pattern = metric.split(":", 2)
-            path = ctx.stdout_path if stream == "stdout" else ctx.stderr_path
-            values[metric] = generic.regex_stdout(_read(path), pattern, f"{stream} of the run ({path})")
-        elif metric.startswith("file_bytes:"):
-            values[metric] = generic.file_bytes(_under(ctx.cwd, metric[len("file_bytes:"):]))
-    return values, detail
+# order matters only for the command: the instructions counter wraps what the others prepared
+COLLECTORS: tuple[Collector, ...] = (
+    ProcessCollector(), CacheLineCollector(), IrCollector(), DiagnosticsCollector(), GenericCollector(),
+    InstructionsCollector(),
+)
 
 
-def ir_metrics(ir: IrSummary) -> tuple[dict[str, float], dict[str, Any]]:
-    """The `ir.*` metrics of one IR file, and the detail the diff attributes changes with."""
-    values: dict[str, float] = {
-        "ir.bytes": ir.bytes, "ir.mb": ir.mb, "ir.raw_mb": ir.raw_mb, "ir.bytes_normalized": ir.bytes_normalized,
-        "ir.functions": ir.functions, "ir.ops": ir.ops, "ir.init_modules": ir.init_modules,
-    }
-    detail = {"op_kinds": ir.op_kinds, "function_ops": ir.function_ops, "init_modules": ir.init_module_names,
-              "modules": {name: m.to_dict() for name, m in ir.modules.items()},
-              "imports": [list(site) for site in ir.imports], "entry": ir.entry}
-    return values, detail
+class LaneCollectors:
+    """The collectors that apply to one lane, asked at each step of each of its runs."""
 
+    def __init__(self, lane: Lane, kpis: list[Kpi]) -> None:
+        self.active = [c for c in COLLECTORS if c.applies(lane, kpis)]
+        self.metrics = frozenset(k.metric for k in kpis)
 
-def _under(cwd: Path, path: str) -> Path:
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else cwd / p
+    def prepare(self, kind: str, command: Command, env: dict[str, str], files: RunFiles) -> Command:
+        for collector in self.active:
+            command = collector.prepare(kind, command, env, files)
+        return command
 
+    def read_back(self, files: RunFiles) -> dict[str, str]:
+        facts: dict[str, str] = {}
+        for collector in self.active:
+            facts.update(collector.read_back(files))
+        return facts
 
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise CollectorError(path, f"cannot read: {exc}") from None
+    def collect(self, outcome: ProcessMeasurement, files: RunFiles) -> tuple[dict[str, float], list[Callable[[], Detail]]]:
+        """Every metric the lane's collectors give (plus the requested generic ones), and the
+        detail parts, each computed only if asked for."""
+        values: dict[str, float] = {}
+        details: list[Callable[[], Detail]] = []
+        for collector in self.active:
+            got = collector.collect(outcome, files, self.metrics)
+            values.update(got.values)
+            if got.detail is not None:
+                details.append(got.detail)
+        return values, details

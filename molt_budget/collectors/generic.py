@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from molt_budget.bounded import (
     MAX_FILE_BYTES,
@@ -25,7 +25,11 @@ from molt_budget.bounded import (
     read_regular,
     safe_regex,
 )
+from molt_budget.collectors.base import Collected, Collector, RunFiles
 from molt_budget.errors import CollectorError, ConfigError
+
+if TYPE_CHECKING:
+    from molt_budget.collectors.timing import ProcessMeasurement
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -87,11 +91,12 @@ def load_json(path: Path | str) -> Any:
     return load_json_text(path)[0]
 
 
-def load_json_text(path: Path | str) -> tuple[Any, str]:
+def load_json_text(path: Path | str, fields_checked: bool = False) -> tuple[Any, str]:
     """`load_json`, with the text (to point a later error at its line with `bounded.locate`).
 
     Numbers are range-checked as they are parsed (no NaN/Infinity, nothing that overflows a
     float), nesting is bounded: an absurd payload is a clear error, never an OverflowError.
+    `fields_checked`: the caller checks every field it takes (see bounded.parse_json).
     """
     data = read_bytes(path, MAX_SMALL_BYTES)
     if not data.strip():
@@ -102,7 +107,7 @@ def load_json_text(path: Path | str) -> tuple[Any, str]:
         line = data.count(b"\n", 0, exc.start) + 1
         raise CollectorError(path, f"not UTF-8: invalid byte at offset {exc.start}", line) from None
     try:
-        return parse_json(text, non_finite=True), text       # each field check names a NaN's key
+        return parse_json(text, non_finite=True, fields_checked=fields_checked), text       # each field check names a NaN's key
     except json.JSONDecodeError as exc:
         raise CollectorError(path, describe_json_error(text, exc)) from None
     except InputError as exc:
@@ -194,3 +199,38 @@ def file_bytes(path: Path | str) -> int:
     if not os.path.isfile(path):
         raise CollectorError(path, "not a regular file")
     return st.st_size
+
+
+GENERIC_PREFIXES = ("json:", "regex:", "file_bytes:")
+
+
+class GenericCollector(Collector):
+    """`json:FILE#POINTER`, `regex:STREAM:PATTERN`, `file_bytes:FILE`: lanes that are not molt."""
+
+    name = "generic"
+
+    def collect(self, outcome: ProcessMeasurement, files: RunFiles, metrics: frozenset[str]) -> Collected:
+        values: dict[str, float] = {}
+        for metric in sorted(metrics):
+            if metric.startswith("json:"):
+                file, pointer = metric[len("json:"):].split("#", 1)
+                values[metric] = json_pointer(_under(files.cwd, file), pointer)
+            elif metric.startswith("regex:"):
+                _, stream, pattern = metric.split(":", 2)
+                path = files.stdout_path if stream == "stdout" else files.stderr_path
+                values[metric] = regex_stdout(_read_text(path), pattern, f"{stream} of the run ({path})")
+            elif metric.startswith("file_bytes:"):
+                values[metric] = file_bytes(_under(files.cwd, metric[len("file_bytes:"):]))
+        return Collected(values)
+
+
+def _under(cwd: Path, path: str) -> Path:
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else cwd / p
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise CollectorError(path, f"cannot read: {exc}") from None

@@ -12,8 +12,14 @@ import platform
 import shutil
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from molt_budget.collectors.base import Collected, Collector, Command, RunFiles
 from molt_budget.errors import CollectorError, MeasurementError
+
+if TYPE_CHECKING:
+    from molt_budget.collectors.timing import ProcessMeasurement
+    from molt_budget.config.model import Kpi, Lane
 
 
 @functools.lru_cache(maxsize=1)
@@ -82,3 +88,21 @@ def _callgrind_total(path: Path) -> int:
     if not summary:
         raise CollectorError(path, "callgrind output has no totals")
     return summary
+
+
+class InstructionsCollector(Collector):
+    """`instructions`: a counted lane's measured runs run under the counter, hash seed pinned."""
+
+    name = "instructions"
+
+    def applies(self, lane: Lane, kpis: list[Kpi]) -> bool:
+        return any(k.kpi_class == "counted" for k in kpis)
+
+    def prepare(self, kind: str, command: Command, env: dict[str, str], files: RunFiles) -> Command:
+        if kind != "measure":
+            return command
+        env["PYTHONHASHSEED"] = "0"
+        return wrap(command, files.attempt_dir)
+
+    def collect(self, outcome: ProcessMeasurement, files: RunFiles, metrics: frozenset[str]) -> Collected:
+        return Collected({"instructions": read_instructions(files.attempt_dir)})

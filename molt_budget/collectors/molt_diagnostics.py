@@ -8,13 +8,20 @@ it would make a budget pass on garbage.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from molt_budget.bounded import InputError, check_number, locate
+from molt_budget.collectors.base import Collected, Collector, Command, RunFiles
 from molt_budget.collectors.generic import load_json_text
 from molt_budget.errors import CollectorError
+
+if TYPE_CHECKING:
+    from molt_budget.collectors.timing import ProcessMeasurement
+    from molt_budget.config.model import Kpi, Lane
 
 # Keys only a `molt build` payload has; `runtime_wasm_build` alone means the other document.
 _BUILD_KEYS = ("enabled", "total_sec", "phase_sec", "module_count", "binary_image_analysis")
@@ -105,19 +112,26 @@ def require_payload(path: Path) -> None:
 def summarize_diagnostics(path: Path) -> DiagnosticsSummary:
     """Raises molt_budget.errors.CollectorError naming the file and line when missing/truncated/malformed."""
     path = Path(path)
-    data, text = load_json_text(path)
+    data, text = load_json_text(path, fields_checked=True)
+    with _located(path, text):
+        doc = _unwrap(path, data)
+        return _tables(path, doc, _values(path, doc))
+
+
+@contextmanager
+def _located(path: Path, text: str) -> Iterator[None]:
+    """A field's error gets the line of the key it is about (every message starts with the key)."""
     try:
-        return _summarize(path, data)
+        yield
     except CollectorError as exc:
         if exc.line is not None:
             raise
-        key = exc.detail.split(" ", 1)[0].rstrip(":")     # every message starts with the key it is about
+        key = exc.detail.split(" ", 1)[0].rstrip(":")
         raise CollectorError(path, exc.detail, locate(text, key)) from None
 
 
-def _summarize(path: Path, data: Any) -> DiagnosticsSummary:
-    doc = _unwrap(path, data)
-
+def _values(path: Path, doc: dict[str, Any]) -> DiagnosticsSummary:
+    """The small top-level fields every sample's metrics need (the module tables left empty)."""
     total_sec = _seconds(path, "total_sec", doc["total_sec"]) if "total_sec" in doc else None
     phase_sec: dict[str, float] = {}
     if "phase_sec" in doc:
@@ -126,13 +140,6 @@ def _summarize(path: Path, data: Any) -> DiagnosticsSummary:
     backend_sec = sum((v for k, v in phase_sec.items() if k.startswith("backend_")), 0.0)
 
     module_count = _count(path, "module_count", doc["module_count"]) if "module_count" in doc else None
-
-    module_reasons: dict[str, list[str]] = {}
-    if "module_reasons" in doc:
-        for module, reasons in _object(path, "module_reasons", doc["module_reasons"]).items():
-            if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
-                raise CollectorError(path, f"module_reasons.{module} is not a list of strings")
-            module_reasons[module] = list(reasons)
 
     reason_summary: dict[str, int] = {}
     if "module_reason_summary" in doc:
@@ -146,6 +153,20 @@ def _summarize(path: Path, data: Any) -> DiagnosticsSummary:
         functions = _count(path, f"{backend_ir}.function_count", functions)
     if ops is not None:
         ops = _count(path, f"{backend_ir}.op_count", ops)
+    return DiagnosticsSummary(
+        total_sec=total_sec, phase_sec=phase_sec, backend_sec=backend_sec, module_count=module_count,
+        module_reasons={}, reason_summary=reason_summary, functions=functions, ops=ops,
+    )
+
+
+def _tables(path: Path, doc: dict[str, Any], summary: DiagnosticsSummary) -> DiagnosticsSummary:
+    """`summary` with the per-module tables (what the diff attributes with) read and checked."""
+    module_reasons: dict[str, list[str]] = {}
+    if "module_reasons" in doc:
+        for module, reasons in _object(path, "module_reasons", doc["module_reasons"]).items():
+            if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+                raise CollectorError(path, f"module_reasons.{module} is not a list of strings")
+            module_reasons[module] = list(reasons)
 
     module_timings: dict[str, float] = {}
     timings = doc.get("frontend_module_timings")
@@ -158,15 +179,58 @@ def _summarize(path: Path, data: Any) -> DiagnosticsSummary:
                 raise CollectorError(path, f"{key} has no string 'module'")
             seconds = _seconds(path, f"{key}.total_s", row.get("total_s"))
             module_timings[row["module"]] = module_timings.get(row["module"], 0.0) + seconds
+    return replace(summary, module_reasons=module_reasons, module_timings=module_timings)
 
-    return DiagnosticsSummary(
-        total_sec=total_sec,
-        phase_sec=phase_sec,
-        backend_sec=backend_sec,
-        module_count=module_count,
-        module_reasons=module_reasons,
-        reason_summary=reason_summary,
-        functions=functions,
-        ops=ops,
-        module_timings=module_timings,
-    )
+
+def diagnostics_values(diag: DiagnosticsSummary) -> dict[str, float]:
+    """The `diag.*` metrics of one payload."""
+    values: dict[str, float] = {"diag.backend_sec": round(diag.backend_sec, 6)}
+    if diag.total_sec is not None:
+        values["diag.total_sec"] = diag.total_sec
+    if diag.module_count is not None:
+        values["diag.module_count"] = diag.module_count
+    values.update({f"diag.phase.{k}": v for k, v in diag.phase_sec.items()})
+    values.update({f"diag.reason.{k}": v for k, v in diag.reason_summary.items()})
+    return values
+
+
+def diagnostics_detail(diag: DiagnosticsSummary) -> dict[str, Any]:
+    """What the diff attributes a change with: phases, inclusion reasons, per-module time."""
+    return {"diagnostics": {
+        "phase_sec": diag.phase_sec, "module_reasons": diag.module_reasons,
+        "reason_summary": diag.reason_summary, "module_timings": diag.module_timings,
+    }}
+
+
+class DiagnosticsCollector(Collector):
+    """`diag.*`: molt writes its `MOLT_BUILD_DIAGNOSTICS` payload where the lane tells it to.
+
+    A sample reads the payload's small fields; the module tables are read once a lane, for
+    the detail (a 1 MB payload's tables cost twice its values)."""
+
+    name = "molt diagnostics"
+
+    def applies(self, lane: Lane, kpis: list[Kpi]) -> bool:
+        return lane.diagnostics
+
+    def prepare(self, kind: str, command: Command, env: dict[str, str], files: RunFiles) -> Command:
+        files.diagnostics_path.unlink(missing_ok=True)      # a stale payload must not pass for this run's
+        env["MOLT_BUILD_DIAGNOSTICS"] = "1"
+        env["MOLT_BUILD_DIAGNOSTICS_FILE"] = str(files.diagnostics_path)
+        return command
+
+    def collect(self, outcome: ProcessMeasurement, files: RunFiles, metrics: frozenset[str]) -> Collected:
+        path = files.diagnostics_path
+        data, text = load_json_text(path, fields_checked=True)
+        with _located(path, text):
+            doc = _unwrap(path, data)
+            summary = _values(path, doc)
+        values = diagnostics_values(summary)
+        for metric in metrics:
+            if metric.startswith("diag.reason.") and metric not in values:
+                values[metric] = 0        # a reason no module has: a real zero, not a missing value
+
+        def detail() -> dict[str, Any]:
+            with _located(path, text):
+                return diagnostics_detail(_tables(path, doc, summary))
+        return Collected(values, detail)

@@ -28,11 +28,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from molt_budget.bounded import MAX_FILE_BYTES, InputError, open_regular
+from molt_budget.collectors.base import Collected, Collector, Command, RunFiles
 from molt_budget.collectors.generic import json_cut_short, read_errors
 from molt_budget.errors import CollectorError
+
+if TYPE_CHECKING:
+    from molt_budget.collectors.timing import ProcessMeasurement
+    from molt_budget.config.model import Kpi, Lane
 
 PLACEHOLDER = "<ROOT>"
 INIT_PREFIX = "molt_init_"
@@ -570,3 +575,34 @@ def summarize_ir(path: Path, normalize_roots: list[str] | tuple[str, ...] = ()) 
     with read_errors(path):
         with _open_stream(path) as stream:
             return _Summarizer(_Window(stream, path), roots).run()
+
+
+def ir_metrics(ir: IrSummary) -> tuple[dict[str, float], dict[str, Any]]:
+    """The `ir.*` metrics of one IR file, and the detail the diff attributes changes with."""
+    values: dict[str, float] = {
+        "ir.bytes": ir.bytes, "ir.mb": ir.mb, "ir.raw_mb": ir.raw_mb, "ir.bytes_normalized": ir.bytes_normalized,
+        "ir.functions": ir.functions, "ir.ops": ir.ops, "ir.init_modules": ir.init_modules,
+    }
+    detail = {"op_kinds": ir.op_kinds, "function_ops": ir.function_ops, "init_modules": ir.init_module_names,
+              "modules": {name: m.to_dict() for name, m in ir.modules.items()},
+              "imports": [list(site) for site in ir.imports], "entry": ir.entry}
+    return values, detail
+
+
+class IrCollector(Collector):
+    """`ir.*`: the IR file molt writes with `--emit-ir` (the lane's `emit_ir` path)."""
+
+    name = "molt IR"
+
+    def applies(self, lane: Lane, kpis: list[Kpi]) -> bool:
+        return lane.emit_ir is not None
+
+    def prepare(self, kind: str, command: Command, env: dict[str, str], files: RunFiles) -> Command:
+        if files.ir_path is not None:
+            files.ir_path.unlink(missing_ok=True)          # a stale IR must not pass for this run's
+        return command
+
+    def collect(self, outcome: ProcessMeasurement, files: RunFiles, metrics: frozenset[str]) -> Collected:
+        assert files.ir_path is not None, "applies() holds only for a lane with emit_ir"
+        values, detail = ir_metrics(summarize_ir(files.ir_path, files.normalize_roots))
+        return Collected(values, lambda: {"ir": detail})

@@ -50,6 +50,12 @@ class LaneResult:
     def measured(self) -> list[Sample]:
         return [s for s in self.samples if s.kind == "measure" and s.ok]
 
+    def to_dict(self) -> dict[str, Any]:
+        """The detail is shared, not copied: it is plain JSON data already, and a deep copy of
+        a big build's module tables cost more than writing them (read it, never mutate it)."""
+        return {"lane": self.lane, "status": self.status, "error": self.error,
+                "samples": [asdict(s) for s in self.samples], "detail": self.detail}
+
 
 @dataclass
 class KpiResult:
@@ -84,7 +90,12 @@ class RunResults:
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = {name: getattr(self, name) for name in _RUN_FIELDS}
+        out["provenance"] = dict(self.provenance)
+        out["authoritative_reasons"] = list(self.authoritative_reasons)
+        out["lanes"] = {name: lane.to_dict() for name, lane in self.lanes.items()}
+        out["kpis"] = [asdict(k) for k in self.kpis]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunResults:
@@ -103,6 +114,9 @@ class RunResults:
         for k in self.kpis:
             out[k.status] = out.get(k.status, 0) + 1
         return out
+
+
+_RUN_FIELDS = tuple(f.name for f in fields(RunResults))
 
 
 def _pick(cls: type, data: dict[str, Any]) -> dict[str, Any]:

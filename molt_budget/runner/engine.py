@@ -18,7 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from molt_budget.collectors.collect import SampleContext, collect
+from molt_budget.collectors.base import Detail, RunFiles, merged_detail
+from molt_budget.collectors.collect import LaneCollectors
 from molt_budget.config.model import Config, Lane
 from molt_budget.environment import fault
 from molt_budget.errors import ConfigError, EnvironmentFault, LockTimeout, MeasurementError
@@ -79,6 +80,8 @@ class Engine:
         self._ran_lane = False
         self._host_busy = False
         self._cpu_meter: CpuMeter | None = None
+        self._collectors: dict[tuple[str, str], LaneCollectors] = {}
+        self._detail_parts: dict[str, list[Callable[[], Detail]]] = {}   # a lane's last measured sample's
         if options.quiescence and any(self._is_timed(lane) for lane in self.selected):
             from molt_budget.runner.quiescence import CpuMeter
 
@@ -186,8 +189,7 @@ class Engine:
 
     def measure_once(self, lane: Lane, index: int, total: int | None = None) -> Sample:
         """One measured sample (with retries), snapshotted at once; a failed one fails the lane."""
-        lane_result = self.results.lanes[lane.id]
-        sample = self._run_sample(lane, lane, "measure", index, detail=lane_result.detail, total=total)
+        sample = self._run_sample(lane, lane, "measure", index, total=total)
         try:
             self._append(lane, sample, f"repeat {index + 1}/{total or lane.repeats}")
         except MeasurementError as exc:
@@ -196,6 +198,7 @@ class Engine:
 
     def finish_lane(self, lane: Lane) -> None:
         lane_result = self.results.lanes[lane.id]
+        self._read_detail(lane, lane_result)
         if lane_result.status == "pending":
             if lane_result.measured():
                 lane_result.status = "ok"
@@ -204,6 +207,22 @@ class Engine:
         kill_marked(self.marker, adopted_since=self._lane_children)
         self._lane_children = direct_children()
         self._journal.lane_state(lane_result, with_detail=True)
+
+    def _read_detail(self, lane: Lane, lane_result: LaneResult) -> None:
+        """The diff's detail, read once a lane from its last measured sample; a payload whose
+        tables are malformed fails the lane as a malformed value would have failed the sample."""
+        parts = self._detail_parts.pop(lane.id, None)
+        if not parts or lane_result.status == "error":
+            return
+        try:
+            lane_result.detail = merged_detail(parts)
+        except MeasurementError as exc:
+            lane_result.status, lane_result.error = "error", f"lane {lane.id}: {exc}"
+            self._emit(ProgressEvent("lane_error", lane=lane.id, message=lane_result.error))
+        except (ArithmeticError, ValueError, RecursionError, MemoryError) as exc:
+            lane_result.status = "error"
+            lane_result.error = f"lane {lane.id}: could not read the build's output: {type(exc).__name__}: {exc}"[:500]
+            self._emit(ProgressEvent("lane_error", lane=lane.id, message=lane_result.error))
 
     def abort(self) -> None:
         """Interrupted: kill the run's processes, keep every sample measured so far, say how to resume.
@@ -307,9 +326,6 @@ class Engine:
                 else "run the check again"
             raise fault(exc, self.results_path, "save the results", hint) from None
 
-    def _is_counted(self, lane: Lane) -> bool:
-        return any(k.kpi_class == "counted" for k in self.config.kpis_for_lane(lane.id))
-
     def _is_timed(self, lane: Lane) -> bool:
         return any(k.kpi_class == "timed" for k in self.config.kpis_for_lane(lane.id))
 
@@ -353,13 +369,14 @@ class Engine:
 
     # -- one sample, with retries -----------------------------------------------------
 
-    def _run_sample(self, spec: Lane, owner: Lane, kind: str, index: int, detail: dict | None = None, total: int | None = None) -> Sample:
+    def _run_sample(self, spec: Lane, owner: Lane, kind: str, index: int, total: int | None = None) -> Sample:
         """Run `spec`'s command in `owner`'s cache (they differ only for a prime)."""
         cache_dir = self.root / "cache" / owner.cache
         if owner.cache_state == "cold" and kind != "prime":
             shutil.rmtree(cache_dir, ignore_errors=True)
         cache_dir.mkdir(parents=True, exist_ok=True)
         sample = Sample(kind=kind, index=index, ok=False, attempts=0)
+        collectors = self._lane_collectors(spec, owner)
         capped = kind == "measure" and total is not None      # the sampler's cap: pairs stop once decided
         total = total or {"prime": 1, "warmup": owner.warmups, "measure": owner.repeats}[kind]
         for attempt in range(1, spec.retries + 2):
@@ -370,33 +387,22 @@ class Engine:
             attempt_dir.mkdir(parents=True)
             values = self._placeholders(spec, owner, attempt_dir, cache_dir)
             env = self._env(spec, values)
-            ir_path = Path(templating.expand(spec.emit_ir, values)) if spec.emit_ir else None
-            cwd = self.config.resolve(templating.expand(spec.cwd, values))
-            if ir_path is not None and not ir_path.is_absolute():
-                ir_path = cwd / ir_path
-            for stale in (ir_path, Path(values["diagnostics_file"])):
-                if stale is not None and stale.exists():
-                    stale.unlink()
-            command = templating.expand_command(spec.command, values)
-            if kind == "measure" and self._is_counted(owner):
-                from molt_budget.collectors.instructions import wrap
-
-                try:
-                    command = wrap(command, attempt_dir)
-                except MeasurementError as exc:
-                    sample.error = f"lane {owner.id}: {exc}"
-                    return sample
-                env["PYTHONHASHSEED"] = "0"
+            files = self._files(spec, values, attempt_dir)
+            try:
+                command = collectors.prepare(kind, templating.expand_command(spec.command, values), env, files)
+            except MeasurementError as exc:
+                sample.error = f"lane {owner.id}: {exc}"
+                return sample
             outcome = run_process(
-                command, env=env, cwd=cwd, timeout_s=spec.timeout_s,
-                marker=self.marker, stdout_path=attempt_dir / "stdout.log", stderr_path=attempt_dir / "stderr.log",
+                command, env=env, cwd=files.cwd, timeout_s=spec.timeout_s,
+                marker=self.marker, stdout_path=files.stdout_path, stderr_path=files.stderr_path,
             )
-            reason = retry_reason(outcome, attempt_dir / "stderr.log", spec.lock_timeout_pattern)
+            reason = retry_reason(outcome, files.stderr_path, spec.lock_timeout_pattern)
             retrying = reason is not None and attempt <= spec.retries
             sample.attempt_log.append(Attempt(
                 attempt=attempt, returncode=outcome.returncode, wall_s=round(outcome.wall_s, 6), timed_out=outcome.timed_out,
                 retry_reason=reason if retrying else None,
-                stdout_log=str(attempt_dir / "stdout.log"), stderr_log=str(attempt_dir / "stderr.log"),
+                stdout_log=str(files.stdout_path), stderr_log=str(files.stderr_path),
             ))
             if reason is not None:
                 sample.retry_reason = reason
@@ -408,15 +414,32 @@ class Engine:
             if not retrying:
                 break
             time.sleep(spec.retry_backoff_s * attempt)
-        self._finish_sample(sample, spec, owner, outcome, attempt_dir, cwd, ir_path, values, kind, detail)
+        self._finish_sample(sample, spec, owner, outcome, files, collectors, kind)
         return sample
 
-    def _finish_sample(self, sample: Sample, spec: Lane, owner: Lane, outcome: ProcessOutcome, attempt_dir: Path,
-                       cwd: Path, ir_path: Path | None, values: dict[str, str], kind: str, detail: dict | None) -> None:
+    def _lane_collectors(self, spec: Lane, owner: Lane) -> LaneCollectors:
+        """The collectors of `spec`'s runs for `owner`'s KPIs (they differ only for a prime)."""
+        key = (spec.id, owner.id)
+        if key not in self._collectors:
+            self._collectors[key] = LaneCollectors(spec, self.config.kpis_for_lane(owner.id))
+        return self._collectors[key]
+
+    def _files(self, spec: Lane, values: dict[str, str], attempt_dir: Path) -> RunFiles:
+        cwd = self.config.resolve(templating.expand(spec.cwd, values))
+        ir_path = Path(templating.expand(spec.emit_ir, values)) if spec.emit_ir else None
+        if ir_path is not None and not ir_path.is_absolute():
+            ir_path = cwd / ir_path
+        return RunFiles(
+            attempt_dir=attempt_dir, cwd=cwd, stdout_path=attempt_dir / "stdout.log", stderr_path=attempt_dir / "stderr.log",
+            diagnostics_path=Path(values["diagnostics_file"]), ir_path=ir_path, normalize_roots=tuple(self._normalize_roots()),
+        )
+
+    def _finish_sample(self, sample: Sample, spec: Lane, owner: Lane, outcome: ProcessOutcome, files: RunFiles,
+                       collectors: LaneCollectors, kind: str) -> None:
         sample.returncode = outcome.returncode
         sample.timed_out = outcome.timed_out
         sample.stdout_tail, sample.stderr_tail = outcome.stdout_tail, outcome.stderr_tail
-        sample.cache_state = cache_state(attempt_dir / "stdout.log")
+        sample.cache_state = collectors.read_back(files).get("cache_state", "n/a")
         attempts = f" after {sample.attempts} attempt(s)" if sample.attempts > 1 else ""
         if outcome.start_error:
             sample.error = f"lane {spec.id}: cannot start command: {outcome.start_error}"
@@ -427,7 +450,7 @@ class Engine:
         if outcome.returncode not in spec.expect_exit:
             last = _last_line(outcome.stderr_tail) or _last_line(outcome.stdout_tail)
             sample.error = (f"lane {spec.id}: exit code {outcome.returncode} (expected {', '.join(map(str, spec.expect_exit))}){attempts}"
-                            + (f": {last}" if last else "") + f" [log: {attempt_dir / 'stderr.log'}]")
+                            + (f": {last}" if last else "") + f" [log: {files.stderr_path}]")
             return
         if kind == "measure" and owner.expect_cache and sample.cache_state != owner.expect_cache:
             sample.error = (f"lane {owner.id}: expected a cache {owner.expect_cache}, the build reported "
@@ -436,17 +459,8 @@ class Engine:
         if kind != "measure":
             sample.ok = True
             return
-        diag_path = Path(values["diagnostics_file"]) if spec.diagnostics else None
-        ctx = SampleContext(
-            outcome=outcome, stdout_path=attempt_dir / "stdout.log", stderr_path=attempt_dir / "stderr.log", cwd=cwd,
-            ir_path=ir_path, diagnostics_path=diag_path, normalize_roots=self._normalize_roots(),
-        )
         try:
-            sample.metrics, lane_detail = collect(ctx, [k.metric for k in self.config.kpis_for_lane(owner.id)])
-            if self._is_counted(owner):
-                from molt_budget.collectors.instructions import read_instructions
-
-                sample.metrics["instructions"] = read_instructions(attempt_dir)
+            sample.metrics, detail_parts = collectors.collect(outcome, files)
         except MeasurementError as exc:
             sample.error = f"lane {owner.id}: {exc}"
             return
@@ -459,9 +473,7 @@ class Engine:
             sample.metrics = {}
             sample.error = f"lane {owner.id}: metric {bad[0]} is {bad[1]!r}, not a finite number in range"
             return
-        if detail is not None:
-            detail.clear()
-            detail.update(lane_detail)
+        self._detail_parts[owner.id] = detail_parts
         sample.ok = True
 
     def _placeholders(self, spec: Lane, owner: Lane, attempt_dir: Path, cache_dir: Path) -> dict[str, str]:
@@ -482,32 +494,12 @@ class Engine:
                 env.pop(key, None)
             else:
                 env[key] = templating.expand(value, values)
-        if spec.diagnostics:
-            env["MOLT_BUILD_DIAGNOSTICS"] = "1"
-            env["MOLT_BUILD_DIAGNOSTICS_FILE"] = values["diagnostics_file"]
         return env
 
     def _normalize_roots(self) -> list[str]:
         roots = [str(self.config.resolve(p)) for p in self.config.settings.normalize_paths]
         roots += [str(self.config.root), str(self.root.resolve())]
         return sorted(set(roots), key=len, reverse=True)
-
-
-def cache_state(stdout_log: Path) -> str:
-    """molt's rule: the first stdout line starting with `Cache: ` decides; none means n/a."""
-    try:
-        with stdout_log.open("r", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("Cache: "):
-                    rest = line[len("Cache: "):].strip()
-                    if "hit" in rest:
-                        return "hit"
-                    if "miss" in rest:
-                        return "miss"
-                    return rest.split()[0] if rest else "n/a"
-    except OSError:
-        pass
-    return "n/a"
 
 
 def _in_range(value: object) -> bool:
