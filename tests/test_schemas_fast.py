@@ -8,6 +8,7 @@ and an invalid one gets jsonschema's error (path and message), as before.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
@@ -75,3 +76,28 @@ def test_fast_and_jsonschema_agree(path: tuple[Any, ...], op: str, value: Any) -
     assert (fast is None) == (slow is None), (path, op, value, slow)
     if slow is not None:
         assert (list(fast.absolute_path), fast.message) == (list(slow.absolute_path), slow.message)
+
+
+def test_a_budgets_file_validated_once_is_not_validated_again(tmp_path: Path) -> None:
+    """The second load of the same budgets file skips jsonschema (its import alone costs more
+    than the rest of the load); an edited file is validated again, and refused if invalid."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    budgets = repo / "budgets.yaml"
+    probe = ("import sys; from molt_budget.config.loader import load_config\n"
+             "try:\n    load_config(sys.argv[1])\nexcept Exception as exc:\n    print('refused', type(exc).__name__)\n"
+             "print('jsonschema' in sys.modules)")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache"), "PYTHONPATH": str(repo)}
+
+    def load(path: Path) -> list[str]:
+        done = subprocess.run([sys.executable, "-c", probe, str(path)], env=env, capture_output=True, text=True, check=True)
+        return done.stdout.split()
+
+    assert load(budgets) == ["True"]
+    assert load(budgets) == ["False"]
+    edited = tmp_path / "budgets.yaml"
+    edited.write_text(budgets.read_text(encoding="utf-8").replace("version: 1", "version: 1\nbogus_key: 1", 1), encoding="utf-8")
+    assert load(edited) == ["refused", "ConfigError", "True"]
+    assert load(edited) == ["refused", "ConfigError", "True"]

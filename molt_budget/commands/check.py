@@ -199,7 +199,9 @@ def record_run(config: Config, history: History, results: RunResults, results_pa
 
     record: RunRecord = record_history(history, results, results_path, main=check, report=report)  # type: ignore[assignment]
     if is_run_dir(results_path.parent):
-        write_bytes_atomic(results_path.parent / "record.json.gz", record.to_gzip())
+        # as in the history database: a run that can never be a base keeps no IR/diagnostics summaries
+        kept = record if record.main else record.without_detail()
+        write_bytes_atomic(results_path.parent / "record.json.gz", kept.to_gzip())
         keep_recent_run_dirs(results_path.parent.parent, config.settings.keep_run_dirs)
     return record
 

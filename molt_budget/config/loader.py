@@ -93,10 +93,13 @@ def advice(config: Config) -> list[str]:
 
 
 def _check_schema(path: Path, data: dict[str, Any], lines: Lines) -> None:
-    from molt_budget.schemas import validator
+    from molt_budget.schemas import known_valid, remember_valid, validator
 
+    if known_valid("budgets", data):
+        return
     errors = sorted(validator("budgets").iter_errors(data), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if not errors:
+        remember_valid("budgets", data)
         return
     err = _deepest(errors[0])
     keys = tuple(str(k) for k in err.absolute_path)

@@ -43,10 +43,47 @@ def write_bytes_atomic(path: Path, data: bytes, mode: int | None = None) -> None
 
 
 def save_results(path: Path, results: RunResults) -> None:
-    """Compact JSON: `indent` would switch json to its pure-Python encoder, ~10x slower on a
-    run whose lanes carry big module tables (`python -m json.tool` shows it indented)."""
-    text = json.dumps(results.to_dict(), separators=(",", ":"))
-    write_bytes_atomic(path, (text + "\n").encode("utf-8"))
+    write_bytes_atomic(path, results_text(results.to_dict()).encode("utf-8"))
+
+
+def results_text(data: dict[str, Any]) -> str:
+    """A results document with a line per top-level key, lane field, sample and KPI.
+
+    Not `indent=2`: that switches json to its pure-Python encoder, ~10x slower on a run whose
+    lanes carry big module tables. Each line here is one C-encoded value, and an error in a
+    hand-edited file still names the sample's own line."""
+    dump = json.dumps
+    out = ["{"]
+    keys = list(data)
+    for i, key in enumerate(keys):
+        comma = "," if i < len(keys) - 1 else ""
+        value = data[key]
+        if key == "lanes" and isinstance(value, dict) and value:
+            out.append(f"{dump(key)}: {{")
+            names = list(value)
+            for j, name in enumerate(names):
+                out.append(f"{dump(name)}: " + _lane_text(value[name]) + ("," if j < len(names) - 1 else ""))
+            out.append("}" + comma)
+        elif key == "kpis" and isinstance(value, list) and value:
+            out.append(f"{dump(key)}: [")
+            out.append(",\n".join(dump(k) for k in value))
+            out.append("]" + comma)
+        else:
+            out.append(f"{dump(key)}: {dump(value)}{comma}")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def _lane_text(lane: Any) -> str:
+    if not isinstance(lane, dict):
+        return json.dumps(lane)
+    parts = []
+    for key, value in lane.items():
+        if key == "samples" and isinstance(value, list) and value:
+            parts.append('"samples": [\n' + ",\n".join(json.dumps(s) for s in value) + "\n]")
+        else:
+            parts.append(f"{json.dumps(key)}: {json.dumps(value)}")
+    return "{\n" + ",\n".join(parts) + "\n}"
 
 
 JOURNAL_NAME = "journal.jsonl"

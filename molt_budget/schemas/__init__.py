@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 
@@ -48,3 +51,34 @@ def first_error(name: str, doc: Any) -> Any:
     except fastjsonschema.JsonSchemaException:
         pass
     return next(iter(validator(name).iter_errors(doc)), None)
+
+
+def _valid_marker(name: str, doc: Any) -> Path | None:
+    """Where a document known to be valid is remembered: the user's cache folder, keyed by
+    the schema's and the document's content. None when the document has no canonical JSON."""
+    try:
+        canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    digest = hashlib.sha256(json.dumps(load_schema(name), sort_keys=True).encode() + b"\0" + canonical.encode()).hexdigest()
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "molt-budget" / "valid" / f"{name}-{digest[:40]}"
+
+
+def known_valid(name: str, doc: Any) -> bool:
+    """Whether this exact document passed this exact schema before (a budgets file is checked
+    on every `check`, and jsonschema's import alone costs more than the rest of the load)."""
+    marker = _valid_marker(name, doc)
+    return marker is not None and marker.is_file()
+
+
+def remember_valid(name: str, doc: Any) -> None:
+    """Best effort: a cache folder that cannot be written only costs the next check a validation."""
+    marker = _valid_marker(name, doc)
+    if marker is None:
+        return
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError:
+        pass
