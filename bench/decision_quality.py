@@ -272,16 +272,22 @@ def main() -> None:
                            pct(sum(s > 0 for s in slower), total), f"{statistics.fmean(aa.pairs):.1f}",
                            pct(one.kinds.count("fail"), len(one.kinds)), pct(sum(f > 0 for f in one.other_fails), len(one.kinds)),
                            f"{statistics.fmean(one.pairs):.1f}"])
-    print(f"\n## one timed KPI, {args.n} comparisons per row\n")
+    print(f"\n## one timed KPI, {args.n} comparisons per row ({_resolution(args.n)})\n")
     print(tabulate(single, headers=["noise", "max_pairs", "true change", "fail", "yellow slower", "yellow gave up", "pass",
                                     "mean pairs", "theoretical min", "ratio"], tablefmt="github", disable_numparse=True))
     if args.kpis40:
-        print(f"\n## {KPIS} timed KPIs in one lane, {args.kpis40} comparisons per row\n")
+        print(f"\n## {KPIS} timed KPIs in one lane, {args.kpis40} comparisons per row ({_resolution(args.kpis40)})\n")
         print(tabulate(family, headers=["noise", "max_pairs", "A/A: any fail (family-wise)", "A/A: any gave up",
                                         "A/A: KPIs gave up", "A/A: any yellow slower", "A/A mean pairs", "one +20%: it fails",
                                         "one +20%: another fails", "one +20%: mean pairs"],
                        tablefmt="github", disable_numparse=True))
     print(f"\n{len(tasks)} cells in {elapsed:.0f} s over {args.jobs} processes (wall time under whatever else ran)")
+
+
+def _resolution(n: int) -> str:
+    """What n comparisons can tell: a rate seen as 0 is below 3/n, and one seen at 5 % is known to
+    about ±2 standard errors, both at 95 % confidence."""
+    return f"0 seen: below {100 * 3 / n:.1f}% at 95% confidence; 5% seen: ±{200 * math.sqrt(0.05 * 0.95 / n):.1f} points"
 
 
 class _Recorded:
