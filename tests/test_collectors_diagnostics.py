@@ -199,3 +199,33 @@ def test_every_cut_reads_as_truncated(cut: int) -> None:
         path.write_bytes(_BASE[:cut])
         with pytest.raises(CollectorError, match=f"truncated JSON at byte {cut} "):
             summarize_diagnostics(path)
+
+
+_ROW_VALUES = st.one_of(st.integers(-3, 2**60), st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
+                        st.none(), st.text(max_size=3))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(st.sampled_from(["a", "b", "c", 7]), _ROW_VALUES), max_size=6),
+       reasons=st.dictionaries(st.sampled_from(["a", "b"]), st.one_of(st.lists(st.sampled_from(["x", 1]), max_size=2), st.text(max_size=2))))
+def test_the_bulk_table_check_agrees_with_the_row_by_row_one(rows: list[tuple[Any, Any]], reasons: dict[str, Any]) -> None:
+    """The module tables are checked in bulk, row by row only when that fails: both must take
+    the same documents, sum the same modules and refuse the same ones."""
+    from molt_budget.bounded import MAX_EXACT
+
+    doc = {"module_reasons": reasons, "frontend_module_timings": [{"module": m, "total_s": v} for m, v in rows]}
+    ok_rows = all(isinstance(m, str) and not isinstance(v, bool) and isinstance(v, (int, float)) and v == v and v >= 0
+                  and v != float("inf") and not (isinstance(v, int) and v > MAX_EXACT) and abs(v) <= 1e300 for m, v in rows)
+    ok_reasons = all(isinstance(r, list) and all(isinstance(x, str) for x in r) for r in reasons.values())
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "d.json"
+        path.write_text(json.dumps(doc))
+        if ok_rows and ok_reasons:
+            got = summarize_diagnostics(path)
+            want: dict[str, float] = {}
+            for m, v in rows:
+                want[m] = want.get(m, 0.0) + float(v)
+            assert got.module_timings == want and got.module_reasons == reasons
+        else:
+            with pytest.raises(CollectorError):
+                summarize_diagnostics(path)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from molt_budget.bounded import InputError, check_number, locate
+from molt_budget.bounded import MAX_EXACT, InputError, check_number, locate
 from molt_budget.collectors.base import Collected, Collector, Command, RunFiles
 from molt_budget.collectors.generic import load_json_text
 from molt_budget.errors import CollectorError
@@ -160,26 +160,64 @@ def _values(path: Path, doc: dict[str, Any]) -> DiagnosticsSummary:
 
 
 def _tables(path: Path, doc: dict[str, Any], summary: DiagnosticsSummary) -> DiagnosticsSummary:
-    """`summary` with the per-module tables (what the diff attributes with) read and checked."""
+    """`summary` with the per-module tables (what the diff attributes with) read and checked.
+
+    Each table is checked in bulk first (a few passes in C-level builtins over thousands of
+    modules); only a table that fails is walked row by row, for the message naming the row."""
     module_reasons: dict[str, list[str]] = {}
     if "module_reasons" in doc:
-        for module, reasons in _object(path, "module_reasons", doc["module_reasons"]).items():
-            if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
-                raise CollectorError(path, f"module_reasons.{module} is not a list of strings")
-            module_reasons[module] = list(reasons)
+        table = _object(path, "module_reasons", doc["module_reasons"])
+        if not _all_string_lists(table):
+            for module, reasons in table.items():
+                if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+                    raise CollectorError(path, f"module_reasons.{module} is not a list of strings")
+        module_reasons = table          # parsed for this call alone: nobody else holds it
 
     module_timings: dict[str, float] = {}
     timings = doc.get("frontend_module_timings")
     if timings is not None:
         if not isinstance(timings, list):
             raise CollectorError(path, "frontend_module_timings is not a list")
-        for i, row in enumerate(timings):
-            key = f"frontend_module_timings[{i}]"
-            if not isinstance(row, dict) or not isinstance(row.get("module"), str):
-                raise CollectorError(path, f"{key} has no string 'module'")
-            seconds = _seconds(path, f"{key}.total_s", row.get("total_s"))
-            module_timings[row["module"]] = module_timings.get(row["module"], 0.0) + seconds
+        rows = _timing_rows(timings)
+        if rows is None:
+            rows = _timing_rows_checked(path, timings)
+        modules, seconds = rows
+        if len(set(modules)) == len(modules):
+            module_timings = dict(zip(modules, seconds))
+        else:
+            for module, value in zip(modules, seconds):
+                module_timings[module] = module_timings.get(module, 0.0) + value
     return replace(summary, module_reasons=module_reasons, module_timings=module_timings)
+
+
+def _all_string_lists(table: dict[str, Any]) -> bool:
+    values = table.values()
+    return all(type(v) is list for v in values) and all(type(r) is str for v in values for r in v)
+
+
+def _timing_rows(timings: list[Any]) -> tuple[list[str], list[float]] | None:
+    """(modules, seconds) when every row is well formed, else None (the caller says which is not)."""
+    if not all(type(row) is dict for row in timings):
+        return None
+    modules = [row.get("module") for row in timings]
+    seconds = [row.get("total_s") for row in timings]
+    if not all(type(m) is str for m in modules) or not all(type(x) is float or type(x) is int for x in seconds):
+        return None
+    # past 2^53 an int is refused and a float still taken: the row-by-row check decides those
+    if seconds and (min(seconds) < 0 or max(seconds) > MAX_EXACT or any(x != x for x in seconds)):
+        return None
+    return modules, [float(x) for x in seconds]
+
+
+def _timing_rows_checked(path: Path, timings: list[Any]) -> tuple[list[str], list[float]]:
+    modules, seconds = [], []
+    for i, row in enumerate(timings):
+        key = f"frontend_module_timings[{i}]"
+        if not isinstance(row, dict) or not isinstance(row.get("module"), str):
+            raise CollectorError(path, f"{key} has no string 'module'")
+        seconds.append(_seconds(path, f"{key}.total_s", row.get("total_s")))
+        modules.append(row["module"])
+    return modules, seconds
 
 
 def diagnostics_values(diag: DiagnosticsSummary) -> dict[str, float]:
