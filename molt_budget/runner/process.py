@@ -279,10 +279,21 @@ class _Snapshot:
 def _scan(marker: tuple[str, str] | None = None, pgid: int | None = None) -> _Snapshot:
     """Read the process table once (one /proc/<pid>/stat read each); environments only of
     processes that can carry the marker, when one is asked for (they are the slow part)."""
-    table = proctable.scan()
+    table = _table()
     if table is None:
         return _scan_psutil(marker, pgid)
     return _snapshot_of(table, marker, pgid)
+
+
+def _table() -> proctable.Table | None:
+    """As the subreaper, every process of our runs is one of our descendants: only they are
+    read (a few reads, not one per process on the host); else the whole table."""
+    me = os.getpid()
+    if _subreaper_ok and _subreaper_pid == me:
+        tree = proctable.scan_tree(me)
+        if tree is not None:
+            return tree
+    return proctable.scan()
 
 
 def _snapshot_of(table: proctable.Table, marker: tuple[str, str] | None, pgid: int | None) -> _Snapshot:
@@ -658,7 +669,7 @@ class _Sampler(threading.Thread):
     def _sample(self) -> None:
         """One pass over the process table per tick; environments only of processes never seen before."""
         run = self.run_state
-        table = self._table = proctable.scan()
+        table = self._table = _table()
         if table is None:
             self._sample_psutil()
             return
