@@ -47,11 +47,16 @@ def write_bytes_atomic(path: Path, data: bytes, mode: int | None = None) -> None
         raise
 
 
-def save_results(path: Path, results: RunResults) -> None:
-    write_bytes_atomic(path, results_text(results.to_dict()).encode("utf-8"))
+# lane -> (its detail, that detail as JSON): the journal encodes a lane's detail once, and the
+# whole write at the run's end reuses the text while the lane still holds that same object
+Encoded = dict[str, tuple[object, str]]
 
 
-def results_text(data: dict[str, Any]) -> str:
+def save_results(path: Path, results: RunResults, encoded: Encoded | None = None) -> None:
+    write_bytes_atomic(path, results_text(results.to_dict(), encoded).encode("utf-8"))
+
+
+def results_text(data: dict[str, Any], encoded: Encoded | None = None) -> str:
     """A results document with a line per top-level key, lane field, sample and KPI.
 
     Not `indent=2`: that switches json to its pure-Python encoder, ~10x slower on a run whose
@@ -67,7 +72,8 @@ def results_text(data: dict[str, Any]) -> str:
             out.append(f"{dump(key)}: {{")
             names = list(value)
             for j, name in enumerate(names):
-                out.append(f"{dump(name)}: " + _lane_text(value[name]) + ("," if j < len(names) - 1 else ""))
+                out.append(f"{dump(name)}: " + _lane_text(value[name], (encoded or {}).get(name))
+                           + ("," if j < len(names) - 1 else ""))
             out.append("}" + comma)
         elif key == "kpis" and isinstance(value, list) and value:
             out.append(f"{dump(key)}: [")
@@ -79,12 +85,14 @@ def results_text(data: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-def _lane_text(lane: Any) -> str:
+def _lane_text(lane: Any, encoded: tuple[object, str] | None = None) -> str:
     if not isinstance(lane, dict):
         return json.dumps(lane)
     parts = []
     for key, value in lane.items():
-        if key == "samples" and isinstance(value, list) and value:
+        if key == "detail" and encoded is not None and encoded[0] is value:
+            parts.append(f'"detail": {encoded[1]}')
+        elif key == "samples" and isinstance(value, list) and value:
             parts.append('"samples": [\n' + ",\n".join(json.dumps(s) for s in value) + "\n]")
         else:
             parts.append(f"{json.dumps(key)}: {json.dumps(value)}")
@@ -100,6 +108,7 @@ class Journal:
     def __init__(self, results_path: Path) -> None:
         self.path = results_path.with_name(JOURNAL_NAME)
         self._fh: Any = None
+        self.encoded: Encoded = {}
 
     def lane_started(self, lane: str) -> None:
         self._append({"op": "lane_start", "lane": lane}, durable=False)
@@ -111,17 +120,23 @@ class Journal:
 
     def lane_state(self, lane: Any, with_detail: bool = False) -> None:
         record = {"op": "lane_state", "lane": lane.lane, "status": lane.status, "error": lane.error}
-        if with_detail:
-            record["detail"] = lane.detail
-        self._append(record)
+        if not with_detail:
+            self._append(record)
+            return
+        text = json.dumps(lane.detail)
+        self.encoded[lane.lane] = (lane.detail, text)
+        self._write(json.dumps(record, separators=(",", ":"))[:-1] + ',"detail":' + text + "}", durable=True)
 
     def authority(self, results: RunResults) -> None:
         self._append({"op": "authority", "authoritative": results.authoritative, "reasons": results.authoritative_reasons})
 
     def _append(self, record: dict[str, Any], durable: bool = True) -> None:
+        self._write(json.dumps(record, separators=(",", ":")), durable)
+
+    def _write(self, line: str, durable: bool) -> None:
         if self._fh is None:
             self._fh = open(self.path, "ab")
-        self._fh.write((json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8"))
+        self._fh.write((line + "\n").encode("utf-8"))
         self._fh.flush()
         if durable:
             os.fsync(self._fh.fileno())
