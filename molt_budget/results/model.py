@@ -94,7 +94,7 @@ class RunResults:
         out["provenance"] = dict(self.provenance)
         out["authoritative_reasons"] = list(self.authoritative_reasons)
         out["lanes"] = {name: lane.to_dict() for name, lane in self.lanes.items()}
-        out["kpis"] = [asdict(k) for k in self.kpis]
+        out["kpis"] = [{**{name: getattr(k, name) for name in _KPI_FIELDS}, "values": list(k.values)} for k in self.kpis]
         return out
 
     @classmethod
@@ -117,6 +117,7 @@ class RunResults:
 
 
 _RUN_FIELDS = tuple(f.name for f in fields(RunResults))
+_KPI_FIELDS = tuple(f.name for f in fields(KpiResult))     # flat but `values`: asdict's deep copy is needless
 
 
 def _pick(cls: type, data: dict[str, Any]) -> dict[str, Any]:

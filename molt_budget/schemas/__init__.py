@@ -12,10 +12,14 @@ from typing import Any
 
 
 @cache
+def schema_text(name: str) -> str:
+    return resources.files(__name__).joinpath(f"{name}.schema.json").read_text(encoding="utf-8")
+
+
+@cache
 def load_schema(name: str) -> dict[str, Any]:
     """Load `<name>.schema.json` shipped in this package."""
-    text = resources.files(__name__).joinpath(f"{name}.schema.json").read_text(encoding="utf-8")
-    return json.loads(text)
+    return json.loads(schema_text(name))
 
 
 def validator(name: str) -> Any:
@@ -32,6 +36,17 @@ def _compiled(name: str) -> Any:
     import fastjsonschema
 
     return fastjsonschema.compile(load_schema(name))
+
+
+def is_valid(name: str, doc: Any) -> bool:
+    """The compiled check alone (see first_error): for a reader that words errors itself."""
+    import fastjsonschema
+
+    try:
+        _compiled(name)(doc)
+        return True
+    except fastjsonschema.JsonSchemaException:
+        return False
 
 
 def first_error(name: str, doc: Any) -> Any:
@@ -60,7 +75,8 @@ def _valid_marker(name: str, doc: Any) -> Path | None:
         canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError):
         return None
-    digest = hashlib.sha256(json.dumps(load_schema(name), sort_keys=True).encode() + b"\0" + canonical.encode()).hexdigest()
+    # the schema's file text, not its dict: compiling a validator may annotate the dict
+    digest = hashlib.sha256(schema_text(name).encode() + b"\0" + canonical.encode()).hexdigest()
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return root / "molt-budget" / "valid" / f"{name}-{digest[:40]}"
 
