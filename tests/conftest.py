@@ -23,6 +23,25 @@ needs_shared = pytest.mark.skipif(
 )
 
 
+def _shares_a_module_fixture(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    defs = info.name2fixturedefs.values() if info is not None else ()
+    return any(d and d[-1].scope in ("module", "class") for d in defs)
+
+
+@pytest.hookimpl(tryfirst=True)   # before xdist's own hook reads the groups (--dist loadgroup)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Two xdist groups. Tests that judge measured time (a timed verdict, a quiet-host check)
+    would disturb each other's measurements: `timing` runs them one after the other on one
+    worker. A module whose tests share a module-scoped fixture (a git world, a demo run, a
+    rendered page) runs on one worker, so the fixture is built once, not once per worker."""
+    for item in items:
+        if item.get_closest_marker("timing"):
+            item.add_marker(pytest.mark.xdist_group("timing"))
+        elif _shares_a_module_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
 @pytest.fixture
 def shared() -> Path:
     if not (SHARED / "molt").is_dir():

@@ -166,6 +166,7 @@ def timed_repo(tmp_path: Path) -> Path:
     )
 
 
+@pytest.mark.timing
 def test_timed_slowdown_is_caught_interleaved(tmp_path: Path) -> None:
     repo = timed_repo(tmp_path)
     git(repo, "checkout", "-qb", "feature")
@@ -183,6 +184,7 @@ def test_timed_slowdown_is_caught_interleaved(tmp_path: Path) -> None:
     assert len(base_results["lanes"]["work"]["samples"]) == kpi["pairs"]
 
 
+@pytest.mark.timing
 def test_timed_no_change_passes(tmp_path: Path) -> None:
     repo = timed_repo(tmp_path)
     git(repo, "checkout", "-qb", "feature")
@@ -298,6 +300,7 @@ def test_cumulative_drift_past_the_seeded_value_fails(tmp_path: Path) -> None:
     assert code == 1
 
 
+@pytest.mark.timing
 def test_higher_is_better_timed_kpi_fails_when_it_drops(tmp_path: Path) -> None:
     rate = "import random\nn = float(open('rate.txt').read())\nprint(f'rate: {n + random.uniform(-1, 1):.3f}')\n"
     repo = make_repo(
@@ -355,6 +358,7 @@ def test_a_nondeterministic_build_wins_over_an_error() -> None:
     assert overall({"not_comparable", "pass"}) == "pass"
 
 
+@pytest.mark.timing
 def test_sigterm_during_a_paired_run_keeps_both_sides_and_leaves_no_process(tmp_path: Path) -> None:
     import signal
     import subprocess

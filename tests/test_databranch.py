@@ -75,6 +75,7 @@ print(lost)
 """
 
 
+@pytest.mark.slow
 def test_concurrent_pushers_land_every_record_exactly_once(tmp_path: Path) -> None:
     remote, a = seeded(tmp_path)
     b = clone(tmp_path, remote, "b")

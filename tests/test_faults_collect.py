@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,17 +17,18 @@ GOOD = {"good": {"command": fake_build(), "repeats": 1}}
 GOOD_KPI = {"g": {"lane": "good", "metric": "wall_s", "target": 10}}
 
 
-def run(tmp_path: Path, lanes: dict, kpis: dict, capsys: pytest.CaptureFixture[str]) -> tuple[int, float, str]:
+def run(tmp_path: Path, lanes: dict, kpis: dict, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """One run; a read that blocks (a FIFO, a backtracking regex) never returns: the suite's
+    timeout (pyproject) turns that into a failure, the lane's error says what was refused."""
     config = write_budgets(tmp_path, {**lanes, **GOOD}, {**kpis, **GOOD_KPI})
-    started = time.monotonic()
     code = main(["run", "--config", str(config), "--quiet", "--no-history"])
-    return code, time.monotonic() - started, capsys.readouterr().out
+    return code, capsys.readouterr().out
 
 
 def test_a_fifo_at_the_diagnostics_path_is_refused_without_waiting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lanes = {"fifo": {"command": 'mkfifo "$MOLT_BUILD_DIAGNOSTICS_FILE"', "diagnostics": True, "repeats": 1, "retries": 0}}
-    code, took, _ = run(tmp_path, lanes, {"d": {"lane": "fifo", "metric": "diag.total_sec", "target": 10}}, capsys)
-    assert code == 3 and took < 30
+    code, _ = run(tmp_path, lanes, {"d": {"lane": "fifo", "metric": "diag.total_sec", "target": 10}}, capsys)
+    assert code == 3
     lane = latest_results(tmp_path).lanes["fifo"]
     assert lane.status == "error" and "FIFO" in (lane.error or "") and "diagnostics.json" in (lane.error or "")
     assert latest_results(tmp_path).lanes["good"].status == "ok"
@@ -36,8 +36,8 @@ def test_a_fifo_at_the_diagnostics_path_is_refused_without_waiting(tmp_path: Pat
 
 def test_a_fifo_at_the_ir_path_is_refused_without_waiting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lanes = {"fifo": {"command": "mkfifo ${emit_ir}", "emit_ir": True, "repeats": 1, "retries": 0}}
-    code, took, _ = run(tmp_path, lanes, {"o": {"lane": "fifo", "metric": "ir.ops", "target": 10}}, capsys)
-    assert code == 3 and took < 30
+    code, _ = run(tmp_path, lanes, {"o": {"lane": "fifo", "metric": "ir.ops", "target": 10}}, capsys)
+    assert code == 3
     lane = latest_results(tmp_path).lanes["fifo"]
     assert lane.status == "error" and "FIFO" in (lane.error or "") and "lane fifo" in (lane.error or "")
 
@@ -45,8 +45,8 @@ def test_a_fifo_at_the_ir_path_is_refused_without_waiting(tmp_path: Path, capsys
 def test_a_catastrophic_regex_metric_does_not_hang(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     command = [sys.executable, "-c", "print('a' * 5000 + '!')"]
     lanes = {"re": {"command": command, "repeats": 1, "retries": 0}}
-    code, took, _ = run(tmp_path, lanes, {"r": {"lane": "re", "metric": "regex:stdout:^(a+)+$", "target": 10}}, capsys)
-    assert code == 3 and took < 30                        # Python's re would backtrack for longer than the universe
+    code, _ = run(tmp_path, lanes, {"r": {"lane": "re", "metric": "regex:stdout:^(a+)+$", "target": 10}}, capsys)
+    assert code == 3                        # Python's re would backtrack for longer than the universe
     lane = latest_results(tmp_path).lanes["re"]
     assert "no match for regex" in (lane.error or "")
 
@@ -63,7 +63,7 @@ def test_an_absurd_number_in_diagnostics_fails_that_lane_only(tmp_path: Path, ca
     payload = tmp_path / "payload.json"
     payload.write_text('{"enabled": true, "total_sec": ' + value + ', "phase_sec": {}}', encoding="utf-8")
     lanes = {"diag": {"command": fake_build("--diag", str(payload)), "diagnostics": True, "repeats": 1, "retries": 0}}
-    code, _, _ = run(tmp_path, lanes, {"t": {"lane": "diag", "metric": "diag.total_sec", "target": 10}}, capsys)
+    code, _ = run(tmp_path, lanes, {"t": {"lane": "diag", "metric": "diag.total_sec", "target": 10}}, capsys)
     assert code == 3
     results = latest_results(tmp_path)
     error = results.lanes["diag"].error or ""

@@ -34,6 +34,7 @@ def check_validate(tmp: Path, text: str, capsys: pytest.CaptureFixture[str]) -> 
         assert "Traceback" not in err
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_mutated_lines_of_a_real_file(tmp_path: Path, capsys: pytest.CaptureFixture[str], data: st.DataObject) -> None:
@@ -57,6 +58,7 @@ def test_mutated_lines_of_a_real_file(tmp_path: Path, capsys: pytest.CaptureFixt
     check_validate(tmp_path, "\n".join(lines) + "\n", capsys)
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(doc=st.fixed_dictionaries(
     {"version": st.sampled_from([1, 1, 2, "1"])},
@@ -94,6 +96,7 @@ def _mutate(data: bytes, draw: st.DataObject) -> bytes:
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "molt"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not SHARED.is_dir(), reason="shared molt data not beside the repo")
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data(), which=st.sampled_from(["ir", "diagnostics"]))

@@ -19,6 +19,8 @@ from molt_budget.results.history import History
 from molt_budget.results.mainline import classify
 from molt_budget.results.model import LaneResult, RunResults, Sample
 
+pytestmark = pytest.mark.slow   # real git repositories and demo builds: `pytest -m "not slow"` skips them
+
 
 def history_of(repo: Path) -> History:
     return History(repo.parent / "out" / "history.sqlite")

@@ -72,6 +72,7 @@ def test_store_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 def test_calibrate_then_validate_names_the_lane_too_noisy_for_its_budget(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     repo = noisy_repo(tmp_path)
     config = str(repo / "budgets.yaml")
@@ -96,6 +97,7 @@ def test_calibrate_then_validate_names_the_lane_too_noisy_for_its_budget(tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 def test_check_warns_up_front_gives_up_as_inconclusive_and_records_the_run_noise(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     repo = noisy_repo(tmp_path)
     config = str(repo / "budgets.yaml")
@@ -191,6 +193,7 @@ def test_main_records_pairs_feed_the_noise_model_and_validate(tmp_path: Path) ->
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 def test_a_main_check_with_repeats_is_enough_for_validate_to_name_the_noisy_lane(tmp_path: Path) -> None:
     """End to end: `check` on main (real builds, real SQLite) records a main record; with no
     calibration and no paired check, `validate` names the jittery lane from that record's pairs,

@@ -256,6 +256,8 @@ def test_cli_check_on_a_terminal(tmp_path: Path) -> None:
     assert "verdict: PASS" in stdout and CLEAR not in stdout
 
 
+@pytest.mark.slow
+@pytest.mark.timing
 def test_paired_progress_names_the_side_the_pairs_cap_and_the_quiet_host_wait(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     """A real paired `check` (base in a git worktree): every line says base or head, timed
     pairs show `pair=i max=N` (sampling stops once decided), the quiet-host wait is named."""

@@ -7,9 +7,9 @@ import platform
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from molt_budget.runner.provenance import collect_provenance
@@ -111,11 +111,14 @@ def test_tool_versions(tmp_path: Path) -> None:
 
 
 def test_hanging_tool_times_out_with_its_children(tmp_path: Path) -> None:
-    # The background sleep keeps stdout open: subprocess.run(timeout=...) would hang here.
-    began = time.monotonic()
-    prov = collect_provenance(tmp_path, {"hangs": ["/bin/sh", "-c", "sleep 30 & sleep 30"]}, tool_timeout_s=0.5)
+    # The background sleep keeps stdout open: subprocess.run(timeout=...) would wait for it
+    # (until the suite's timeout fails the test). Its own children die with the tool.
+    nap = f"{1000 + os.getpid() % 1000}.5"            # an argv no other process of the machine has
+    prov = collect_provenance(tmp_path, {"hangs": ["/bin/sh", "-c", f"sleep {nap} & sleep {nap}"]}, tool_timeout_s=0.5)
     assert prov["tools"]["hangs"] == "unavailable: timed out after 0.5s"
-    assert time.monotonic() - began < 5.0
+    left = [p.pid for p in psutil.process_iter(["cmdline", "status"])
+            if p.info["cmdline"] == ["sleep", nap] and p.info["status"] != psutil.STATUS_ZOMBIE]
+    assert left == []
 
 
 def test_host_and_python(tmp_path: Path) -> None:

