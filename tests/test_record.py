@@ -68,3 +68,19 @@ def test_bad_records_are_one_config_error(record: RunRecord, mutate) -> None:
         RunRecord.from_gzip(gzip.compress(json.dumps(doc).encode()), "records/bad.json.gz")
     with pytest.raises(ConfigError, match="records/bad.json.gz"):
         RunRecord.from_gzip(b"not gzip", "records/bad.json.gz")
+
+
+def test_a_gzip_bomb_record_is_refused_before_it_expands() -> None:
+    """A forged data-branch file that gunzips to gigabytes costs one error, not the memory."""
+    import zlib
+
+    from molt_budget.bounded import MAX_SMALL_BYTES
+
+    encoder = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zeros = bytes(1 << 20)
+    bomb = b"".join(encoder.compress(zeros) for _ in range((MAX_SMALL_BYTES >> 20) + 8)) + encoder.flush()
+    assert len(bomb) < MAX_SMALL_BYTES // 100
+    with pytest.raises(ConfigError, match="records/bomb.json.gz: gzip data expands past"):
+        RunRecord.from_gzip(bomb, "records/bomb.json.gz")
+    with pytest.raises(ConfigError, match="records/cut.json.gz"):
+        RunRecord.from_gzip(gzip.compress(b'{"a": 1}')[:-6], "records/cut.json.gz")

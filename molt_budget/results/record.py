@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import json
 import statistics
+import zlib
 from dataclasses import dataclass, field, fields
 from functools import cache
 from typing import Any
@@ -230,9 +231,13 @@ class RunRecord:
 
     @classmethod
     def from_gzip(cls, data: bytes, name: str = "record", validate: bool = True) -> RunRecord:
+        from molt_budget.bounded import MAX_SMALL_BYTES, InputError, gunzip
+
         try:
-            raw = gzip.decompress(data)
-        except (OSError, EOFError, ValueError) as exc:
+            raw = gunzip(data, MAX_SMALL_BYTES)        # a forged record may be a gzip bomb
+        except InputError as exc:
+            raise ConfigError(f"{name}: {exc.message}: not a history record") from None
+        except (OSError, EOFError, ValueError, zlib.error) as exc:
             raise ConfigError(f"{name}: not a gzip'd history record ({exc})") from None
         return cls.from_json(raw, name, validate)
 

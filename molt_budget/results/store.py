@@ -134,12 +134,20 @@ class Journal:
         self._write(json.dumps(record, separators=(",", ":")), durable)
 
     def _write(self, line: str, durable: bool) -> None:
-        if self._fh is None:
-            self._fh = open(self.path, "ab")
-        self._fh.write((line + "\n").encode("utf-8"))
-        self._fh.flush()
-        if durable:
-            os.fsync(self._fh.fileno())
+        try:
+            if self._fh is None:
+                self._fh = open(self.path, "ab")
+            self._fh.write((line + "\n").encode("utf-8"))
+            self._fh.flush()
+            if durable:
+                os.fsync(self._fh.fileno())
+        except OSError as exc:
+            # a full disk mid-run: one line saying so; what the journal held before is kept
+            from molt_budget.environment import fault
+
+            raise fault(exc, self.path, "keep the measured sample",
+                        f"the samples before it are kept in {self.path.with_name('results.json')}: "
+                        f"continue with --resume {self.path.parent}") from None
 
     def clear(self) -> None:
         """After results.json was written whole: everything the journal held is in it."""
