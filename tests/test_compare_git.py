@@ -258,7 +258,8 @@ def test_sharded_comparison_reports_merge_into_one_verdict(tmp_path: Path, capsy
     repo = make_repo(
         tmp_path,
         {**DEMO_LANE, "quick": {"command": ["${python}", "-c", "pass"]}},
-        {**DEMO_KPIS, "quick_s": {"lane": "quick", "metric": "wall_s", "target": 30}},
+        # a timed KPI in the second shard; 3 pairs: the merge is under test, not the timed decision
+        {**DEMO_KPIS, "quick_s": {"lane": "quick", "metric": "wall_s", "target": 30, "pairs": 3, "max_pairs": 3}},
         {"moltdemo.py": (DEMO / "moltdemo.py").read_text(), "hello.py": (DEMO / "hello.py").read_text()},
     )
     base = git(repo, "rev-parse", "HEAD")

@@ -202,6 +202,7 @@ class _Window:
         self.base_bytes = 0      # bytes / lines discarded before buf[0]
         self.base_lines = 0
         self.buf_ascii = True
+        self._counted = (0, 0)   # (pos, newlines in buf before pos): line() counts on from the last call
 
     def more(self) -> bool:
         """Drop consumed text and append at least a chunk (doubling, so re-parses stay O(n))."""
@@ -227,6 +228,7 @@ class _Window:
             self.base_bytes += self.pos if self.buf_ascii else len(self.buf[: self.pos].encode())
             self.buf = self.buf[self.pos :]
             self.pos = 0
+            self._counted = (0, 0)
             if not self.buf_ascii:
                 self.buf_ascii = self.buf.isascii()
         self.buf_ascii = self.buf_ascii and text.isascii()
@@ -234,7 +236,12 @@ class _Window:
         return bool(data) or bool(text)
 
     def line(self, pos: int) -> int:
-        return self.base_lines + self.buf.count("\n", 0, pos) + 1
+        """1-based line of `pos`. Called for every function in order: counting from the last
+        position asked keeps a file's line numbers O(n), not O(functions x window)."""
+        last, lines = self._counted if pos >= self._counted[0] else (0, 0)
+        lines += self.buf.count("\n", last, pos)
+        self._counted = (pos, lines)
+        return self.base_lines + lines + 1
 
     def where(self, pos: int) -> str:
         line = self.base_lines + self.buf.count("\n", 0, pos) + 1
