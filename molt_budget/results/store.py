@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,9 +106,10 @@ JOURNAL_NAME = "journal.jsonl"
 class Journal:
     """Append-only log of a running run's changes, replayed by load_results (see the module doc)."""
 
-    def __init__(self, results_path: Path) -> None:
+    def __init__(self, results_path: Path, on_error: Callable[[OSError, Path], Exception] | None = None) -> None:
         self.path = results_path.with_name(JOURNAL_NAME)
         self._fh: Any = None
+        self._on_error = on_error
         self.encoded: Encoded = {}
 
     def lane_started(self, lane: str) -> None:
@@ -142,12 +144,10 @@ class Journal:
             if durable:
                 os.fsync(self._fh.fileno())
         except OSError as exc:
-            # a full disk mid-run: one line saying so; what the journal held before is kept
-            from molt_budget.environment import fault
-
-            raise fault(exc, self.path, "keep the measured sample",
-                        f"the samples before it are kept in {self.path.with_name('results.json')}: "
-                        f"continue with --resume {self.path.parent}") from None
+            # a full disk mid-run: the owner words it (one line); what the journal held is kept
+            if self._on_error is None:
+                raise
+            raise self._on_error(exc, self.path) from None
 
     def clear(self) -> None:
         """After results.json was written whole: everything the journal held is in it."""

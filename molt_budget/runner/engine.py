@@ -151,7 +151,7 @@ class Engine:
             self._lock.release()
             raise
         self.results_path = self.run_dir / "results.json"
-        self._journal = Journal(self.results_path)
+        self._journal = Journal(self.results_path, on_error=self._journal_fault)
         if self.options.resume is not None:
             # whole again (replaying the journal over it twice gives the same state)
             save_results(self.results_path, self.results)
@@ -250,6 +250,10 @@ class Engine:
         finally:
             self._release()
         return self.results
+
+    def _journal_fault(self, exc: OSError, path: Path) -> Exception:
+        return fault(exc, path, "keep the measured sample",
+                     f"the samples before it are kept in {self.results_path}: continue with --resume {self.run_dir}")
 
     def _release(self) -> None:
         signals.release()
