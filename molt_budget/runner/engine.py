@@ -229,19 +229,18 @@ class Engine:
 
         Later signals are ignored meanwhile (runner/signals.py): the hint and exit 130 survive them."""
         kill_marked(self.marker, adopted_since=self._lane_children)
-        self.results.state = "interrupted"
-        self.results.finished_utc = utc_now()
-        try:
-            self._snapshot(self.results)
-            self._journal.clear()
-        finally:
-            self._release()
+        self._end("interrupted")
         hint = f"continue with --resume {self.run_dir}" if self.options.resumable else "run the check again"
         raise Interrupted(f"interrupted; measured samples are kept in {self.results_path} ({hint})") from None
 
     def close(self, state: str = "complete") -> RunResults:
         if self.options.judge is not None:
             self.results.kpis = self.options.judge(self.config, self.results, {lane.id for lane in self.selected})
+        self._end(state)
+        return self.results
+
+    def _end(self, state: str) -> None:
+        """The run's last write: whole and atomic, then the journal it replaces goes, then the lock."""
         self.results.state = state
         self.results.finished_utc = utc_now()
         try:
@@ -249,7 +248,6 @@ class Engine:
             self._journal.clear()
         finally:
             self._release()
-        return self.results
 
     def _journal_fault(self, exc: OSError, path: Path) -> Exception:
         return fault(exc, path, "keep the measured sample",
