@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import MOLT, needs_shared
 from test_compare_git import check, git, make_repo
 
@@ -61,6 +62,7 @@ def real_a_vs_c(tmp_path: Path) -> tuple[int, dict[str, Any]]:
     return check(repo, "--base", base)
 
 
+@pytest.mark.slow
 @needs_shared
 def test_real_a_vs_c_names_the_entering_modules_ranked_without_diagnostics(tmp_path: Path) -> None:
     code, report = real_a_vs_c(tmp_path)

@@ -15,6 +15,8 @@ from molt_budget.errors import ConfigError
 from molt_budget.results.model import KpiResult, RunResults
 from molt_budget.results.store import save_results
 
+pytestmark = pytest.mark.slow   # each case is a real git repository with a base and a head commit
+
 TODAY = date(2026, 11, 26)
 
 BASE = """\

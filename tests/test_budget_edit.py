@@ -176,6 +176,7 @@ def test_bump_real_files_touches_only_the_kpi(tmp_path: Path, rel: str, kpi: str
     assert_only_kpi_changed(src, new, kpi, nxt)
 
 
+@pytest.mark.slow
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40))
 @settings(max_examples=300, deadline=None)
 def test_rendered_strings_read_back_unchanged(text: str) -> None:

@@ -14,6 +14,8 @@ from history_factory import kpi_value, populate
 from molt_budget import cli
 from molt_budget.report.charts import ChartsUnavailable, Series, render_chart, series_from_config, write_charts
 
+pytestmark = pytest.mark.slow   # matplotlib renders every chart
+
 pytest.importorskip("matplotlib")
 
 SVG = "{http://www.w3.org/2000/svg}"

@@ -173,12 +173,14 @@ def _check(data: bytes) -> None:
 
 
 
+@pytest.mark.slow
 @_SETTINGS
 @given(edits=_edits, cut=st.one_of(st.none(), st.integers(0, len(_BASE))))
 def test_mutated_payload_only_raises_collector_error(edits: list[tuple[int, int, int]], cut: int | None) -> None:
     _check(mutate(_BASE, edits)[:cut])
 
 
+@pytest.mark.slow
 @_SETTINGS
 @given(doc=st.dictionaries(_keys, _json, max_size=4) | _json)
 def test_arbitrary_json_only_raises_collector_error(doc: Any) -> None:
@@ -191,6 +193,7 @@ def test_garbage_only_raises_collector_error(data: bytes) -> None:
     _check(data)
 
 
+@pytest.mark.slow
 @_SETTINGS
 @given(cut=st.integers(1, len(_BASE) - 2))
 def test_every_cut_reads_as_truncated(cut: int) -> None:
@@ -205,6 +208,7 @@ _ROW_VALUES = st.one_of(st.integers(-3, 2**60), st.floats(allow_nan=True, allow_
                         st.none(), st.text(max_size=3))
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(st.tuples(st.sampled_from(["a", "b", "c", 7]), _ROW_VALUES), max_size=6),
        reasons=st.dictionaries(st.sampled_from(["a", "b"]), st.one_of(st.lists(st.sampled_from(["x", 1]), max_size=2), st.text(max_size=2))))

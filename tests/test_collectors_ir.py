@@ -344,6 +344,7 @@ _BOUNDARY = r"(?:(?<![A-Za-z0-9_.\-é])|(?<=\\[bfnrt])|(?<=\\u[0-9a-f]{4}))"
 _SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
+@pytest.mark.slow
 @_SETTINGS
 @given(functions=_functions, fmt=_format, chunk=st.sampled_from([1, 5, 64, 1 << 20]))
 def test_streaming_equals_json_load(monkeypatch: pytest.MonkeyPatch, functions: list[Any], fmt: dict[str, Any], chunk: int) -> None:
@@ -393,6 +394,7 @@ def test_garbage_ir_only_raises_collector_error(data: bytes) -> None:
             assert str(path) in str(exc)
 
 
+@pytest.mark.slow
 @_SETTINGS
 @given(cut=st.integers(1, len(_EXCERPT) - 2), chunk=st.sampled_from([1, 16, 1 << 20]))
 def test_every_cut_reads_as_truncated(monkeypatch: pytest.MonkeyPatch, cut: int, chunk: int) -> None:

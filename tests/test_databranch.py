@@ -18,6 +18,8 @@ from conftest import wait_for_file
 from molt_budget.errors import ConfigError
 from molt_budget.results import databranch
 
+pytestmark = pytest.mark.slow   # real git remotes and pushes
+
 BRANCH = "molt-budget-data"
 
 
@@ -75,7 +77,6 @@ print(lost)
 """
 
 
-@pytest.mark.slow
 def test_concurrent_pushers_land_every_record_exactly_once(tmp_path: Path) -> None:
     remote, a = seeded(tmp_path)
     b = clone(tmp_path, remote, "b")

@@ -19,6 +19,8 @@ from conftest import fake_build, wait_for_file
 from molt_budget.cli import main
 from molt_budget.results.store import load_results
 
+pytestmark = pytest.mark.slow   # the gate end to end: CLI runs of real subprocess lanes (`pytest -m "not slow"` skips them)
+
 
 def write_budgets(tmp_path: Path, lanes: dict[str, Any], kpis: dict[str, Any], **settings: Any) -> Path:
     doc = {
@@ -258,7 +260,6 @@ def test_pre_push_runs_only_marked_lanes(tmp_path: Path) -> None:
     assert [k.id for k in latest_results(tmp_path).kpis] == ["f"]
 
 
-@pytest.mark.slow
 def test_instructions_are_counted_and_repeatable(tmp_path: Path) -> None:
     """Counted KPIs run under perf or callgrind; the same work gives (almost) the same count."""
     config = write_budgets(

@@ -15,6 +15,8 @@ from test_engine import latest_results, write_budgets
 
 from molt_budget.cli import main
 
+pytestmark = pytest.mark.slow   # CLI runs signalled mid-lane, real process trees
+
 
 def alive(pid: int) -> bool:
     try:

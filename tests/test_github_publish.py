@@ -308,6 +308,7 @@ def test_every_request_has_a_timeout(fake_github: FakeGitHub, tmp_path: Path, mo
     assert all(isinstance(t, tuple) and all(x and x > 0 for x in t) for t in timeouts)
 
 
+@pytest.mark.slow
 def test_length_limits_hold_for_a_huge_report(fake_github: FakeGitHub, tmp_path: Path) -> None:
     r = many_offending(400)
     r["diff"]["modules_added"] = [{"module": f"pkg{i}.mod", "reasons": ["import " + "x" * 200]} for i in range(20000)]

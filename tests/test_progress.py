@@ -103,6 +103,7 @@ def test_pipe_gets_exactly_the_plain_lines(tmp_path: Path) -> None:
     assert re.search(r"^\[molt-budget\] lane=flaky repeat=1/2 attempt=2 elapsed=\d+\.\d\ds rc=0$", out.getvalue(), re.M)
 
 
+@pytest.mark.slow
 def test_cli_on_a_pipe_prints_plain_lines_only(tmp_path: Path) -> None:
     config = budgets(tmp_path)
     proc = subprocess.run(
@@ -238,6 +239,7 @@ def test_term_dumb_and_broken_streams_fall_back_quietly(monkeypatch: pytest.Monk
     progress.close()
 
 
+@pytest.mark.slow
 def test_cli_check_on_a_terminal(tmp_path: Path) -> None:
     """`python -m molt_budget check` with stderr on a pseudo terminal (stdout on a pipe)."""
     config = budgets(tmp_path)

@@ -11,6 +11,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -67,6 +68,7 @@ def test_the_real_record_is_valid_for_both() -> None:
     assert next(iter(validator("record").iter_errors(BASE)), None) is None
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from(ALL), st.sampled_from(["set", "drop", "add"]), JSON)
 def test_fast_and_jsonschema_agree(path: tuple[Any, ...], op: str, value: Any) -> None:

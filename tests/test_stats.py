@@ -103,6 +103,7 @@ def test_holm_properties(p: list[float]) -> None:
                 assert adjusted[i] <= adjusted[j]
 
 
+@pytest.mark.slow
 def test_holm_matches_statsmodels_if_installed() -> None:
     multitest = pytest.importorskip("statsmodels.stats.multitest")
     rng = random.Random(5)

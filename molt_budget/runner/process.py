@@ -246,14 +246,14 @@ def kill_marked(marker: tuple[str, str], grace_s: float = 1.0, adopted_since: se
     while time.monotonic() < grace_end:
         survivors = targets()
         _reap(killed | _adopted)  # after the scan: whatever was dead at the scan is reaped now
-        if not survivors:
+        if not survivors and not _unreaped_children(killed):
             break
         time.sleep(_POLL_S)
     give_up = time.monotonic() + _KILL_VERIFY_S
     while True:
         survivors = targets()
         _reap(killed | _adopted)
-        if not survivors:
+        if not survivors and not _unreaped_children(killed):
             break
         if time.monotonic() > give_up:
             raise MeasurementError(f"processes of the run survived SIGKILL: {sorted(survivors)}")
@@ -390,6 +390,23 @@ def _signal(pids: Iterable[int], sig: int) -> set[int]:
             continue
         sent.add(pid)
     return sent
+
+
+def _unreaped_children(pids: Iterable[int]) -> set[int]:
+    """Those of `pids` that are still our children, exited or not (peeked at, never reaped).
+
+    A dying process loses its environment before it becomes a zombie: the scan no longer sees
+    it as marked while `wait4` cannot reap it yet. Until it is reaped it is not gone."""
+    if not hasattr(os, "waitid"):
+        return set()
+    pending = set()
+    for pid in pids:
+        try:
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            continue                  # not ours, or already reaped
+        pending.add(pid)
+    return pending
 
 
 def _reap(pids: Iterable[int]) -> dict[int, resource.struct_rusage]:
