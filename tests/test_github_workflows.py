@@ -271,6 +271,7 @@ def test_act_missing_report_never_leaves_the_check_pending_or_green(act_run: Any
     assert comment["body"].startswith("<!-- molt-budget:budgets.yaml -->")      # --config-path: the real reports' marker
 
 
+@pytest.mark.slow
 def test_act_ignores_a_copy_of_the_pr_workflow_under_another_path(act_run: Any, fake_github: FakeGitHub) -> None:
     """A PR can add a workflow named "molt-budget PR" that uploads a forged report: it is never posted."""
     payload = current_payload()
@@ -279,6 +280,7 @@ def test_act_ignores_a_copy_of_the_pr_workflow_under_another_path(act_run: Any, 
     assert fake_github.check_runs == {} and fake_github.issue_comments(2) == [], raw
 
 
+@pytest.mark.slow
 def test_act_refuses_a_report_for_another_commit(act_run: Any, fake_github: FakeGitHub) -> None:
     """A passing report replayed from another commit posts a failing check on the run's head, no comment."""
     passing = report("report_fail.json", head="9" * 40)
