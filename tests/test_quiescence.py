@@ -187,3 +187,17 @@ def test_meter_waits_only_to_fill_a_too_short_first_window(monkeypatch: pytest.M
     time_sleep(quiescence.MIN_WINDOW_S)
     meter.busy_cpus()
     assert slept == []                                                     # a full window costs a read, no sleep
+
+
+def test_fast_lanes_never_make_the_meter_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lanes of a few milliseconds: each check reads the window from the reading before the last
+    one (still a full window), so only the very first check ever sleeps."""
+    from molt_budget.runner import quiescence
+
+    slept: list[float] = []
+    monkeypatch.setattr(quiescence.time, "sleep", lambda s: slept.append(s) or time_sleep(s))
+    meter = quiescence.CpuMeter()
+    meter.busy_cpus()
+    first = len(slept)
+    readings = [meter.busy_cpus() for _ in range(20)]        # back to back: windows of microseconds
+    assert first == 1 and len(slept) == first and all(r >= 0 for r in readings)

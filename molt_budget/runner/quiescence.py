@@ -7,8 +7,9 @@ are noisy, and a competing compiler process is the usual cause of both.
 Busy CPUs come from one `CpuMeter` per run: the host's busy time (/proc/stat, through
 psutil.cpu_times) between two checks minus our own (this process and the builds it
 waited for), so the check before a lane measures what else ran during the previous one
-and costs a read, not a sampling sleep. Only a window shorter than MIN_WINDOW_S (the first
-check of a fast start) waits for the rest of it.
+and costs a read, not a sampling sleep. A window shorter than MIN_WINDOW_S (lanes that take
+milliseconds) is measured from the reading before, so it spans the lanes since; only the first
+check of a fast start, with no reading before, waits for the rest of its window.
 """
 
 from __future__ import annotations
@@ -55,14 +56,19 @@ class CpuMeter:
 
     def __init__(self) -> None:
         self._last = _read_cpu()
+        self._before: _Reading | None = None      # the reading before _last, a full window earlier
 
     def busy_cpus(self) -> float:
         now = _read_cpu()
         if now.at - self._last.at < MIN_WINDOW_S:
+            if self._before is not None:
+                # a fast lane since the last check: measure from the reading before it (a window
+                # of at least MIN_WINDOW_S, the previous lane's included) instead of sleeping
+                return others_busy_cpus(self._before, now)
             time.sleep(MIN_WINDOW_S - (now.at - self._last.at))
             now = _read_cpu()
         busy = others_busy_cpus(self._last, now)
-        self._last = now
+        self._before, self._last = self._last, now
         return busy
 
 
