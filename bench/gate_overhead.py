@@ -126,6 +126,12 @@ def slope(xs: list[float], ys: list[float]) -> float:
     return sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / sum((a - mx) ** 2 for a in lx)
 
 
+def growth_row(tree: str, axis: str, at: str, quiet: bool, xs: list[int], ys: list[float]) -> list[object]:
+    """Exponent of overhead ~ n^k along one axis, and the marginal ms per lane or KPI."""
+    marginal = (ys[-1] - ys[0]) / (xs[-1] - xs[0]) * 1000
+    return [tree, axis, at, "on" if quiet else "off", slope(xs, ys), marginal]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lanes", default="1,12,48")
@@ -172,18 +178,13 @@ def main() -> None:
                 f"medians, interleaved)", rows, headers)
     growth = []
     for name, _ in trees:
-        for kpis in kpis_list:
-            for quiet in modes:
-                if len(lanes_list) > 1:
-                    ys = [overheads[(name, lanes, kpis, quiet)] for lanes in lanes_list]
-                    per_lane = (ys[-1] - ys[0]) / (lanes_list[-1] - lanes_list[0]) * 1000
-                    growth.append([name, "lanes", f"{kpis} KPIs", "on" if quiet else "off", slope(lanes_list, ys), per_lane])
-        for lanes in lanes_list:
-            for quiet in modes:
-                if len(kpis_list) > 1:
-                    ys = [overheads[(name, lanes, kpis, quiet)] for kpis in kpis_list]
-                    per_kpi = (ys[-1] - ys[0]) / (kpis_list[-1] - kpis_list[0]) * 1000
-                    growth.append([name, "KPIs", f"{lanes} lanes", "on" if quiet else "off", slope(kpis_list, ys), per_kpi])
+        for quiet in modes:
+            if len(lanes_list) > 1:
+                growth += [growth_row(name, "lanes", f"{kpis} KPIs", quiet, lanes_list,
+                                      [overheads[(name, lanes, kpis, quiet)] for lanes in lanes_list]) for kpis in kpis_list]
+            if len(kpis_list) > 1:
+                growth += [growth_row(name, "KPIs", f"{lanes} lanes", quiet, kpis_list,
+                                      [overheads[(name, lanes, kpis, quiet)] for kpis in kpis_list]) for lanes in lanes_list]
     if growth:
         print_table("growth (exponent of overhead ~ n^k; 1 = linear) and marginal cost", growth,
                     ["tree", "n", "at", "quiet check", "exponent k", "ms per lane / per KPI"])

@@ -216,12 +216,8 @@ class Engine:
             return
         try:
             lane_result.detail = merged_detail(parts)
-        except MeasurementError as exc:
-            lane_result.status, lane_result.error = "error", f"lane {lane.id}: {exc}"
-            self._emit(ProgressEvent("lane_error", lane=lane.id, message=lane_result.error))
-        except (ArithmeticError, ValueError, RecursionError, MemoryError) as exc:
-            lane_result.status = "error"
-            lane_result.error = f"lane {lane.id}: could not read the build's output: {type(exc).__name__}: {exc}"[:500]
+        except _READ_FAILURES as exc:
+            lane_result.status, lane_result.error = "error", _read_failure(lane, exc)
             self._emit(ProgressEvent("lane_error", lane=lane.id, message=lane_result.error))
 
     def abort(self) -> None:
@@ -463,12 +459,8 @@ class Engine:
             return
         try:
             sample.metrics, detail_parts = collectors.collect(outcome, files)
-        except MeasurementError as exc:
-            sample.error = f"lane {owner.id}: {exc}"
-            return
-        except (ArithmeticError, ValueError, RecursionError, MemoryError) as exc:
-            # a value no collector foresaw: this lane's sample fails, the other lanes still run
-            sample.error = f"lane {owner.id}: could not read the build's output: {type(exc).__name__}: {exc}"[:500]
+        except _READ_FAILURES as exc:
+            sample.error = _read_failure(owner, exc)
             return
         bad = next(((m, v) for m, v in sample.metrics.items() if not _in_range(v)), None)
         if bad is not None:
@@ -502,6 +494,17 @@ class Engine:
         roots = [str(self.config.resolve(p)) for p in self.config.settings.normalize_paths]
         roots += [str(self.config.root), str(self.root.resolve())]
         return sorted(set(roots), key=len, reverse=True)
+
+
+# what reading a build's output may raise: a collector's own error, or a value no collector foresaw
+_READ_FAILURES = (MeasurementError, ArithmeticError, ValueError, RecursionError, MemoryError)
+
+
+def _read_failure(lane: Lane, exc: BaseException) -> str:
+    """One line for the lane; its sample (or its detail) fails, the other lanes still run."""
+    if isinstance(exc, MeasurementError):
+        return f"lane {lane.id}: {exc}"
+    return f"lane {lane.id}: could not read the build's output: {type(exc).__name__}: {exc}"[:500]
 
 
 def _in_range(value: object) -> bool:
