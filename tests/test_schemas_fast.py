@@ -8,6 +8,7 @@ and an invalid one gets jsonschema's error (path and message), as before.
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 
 from molt_budget.results.model import KpiResult, LaneResult, RunResults, Sample
 from molt_budget.results.record import MainCheck, RunRecord
-from molt_budget.schemas import first_error, validator
+from molt_budget.schemas import first_error, is_valid, validator
 
 
 def record_doc() -> dict[str, Any]:
@@ -78,6 +79,47 @@ def test_fast_and_jsonschema_agree(path: tuple[Any, ...], op: str, value: Any) -
     assert (fast is None) == (slow is None), (path, op, value, slow)
     if slow is not None:
         assert (list(fast.absolute_path), fast.message) == (list(slow.absolute_path), slow.message)
+
+
+REPORT = json.loads((Path(__file__).resolve().parent / "github_data" / "report_fail.json").read_text(encoding="utf-8"))
+REPORT_PATHS = paths(REPORT)[1:]
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(REPORT_PATHS), st.sampled_from(["set", "drop", "add"]), JSON)
+def test_fast_and_jsonschema_agree_on_reports(path: tuple[Any, ...], op: str, value: Any) -> None:
+    """`report` trusts the compiled check alone for a valid report (load_report)."""
+    doc = edited(REPORT, path, op, value)
+    slow = next(iter(validator("report").iter_errors(doc)), None)
+    assert is_valid("report", doc) == (slow is None), (path, op, value, slow)
+
+
+def test_a_valid_report_is_rendered_without_jsonschema_and_an_invalid_one_refused(tmp_path: Path) -> None:
+    """`report --markdown` of a valid report never imports jsonschema (its import cost more than
+    the rest of the command); an invalid one is refused with jsonschema's path, exit 2."""
+    import subprocess
+    import sys
+
+    from molt_budget.errors import EXIT_CONFIG
+
+    repo = Path(__file__).resolve().parents[1]
+    probe = ("import sys\nfrom molt_budget import cli\ncode = cli.main(['report', sys.argv[1], '--markdown'])\n"
+             "print('RESULT', code, 'jsonschema' in sys.modules)")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(repo)}
+
+    def render(doc: dict[str, Any]) -> tuple[list[str], str]:
+        path = tmp_path / "report.json"
+        path.write_text(json.dumps(doc), encoding="utf-8")
+        done = subprocess.run([sys.executable, "-c", probe, str(path)], env=env, capture_output=True, text=True)
+        return done.stdout.split("RESULT")[-1].split(), done.stderr
+
+    assert render(REPORT)[0] == ["0", "False"]          # rendered (the verdict is the poster's exit code)
+    bad = copy.deepcopy(REPORT)
+    bad["kpis"][0]["status"] = "passed-honest"
+    result, stderr = render(bad)
+    assert result == [str(EXIT_CONFIG), "True"]
+    assert "kpis/0/status" in stderr
 
 
 def test_a_budgets_file_validated_once_is_not_validated_again(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from molt_budget import fmt
 from molt_budget.budgets.edit import round_budget, with_headroom
-from molt_budget.compare.sampler import DEFAULT_TIMED_MAX_INCREASE_PCT
+from molt_budget.compare.model import DEFAULT_TIMED_MAX_INCREASE_PCT
 
 PLACEHOLDER = "TODO: say why this change is accepted"
 HEADROOM_PCT = 5.0

@@ -453,7 +453,7 @@ def _compare_kpi(ctx: _Context, old: Any, new: Any) -> list[BudgetChange]:
 
 def _effective(kpi: Any, name: str) -> float:
     """The value the comparator acts on; None without a default is "no such budget", the loosest."""
-    from molt_budget.compare.sampler import DEFAULT_TIMED_MAX_INCREASE_PCT
+    from molt_budget.compare.model import DEFAULT_TIMED_MAX_INCREASE_PCT
 
     value = getattr(kpi, name)
     if name == "max_increase_pct" and kpi.kpi_class == "timed":

@@ -28,6 +28,9 @@ from molt_budget.status import severity_key as severity_key
 from molt_budget.status import worst as worst
 
 REPORT_SCHEMA_VERSION = 1
+# A timed KPI's allowed slowdown against main when it declares none (the sampler's and every
+# reader's default; here so the reporters need not import the sampler and its config stack).
+DEFAULT_TIMED_MAX_INCREASE_PCT = 10.0
 
 
 # -- the parts of a report ---------------------------------------------------------------

@@ -17,11 +17,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from molt_budget.compare import stats
+from molt_budget.compare.model import DEFAULT_TIMED_MAX_INCREASE_PCT as DEFAULT_TIMED_MAX_INCREASE_PCT
 from molt_budget.config.model import Config, Kpi, Lane
 from molt_budget.results.model import LaneResult, RunResults
 from molt_budget.results.noise import MAIN_RECORDS, NoiseEstimate, NoiseStore, estimate
 
-DEFAULT_TIMED_MAX_INCREASE_PCT = 10.0
 # (lane, metric) -> per-pair log-ratio SD: the lanes' noise model (results.noise)
 Noise = Mapping[tuple[str, str], float]
 

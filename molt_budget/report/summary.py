@@ -17,8 +17,7 @@ from typing import Any
 
 from molt_budget import fmt
 from molt_budget.budgets.advice import budget_status_of
-from molt_budget.compare.model import BY_SEVERITY, Report, Status
-from molt_budget.compare.sampler import DEFAULT_TIMED_MAX_INCREASE_PCT
+from molt_budget.compare.model import BY_SEVERITY, DEFAULT_TIMED_MAX_INCREASE_PCT, Report, Status
 
 SEVERITY = {status.value: rank for rank, status in enumerate(BY_SEVERITY)}   # worst first: compare.model's one order
 OFFENDING = tuple(s.value for s in BY_SEVERITY if s.offending)
