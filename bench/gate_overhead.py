@@ -8,7 +8,8 @@ lanes: one timed `wall_s` per lane (so every lane gets the quiet-host check and 
 default 3 repeats), the rest exact diagnostics counts.
 
 Interleaved in one run (this tree, then `--compare TREE` if given, round after round),
-medians; prints overhead per configuration, the ratio to the compared tree, the cost per
+medians; prints overhead per configuration (wall, and CPU: the check's user+sys with its
+children's minus the lanes' own, which holds up on a host other work shares), the ratio to the compared tree, the cost per
 lane and per KPI, and the growth exponent (slope of log overhead against log lanes).
 
     python bench/gate_overhead.py --compare /tmp/old-tree        # all of 1/12/48 lanes x 10/100/1000 KPIs
@@ -24,6 +25,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -85,26 +87,32 @@ def make_project(root: Path, lanes: int, kpis: int, payload: Path, quiescence: b
     return root / "budgets.yaml"
 
 
-def lanes_own_wall(output_root: Path) -> float:
-    """Every attempt's wall as the runner measured it (the builds' own time)."""
+def lanes_own(output_root: Path) -> tuple[float, float]:
+    """(wall, CPU) of every attempt as the runner measured them (the builds' own cost)."""
     results = next((output_root / "runs").glob("*/results.json"))
     data = json.loads(results.read_text())
-    return sum(a["wall_s"] for lane in data["lanes"].values() for s in lane["samples"] for a in s["attempt_log"])
+    samples = [s for lane in data["lanes"].values() for s in lane["samples"]]
+    wall = sum(a["wall_s"] for s in samples for a in s["attempt_log"])
+    return wall, sum(s["metrics"].get("cpu_s", 0.0) for s in samples)
 
 
-def one_check(tree: Path, config: Path, quiescence: bool) -> tuple[float, float]:
-    """(whole check wall, overhead) for one run with a fresh output root and history."""
+def one_check(tree: Path, config: Path, quiescence: bool) -> tuple[float, float, float]:
+    """(whole check wall, wall overhead, CPU overhead) for one run with a fresh output root and history."""
     shutil.rmtree(config.parent / "out", ignore_errors=True)
     argv = [sys.executable, "-m", "molt_budget", "check", "--config", str(config), "--no-base", "--quiet"]
     if not quiescence:
         argv.append("--no-quiescence")
     env = {**tool_env(), "PYTHONPATH": str(tree)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(argv, env=env, cwd=config.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode not in (0, 1):
         raise SystemExit(f"check failed ({proc.returncode}) with {tree}: {proc.stderr.strip()[-500:]}")
-    return wall, wall - lanes_own_wall(config.parent / "out")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    own_wall, own_cpu = lanes_own(config.parent / "out")
+    return wall, wall - own_wall, cpu - own_cpu
 
 
 def tool_env() -> dict[str, str]:
@@ -157,23 +165,26 @@ def main() -> None:
                     rounds = max(args.rounds, 7) if (lanes, kpis) == (12, 10) else args.rounds
                     got: dict[str, list[float]] = {name: [] for name, _ in trees}
                     walls: dict[str, list[float]] = {name: [] for name, _ in trees}
+                    cpus: dict[str, list[float]] = {name: [] for name, _ in trees}
                     for _ in range(rounds):
                         for name, tree in trees:
-                            wall, over = one_check(tree, config, quiet)
+                            wall, over, cpu = one_check(tree, config, quiet)
                             got[name].append(over)
                             walls[name].append(wall)
+                            cpus[name].append(cpu)
                     for name, _ in trees:
                         overheads[(name, lanes, kpis, quiet)] = median(got[name])
                     this = median(got["this tree"])
-                    row = [lanes, kpis, "on" if quiet else "off", median(walls["this tree"]), this, this / lanes * 1000]
+                    cpu = median(cpus["this tree"])
+                    row = [lanes, kpis, "on" if quiet else "off", median(walls["this tree"]), this, cpu, this / lanes * 1000]
                     if args.compare:
-                        then = median(got["compared"])
-                        row += [then, then / this if this > 0 else float("inf")]
+                        then, then_cpu = median(got["compared"]), median(cpus["compared"])
+                        row += [then, then / this if this > 0 else float("inf"), then_cpu, then_cpu / cpu if cpu > 0 else float("inf")]
                     rows.append(row)
                     print(f"... {lanes} lanes x {kpis} KPIs (quiescence {'on' if quiet else 'off'}): {this:.3f} s", file=sys.stderr)
-    headers = ["lanes", "KPIs", "quiet check", "check wall s", "overhead s", "ms per lane"]
+    headers = ["lanes", "KPIs", "quiet check", "check wall s", "overhead s", "overhead CPU s", "ms per lane"]
     if args.compare:
-        headers += ["compared overhead s", "compared / this"]
+        headers += ["compared overhead s", "compared / this", "compared CPU s", "CPU compared / this"]
     print_table(f"gate overhead, check --no-base minus the lanes' own wall (diagnostics {size / 1e6:.2f} MB a lane; "
                 f"medians, interleaved)", rows, headers)
     growth = []

@@ -178,7 +178,9 @@ def parse_json(text: str, max_depth: int = MAX_DEPTH, non_finite: bool = False, 
     `non_finite=True` reads NaN, ±Infinity and overflowing floats as the floats they are, for
     a reader that checks each field itself and names the key (the molt collectors).
     `fields_checked=True` (with non_finite) is for a reader that also copies no subtree it did
-    not check (the diagnostics reader): the C parser alone, no depth walk.
+    not check (the diagnostics reader): the C parser alone, no depth walk, and an integer past
+    the interpreter's digit limit read as the float it overflows to (±inf), which the field
+    check refuses if the reader takes it and which cannot matter if it does not.
     Raises InputError with the line where known, and json.JSONDecodeError for bad syntax.
     """
     def constant(name: str) -> Any:
@@ -194,7 +196,7 @@ def parse_json(text: str, max_depth: int = MAX_DEPTH, non_finite: bool = False, 
 
     def integer(literal: str) -> int | float:
         if len(literal.lstrip("-")) > 16:
-            if len(literal.lstrip("-")) > 300:
+            if len(literal.lstrip("-")) > 300 and not fields_checked:
                 raise InputError(f"an integer of {len(literal.lstrip('-'))} digits is out of range", _literal_line(text, literal))
             return number(literal)       # big but finite: a float, range-checked where it is used
         return int(literal)
@@ -211,7 +213,7 @@ def parse_json(text: str, max_depth: int = MAX_DEPTH, non_finite: bool = False, 
         except json.JSONDecodeError:
             raise
         except ValueError:
-            pass                         # an integer past the digit limit: the hooked parse names it
+            pass                         # an integer past the digit limit: the hooked parse reads it as a float
     try:
         data = json.loads(text, parse_constant=constant, parse_float=number, parse_int=integer)
     except RecursionError:

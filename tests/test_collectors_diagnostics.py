@@ -233,3 +233,74 @@ def test_the_bulk_table_check_agrees_with_the_row_by_row_one(rows: list[tuple[An
         else:
             with pytest.raises(CollectorError):
                 summarize_diagnostics(path)
+
+
+# ------------------------------------------------- the fast reading and the checked one
+
+def _reading(data: bytes, fast: bool) -> Any:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "diagnostics.json"
+        path.write_bytes(data)
+        try:
+            return summarize_diagnostics(path, fast=fast)
+        except CollectorError as exc:
+            return ("error", str(exc).replace(str(path), "FILE"))
+
+
+_EDGES = {
+    "envelope": {"schema_version": 1, "command": "build", "data": {"compile_diagnostics": {"total_sec": 2.0}}},
+    "runtime wasm": {"runtime_wasm_build": {"total_sec": 1}},
+    "an IR file": {"functions": [{"name": "f", "ops": []}]},
+    "null total": {"total_sec": None},
+    "null tables": {"total_sec": 1.0, "module_reasons": None},
+    "null timings": {"total_sec": 1.0, "frontend_module_timings": None},
+    "bool row": {"frontend_module_timings": [{"module": "a", "total_s": True}]},
+    "int row": {"frontend_module_timings": [{"module": "a", "total_s": 3}, {"module": "a", "total_s": 1.5}]},
+    "float past 2^53 row": {"frontend_module_timings": [{"module": "a", "total_s": 2.0 ** 60}]},
+    "int past 2^53 row": {"frontend_module_timings": [{"module": "a", "total_s": 2 ** 60}]},
+    "negative row": {"frontend_module_timings": [{"module": "a", "total_s": -1}]},
+    "row without module": {"frontend_module_timings": [{"total_s": 1}]},
+    "reasons not lists": {"module_reasons": {"a": "core"}},
+    "count as float": {"module_count": 3.0},
+    "huge count": {"module_count": 10 ** 30},
+    "deep backend_ir": {"binary_image_analysis": {"backend_ir": {"backend_ir": {"function_count": 3, "op_count": 9}}}},
+    "a list": [1, 2],
+}
+_RAW_EDGES = {
+    "NaN total": b'{"total_sec": NaN}',
+    "NaN elsewhere": b'{"total_sec": 1, "other": NaN}',
+    "1e400 phase": b'{"phase_sec": {"a": 1e400}}',
+    "duplicate key": b'{"total_sec": 1, "total_sec": 2}',
+    "huge int unread": b'{"total_sec": 1, "other": 1' + b"0" * 5000 + b"}",
+    "huge int read": b'{"module_count": 1' + b"0" * 5000 + b"}",
+    "lone surrogate": b'{"total_sec": 1, "other": "\\ud800"}',
+    "invalid UTF-8 unread": b'{"total_sec": 1, "other": "\xff"}',
+    "trailing garbage": b'{"total_sec": 1} x',
+    "deep": b'{"other": ' + b"[" * 5000 + b"]" * 5000 + b', "total_sec": 1}',
+    "empty": b"",
+}
+
+
+@pytest.mark.parametrize("name", [*_EDGES, *_RAW_EDGES])
+def test_the_fast_reading_gives_what_the_checked_one_gives(name: str) -> None:
+    """Same summary or the same error line, on the payloads each reading treats differently inside."""
+    data = _RAW_EDGES[name] if name in _RAW_EDGES else json.dumps(_EDGES[name]).encode()
+    assert _reading(data, fast=True) == _reading(data, fast=False)
+
+
+@needs_shared
+@pytest.mark.parametrize("source", ["examples/diagnostics_dev_warm.json", "real/A/diagnostics.json", "real/C/diagnostics.json"])
+def test_molts_payloads_take_the_fast_reading(source: str) -> None:
+    """The speed-up is real on molt's own payloads: they never fall back to the checked reading."""
+    from molt_budget.collectors.molt_diagnostics import _fast_sample_fields
+
+    data = (MOLT / source).read_bytes()
+    assert _fast_sample_fields(data) is not None
+    assert _reading(data, fast=True) == _reading(data, fast=False)
+
+
+@_SETTINGS
+@given(doc=st.dictionaries(_keys, _json, max_size=4) | _json)
+def test_the_fast_reading_agrees_on_arbitrary_json(doc: Any) -> None:
+    data = json.dumps(doc).encode()
+    assert _reading(data, fast=True) == _reading(data, fast=False)

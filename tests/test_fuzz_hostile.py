@@ -123,3 +123,30 @@ def test_fuzzed_budgets_files(tmp_path: Path) -> None:
     assert len(cases) >= 2_000
     assert not failures, f"{len(failures)} bad case(s):\n" + "\n".join(failures[:25])
     assert seen["ok"] > 100 and seen["error"] > 500
+
+
+def _outcome(path: Path, fast: bool) -> Any:
+    """What a reading of the payload gives: its summary, or the error's one line."""
+    try:
+        return summarize_diagnostics(path, fast=fast)
+    except CollectorError as exc:
+        return ("error", str(exc))
+
+
+@needs_shared
+def test_the_fast_reading_and_the_checked_one_agree_on_every_fuzzed_payload(tmp_path: Path, shared: Path) -> None:
+    """The fast (msgspec) reading only ever speeds up what the checked one would give: the same
+    summary, or the same error worded by the checked reading."""
+    seeds = [(shared / "molt/examples/diagnostics_dev_warm.json").read_bytes(),
+             (shared / "molt/real/A/diagnostics.json").read_bytes(),
+             (shared / "molt/real/C/diagnostics.json").read_bytes()]
+    target = tmp_path / "diagnostics.json"
+    differ, outcomes = [], {"ok": 0, "error": 0}
+    for label, data in json_cases(seeds, 520, seed=12):
+        target.write_bytes(data)
+        fast, checked = _outcome(target, True), _outcome(target, False)
+        outcomes["error" if isinstance(checked, tuple) else "ok"] += 1
+        if fast != checked:
+            differ.append(f"{label}: fast {str(fast)[:120]} / checked {str(checked)[:120]}")
+    assert not differ, f"{len(differ)} payload(s) read differently:\n" + "\n".join(differ[:10])
+    assert outcomes["ok"] > 20 and outcomes["error"] > 100

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from molt_budget import fmt
-from molt_budget.budgets.edit import round_budget, with_headroom
 from molt_budget.compare.model import DEFAULT_TIMED_MAX_INCREASE_PCT
 
 PLACEHOLDER = "TODO: say why this change is accepted"
@@ -61,6 +60,8 @@ def _worse(row: dict[str, Any], delta: float) -> float:
 def _loosened(value: float, row: dict[str, Any]) -> float:
     direction = str(row.get("direction") or "lower")
     integral = row.get("class") != "timed" and float(value).is_integer()
+    from molt_budget.budgets.edit import round_budget, with_headroom  # the editor's rounding; a pass never needs it
+
     return round_budget(with_headroom(value, HEADROOM_PCT, direction), direction, integral)
 
 

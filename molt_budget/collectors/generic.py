@@ -98,7 +98,11 @@ def load_json_text(path: Path | str, fields_checked: bool = False) -> tuple[Any,
     float), nesting is bounded: an absurd payload is a clear error, never an OverflowError.
     `fields_checked`: the caller checks every field it takes (see bounded.parse_json).
     """
-    data = read_bytes(path, MAX_SMALL_BYTES)
+    return json_from_bytes(path, read_bytes(path, MAX_SMALL_BYTES), fields_checked)
+
+
+def json_from_bytes(path: Path | str, data: bytes, fields_checked: bool = False) -> tuple[Any, str]:
+    """`load_json_text` of bytes already read (a reader that tried a faster parse first)."""
     if not data.strip():
         raise CollectorError(path, "empty file", 1)
     try:

@@ -5,7 +5,7 @@ They serialise to the results JSON (schemas/results.schema.json) and back withou
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -38,6 +38,14 @@ class Sample:
     stdout_tail: str = ""
     stderr_tail: str = ""
 
+    def to_dict(self) -> dict[str, Any]:
+        """As dataclasses.asdict (same keys, same order) without its deep copy of every value:
+        a sample is flat but for its attempts and metrics, and it is written once a sample."""
+        out = {name: getattr(self, name) for name in _SAMPLE_FIELDS}
+        out["attempt_log"] = [{name: getattr(a, name) for name in _ATTEMPT_FIELDS} for a in self.attempt_log]
+        out["metrics"] = dict(self.metrics)
+        return out
+
 
 @dataclass
 class LaneResult:
@@ -54,7 +62,7 @@ class LaneResult:
         """The detail is shared, not copied: it is plain JSON data already, and a deep copy of
         a big build's module tables cost more than writing them (read it, never mutate it)."""
         return {"lane": self.lane, "status": self.status, "error": self.error,
-                "samples": [asdict(s) for s in self.samples], "detail": self.detail}
+                "samples": [s.to_dict() for s in self.samples], "detail": self.detail}
 
 
 @dataclass
@@ -117,6 +125,8 @@ class RunResults:
 
 
 _RUN_FIELDS = tuple(f.name for f in fields(RunResults))
+_SAMPLE_FIELDS = tuple(f.name for f in fields(Sample))
+_ATTEMPT_FIELDS = tuple(f.name for f in fields(Attempt))
 _KPI_FIELDS = tuple(f.name for f in fields(KpiResult))     # flat but `values`: asdict's deep copy is needless
 
 

@@ -11,7 +11,6 @@ import hashlib
 import os
 import shutil
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -68,7 +67,7 @@ def utc_now() -> str:
 def new_run_id() -> str:
     """Sorts in start order (milliseconds), unique (random suffix): history lists rely on both."""
     now = datetime.now(timezone.utc)
-    return now.strftime("%Y%m%dT%H%M%S") + f"{now.microsecond // 1000:03d}Z-" + uuid.uuid4().hex[:6]
+    return now.strftime("%Y%m%dT%H%M%S") + f"{now.microsecond // 1000:03d}Z-" + os.urandom(3).hex()
 
 
 class Engine:
