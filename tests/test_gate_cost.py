@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -67,3 +68,32 @@ def test_check_parses_head_and_base_budgets_once_each(tmp_path: Path, parses: Co
     report = yaml.safe_load((tmp_path / "r.json").read_text())
     assert [c["kind"] for c in report["budget_changes"]] == ["loosened"]   # the budget gate did run
     assert parses == Counter({head_text: 1, base_text: 1})
+
+
+def _strace_works() -> bool:
+    """strace is installed and may trace here (a container without ptrace rights refuses)."""
+    if shutil.which("strace") is None:
+        return False
+    return subprocess.run(["strace", "-f", "-o", "/dev/null", "true"], capture_output=True, timeout=30).returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _strace_works(), reason="needs strace (allowed to trace) to see the fsyncs")
+def test_the_journal_is_fsyncd_only_once_a_second_of_builds_is_unsynced(tmp_path: Path) -> None:
+    """A lane of quick builds ends without an fsync (measuring it again is cheaper); a lane whose
+    builds took over a second gets one. Seen as the real syscalls of a real check."""
+    doc = {
+        "version": 1, "defaults": {"timeout_s": 60, "retries": 0, "repeats": 3},
+        "settings": {"output_root": "out", "history": "out/history.sqlite", "quiescence": {"max_wait_s": 0}},
+        "lanes": {"quick": {"command": ["true"]}, "slow": {"command": ["sleep", "0.4"]}},
+        "kpis": {"quick_s": {"lane": "quick", "metric": "wall_s", "target": 30},
+                 "slow_s": {"lane": "slow", "metric": "wall_s", "target": 30}},
+    }
+    (tmp_path / "budgets.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    trace = tmp_path / "trace.txt"
+    run = subprocess.run(["strace", "-f", "-y", "-e", "trace=fsync,fdatasync", "-o", str(trace),
+                          sys.executable, "-m", "molt_budget", "check", "--no-base", "--quiet"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    synced = [line for line in trace.read_text().splitlines() if "journal.jsonl>" in line]
+    assert len(synced) == 1, synced

@@ -81,6 +81,10 @@ class Engine:
         self._cpu_meter: CpuMeter | None = None
         self._collectors: dict[tuple[str, str], LaneCollectors] = {}
         self._detail_parts: dict[str, list[Callable[[], Detail]]] = {}   # a lane's last measured sample's
+        # the environment every lane's runs start from, read once: os.environ decodes every
+        # variable on each copy, and the gate sets none of its own while it runs
+        self._base_env = {k: v for k, v in os.environ.items() if k != MARKER_VAR}
+        self._roots: tuple[str, ...] | None = None
         if options.quiescence and any(self._is_timed(lane) for lane in self.selected):
             from molt_budget.runner.quiescence import CpuMeter
 
@@ -428,7 +432,7 @@ class Engine:
             ir_path = cwd / ir_path
         return RunFiles(
             attempt_dir=attempt_dir, cwd=cwd, stdout_path=attempt_dir / "stdout.log", stderr_path=attempt_dir / "stderr.log",
-            diagnostics_path=Path(values["diagnostics_file"]), ir_path=ir_path, normalize_roots=tuple(self._normalize_roots()),
+            diagnostics_path=Path(values["diagnostics_file"]), ir_path=ir_path, normalize_roots=self._normalize_roots(),
         )
 
     def _finish_sample(self, sample: Sample, spec: Lane, owner: Lane, outcome: ProcessOutcome, files: RunFiles,
@@ -480,8 +484,7 @@ class Engine:
         return values
 
     def _env(self, spec: Lane, values: dict[str, str]) -> dict[str, str]:
-        env = dict(os.environ)
-        env.pop(MARKER_VAR, None)
+        env = dict(self._base_env)
         for key, value in spec.env.items():
             if value is None:
                 env.pop(key, None)
@@ -489,10 +492,13 @@ class Engine:
                 env[key] = templating.expand(value, values)
         return env
 
-    def _normalize_roots(self) -> list[str]:
-        roots = [str(self.config.resolve(p)) for p in self.config.settings.normalize_paths]
-        roots += [str(self.config.root), str(self.root.resolve())]
-        return sorted(set(roots), key=len, reverse=True)
+    def _normalize_roots(self) -> tuple[str, ...]:
+        """The paths a build's output is normalised against, longest first (resolved once a run)."""
+        if self._roots is None:
+            roots = [str(self.config.resolve(p)) for p in self.config.settings.normalize_paths]
+            roots += [str(self.config.root), str(self.root.resolve())]
+            self._roots = tuple(sorted(set(roots), key=len, reverse=True))
+        return self._roots
 
 
 # what reading a build's output may raise: a collector's own error, or a value no collector foresaw
