@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +51,12 @@ def budgets(lanes: int, kpis_per_lane: int) -> dict[str, Any]:
 
 def make_records(n: int, lanes: int = 2, kpis_per_lane: int = 3, seed: int = 7) -> list[RunRecord]:
     """n realistic records: 1 in 5 on a branch, 1 in 11 noisy, 1 in 29 with a failed sample; the rest main."""
+    return list(iter_records(n, lanes, kpis_per_lane, seed))
+
+
+def iter_records(n: int, lanes: int = 2, kpis_per_lane: int = 3, seed: int = 7) -> Iterator[RunRecord]:
+    """make_records one at a time (100k records of 120 KPIs would not fit in memory at once)."""
     rng = random.Random(seed)
-    out = []
     lane_names = [f"lane{li:02d}" for li in range(lanes)]
     metrics = budgets(lanes, kpis_per_lane)["kpis"]
     for i in range(n):
@@ -80,14 +84,13 @@ def make_records(n: int, lanes: int = 2, kpis_per_lane: int = 3, seed: int = 7) 
             reasons.append("host not quiet: load1 1.9 per CPU")
         if failed:
             reasons.append(f"lanes not complete: {lane_names[-1]}")
-        out.append(RunRecord(
+        yield RunRecord(
             run_id=f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(t))}000Z-{i:06x}", started_utc=started,
             finished_utc=started, state="complete", source="molt-budget", commit=commit, branch=branch, dirty=False,
             authoritative=not noisy, authoritative_reasons=["load1 1.9 per CPU"] if noisy else [], main=not reasons,
             not_main_reasons=reasons, status="pass", counts={"pass": len(kpis)}, lanes=lane_recs, kpis=kpis,
             provenance={"python": "3.12.3", "host": {"cpu_model": "bench"}}, tool_version="bench",
-        ))
-    return out
+        )
 
 
 def timed(fn: Callable[[], Any], rounds: int) -> float:
@@ -152,13 +155,19 @@ def bench_history(n: int, shape: str, rounds: int, work: Path) -> list[list[Any]
     config_path.write_text(yaml.safe_dump(budgets(lanes, per_lane), sort_keys=False))
     config = load_config(config_path)
     db = folder / "history.sqlite"
-    records = make_records(n, lanes, per_lane)
     history = History(db)
+    mains: list[str] = []
+
+    def records() -> Iterator[RunRecord]:
+        for record in iter_records(n, lanes, per_lane):
+            if record.main:
+                mains.append(record.commit or "")
+            yield record
+
     start = time.perf_counter()
-    history.index_many(records)
+    history.index_many(records())
     index_s = time.perf_counter() - start
     per_run = db.stat().st_size / n
-    mains = [r for r in records if r.main]
     probe = mains[len(mains) // 2]
     kpis = list(config.kpis.values())
 
@@ -169,8 +178,8 @@ def bench_history(n: int, shape: str, rounds: int, work: Path) -> list[list[Any]
             history.kpi_series(k.id, k.lane, k.metric, k.aggregate, limit=20)
             history.kpi_series(k.id, k.lane, k.metric, k.aggregate, limit=50)
 
-    baseline = timed(lambda: history.main_record_for_commit(probe.commit or ""), rounds * 20)
-    baseline_prefix = timed(lambda: history.main_record_for_commit((probe.commit or "")[:12]), rounds * 20)
+    baseline = timed(lambda: history.main_record_for_commit(probe), rounds * 20)
+    baseline_prefix = timed(lambda: history.main_record_for_commit(probe[:12]), rounds * 20)
     part = timed(check_history_part, rounds)
     spark = timed(lambda: [history.kpi_series(k.id, k.lane, k.metric, limit=20) for k in kpis], rounds)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}

@@ -1,5 +1,7 @@
-"""A history database written by the previous molt-budget (one row per sample, no user_version)
-is migrated in place: every run kept, main decided from what was recorded, samples gone."""
+"""A history database written by an older molt-budget is migrated in place: the sample-row
+layout (no user_version: every run kept, main decided from what was recorded, samples gone)
+and layout 2 (a row per point and a whole record per run: every record, series and summary
+read back the same, in a smaller file)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import sys
 from contextlib import closing
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from history_factory import kpi_value, make_run, write_budgets
@@ -20,18 +23,20 @@ from molt_budget.results.history import USER_VERSION, History
 
 REPO = Path(__file__).resolve().parents[1]
 OLD = "a312dea"          # the last commit with the sample-row layout
+LAYOUT2 = "813459b"      # the last commit with layout 2 (a row per point, a whole record per run)
 
 
-def old_history_module(tmp_path: Path) -> ModuleType:
-    """The previous release's results/history.py, loaded from git as it was."""
-    source = subprocess.run(["git", "show", f"{OLD}:molt_budget/results/history.py"], cwd=REPO, check=True,
+def old_history_module(tmp_path: Path, commit: str = OLD) -> ModuleType:
+    """An older release's results/history.py, loaded from git as it was."""
+    source = subprocess.run(["git", "show", f"{commit}:molt_budget/results/history.py"], cwd=REPO, check=True,
                             capture_output=True, text=True).stdout
-    path = tmp_path / "old_history.py"
+    name = f"old_history_{commit}"
+    path = tmp_path / f"{name}.py"
     path.write_text(source)
-    spec = importlib.util.spec_from_file_location("old_history", path)
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
-    sys.modules["old_history"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -110,3 +115,50 @@ def test_a_newer_layout_is_refused_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "junk.sqlite").write_bytes(b"not a database at all" * 100)
     with pytest.raises(ConfigError, match="not a molt-budget history database"):
         History(tmp_path / "junk.sqlite").runs()
+
+
+def test_layout_2_is_migrated_with_every_record_series_and_summary(tmp_path: Path) -> None:
+    try:
+        old = old_history_module(tmp_path, LAYOUT2)
+    except subprocess.CalledProcessError:
+        pytest.skip(f"commit {LAYOUT2} is not in this clone's history")
+    from history_factory import history_record
+
+    config = load_config(write_budgets(tmp_path))
+    rng = random.Random(8)
+    runs = [make_run(config, i, rng) for i in range(160)]
+    runs[12].lanes["dev_cold"].detail = {"ir": {"functions": 3, "modules": ["m"]}}
+    db = tmp_path / "v2.sqlite"
+    before = old.History(db)
+    before.index_many([history_record(r) for r in runs[:150]], Path("/runs/results.json"))
+    for run in runs[150:]:
+        before.index(history_record(run))
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    kinds = [("dev_warm_s", "dev_warm", "wall_s"), ("ir_ops", "dev_cold", "ir.ops")]
+    old_series = {k: before.kpi_series(*k, main_only=False) for k in kinds}
+    old_records = {r.run_id: before.get(r.run_id).to_json() for r in runs}
+    old_summaries = before.run_summaries(limit=1000)
+    old_estimate = before.lane_estimate("dev_warm")
+    before.close()
+    size_before = db.stat().st_size
+
+    history = History(db)
+    assert history.stats()["runs"] == len(runs)
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == USER_VERSION
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "points" not in tables and not any(t.startswith("legacy_") for t in tables)
+    assert db.stat().st_size < size_before
+    assert {r.run_id: history.get(r.run_id).to_json() for r in runs} == old_records
+    for k in kinds:
+        assert [(p.run_id, p.value, p.main) for p in history.kpi_series(*k, main_only=False)] == \
+            [(p.run_id, p.value, p.main) for p in old_series[k]]
+    def summary(s: Any) -> tuple[Any, ...]:       # the old module has its own SampleIssue class
+        return s.run_id, s.lanes, s.counts, [vars(i) for i in s.failures], [vars(i) for i in s.retries], s.main
+
+    assert [summary(s) for s in history.run_summaries(limit=1000)] == [summary(s) for s in old_summaries]
+    assert history.lane_estimate("dev_warm") == old_estimate
+    assert history.results_path(runs[3].run_id) == "/runs/results.json"
+    assert history.results_path(runs[155].run_id) is None
+    assert History(db).indexed_ids() == {r.run_id for r in runs}     # opening again migrates nothing

@@ -1,24 +1,28 @@
 """Run history in SQLite: an index of run records (results.record.RunRecord).
 
 SQLite because it is embedded, transactional and queryable. The layout is built so that
-no query grows with the history: every run is one row (`runs`, its record gzip'd in it),
-and each KPI's values live in a per-series point table whose primary key is
-(series, main, time), so "the last N main points of a KPI" is one index range read. Commit
-lookups are a range on the indexed commit column (never `LIKE 'sha%'`). Samples are not
-stored: a record keeps per-lane medians (and minimums), the retried or failed samples, and
-the IR/diagnostics summaries a diff needs, so run directories can be pruned.
+no query grows with the history: every run is one row (`runs`), and each KPI's values live
+in a per-series table of point chunks keyed by (series, main, time), so "the last N main
+points of a KPI" is one index range read. Commit lookups are a range on the indexed commit
+column (never `LIKE 'sha%'`). Samples are not stored: a record keeps per-lane medians (and
+minimums), the retried or failed samples, and the IR/diagnostics summaries a diff needs, so
+run directories can be pruned. A record's KPI definitions are stored once per distinct set
+and points a few bytes each (results.history_layout): a 120-KPI run takes ~3.5 KB.
 
-`PRAGMA user_version` says the layout; a database written by an older molt-budget
-(user_version 0: one row per sample) is migrated in place on first open.
+`PRAGMA user_version` says the layout; a database written by an older molt-budget is
+migrated in place on first open: user_version 0 (one row per sample) and 2 (one row per
+point, a whole gzip'd record per run).
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
 import sqlite3
 import statistics
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,11 +30,24 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from molt_budget.bounded import MAX_SMALL_BYTES, InputError, gunzip
 from molt_budget.errors import ConfigError
+from molt_budget.results.history_layout import (
+    CHUNK,
+    Point,
+    add_points,
+    drop_points,
+    in_batches,
+    join_record,
+    point_count,
+    read_points,
+    shape_digest,
+    split_record,
+)
 from molt_budget.results.model import KpiResult, LaneResult, RunResults, Sample
 from molt_budget.results.record import MainCheck, RunRecord
 
-USER_VERSION = 2          # 0: the sample-row layout of molt-budget <= 0.x; 1 was never released
+USER_VERSION = 3          # 0: the sample-row layout of molt-budget <= 0.x; 1 was never released; 2: a row per point
 
 SCHEMA = """
 CREATE TABLE runs (
@@ -50,11 +67,17 @@ CREATE TABLE runs (
     why_not_main TEXT NOT NULL,
     results_path TEXT,
     digest BLOB NOT NULL,               -- of the record's canonical JSON: indexing is idempotent
-    record BLOB NOT NULL                -- gzip'd RunRecord JSON
+    shape INTEGER NOT NULL,             -- shapes.id: its KPI definitions
+    record BLOB NOT NULL                -- gzip'd RunRecord JSON without what its shape holds
 );
 CREATE INDEX runs_time ON runs(main, t);
 CREATE INDEX runs_newest ON runs(t, run_id);
 CREATE INDEX runs_commit ON runs(commit_sha);
+CREATE TABLE shapes (
+    id INTEGER PRIMARY KEY,
+    digest BLOB NOT NULL UNIQUE,
+    body BLOB NOT NULL                  -- gzip'd JSON: per KPI [id, lane, metric, class, unit, direction, target, limit, aggregate]
+);
 CREATE TABLE series (
     sid INTEGER PRIMARY KEY,
     kind TEXT NOT NULL,                 -- kpi | lane-median | lane-min | wall
@@ -63,15 +86,18 @@ CREATE TABLE series (
     metric TEXT NOT NULL,
     UNIQUE (kind, kpi, lane, metric)
 );
-CREATE TABLE points (
+CREATE TABLE chunks (
+    cid INTEGER PRIMARY KEY,
     sid INTEGER NOT NULL,
     main INTEGER NOT NULL,
-    t INTEGER NOT NULL,
+    t INTEGER NOT NULL,                 -- its first point's time and run: its place in the series
     rid INTEGER NOT NULL,
-    value REAL NOT NULL,
-    PRIMARY KEY (sid, main, t, rid)
-) WITHOUT ROWID;
+    n INTEGER NOT NULL,                 -- points in it (at most history_layout.CHUNK)
+    data BLOB NOT NULL                  -- history_layout.encode
+);
+CREATE UNIQUE INDEX chunks_series ON chunks(sid, main, t, rid);
 """
+FLUSH_POINTS = 200_000      # points buffered by a big index_many before they are merged into chunks
 
 
 @dataclass
@@ -150,6 +176,7 @@ class History:
         self.main_branch = main_branch
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
+        self._shapes: dict[int, list[list[Any]]] = {}
 
     # -- connection and migrations -------------------------------------------------------
 
@@ -159,6 +186,7 @@ class History:
         connect and a layout check); SQLite's locks keep concurrent processes safe."""
         if self._conn is None or self._pid != os.getpid():
             self._conn, self._pid = self._connect(), os.getpid()
+            self._shapes = {}
         yield self._conn
 
     def close(self) -> None:
@@ -187,24 +215,28 @@ class History:
             if version == USER_VERSION:
                 conn.execute("COMMIT")
                 return
-            legacy = _table_exists(conn, "runs")
-            if legacy:
+            old = _table_exists(conn, "runs")
+            if old:
                 for (index,) in conn.execute(
                     "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
-                    "AND tbl_name IN ('runs', 'samples', 'verdicts', 'lanes')").fetchall():
+                    "AND tbl_name IN ('runs', 'samples', 'verdicts', 'lanes', 'series', 'points')").fetchall():
                     conn.execute(f'DROP INDEX "{index}"')     # the new layout reuses their names
                 if _table_exists(conn, "samples"):
                     conn.execute("CREATE INDEX legacy_samples_run ON samples(run_id)")
                 for table in ("runs", "samples", "verdicts", "lanes"):
                     if _table_exists(conn, table):
                         conn.execute(f"ALTER TABLE {table} RENAME TO legacy_{table}")
+                for table in ("points", "series"):          # layout 2's points: rebuilt from its records
+                    conn.execute(f"DROP TABLE IF EXISTS {table}")
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
-            if legacy:
-                rows = [(_index_rows(rec), path) for rec, path in _legacy_records(conn, self.main_branch)]
-                for rows_of_one, path in rows:
-                    _insert(conn, rows_of_one, path)
+            if old:
+                records = _legacy_records(conn, self.main_branch) if version == 0 else _layout2_records(conn, self.path)
+                writer = _Writer(conn)
+                for record, path in records:
+                    writer.insert(_index_rows(record), path)
+                writer.flush()
                 for table in ("samples", "verdicts", "lanes", "runs"):
                     conn.execute(f"DROP TABLE IF EXISTS legacy_{table}")
             conn.execute(f"PRAGMA user_version = {USER_VERSION}")
@@ -212,8 +244,8 @@ class History:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        if legacy:
-            conn.execute("VACUUM")                  # the sample rows were most of the file
+        if old:
+            conn.execute("VACUUM")                  # the old rows were most of the file
 
     # -- writing -------------------------------------------------------------------------
 
@@ -234,15 +266,20 @@ class History:
         changed = 0
         with self._db() as conn, conn:
             known = dict(conn.execute("SELECT run_id, digest FROM runs").fetchall()) if not _small(records) else None
+            writer = _Writer(conn)
             for record in records:
                 rows = _index_rows(record)
                 old = known.get(record.run_id) if known is not None else _digest_of(conn, record.run_id)
                 if old == rows.digest:
                     continue
                 if old is not None:
-                    _delete(conn, record.run_id)
-                _insert(conn, rows, str(results_path) if results_path else None)
+                    writer.flush()
+                    self._delete(conn, [record.run_id])
+                writer.insert(rows, str(results_path) if results_path else None)
+                if known is not None:
+                    known[record.run_id] = rows.digest
                 changed += 1
+            writer.flush()
         return changed
 
     def indexed_ids(self) -> set[str]:
@@ -256,16 +293,24 @@ class History:
             doomed = conn.execute(
                 "SELECT run_id, results_path FROM runs ORDER BY t DESC, run_id DESC LIMIT -1 OFFSET ?", (keep,)
             ).fetchall()
-            for run_id, _path in doomed:
-                _delete(conn, run_id)
+            self._delete(conn, [run_id for run_id, _path in doomed])
         return [(r, p) for r, p in doomed]
+
+    def _delete(self, conn: sqlite3.Connection, run_ids: list[str]) -> None:
+        doomed: dict[int, int] = {}
+        for batch in in_batches(run_ids, 500):
+            marks = ",".join("?" * len(batch))
+            doomed.update(conn.execute(f"SELECT rid, t FROM runs WHERE run_id IN ({marks})", batch).fetchall())
+        drop_points(conn, doomed)
+        for batch in in_batches(list(doomed), 500):
+            conn.execute(f"DELETE FROM runs WHERE rid IN ({','.join('?' * len(batch))})", batch)
 
     # -- reading records -----------------------------------------------------------------
 
     def get(self, run_id: str) -> RunRecord | None:
         with self._db() as conn:
-            row = conn.execute("SELECT record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        return _own(row[0], f"{self.path} run {run_id}") if row else None
+            row = conn.execute("SELECT run_id, shape, record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            return self._record(conn, row) if row else None
 
     def results_path(self, run_id: str) -> str | None:
         with self._db() as conn:
@@ -275,13 +320,15 @@ class History:
     def latest_main(self) -> RunRecord | None:
         """The newest main record."""
         with self._db() as conn:
-            row = conn.execute("SELECT run_id, record FROM runs WHERE main = 1 ORDER BY t DESC, run_id DESC LIMIT 1").fetchone()
-        return _own(row[1], f"{self.path} run {row[0]}") if row else None
+            row = conn.execute("SELECT run_id, shape, record FROM runs WHERE main = 1 ORDER BY t DESC, run_id DESC LIMIT 1"
+                               ).fetchone()
+            return self._record(conn, row) if row else None
 
     def main_record_for_commit(self, commit: str) -> RunRecord | None:
         """The newest main record of `commit` (a full sha or a prefix): a baseline."""
-        row = self._for_commit(commit, "AND main = 1", "record")
-        return _own(row[1], f"{self.path} run {row[0]}") if row else None
+        with self._db() as conn:
+            row = self._for_commit(conn, commit, "AND main = 1", "shape, record")
+            return self._record(conn, row) if row else None
 
     def latest_run_for_commit(self, commit: str, authoritative_only: bool = False) -> tuple[str, str | None] | None:
         """(run_id, results_path) of the newest main record at `commit` (prefix allowed).
@@ -289,17 +336,32 @@ class History:
         Only main records: a dirty tree or a partial run measured something other than the
         commit and is never a baseline. `authoritative_only` is kept for callers; a main
         record is always authoritative."""
-        row = self._for_commit(commit, "AND main = 1", "results_path")
+        with self._db() as conn:
+            row = self._for_commit(conn, commit, "AND main = 1", "results_path")
         return (row[0], row[1]) if row else None
 
-    def _for_commit(self, commit: str, where: str, column: str) -> tuple[Any, ...] | None:
+    def _for_commit(self, conn: sqlite3.Connection, commit: str, where: str, columns: str) -> tuple[Any, ...] | None:
         low, high = _commit_range(commit)
-        with self._db() as conn:
-            return conn.execute(
-                # the commit range narrows to a handful of rows; never let `ORDER BY t` pick runs_time
-                f"SELECT run_id, {column} FROM runs INDEXED BY runs_commit WHERE commit_sha >= ? AND commit_sha < ? {where} "
-                "ORDER BY t DESC, run_id DESC LIMIT 1", (low, high),
-            ).fetchone()
+        return conn.execute(
+            # the commit range narrows to a handful of rows; never let `ORDER BY t` pick runs_time
+            f"SELECT run_id, {columns} FROM runs INDEXED BY runs_commit WHERE commit_sha >= ? AND commit_sha < ? {where} "
+            "ORDER BY t DESC, run_id DESC LIMIT 1", (low, high),
+        ).fetchone()
+
+    def _record(self, conn: sqlite3.Connection, row: tuple[Any, ...]) -> RunRecord:
+        """A record from (run_id, shape id, blob): written by molt-budget itself, so parsed, not schema-checked again."""
+        run_id, shape_id, blob = row
+        name = f"{self.path} run {run_id}"
+        return RunRecord.from_dict(join_record(self._shape(conn, shape_id), _unzip(blob, name), name))
+
+    def _shape(self, conn: sqlite3.Connection, shape_id: int) -> list[list[Any]]:
+        shape = self._shapes.get(shape_id)
+        if shape is None:
+            row = conn.execute("SELECT body FROM shapes WHERE id = ?", (shape_id,)).fetchone()
+            if row is None:
+                raise ConfigError(f"{self.path}: KPI shape {shape_id} is missing: the history index is damaged")
+            shape = self._shapes[shape_id] = _unzip(row[0], f"{self.path} shape {shape_id}")
+        return shape
 
     def runs(self, limit: int = 20, main_only: bool = False) -> list[RunRow]:
         """The newest runs, newest first (`history list`)."""
@@ -330,55 +392,47 @@ class History:
         verdict (imported snapshots) give their lane's measured value aggregated the KPI's
         way. A verdict without a value (the lane failed) gives no point.
         """
-        kinds = [("kpi", kpi, lane, metric or "")]
-        if metric is not None:
-            kinds.append(("lane-min" if aggregate == "min" else "lane-median", "", lane, metric))
-        with self._db() as conn:
-            sids = [_sid(conn, *k) for k in kinds]
-            points: list[tuple[Any, ...]] = []
-            for sid in sids:
-                if sid is not None:
-                    for main in ((1,) if main_only else (1, 0)):
-                        points += _points(conn, sid, main, branch, limit)
-        points.sort(key=lambda p: (p[0], p[1]))
-        if limit:
-            points = points[-limit:]
+        points = self._series_points(_kpi_kinds(kpi, lane, metric, aggregate), branch, limit, main_only)
         return [KpiPoint(run_id, started, commit, float(value), bool(auth), source, bool(main))
                 for _t, run_id, started, commit, auth, source, main, value in points]
 
     def kpi_first_last(self, kpi: str, lane: str, metric: str | None, aggregate: str = "median",
                        branch: str | None = None, main_only: bool = True) -> tuple[KpiPoint | None, KpiPoint | None]:
         """The oldest and the newest point (the tracker's Baseline and Latest) without reading the series between."""
-        newest = self.kpi_series(kpi, lane, metric, aggregate, branch, 1, main_only)
+        kinds = _kpi_kinds(kpi, lane, metric, aggregate)
+        newest = self._series_points(kinds, branch, 1, main_only)
         if not newest:
             return None, None
-        kinds = [("kpi", kpi, lane, metric or "")]
-        if metric is not None:
-            kinds.append(("lane-min" if aggregate == "min" else "lane-median", "", lane, metric))
-        with self._db() as conn:
-            first: list[tuple[Any, ...]] = []
-            for kind in kinds:
-                sid = _sid(conn, *kind)
-                if sid is not None:
-                    for main in ((1,) if main_only else (1, 0)):
-                        first += _points(conn, sid, main, branch, 1, oldest=True)
-        first.sort(key=lambda p: (p[0], p[1]))
-        _t, run_id, started, commit, auth, source, main, value = first[0]
-        return KpiPoint(run_id, started, commit, float(value), bool(auth), source, bool(main)), newest[0]
+        first = self._series_points(kinds, branch, 1, main_only, oldest=True)
+        (_t, run_id, started, commit, auth, source, main, value), = first
+        latest = newest[0]
+        return (KpiPoint(run_id, started, commit, float(value), bool(auth), source, bool(main)),
+                KpiPoint(latest[1], latest[2], latest[3], float(latest[7]), bool(latest[4]), latest[5], bool(latest[6])))
 
     def metric_series(self, lane: str, metric: str, branch: str | None = None, limit: int = 50,
                       main_only: bool = True) -> list[tuple[str, str | None, float, bool]]:
         """(run_id, commit, median value, authoritative) per run, oldest first: a lane metric
         without a KPI (wall_s for progress estimates, imported snapshots)."""
+        kinds = [(kind, "", lane, metric) for kind in (("wall", "lane-median") if metric == "wall_s" else ("lane-median",))]
+        points = self._series_points(kinds, branch, limit, main_only)
+        return [(p[1], p[3], float(p[7]), bool(p[4])) for p in points]
+
+    def _series_points(self, kinds: list[tuple[str, str, str, str]], branch: str | None, limit: int | None,
+                       main_only: bool, oldest: bool = False) -> list[tuple[Any, ...]]:
+        """(t, run_id, started, commit, authoritative, source, main, value) of the series `kinds`
+        (main and, unless `main_only`, other runs), oldest first: the newest `limit` (the
+        oldest with `oldest`)."""
+        points: list[tuple[Any, ...]] = []
         with self._db() as conn:
-            points: list[tuple[Any, ...]] = []
-            for kind in ("wall", "lane-median") if metric == "wall_s" else ("lane-median",):
-                sid = _sid(conn, kind, "", lane, metric)
+            for kind in kinds:
+                sid = _sid(conn, *kind)
                 if sid is not None:
                     for main in ((1,) if main_only else (1, 0)):
-                        points += _points(conn, sid, main, branch, limit)
+                        points += _points(conn, sid, main, branch, limit, oldest)
         points.sort(key=lambda p: (p[0], p[1]))
-        return [(p[1], p[3], float(p[7]), bool(p[4])) for p in points[-limit:]]
+        if limit:
+            points = points[:limit] if oldest else points[-limit:]
+        return points
 
     def run_summaries(self, limit: int = 20, branch: str | None = None, main_only: bool = False) -> list[RunSummary]:
         """The newest `limit` runs, newest first, with lanes, verdict counts, retries and failures."""
@@ -390,9 +444,9 @@ class History:
             params.append(branch)
         sql_where = f"WHERE {' AND '.join(where)}" if where else ""
         with self._db() as conn:
-            rows = conn.execute(f"SELECT run_id, record FROM runs {sql_where} ORDER BY t DESC, run_id DESC LIMIT ?",
+            rows = conn.execute(f"SELECT run_id, shape, record FROM runs {sql_where} ORDER BY t DESC, run_id DESC LIMIT ?",
                                 [*params, limit]).fetchall()
-        return [_summary(_own(blob, f"{self.path} run {run_id}")) for run_id, blob in rows]
+            return [_summary(self._record(conn, row)) for row in rows]
 
     def lane_estimate(self, lane: str, metric: str = "wall_s", runs: int = 20) -> float | None:
         """Typical seconds of one sample of `lane`: the median of its last runs' medians (None: never measured).
@@ -404,7 +458,7 @@ class History:
         """Runs, main records and points: what `history list` prints under the table."""
         with self._db() as conn:
             runs, main = conn.execute("SELECT COUNT(*), COALESCE(SUM(main), 0) FROM runs").fetchone()
-            points = conn.execute("SELECT COUNT(*) FROM points").fetchone()[0]
+            points = point_count(conn)
         return {"runs": runs, "main": main, "points": points}
 
 
@@ -416,6 +470,7 @@ class _Rows:
     record: RunRecord
     t: int
     digest: bytes
+    shape: bytes                                              # history_layout.split_record
     blob: bytes
     points: list[tuple[tuple[str, str, str, str], float]]     # (series key, value)
 
@@ -423,7 +478,9 @@ class _Rows:
 def _index_rows(record: RunRecord) -> _Rows:
     # a run that can never be a base needs no IR/diagnostics summaries
     stored = record if record.main else record.without_detail()
-    body = stored.to_json()
+    doc = stored.to_dict()
+    shape, own = split_record(doc)
+    body = json.dumps(doc, separators=(",", ":"), allow_nan=False).encode("utf-8")     # RunRecord.to_json
     points: list[tuple[tuple[str, str, str, str], float]] = []
     if record.state == "complete":
         for k in record.kpis:
@@ -431,42 +488,74 @@ def _index_rows(record: RunRecord) -> _Rows:
                 points.append((("kpi", k.id, k.lane, k.metric), float(k.value)))
         for name, lane in record.lanes.items():
             if "wall_s" in lane.metrics:
-                points.append((("wall", "", name, "wall_s"), lane.metrics["wall_s"]))
+                points.append((("wall", "", name, "wall_s"), float(lane.metrics["wall_s"])))
             if not record.kpis:                   # imported snapshots: every lane metric is a point
                 for metric, value in lane.metrics.items():
-                    points.append((("lane-median", "", name, metric), value))
-                    points.append((("lane-min", "", name, metric), lane.mins.get(metric, value)))
-    import gzip
-
-    return _Rows(stored, _millis(record.started_utc), hashlib.sha256(body).digest()[:16],
-                 gzip.compress(body, compresslevel=6, mtime=0), points)
+                    points.append((("lane-median", "", name, metric), float(value)))
+                    points.append((("lane-min", "", name, metric), float(lane.mins.get(metric, value))))
+    return _Rows(stored, _millis(record.started_utc), hashlib.sha256(body).digest()[:16], shape, _zip(own), points)
 
 
-def _insert(conn: sqlite3.Connection, rows: _Rows, results_path: str | None) -> None:
-    r = rows.record
-    cur = conn.execute(
-        "INSERT INTO runs (run_id, t, started_utc, state, source, commit_sha, branch, dirty, authoritative, main, status, "
-        "counts, why_not_main, results_path, digest, record) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (r.run_id, rows.t, r.started_utc, r.state, r.source, (r.commit or None) and r.commit.lower(), r.branch,
-         None if r.dirty is None else int(r.dirty), int(r.authoritative), int(r.main), r.status,
-         json.dumps(r.counts, sort_keys=True), "; ".join(r.not_main_reasons), results_path, rows.digest, rows.blob),
-    )
-    rid = cur.lastrowid
-    conn.executemany("INSERT OR REPLACE INTO points VALUES (?,?,?,?,?)",
-                     [(_sid(conn, *key, create=True), int(r.main), rows.t, rid, value) for key, value in rows.points])
+class _Writer:
+    """Inserts runs, and buffers their points per series until flush() merges them into the
+    chunks: a big batch (a pull, a migration) writes each chunk once, not once per run."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.sids = {tuple(r[1:]): r[0] for r in conn.execute("SELECT sid, kind, kpi, lane, metric FROM series")}
+        self.shapes: dict[bytes, int] = {}
+        self.pending: dict[tuple[int, int], list[Point]] = {}
+        self.buffered = 0
+
+    def insert(self, rows: _Rows, results_path: str | None) -> None:
+        r = rows.record
+        cur = self.conn.execute(
+            "INSERT INTO runs (run_id, t, started_utc, state, source, commit_sha, branch, dirty, authoritative, main, "
+            "status, counts, why_not_main, results_path, digest, shape, record) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (r.run_id, rows.t, r.started_utc, r.state, r.source, (r.commit or None) and r.commit.lower(), r.branch,
+             None if r.dirty is None else int(r.dirty), int(r.authoritative), int(r.main), r.status,
+             json.dumps(r.counts, sort_keys=True), "; ".join(r.not_main_reasons), results_path, rows.digest,
+             self._shape(rows.shape), rows.blob),
+        )
+        rid = cur.lastrowid
+        assert rid is not None
+        for key, value in rows.points:
+            self.pending.setdefault((self._sid(key), int(r.main)), []).append((rows.t, rid, value))
+        self.buffered += len(rows.points)
+        if self.buffered >= FLUSH_POINTS:
+            self.flush()
+
+    def flush(self) -> None:
+        for (sid, main), points in self.pending.items():
+            points.sort(key=lambda p: (p[0], p[1]))
+            add_points(self.conn, sid, main, points)
+        self.pending, self.buffered = {}, 0
+
+    def _sid(self, key: tuple[str, str, str, str]) -> int:
+        sid = self.sids.get(key)
+        if sid is None:
+            sid = self.sids[key] = _sid(self.conn, *key, create=True) or 0
+        return sid
+
+    def _shape(self, shape: bytes) -> int:
+        known = self.shapes.get(shape)
+        if known is not None:
+            return known
+        digest = shape_digest(shape)
+        row = self.conn.execute("SELECT id FROM shapes WHERE digest = ?", (digest,)).fetchone()
+        if row is None:
+            row = (self.conn.execute("INSERT INTO shapes (digest, body) VALUES (?, ?)",
+                                     (digest, gzip.compress(shape, compresslevel=9, mtime=0))).lastrowid,)
+        self.shapes[shape] = row[0]
+        return int(row[0])
 
 
-def _delete(conn: sqlite3.Connection, run_id: str) -> None:
-    row = conn.execute("SELECT rid, t, main, record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-    if row is None:
-        return
-    rid, t, main, blob = row
-    keys = {key for key, _v in _index_rows(_own(blob, run_id)).points}
-    for key in keys:
-        sid = _sid(conn, *key)
-        if sid is not None:
-            conn.execute("DELETE FROM points WHERE sid = ? AND main = ? AND t = ? AND rid = ?", (sid, main, t, rid))
-    conn.execute("DELETE FROM runs WHERE rid = ?", (rid,))
+def _kpi_kinds(kpi: str, lane: str, metric: str | None, aggregate: str) -> list[tuple[str, str, str, str]]:
+    """A KPI's series: its verdict values, and for imported snapshots its lane's measured values."""
+    kinds = [("kpi", kpi, lane, metric or "")]
+    if metric is not None:
+        kinds.append(("lane-min" if aggregate == "min" else "lane-median", "", lane, metric))
+    return kinds
 
 
 def _sid(conn: sqlite3.Connection, kind: str, kpi: str, lane: str, metric: str, create: bool = False) -> int | None:
@@ -479,19 +568,32 @@ def _sid(conn: sqlite3.Connection, kind: str, kpi: str, lane: str, metric: str, 
 
 def _points(conn: sqlite3.Connection, sid: int, main: int, branch: str | None, limit: int | None,
             oldest: bool = False) -> list[tuple[Any, ...]]:
-    """(t, run_id, started, commit, authoritative, source, main, value), newest `limit` (or oldest)."""
-    order = "ASC" if oldest else "DESC"
-    query = ("SELECT p.t, r.run_id, r.started_utc, r.commit_sha, r.authoritative, r.source, p.main, p.value "
-             "FROM points p JOIN runs r ON r.rid = p.rid WHERE p.sid = ? AND p.main = ?")
-    params: list[Any] = [sid, main]
+    """(t, run_id, started, commit, authoritative, source, main, value), newest `limit` (or oldest):
+    the chunks are read newest first (oldest first) only as far as the limit needs."""
+    out: list[tuple[Any, ...]] = []
+    points = read_points(conn, sid, main, oldest)
+    try:
+        while limit is None or len(out) < limit:
+            want = CHUNK if branch is not None or limit is None else limit - len(out)
+            batch = [p for _i, p in zip(range(want), points)]
+            if not batch:
+                break
+            info = _run_info(conn, [rid for _t, rid, _v in batch], branch)
+            out += [(t, *info[rid], main, value) for t, rid, value in batch if rid in info]
+    finally:
+        points.close()
+    return out[:limit] if limit else out
+
+
+def _run_info(conn: sqlite3.Connection, rids: list[int], branch: str | None) -> dict[int, tuple[Any, ...]]:
+    """rid -> (run_id, started, commit, authoritative, source) of the runs (on `branch`)."""
+    query = (f"SELECT rid, run_id, started_utc, commit_sha, authoritative, source FROM runs "
+             f"WHERE rid IN ({','.join('?' * len(rids))})")
+    params: list[Any] = list(rids)
     if branch is not None:
-        query += " AND r.branch = ?"
+        query += " AND branch = ?"
         params.append(branch)
-    query += f" ORDER BY p.t {order}, p.rid {order}"
-    if limit:
-        query += " LIMIT ?"
-        params.append(limit)
-    return conn.execute(query, params).fetchall()
+    return {r[0]: r[1:] for r in conn.execute(query, params)}
 
 
 def _digest_of(conn: sqlite3.Connection, run_id: str) -> bytes | None:
@@ -519,9 +621,18 @@ def _summary(r: RunRecord) -> RunSummary:
     )
 
 
-def _own(blob: bytes, name: str) -> RunRecord:
-    """A record from this index (written by molt-budget itself: parsed, not schema-checked again)."""
-    return RunRecord.from_gzip(blob, name, validate=False)
+def _zip(doc: Any) -> bytes:
+    return gzip.compress(json.dumps(doc, separators=(",", ":"), allow_nan=False).encode("utf-8"), compresslevel=9, mtime=0)
+
+
+def _unzip(blob: bytes, name: str) -> Any:
+    """JSON this index wrote (bounded all the same: a damaged file must not become a gzip bomb)."""
+    try:
+        return json.loads(gunzip(blob, MAX_SMALL_BYTES))
+    except InputError as exc:
+        raise ConfigError(f"{name}: {exc.message}: not a history record") from None
+    except (OSError, EOFError, ValueError, zlib.error) as exc:
+        raise ConfigError(f"{name}: a damaged record in the history index ({exc})") from None
 
 
 def _commit_range(commit: str) -> tuple[str, str]:
@@ -544,7 +655,16 @@ def _table_exists(conn: sqlite3.Connection, name: str) -> bool:
     return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
 
 
-# -- migration from the sample-row layout (user_version 0) -----------------------------------
+# -- migrations from older layouts ------------------------------------------------------------
+
+
+def _layout2_records(conn: sqlite3.Connection, path: Path) -> Iterator[tuple[RunRecord, str | None]]:
+    """Every run of a layout-2 database (a whole gzip'd record per run), oldest first, read
+    a row at a time (a big history never sits in memory at once)."""
+    for run_id, blob, results_path in conn.execute("SELECT run_id, record, results_path FROM legacy_runs ORDER BY t, rid"):
+        yield RunRecord.from_gzip(blob, f"{path} run {run_id}", validate=False), results_path
+
+
 
 
 def _legacy_records(conn: sqlite3.Connection, main_branch: str) -> Iterable[tuple[RunRecord, str | None]]:
@@ -553,7 +673,7 @@ def _legacy_records(conn: sqlite3.Connection, main_branch: str) -> Iterable[tupl
     counts as main (first-parent history could not be checked then)."""
     cols = [d[1] for d in conn.execute("PRAGMA table_info(legacy_runs)")]
     has_lanes = _table_exists(conn, "legacy_lanes")
-    for raw in conn.execute("SELECT * FROM legacy_runs ORDER BY started_utc, run_id").fetchall():
+    for raw in conn.execute("SELECT * FROM legacy_runs ORDER BY started_utc, run_id"):
         row = dict(zip(cols, raw))
         run_id = row["run_id"]
         try:

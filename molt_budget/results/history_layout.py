@@ -1,0 +1,267 @@
+"""How the history index stores a run in a few KB: KPI definitions once, points in chunks.
+
+Two things made a 120-KPI run cost 8 KB (issue 14), and both are stored once now:
+
+- A run record repeats every KPI's definition (id, lane, metric, class, unit, direction,
+  target, limit, aggregate: ~85% of its JSON). They change only with a reviewed budgets
+  edit, so they live once per distinct set in `shapes`, and a run keeps its own part alone:
+  per KPI the value, the verdicts, the reason (and the sample values when they are not just
+  the value). `split_record` / `join_record` are exact inverses: the index gives back the
+  record it was given, byte for byte in its JSON.
+- One SQLite row per (series, run) spent ~30 B a point, two thirds of it on the key. Points
+  are kept in chunks of up to CHUNK consecutive points of one series (a `chunks` row keyed
+  by its first point's time and run), as three little-endian arrays: time deltas, run-id
+  deltas and values, each in the narrowest width that holds it (a count fits 4 bytes, a
+  timing 8). "The last N points of a series" is still one index range read, newest chunk
+  first, so no query grows with history.
+"""
+
+from __future__ import annotations
+
+import array
+import hashlib
+import json
+import math
+import sqlite3
+import sys
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from itertools import accumulate
+from typing import Any
+
+from molt_budget.errors import ConfigError
+
+CHUNK = 128                 # points per chunk: the newest 20 or 50 are one or two rows away
+Point = tuple[int, int, float]          # (t ms, rid, value): sorted by (t, rid) within a series
+
+_KPI_SHAPE = ("id", "lane", "metric", "kpi_class", "unit", "direction", "target", "limit", "aggregate")
+_WIDTHS = ("b", "h", "i", "q")
+_LIMITS = {code: 1 << (8 * array.array(code).itemsize - 1) for code in _WIDTHS}
+
+
+# -- records: KPI definitions once per shape ---------------------------------------------------
+
+
+def split_record(doc: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    """(the shape's canonical JSON, the run's own part) of a record's dict (RunRecord.to_dict)."""
+    kpis = doc.get("kpis") or []
+    shape = json.dumps([[k[f] for f in _KPI_SHAPE] for k in kpis], separators=(",", ":"), allow_nan=False).encode()
+    own = []
+    for k in kpis:
+        row = [k["value"], k["budget_status"], k["status"], k["reason"]]
+        if not _only(k["values"], k["value"]):
+            row.append(k["values"])
+        own.append(row)
+    return shape, {**doc, "kpis": own}
+
+
+def join_record(shape: Sequence[Sequence[Any]], own: dict[str, Any], name: str) -> dict[str, Any]:
+    """The record's dict again from its shape and its own part (split_record's inverse)."""
+    rows = own.get("kpis") or []
+    if len(rows) != len(shape):
+        raise ConfigError(f"{name}: {len(rows)} KPI values for a shape of {len(shape)} KPIs: the history index is damaged")
+    kpis = []
+    for fixed, row in zip(shape, rows):
+        kpi = dict(zip(_KPI_SHAPE, fixed))
+        kpi.update(value=row[0], values=row[4] if len(row) > 4 else ([] if row[0] is None else [row[0]]),
+                   budget_status=row[1], status=row[2], reason=row[3])
+        kpis.append(kpi)
+    return {**own, "kpis": kpis}
+
+
+def shape_digest(shape: bytes) -> bytes:
+    return hashlib.sha256(shape).digest()[:16]
+
+
+def _only(values: Any, value: Any) -> bool:
+    """Whether `values` is exactly [value] (same JSON: 1 and 1.0 differ), or [] for no value."""
+    if value is None:
+        return values == []
+    return isinstance(values, list) and len(values) == 1 and type(values[0]) is type(value) and values[0] == value
+
+
+# -- points: chunks of one series --------------------------------------------------------------
+
+
+def encode(points: Sequence[Point]) -> bytes:
+    """A 4-byte header (the widths of the three columns, the values' decimal scale), the first
+    value when the values are scaled integers, then the columns: time deltas, run-id deltas,
+    and value deltas in units of 10**-scale (a count moves by a few ops, a timing rounded to
+    the microsecond fits 4 bytes) or, when no scale holds them exactly, the values as doubles."""
+    times = [p[0] for p in points]
+    runs = [p[1] for p in points]
+    values = [p[2] for p in points]
+    scale, scaled = _scaled(values)
+    columns: list[tuple[str, Sequence[float]]] = [_deltas(times), _deltas(runs)]
+    first = b""
+    if scaled is None:
+        columns.append(("d", values))
+    else:
+        first = array.array("q", scaled[:1]).tobytes()
+        columns.append(_deltas(scaled))
+    out = bytearray([*(ord(code) for code, _ in columns), scale])
+    out += first if sys.byteorder == "little" else first[::-1]
+    for code, column in columns:
+        arr = array.array(code, column)
+        if sys.byteorder != "little":
+            arr.byteswap()
+        out += arr.tobytes()
+    return bytes(out)
+
+
+def decode(t0: int, r0: int, n: int, data: bytes, name: str = "history") -> list[Point]:
+    """The points of a chunk, oldest first (encode's inverse)."""
+    try:
+        codes, scale = [chr(c) for c in data[:3]], data[3]
+        at, first = 4, None
+        if codes[2] != "d":
+            first = int.from_bytes(data[4:12], "little", signed=True)
+            at = 12
+        arrays = []
+        for code in codes:
+            arr = array.array(code)
+            size = arr.itemsize * n
+            arr.frombytes(data[at:at + size])
+            if len(arr) != n or scale > MAX_SCALE:
+                raise ValueError("short chunk")
+            if sys.byteorder != "little":
+                arr.byteswap()
+            arrays.append(arr)
+            at += size
+    except (ValueError, TypeError, IndexError):
+        raise ConfigError(f"{name}: a damaged chunk of points in the history index") from None
+    ts = list(accumulate(arrays[0], initial=t0))[1:]
+    rs = list(accumulate(arrays[1], initial=r0))[1:]
+    if first is None:
+        values = list(arrays[2])
+    else:
+        unit = 10 ** scale
+        values = [m / unit for m in accumulate(arrays[2], initial=first)][1:]
+    return list(zip(ts, rs, values))
+
+
+MAX_SCALE = 6               # decimals tried: the runner rounds timings to the microsecond
+
+
+def _scaled(values: list[float]) -> tuple[int, list[int] | None]:
+    """(scale, the values as integers of 10**-scale) for the smallest scale that gives every
+    value back exactly (m / 10**scale == v, and -0.0 stays a double); (0, None) when none does."""
+    if any(v == 0 and math.copysign(1, v) < 0 for v in values) or any(not math.isfinite(v) for v in values):
+        return 0, None
+    for scale in range(MAX_SCALE + 1):
+        unit = 10 ** scale
+        if any(abs(v) * unit >= 2 ** 62 for v in values):
+            break
+        scaled = [round(v * unit) for v in values]
+        if all(m / unit == v for m, v in zip(scaled, values)):
+            return scale, scaled
+    return 0, None
+
+
+def _deltas(column: list[int]) -> tuple[str, list[int]]:
+    """The column as differences from its previous entry (the first is 0), in the narrowest width."""
+    deltas = [0, *(b - a for a, b in zip(column, column[1:]))]
+    low, high = min(deltas), max(deltas)
+    return next(code for code in _WIDTHS if -_LIMITS[code] <= low and high < _LIMITS[code]), deltas
+
+
+def _write(conn: sqlite3.Connection, sid: int, main: int, points: Sequence[Point]) -> None:
+    conn.execute("INSERT INTO chunks (sid, main, t, rid, n, data) VALUES (?,?,?,?,?,?)",
+                 (sid, main, points[0][0], points[0][1], len(points), encode(points)))
+
+
+def _pieces(points: list[Point], last: bool) -> Iterator[list[Point]]:
+    """A series' points cut into chunks: the newest end filled to CHUNK (appends are the common
+    case), a chunk in the middle split evenly (room for the next insert in the past)."""
+    if last:
+        for i in range(0, len(points), CHUNK):
+            yield points[i:i + CHUNK]
+        return
+    parts = -(-len(points) // CHUNK)
+    size = -(-len(points) // parts)
+    for i in range(0, len(points), size):
+        yield points[i:i + size]
+
+
+_TARGET = ("SELECT cid, t, rid, n, data FROM chunks WHERE sid = ? AND main = ? AND (t, rid) <= (?, ?) "
+           "ORDER BY t DESC, rid DESC LIMIT 1")
+_FIRST = "SELECT cid, t, rid, n, data FROM chunks WHERE sid = ? AND main = ? ORDER BY t, rid LIMIT 1"
+_NEXT = "SELECT t, rid FROM chunks WHERE sid = ? AND main = ? AND (t, rid) > (?, ?) ORDER BY t, rid LIMIT 1"
+
+
+def add_points(conn: sqlite3.Connection, sid: int, main: int, new: list[Point]) -> None:
+    """Merge points (sorted by (t, rid); a point of a run already there replaces it) into a series."""
+    i = 0
+    while i < len(new):
+        t, rid, _v = new[i]
+        row = conn.execute(_TARGET, (sid, main, t, rid)).fetchone() or conn.execute(_FIRST, (sid, main)).fetchone()
+        if row is None:
+            for piece in _pieces(new, last=True):
+                _write(conn, sid, main, piece)
+            return
+        cid, t0, r0, n, data = row
+        after = conn.execute(_NEXT, (sid, main, t0, r0)).fetchone()
+        j = i
+        while j < len(new) and (after is None or (new[j][0], new[j][1]) < after):
+            j += 1
+        old = decode(t0, r0, n, data)
+        if after is None and n >= CHUNK and (new[i][0], new[i][1]) > (old[-1][0], old[-1][1]):
+            for piece in _pieces(new[i:j], last=True):      # a full newest chunk stays as it is
+                _write(conn, sid, main, piece)
+        else:
+            merged = {(p[0], p[1]): p for p in old}
+            merged.update(((p[0], p[1]), p) for p in new[i:j])
+            conn.execute("DELETE FROM chunks WHERE cid = ?", (cid,))
+            for piece in _pieces([merged[k] for k in sorted(merged)], last=after is None):
+                _write(conn, sid, main, piece)
+        i = j
+
+
+def drop_points(conn: sqlite3.Connection, doomed: dict[int, int]) -> None:
+    """Remove every point of the runs `doomed` ({rid: t}) from every series: only the chunks
+    between the one holding the oldest doomed point and the newest doomed time are read."""
+    if not doomed:
+        return
+    low = min((t, rid) for rid, t in doomed.items())
+    t_max = max(doomed.values())
+    for sid, main in conn.execute("SELECT DISTINCT sid, main FROM chunks").fetchall():
+        start = conn.execute(_TARGET, (sid, main, *low)).fetchone() or conn.execute(_FIRST, (sid, main)).fetchone()
+        if start is None:
+            continue
+        rows = conn.execute("SELECT cid, t, rid, n, data FROM chunks WHERE sid = ? AND main = ? AND (t, rid) >= (?, ?) "
+                            "AND t <= ? ORDER BY t, rid", (sid, main, start[1], start[2], t_max)).fetchall()
+        for cid, t0, r0, n, data in rows:
+            points = decode(t0, r0, n, data)
+            kept = [p for p in points if p[1] not in doomed]
+            if len(kept) == len(points):
+                continue
+            conn.execute("DELETE FROM chunks WHERE cid = ?", (cid,))
+            if kept:
+                _write(conn, sid, main, kept)
+
+
+def read_points(conn: sqlite3.Connection, sid: int, main: int, oldest: bool = False) -> Generator[Point, None, None]:
+    """A series' points newest first (or oldest first), read a chunk at a time as they are consumed."""
+    order = "ASC" if oldest else "DESC"
+    cursor = conn.execute(f"SELECT t, rid, n, data FROM chunks WHERE sid = ? AND main = ? ORDER BY t {order}, rid {order}",
+                          (sid, main))
+    try:
+        for t0, r0, n, data in cursor:
+            points = decode(t0, r0, n, data)
+            yield from (points if oldest else reversed(points))
+    finally:
+        cursor.close()
+
+
+def point_count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COALESCE(SUM(n), 0) FROM chunks").fetchone()[0])
+
+
+def in_batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,120 @@
+"""The compact history layout (user_version 3): records come back exactly, points survive any
+order of indexing, re-indexing and pruning, and KPI definitions are stored once per set.
+
+Everything goes through History on a real SQLite file; expectations come from the runs
+themselves (tests/history_factory.py), never from the index.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sqlite3
+from contextlib import closing
+from dataclasses import replace
+from pathlib import Path
+
+from history_factory import history_record, is_main, kpi_value, make_run, write_budgets
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from molt_budget.config import load_config
+from molt_budget.results.history import History
+from molt_budget.results.history_layout import CHUNK, decode, encode
+from molt_budget.results.model import KpiResult, Sample
+from molt_budget.results.record import MainCheck, RunRecord
+
+
+def expected_points(runs, kpi: str) -> list[tuple[str, float]]:
+    return sorted((r.run_id, kpi_value(r, kpi)) for r in runs if kpi_value(r, kpi) is not None)
+
+
+def series(history: History, kpi: str, lane: str, metric: str) -> list[tuple[str, float]]:
+    return sorted((p.run_id, p.value) for p in history.kpi_series(kpi, lane, metric, main_only=False))
+
+
+def test_points_survive_any_order_of_indexing_reindexing_and_pruning(tmp_path: Path) -> None:
+    config = load_config(write_budgets(tmp_path))
+    rng = random.Random(11)
+    runs = [make_run(config, i, rng) for i in range(3 * CHUNK + 40)]
+    shuffled = runs[:]
+    rng.shuffle(shuffled)
+    history = History(tmp_path / "h.sqlite")
+    history.index_many([history_record(r) for r in shuffled[:200]])            # a big batch, out of order
+    for run in shuffled[200:260]:
+        history.index(history_record(run))                                     # one at a time, into the middle
+    history.index_many(history_record(r) for r in shuffled[260:])             # a generator: the pull's path
+    assert history.indexed_ids() == {r.run_id for r in runs}
+    for kpi, lane, metric in (("dev_warm_s", "dev_warm", "wall_s"), ("ir_ops", "dev_cold", "ir.ops")):
+        assert series(history, kpi, lane, metric) == expected_points(runs, kpi)
+    main_series = history.kpi_series("dev_warm_s", "dev_warm", "wall_s")
+    assert [p.run_id for p in main_series] == [r.run_id for r in runs if is_main(r) and kpi_value(r, "dev_warm_s") is not None]
+    assert history.kpi_series("dev_warm_s", "dev_warm", "wall_s", limit=50) == main_series[-50:]
+    first, latest = history.kpi_first_last("dev_warm_s", "dev_warm", "wall_s")
+    assert (first, latest) == (main_series[0], main_series[-1])
+
+    changed = history_record(runs[150])                                        # re-indexed with a new value
+    changed.kpis = [replace(k, value=9.875, values=[9.875]) if k.id == "dev_warm_s" else k for k in changed.kpis]
+    assert history.index(changed) is True
+    got = dict(series(history, "dev_warm_s", "dev_warm", "wall_s"))
+    assert got[runs[150].run_id] == 9.875 and len(got) == len(expected_points(runs, "dev_warm_s"))
+
+    dropped = history.prune(100)
+    kept = runs[-100:]
+    assert {r for r, _p in dropped} == {r.run_id for r in runs[:-100]}
+    assert series(history, "ir_ops", "dev_cold", "ir.ops") == expected_points(kept, "ir_ops")
+    assert history.stats()["points"] == sum(
+        sum(k.value is not None for k in r.kpis) + sum("wall_s" in lane.metrics for lane in history_record(r).lanes.values())
+        for r in kept)
+
+
+def test_a_record_comes_back_exactly_as_it_was_indexed(tmp_path: Path) -> None:
+    config = load_config(write_budgets(tmp_path))
+    rng = random.Random(5)
+    run = make_run(config, 0, rng)
+    run.lanes["dev_cold"].detail = {"ir": {"functions": 12, "modules": ["a", "b"]}}
+    run.kpis.append(KpiResult("gone", "dev_warm", "wall_s", "timed", "s", "lower", 3, None, "median", [], None, "error", "lane failed"))
+    run.kpis.append(KpiResult("ints", "dev_cold", "ir.ops", "exact", "ops", "lower", 7, 8.5, "min", [3], 3, "pass", "ok"))
+    run.kpis.append(KpiResult("same", "dev_cold", "ir.ops", "exact", "ops", "lower", 7, 8, "median", [3.0], 3, "pass", "ok"))
+    main = RunRecord.from_run(run, MainCheck(True, [], "origin/main"))
+    other_run = make_run(config, 1, rng)
+    other_run.lanes["dev_warm"].samples.append(Sample("measure", 3, False, "killed", 2, "timeout"))
+    other_run.lanes["dev_cold"].detail = {"ir": {"functions": 1}}
+    other = RunRecord.from_run(other_run, MainCheck(False, ["branch feature"], "origin/main"))
+    history = History(tmp_path / "h.sqlite")
+    history.index_many([main, other])
+    assert history.get(main.run_id).to_json() == main.to_json()
+    assert history.main_record_for_commit(main.commit or "").to_json() == main.to_json()
+    assert history.get(other.run_id).to_json() == other.without_detail().to_json()      # never a base: no detail
+    assert History(tmp_path / "h.sqlite").latest_main().to_json() == main.to_json()       # a new process reads it too
+    assert history.index_many([main, other]) == 0                                          # the same digest: unchanged
+
+
+def test_kpi_definitions_are_stored_once_per_budgets_version(tmp_path: Path) -> None:
+    config = load_config(write_budgets(tmp_path))
+    rng = random.Random(3)
+    history = History(tmp_path / "h.sqlite")
+    first = [make_run(config, i, rng) for i in range(30)]
+    history.index_many([history_record(r) for r in first])
+    for r in first[10:]:
+        for k in r.kpis:
+            k.target = (k.target or 0) + 1                      # a reviewed target change: a second set
+    history.index_many([history_record(r) for r in first[10:]])
+    with closing(sqlite3.connect(tmp_path / "h.sqlite")) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM shapes").fetchone()[0] == 2
+        assert conn.execute("SELECT COUNT(DISTINCT shape) FROM runs").fetchone()[0] == 2
+    assert [k.target for k in history.get(first[20].run_id).kpis] == [k.target for k in first[20].kpis]
+    assert [k.target for k in history.get(first[5].run_id).kpis] == [k.target for k in first[5].kpis]
+
+
+FLOATS = st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from([0.0, -0.0, 1e-300, 2.0 ** 62, 20.123456, 0.1 + 0.2])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10 ** 7), st.integers(-(2 ** 40), 2 ** 40), FLOATS), min_size=1, max_size=CHUNK))
+def test_a_chunk_gives_back_every_point_exactly(raw: list[tuple[int, int, float]]) -> None:
+    start = 1_772_345_600_000
+    points = sorted({(start + dt, rid, v) for dt, rid, v in raw}, key=lambda p: (p[0], p[1]))
+    got = decode(points[0][0], points[0][1], len(points), encode(points))
+    assert [(t, r, math.copysign(1, v), v) for t, r, v in got] == [(t, r, math.copysign(1, v), v) for t, r, v in points]
+    assert all(type(v) is float for _t, _r, v in got)
