@@ -64,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_CONFIG
+    from molt_budget.gitutil import forget_toplevels
+
+    forget_toplevels()
     try:
         code: int = args.handler(args)
         return code

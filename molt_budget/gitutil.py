@@ -59,9 +59,21 @@ def file_at(repo: Path, commit: str, rel_path: str) -> bytes | None:
     return run_git(repo, "show", f"{commit}:{rel}")
 
 
+_TOPLEVELS: dict[Path, Path | None] = {}
+
+
 def toplevel(path: Path) -> Path | None:
-    out = try_git(path, "rev-parse", "--show-toplevel")
-    return Path(out) if out else None
+    """The work tree `path` is in, asked of git once a command (`forget_toplevels`): a check
+    asks it from four places, and each ask is a git process."""
+    if path not in _TOPLEVELS:
+        out = try_git(path, "rev-parse", "--show-toplevel")
+        _TOPLEVELS[path] = Path(out) if out else None
+    return _TOPLEVELS[path]
+
+
+def forget_toplevels() -> None:
+    """A new command (cli.main) asks again: a test or a long-lived caller may create repositories."""
+    _TOPLEVELS.clear()
 
 
 def default_base(cwd: Path, candidates: list[str]) -> tuple[str, str] | None:

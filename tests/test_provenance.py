@@ -143,3 +143,21 @@ def test_a_tool_command_given_as_one_string_is_split_into_words(tmp_path: Path) 
                                           "quoted": f"'{sys.executable}' -c 'print(\"a b\")'"})["tools"]
     assert tools["py"].startswith("Python 3") and tools["py"] == tools["list"]
     assert tools["quoted"] == "a b"
+
+
+def test_the_platform_string_is_platform_platforms_without_its_cost() -> None:
+    from molt_budget.runner.provenance import _platform
+
+    assert _platform() == platform.platform()
+
+
+def test_git_is_asked_for_the_work_tree_once_a_command(tmp_path: Path) -> None:
+    """A command's later asks reuse the first answer; the next command asks git again."""
+    from molt_budget import gitutil
+
+    gitutil.forget_toplevels()
+    assert gitutil.toplevel(tmp_path) is None
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    assert gitutil.toplevel(tmp_path) is None          # the same command: git is not asked again
+    gitutil.forget_toplevels()
+    assert gitutil.toplevel(tmp_path) == tmp_path.resolve()

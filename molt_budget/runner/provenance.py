@@ -12,6 +12,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,8 +134,19 @@ def _host() -> dict[str, Any]:
         "logical_cpus": os.cpu_count(),
         "memory_bytes": psutil.virtual_memory().total,
         "hostname": socket.gethostname(),
-        "platform": platform.platform(),
+        "platform": _platform(),
     }
+
+
+def _platform() -> str:
+    """platform.platform()'s string, without its cost on Linux: it runs `uname -p` and scans
+    the interpreter's binary for the glibc version (~17 ms, more than the rest of provenance)."""
+    libc = os.confstr("CS_GNU_LIBC_VERSION") if sys.platform == "linux" and "CS_GNU_LIBC_VERSION" in os.confstr_names else None
+    if not libc or " " not in libc:
+        return platform.platform()
+    u = os.uname()
+    name, _, version = libc.partition(" ")
+    return f"{u.sysname}-{u.release}-{u.machine}-with-{name}{version}"
 
 
 def _cpu_model() -> str | None:
