@@ -220,16 +220,39 @@ def test_sigterm_mid_run_keeps_measured_samples_and_kills_the_tree(tmp_path: Pat
 
 
 def test_output_root_lock_times_out_with_a_clear_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from filelock import FileLock
+    import fcntl
 
     config = write_budgets(tmp_path, {"a": {"command": fake_build(), "repeats": 1}}, {"w": {"lane": "a", "metric": "wall_s", "target": 10}})
     (tmp_path / "out").mkdir()
-    with FileLock(str(tmp_path / "out" / ".lock")):
+    with open(tmp_path / "out" / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
         code = subprocess.run([sys.executable, "-m", "molt_budget", "check", "--config", str(config), "--quiet"],
                               capture_output=True, text=True, timeout=60)
     assert code.returncode == 3
     assert "another molt-budget run holds this output root" in code.stderr
     assert len(code.stderr.strip().splitlines()) == 1
+
+
+def test_a_killed_run_never_leaves_its_output_root_locked(tmp_path: Path) -> None:
+    """The lock is the kernel's (flock): SIGKILL of its holder frees it, no stale lock file to clear."""
+    from molt_budget.runner.lock import LockHeld, RootLock
+
+    path = tmp_path / ".lock"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from molt_budget.runner.lock import RootLock\n"
+        f"RootLock(Path({str(path)!r})).acquire(5); print('held', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(LockHeld):
+            RootLock(path).acquire(0.2)
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    mine = RootLock(path)
+    mine.acquire(0)
+    mine.release()
+    mine.release()                  # a second release does nothing
 
 
 def test_history_and_verdict_rejudge(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

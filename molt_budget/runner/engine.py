@@ -26,6 +26,7 @@ from molt_budget.results.model import Attempt, KpiResult, LaneResult, RunResults
 from molt_budget.results.store import Journal, load_results, save_results
 from molt_budget.runner import signals, templating
 from molt_budget.runner.events import ProgressEvent
+from molt_budget.runner.lock import LockHeld, RootLock
 from molt_budget.runner.process import (
     ProcessOutcome,
     direct_children,
@@ -129,22 +130,20 @@ class Engine:
     # -- steps: open → (prepare_lane → measure_once… → finish_lane)… → close ----------
 
     def open(self) -> RunResults:
-        from filelock import FileLock, Timeout
-
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise fault(exc, self.root, "create the output root") from None
-        self._lock = FileLock(str(self.root / ".lock"))
+        self._lock = RootLock(self.root / ".lock")
         try:
-            self._lock.acquire(timeout=self.config.settings.lock_timeout_s)
-        except Timeout:
+            self._lock.acquire(self.config.settings.lock_timeout_s)
+        except LockHeld:
             raise LockTimeout(
                 f"{self.root}: another molt-budget run holds this output root "
                 f"(waited {self.config.settings.lock_timeout_s:g}s for {self.root / '.lock'}); "
                 f"wait for it or pass --output-root DIR"
             ) from None
-        except OSError as exc:             # after Timeout: filelock's Timeout is an OSError too
+        except OSError as exc:
             raise fault(exc, self.root / ".lock", "create the lock file of the output root") from None
         try:
             if self.options.clean_state:
