@@ -148,6 +148,10 @@ def test_a_real_regression_report_renders_within_limits() -> None:
     assert "<details><summary>Modules added, largest first (54)</summary>" in text and "`multiprocessing.context`" in text
     assert "<details><summary>Functions added (2006)</summary>" in text
     assert "×125" in text                                        # ir_ops: 1,396 → 174,823, a ratio, not +12423.1%
+    # the cause, from the report's own explanation, comes before any folded detail
+    cause = next(e["cause"] for e in real["explanations"] if e["kpi"] == "ir_ops")
+    for word in (f"import {cause['module']}", f"{cause['file']}:{cause['line']}"):
+        assert 0 <= text.find(word) < text.index("<details>"), word
     small = render_markdown(as_report(real), max_chars=6_000, marker=MARKER)
     assert len(small) <= 6_000 and "`init_modules`" in small and "Cut to fit 6,000 characters" in small
 
