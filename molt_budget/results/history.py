@@ -38,7 +38,7 @@ from molt_budget.results.history_layout import (
     add_points,
     drop_points,
     in_batches,
-    join_record,
+    join_kpis,
     point_count,
     read_points,
     shape_digest,
@@ -352,7 +352,11 @@ class History:
         """A record from (run_id, shape id, blob): written by molt-budget itself, so parsed, not schema-checked again."""
         run_id, shape_id, blob = row
         name = f"{self.path} run {run_id}"
-        return RunRecord.from_dict(join_record(self._shape(conn, shape_id), _unzip(blob, name), name))
+        own = _unzip(blob, name)
+        rows = own.pop("kpis", [])
+        record = RunRecord.from_dict(own)
+        record.kpis = join_kpis(self._shape(conn, shape_id), rows, name)
+        return record
 
     def _shape(self, conn: sqlite3.Connection, shape_id: int) -> list[list[Any]]:
         shape = self._shapes.get(shape_id)

@@ -6,7 +6,7 @@ Two things made a 120-KPI run cost 8 KB (issue 14), and both are stored once now
   target, limit, aggregate: ~85% of its JSON). They change only with a reviewed budgets
   edit, so they live once per distinct set in `shapes`, and a run keeps its own part alone:
   per KPI the value, the verdicts, the reason (and the sample values when they are not just
-  the value). `split_record` / `join_record` are exact inverses: the index gives back the
+  the value). `split_record` / `join_kpis` are exact inverses: the index gives back the
   record it was given, byte for byte in its JSON.
 - One SQLite row per (series, run) spent ~30 B a point, two thirds of it on the key. Points
   are kept in chunks of up to CHUNK consecutive points of one series (a `chunks` row keyed
@@ -25,15 +25,19 @@ import math
 import sqlite3
 import sys
 from collections.abc import Generator, Iterable, Iterator, Sequence
+from dataclasses import fields
 from itertools import accumulate
 from typing import Any
 
 from molt_budget.errors import ConfigError
+from molt_budget.results.record import KpiRecord
 
 CHUNK = 128                 # points per chunk: the newest 20 or 50 are one or two rows away
 Point = tuple[int, int, float]          # (t ms, rid, value): sorted by (t, rid) within a series
 
-_KPI_SHAPE = ("id", "lane", "metric", "kpi_class", "unit", "direction", "target", "limit", "aggregate")
+# KpiRecord's definition fields (id, lane, metric, class, unit, direction, target, limit,
+# aggregate); its other five (value, values, budget_status, status, reason) are the run's own
+_KPI_SHAPE = tuple(f.name for f in fields(KpiRecord))[:9]
 _WIDTHS = ("b", "h", "i", "q")
 _LIMITS = {code: 1 << (8 * array.array(code).itemsize - 1) for code in _WIDTHS}
 
@@ -54,18 +58,16 @@ def split_record(doc: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
     return shape, {**doc, "kpis": own}
 
 
-def join_record(shape: Sequence[Sequence[Any]], own: dict[str, Any], name: str) -> dict[str, Any]:
-    """The record's dict again from its shape and its own part (split_record's inverse)."""
-    rows = own.get("kpis") or []
+def join_kpis(shape: Sequence[Sequence[Any]], rows: Sequence[Sequence[Any]], name: str) -> list[KpiRecord]:
+    """A record's KPIs again from its shape and its own rows (split_record's inverse)."""
     if len(rows) != len(shape):
         raise ConfigError(f"{name}: {len(rows)} KPI values for a shape of {len(shape)} KPIs: the history index is damaged")
-    kpis = []
-    for fixed, row in zip(shape, rows):
-        kpi = dict(zip(_KPI_SHAPE, fixed))
-        kpi.update(value=row[0], values=row[4] if len(row) > 4 else ([] if row[0] is None else [row[0]]),
-                   budget_status=row[1], status=row[2], reason=row[3])
-        kpis.append(kpi)
-    return {**own, "kpis": kpis}
+    try:
+        return [KpiRecord(**dict(zip(_KPI_SHAPE, fixed)), value=row[0],
+                          values=row[4] if len(row) > 4 else ([] if row[0] is None else [row[0]]),
+                          budget_status=row[1], status=row[2], reason=row[3]) for fixed, row in zip(shape, rows)]
+    except (TypeError, IndexError):
+        raise ConfigError(f"{name}: a damaged record in the history index") from None
 
 
 def shape_digest(shape: bytes) -> bytes:

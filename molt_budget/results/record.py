@@ -269,7 +269,7 @@ def _small_provenance(prov: dict[str, Any]) -> dict[str, Any]:
 
 
 def _pick(cls: type, data: dict[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in fields(cls)}
+    names = _field_names(cls)
     return {k: v for k, v in data.items() if k in names}
 
 
