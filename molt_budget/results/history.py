@@ -25,7 +25,7 @@ import statistics
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,7 @@ from molt_budget.results.history_layout import (
     split_record,
 )
 from molt_budget.results.model import KpiResult, LaneResult, RunResults, Sample
-from molt_budget.results.record import MainCheck, RunRecord
+from molt_budget.results.record import KpiRecord, MainCheck, RunRecord
 
 USER_VERSION = 3          # 0: the sample-row layout of molt-budget <= 0.x; 1 was never released; 2: a row per point
 
@@ -232,10 +232,13 @@ class History:
                 if statement.strip():
                     conn.execute(statement)
             if old:
-                records = _legacy_records(conn, self.main_branch) if version == 0 else _layout2_records(conn, self.path)
                 writer = _Writer(conn)
-                for record, path in records:
-                    writer.insert(_index_rows(record), path)
+                if version == 0:
+                    for record, path in _legacy_records(conn, self.main_branch):
+                        writer.insert(_index_rows(record), path)
+                else:
+                    for rows, path in _layout2_rows(conn, self.path):
+                        writer.insert(rows, path)
                 writer.flush()
                 for table in ("samples", "verdicts", "lanes", "runs"):
                     conn.execute(f"DROP TABLE IF EXISTS legacy_{table}")
@@ -471,7 +474,7 @@ class History:
 
 @dataclass
 class _Rows:
-    record: RunRecord
+    doc: dict[str, Any]                                       # the record as stored (RunRecord.to_dict)
     t: int
     digest: bytes
     shape: bytes                                              # history_layout.split_record
@@ -479,25 +482,32 @@ class _Rows:
     points: list[tuple[tuple[str, str, str, str], float]]     # (series key, value)
 
 
-def _index_rows(record: RunRecord) -> _Rows:
-    # a run that can never be a base needs no IR/diagnostics summaries
-    stored = record if record.main else record.without_detail()
-    doc = stored.to_dict()
+def _index_rows(record: RunRecord, digest: bytes | None = None) -> _Rows:
+    return _rows_of(record.to_dict(), digest)
+
+
+def _rows_of(doc: dict[str, Any], digest: bytes | None = None) -> _Rows:
+    """What indexing a record writes, from its dict; `digest`: already known (a migration)."""
+    if not doc["main"]:                       # a run that can never be a base needs no IR/diagnostics summaries
+        doc = {**doc, "lanes": {n: {**lane, "detail": {}} for n, lane in doc["lanes"].items()}}
     shape, own = split_record(doc)
-    body = json.dumps(doc, separators=(",", ":"), allow_nan=False).encode("utf-8")     # RunRecord.to_json
+    if digest is None:
+        body = json.dumps(doc, separators=(",", ":"), allow_nan=False).encode("utf-8")     # RunRecord.to_json
+        digest = hashlib.sha256(body).digest()[:16]
     points: list[tuple[tuple[str, str, str, str], float]] = []
-    if record.state == "complete":
-        for k in record.kpis:
-            if k.value is not None:
-                points.append((("kpi", k.id, k.lane, k.metric), float(k.value)))
-        for name, lane in record.lanes.items():
-            if "wall_s" in lane.metrics:
-                points.append((("wall", "", name, "wall_s"), float(lane.metrics["wall_s"])))
-            if not record.kpis:                   # imported snapshots: every lane metric is a point
-                for metric, value in lane.metrics.items():
+    if doc["state"] == "complete":
+        for k in doc["kpis"]:
+            if k["value"] is not None:
+                points.append((("kpi", k["id"], k["lane"], k["metric"]), float(k["value"])))
+        for name, lane in doc["lanes"].items():
+            metrics = lane["metrics"]
+            if "wall_s" in metrics:
+                points.append((("wall", "", name, "wall_s"), float(metrics["wall_s"])))
+            if not doc["kpis"]:                   # imported snapshots: every lane metric is a point
+                for metric, value in metrics.items():
                     points.append((("lane-median", "", name, metric), float(value)))
-                    points.append((("lane-min", "", name, metric), float(lane.mins.get(metric, value))))
-    return _Rows(stored, _millis(record.started_utc), hashlib.sha256(body).digest()[:16], shape, _zip(own), points)
+                    points.append((("lane-min", "", name, metric), float(lane["mins"].get(metric, value))))
+    return _Rows(doc, _millis(doc["started_utc"]), digest, shape, _zip(own), points)
 
 
 class _Writer:
@@ -512,19 +522,19 @@ class _Writer:
         self.buffered = 0
 
     def insert(self, rows: _Rows, results_path: str | None) -> None:
-        r = rows.record
+        r = rows.doc
         cur = self.conn.execute(
             "INSERT INTO runs (run_id, t, started_utc, state, source, commit_sha, branch, dirty, authoritative, main, "
             "status, counts, why_not_main, results_path, digest, shape, record) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (r.run_id, rows.t, r.started_utc, r.state, r.source, (r.commit or None) and r.commit.lower(), r.branch,
-             None if r.dirty is None else int(r.dirty), int(r.authoritative), int(r.main), r.status,
-             json.dumps(r.counts, sort_keys=True), "; ".join(r.not_main_reasons), results_path, rows.digest,
-             self._shape(rows.shape), rows.blob),
+            (r["run_id"], rows.t, r["started_utc"], r["state"], r["source"], (r["commit"] or None) and r["commit"].lower(),
+             r["branch"], None if r["dirty"] is None else int(r["dirty"]), int(r["authoritative"]), int(r["main"]),
+             r["status"], json.dumps(r["counts"], sort_keys=True), "; ".join(r["not_main_reasons"]), results_path,
+             rows.digest, self._shape(rows.shape), rows.blob),
         )
         rid = cur.lastrowid
         assert rid is not None
         for key, value in rows.points:
-            self.pending.setdefault((self._sid(key), int(r.main)), []).append((rows.t, rid, value))
+            self.pending.setdefault((self._sid(key), int(r["main"])), []).append((rows.t, rid, value))
         self.buffered += len(rows.points)
         if self.buffered >= FLUSH_POINTS:
             self.flush()
@@ -662,13 +672,18 @@ def _table_exists(conn: sqlite3.Connection, name: str) -> bool:
 # -- migrations from older layouts ------------------------------------------------------------
 
 
-def _layout2_records(conn: sqlite3.Connection, path: Path) -> Iterator[tuple[RunRecord, str | None]]:
-    """Every run of a layout-2 database (a whole gzip'd record per run), oldest first, read
-    a row at a time (a big history never sits in memory at once)."""
-    for run_id, blob, results_path in conn.execute("SELECT run_id, record, results_path FROM legacy_runs ORDER BY t, rid"):
-        yield RunRecord.from_gzip(blob, f"{path} run {run_id}", validate=False), results_path
-
-
+def _layout2_rows(conn: sqlite3.Connection, path: Path) -> Iterator[tuple[_Rows, str | None]]:
+    """Every run of a layout-2 database (a whole gzip'd record per run, and the digest of that
+    same JSON, which this layout keeps), oldest first, a row at a time (a big history never
+    sits in memory at once)."""
+    kpi_fields, top_fields = {f.name for f in fields(KpiRecord)}, {f.name for f in fields(RunRecord)}
+    for run_id, digest, blob, results_path in conn.execute(
+            "SELECT run_id, digest, record, results_path FROM legacy_runs ORDER BY t, rid"):
+        name = f"{path} run {run_id}"
+        doc = _unzip(blob, name)
+        if not (isinstance(doc, dict) and top_fields <= doc.keys() and all(kpi_fields <= k.keys() for k in doc["kpis"])):
+            doc = RunRecord.from_gzip(blob, name, validate=False).to_dict()     # an older record: defaults filled in
+        yield _rows_of(doc, digest), results_path
 
 
 def _legacy_records(conn: sqlite3.Connection, main_branch: str) -> Iterable[tuple[RunRecord, str | None]]:
