@@ -345,6 +345,8 @@ def _budget_review(config: Config, report: Report, base_info: BaseInfo | None, p
 def ratchet_hint(config: Config, head: RunResults, head_main: MainCheck, report: Report) -> list[dict[str, Any]]:
     """The ratchets `molt-budget ratchet` would propose once this run is recorded: only for a
     main record (then it is the newest one, ratchet's input), with ratchet's own default margin."""
+    if not head_main.main:
+        return []                      # before the imports: the editor's modules cost a branch check nothing
     from dataclasses import asdict
 
     from molt_budget.budgets.ratchet import (
@@ -354,8 +356,6 @@ def ratchet_hint(config: Config, head: RunResults, head_main: MainCheck, report:
     )
     from molt_budget.results.record import RunRecord
 
-    if not head_main.main:
-        return []
     measured = main_measurements(config, RunRecord.from_run(head, head_main, report)).values
     return [asdict(r) for r in propose_ratchets(config, measured, DEFAULT_MARGIN_PCT)]
 

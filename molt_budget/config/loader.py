@@ -7,9 +7,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from molt_budget.config import parse_cache
 from molt_budget.config.metrics import describe_known, parse_metric
-from molt_budget.config.model import Config, Kpi, Lane, Quiescence, Settings
-from molt_budget.config.yaml_lines import Lines, load_yaml_with_lines
+from molt_budget.config.model import Config, Kpi, Lane, Lines, Quiescence, Settings
 from molt_budget.errors import ConfigError
 
 LANE_DEFAULTS: dict[str, Any] = {
@@ -52,9 +52,18 @@ def parse_bytes(path: Path, data: bytes) -> Config:
 
 
 def parse_text(path: Path, text: str) -> Config:
-    """The budgets file's text → a validated Config, once: every stage of a run gets this object."""
+    """The budgets file's text → a validated Config, once: every stage of a run gets this object.
+
+    A text parsed before comes from the parse cache (config/parse_cache.py) without PyYAML."""
+    cached = parse_cache.load(text)
+    if cached is not None:
+        return parse_config(path, *cached, text)
+    from molt_budget.config.yaml_lines import load_yaml_with_lines
+
     data, lines = load_yaml_with_lines(path, text)
-    return parse_config(path, data, lines, text)
+    config = parse_config(path, data, lines, text)
+    parse_cache.store(text, data, lines)
+    return config
 
 
 def parse_config(path: Path, data: Any, lines: Lines, text: str = "") -> Config:

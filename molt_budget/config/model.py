@@ -86,13 +86,16 @@ class Settings:
     keep_run_dirs: int = 10             # run folders (results, logs, IR) kept under output_root/runs; 0 = all
 
 
+Lines = dict[tuple[str, ...], int]      # key path in the budgets file -> its 1-based line
+
+
 @dataclass
 class Config:
     path: Path
     lanes: dict[str, Lane]
     kpis: dict[str, Kpi]
     settings: Settings
-    lines: dict[tuple[str, ...], int] = field(default_factory=dict)
+    lines: Lines = field(default_factory=dict)
     # the file's text as parsed: the budget gate reads its comments (tombstones, settings
     # notes) from it instead of reading and parsing the file again
     text: str = field(default="", repr=False, compare=False)

@@ -18,9 +18,9 @@ from typing import Any
 import yaml
 
 from molt_budget.bounded import MAX_DEPTH, deep_line
+from molt_budget.config.model import Lines
 from molt_budget.errors import ConfigError
 
-Lines = dict[tuple[str, ...], int]
 NON_FINITE = {".nan", ".inf", "-.inf", "+.inf"}
 
 

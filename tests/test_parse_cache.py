@@ -1,0 +1,84 @@
+"""The budgets parse cache: a hit gives the Config a parse gives, without PyYAML; anything
+that would not come back the same is parsed again."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from molt_budget.config import parse_cache
+from molt_budget.config.loader import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = [REPO / "examples" / "molt" / "budgets.yaml", REPO / "examples" / "demo" / "budgets.yaml", REPO / "budgets.yaml"]
+
+
+@pytest.fixture
+def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home))
+    return home
+
+
+def _entries(home: Path) -> list[Path]:
+    folder = home / "molt-budget" / "budgets"
+    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+
+@pytest.mark.parametrize("path", [p for p in SHIPPED if p.is_file()], ids=lambda p: str(p.relative_to(REPO)))
+def test_a_cached_parse_is_the_parse(path: Path, cache_home: Path) -> None:
+    parsed = load_config(path)
+    assert len(_entries(cache_home)) == 1
+    assert parse_cache.load(path.read_text(encoding="utf-8")) is not None
+    assert load_config(path) == parsed                    # from the cache: same lanes, KPIs, settings, lines
+
+
+def test_an_edit_is_parsed_again(tmp_path: Path, cache_home: Path) -> None:
+    config = tmp_path / "budgets.yaml"
+    config.write_text("version: 1\nlanes:\n  a: {command: ['true']}\nkpis:\n  k: {lane: a, metric: wall_s, target: 5}\n")
+    assert load_config(config).kpis["k"].target == 5
+    config.write_text(config.read_text().replace("target: 5", "target: 7"))
+    assert load_config(config).kpis["k"].target == 7
+    assert len(_entries(cache_home)) == 2
+
+
+def test_a_damaged_entry_is_a_miss(tmp_path: Path, cache_home: Path) -> None:
+    config = tmp_path / "budgets.yaml"
+    config.write_text("version: 1\nlanes:\n  a: {command: ['true']}\nkpis:\n  k: {lane: a, metric: wall_s, target: 5}\n")
+    want = load_config(config)
+    (entry,) = _entries(cache_home)
+    for damage in (b"", b"{", b'{"data": 1}', b'{"data": {}, "lines": [[1]]}'):
+        entry.write_bytes(damage)
+        assert load_config(config) == want
+
+
+def test_a_parse_json_would_not_give_back_is_not_kept(cache_home: Path) -> None:
+    parse_cache.store("a: 1\n", {1: "integer key"}, {})
+    parse_cache.store("b: 1\n", {"when": {1, 2}}, {})
+    assert _entries(cache_home) == []
+    parse_cache.store("c: 1\n", {"c": 1}, {("c",): 1})
+    assert parse_cache.load("c: 1\n") == ({"c": 1}, {("c",): 1})
+
+
+def test_the_cache_keeps_a_bounded_number_of_entries(cache_home: Path) -> None:
+    for i in range(parse_cache.KEEP + 5):
+        parse_cache.store(f"n: {i}\n", {"n": i}, {("n",): 1})
+    assert len(_entries(cache_home)) <= parse_cache.KEEP
+    assert parse_cache.load(f"n: {parse_cache.KEEP + 4}\n") is not None      # the newest stays
+
+
+def test_a_second_check_of_the_same_budgets_never_imports_yaml(tmp_path: Path) -> None:
+    """The end-to-end gain: the second `check` reads its budgets from the cache."""
+    (tmp_path / "budgets.yaml").write_text(
+        "version: 1\nsettings: {quiescence: {max_wait_s: 0}}\nlanes:\n  a: {command: ['true'], repeats: 1}\n"
+        "kpis:\n  k: {lane: a, metric: wall_s, target: 30}\n")
+    probe = ("import sys\nfrom molt_budget.cli import main\ncode = main(['check', '--no-base', '--quiet'])\n"
+             "print(code, 'yaml' in sys.modules)")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}
+    runs = [subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+            for _ in range(2)]
+    assert [r.stdout.split()[-2:] for r in runs] == [["0", "True"], ["0", "False"]], [r.stderr[-300:] for r in runs]
