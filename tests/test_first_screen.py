@@ -63,6 +63,14 @@ def real_regression(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return report
 
 
+@pytest.fixture(scope="module", params=["demo_regression", "real_regression"])
+def report(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Each regression, built once for the module: a module-scoped fixture keeps every test of
+    this file on one xdist worker (conftest.py), so neither regression is measured twice."""
+    built: dict[str, Any] = request.getfixturevalue(request.param)
+    return built
+
+
 def _cause(report: dict[str, Any], kpi: str) -> dict[str, Any]:
     (why,) = [e for e in report["explanations"] if e["kpi"] == kpi]
     assert why["cause"] is not None
@@ -81,9 +89,7 @@ def test_demo_cause_is_the_import(demo_regression: dict[str, Any]) -> None:
     assert why["entered"] == 54
 
 
-@pytest.mark.parametrize("case", ["demo_regression", "real_regression"])
-def test_comment_fits_830px_and_names_the_cause_first(case: str, request: pytest.FixtureRequest) -> None:
-    report = request.getfixturevalue(case)
+def test_comment_fits_830px_and_names_the_cause_first(report: dict[str, Any]) -> None:
     cause = _cause(report, "ir_ops")
     rendered = render_comment(render_markdown(report, max_chars=65_536, marker=MARKER))
     assert rendered["tables"] >= 1
@@ -96,9 +102,7 @@ def test_comment_fits_830px_and_names_the_cause_first(case: str, request: pytest
         assert kpi in first
 
 
-@pytest.mark.parametrize("case", ["demo_regression", "real_regression"])
-def test_html_page_fits_830px_and_names_the_cause_first(case: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    report = request.getfixturevalue(case)
+def test_html_page_fits_830px_and_names_the_cause_first(report: dict[str, Any], tmp_path: Path) -> None:
     cause = _cause(report, "ir_ops")
     page = write_html(report, tmp_path / "html", None)
     rendered = render_page(page)
@@ -108,9 +112,7 @@ def test_html_page_fits_830px_and_names_the_cause_first(case: str, request: pyte
         assert word in rendered["first_screen_text"]
 
 
-@pytest.mark.parametrize("case", ["demo_regression", "real_regression"])
-def test_terminal_fits_80_columns_and_leads_with_the_cause(case: str, request: pytest.FixtureRequest) -> None:
-    report = request.getfixturevalue(case)
+def test_terminal_fits_80_columns_and_leads_with_the_cause(report: dict[str, Any]) -> None:
     cause = _cause(report, "ir_ops")
     for color in (False, True):
         text = render_report(report, color=color)

@@ -1,8 +1,8 @@
 """The shared history end to end, with real git and real runs: `history push` / `history pull`.
 
-One bare repository is the remote. Twelve commits land on its main; two clones act as main
+One bare repository is the remote. Ten commits land on its main; two clones act as main
 runners, each measuring its own commits for real, then recording them at the same time (two
-`history push` processes released together, six rounds). A third clone, whose remote refuses
+`history push` processes released together, five rounds). A third clone, whose remote refuses
 pushes (a fork: read access only), pulls and gets its base from main's record (no base build),
 sparklines of main and a noise fence learned from main's records.
 """
@@ -29,9 +29,9 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "examples" / "demo"
 BRANCH = "molt-budget-data"
-COMMITS = 12                     # >= 10 main records: enough for the learned fence
 # a counted lane that is cheap even under valgrind: a shell loop, n.txt iterations
 COUNT = ["sh", "-c", "n=$(cat n.txt); i=0; while [ $i -lt $n ]; do i=$((i+1)); done"]
+COMMITS = 10                     # 10 main records: the fewest the learned fence and the trends need
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -103,7 +103,7 @@ def push_together(jobs: list[tuple[Path, Path]], start: Path) -> list[subprocess
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The remote with 12 main commits, each measured by one of two runners and recorded concurrently."""
+    """The remote with COMMITS main commits, each measured by one of two runners and recorded concurrently."""
     tmp = tmp_path_factory.mktemp("sync")
     remote = tmp / "remote.git"
     git(tmp, "init", "-q", "--bare", "-b", "main", str(remote))
@@ -129,7 +129,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         results.append((runner, out))
     start = tmp / "go"
     pushes = []
-    for rnd in range(COMMITS // 2):      # two merges at once, six times
+    for rnd in range(COMMITS // 2):      # two merges at once, five times
         pushes += push_together([results[2 * rnd], results[2 * rnd + 1]], start)
     return {"tmp": tmp, "remote": remote, "commits": commits, "runners": runners, "pushes": pushes, "results": results}
 
@@ -188,11 +188,11 @@ def fork(world: dict[str, Any]) -> Path:
 
 def test_fork_pulls_incrementally(fork: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(fork, "history", "pull") == 0
-    assert "12 new record(s) indexed, 0 already indexed" in capsys.readouterr().out
+    assert f"{COMMITS} new record(s) indexed, 0 already indexed" in capsys.readouterr().out
     history = History(fork / ".molt-budget" / "history.sqlite")
     assert len(history.indexed_ids()) == COMMITS
     assert cli(fork, "history", "pull") == 0                   # nothing new: nothing decompressed or indexed
-    assert "0 new record(s) indexed, 12 already indexed" in capsys.readouterr().out
+    assert f"0 new record(s) indexed, {COMMITS} already indexed" in capsys.readouterr().out
     # a record already on the branch is not pushed again; anything new is refused by the remote, in one line
     assert cli(fork, "history", "push", "--run", sorted(history.indexed_ids())[0]) == 0
     assert "nothing pushed" in capsys.readouterr().out
@@ -226,7 +226,7 @@ def test_fork_counted_kpi_uses_the_fence_learned_from_main(fork: Path, world: di
     assert cli(fork, "history", "pull") == 0
     config = load_config(fork / "budgets.yaml")
     fence = _fences(config, History(config.resolve(config.settings.history)), ["count"])["ins"]
-    assert fence is not None and fence > 0.1                      # learned from 12 main records, above the floor
+    assert fence is not None and fence > 0.1                      # learned from the main records, above the floor
     report_path = fork.parent / "fork-count.json"
     cli(fork, "check", "--quiet", "--lanes", "count", "--no-history", "--report-json", str(report_path))
     (kpi,) = json.loads(report_path.read_text())["kpis"]

@@ -11,15 +11,14 @@ from hypothesis import strategies as st
 
 from molt_budget.compare import sampler, stats
 
-scipy_stats = pytest.importorskip("scipy.stats")
-np = pytest.importorskip("numpy")
-
-
 # --------------------------------------------------------------------------- sequential t
 
 
 def _scipy_evidence(values: list[float], effect: float) -> float:
-    """The sequential t's log LR as scipy computes it: noncentral t over central t at the t statistic."""
+    """The sequential t's log LR as scipy computes it: noncentral t over central t at the t statistic.
+    scipy is imported here, by the one test that needs it, not when the module is collected (~1 s)."""
+    scipy_stats = pytest.importorskip("scipy.stats")
+    np = pytest.importorskip("numpy")
     n = len(values)
     t = float(np.mean(values) / (np.std(values, ddof=1) / math.sqrt(n)))
     return float(scipy_stats.nct.logpdf(t, n - 1, effect * math.sqrt(n)) - scipy_stats.t.logpdf(t, n - 1))
