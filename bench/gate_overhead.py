@@ -115,6 +115,13 @@ def one_check(tree: Path, config: Path, quiescence: bool) -> tuple[float, float,
     return wall, wall - own_wall, cpu - own_cpu
 
 
+def startup_wall() -> float:
+    """The floor under any Python tool's overhead here: the interpreter and its site start-up."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], env=tool_env(), check=True)
+    return time.perf_counter() - start
+
+
 def tool_env() -> dict[str, str]:
     """The environment of an installed tool: bytecode cached (some CI images set
     PYTHONDONTWRITEBYTECODE, which would charge a compile of every module to each check),
@@ -199,6 +206,9 @@ def main() -> None:
     if growth:
         print_table("growth (exponent of overhead ~ n^k; 1 = linear) and marginal cost", growth,
                     ["tree", "n", "at", "quiet check", "exponent k", "ms per lane / per KPI"])
+    floor = median([startup_wall() for _ in range(max(args.rounds, 7))])
+    print(f"\ninterpreter start-up in the same environment (`python -c pass`, site and .pth files included): "
+          f"{floor:.3f} s of every overhead above")
     goal = overheads.get(("this tree", 12, 10, True))
     if goal is not None:
         print(f"\n12 lanes x 10 KPIs: {goal:.3f} s overhead (goal <= 0.3 s: {'met' if goal <= 0.3 else 'MISSED'})")
