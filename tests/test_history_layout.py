@@ -118,3 +118,27 @@ def test_a_chunk_gives_back_every_point_exactly(raw: list[tuple[int, int, float]
     got = decode(points[0][0], points[0][1], len(points), encode(points))
     assert [(t, r, math.copysign(1, v), v) for t, r, v in got] == [(t, r, math.copysign(1, v), v) for t, r, v in points]
     assert all(type(v) is float for _t, _r, v in got)
+
+
+def test_a_damaged_index_is_one_line_naming_the_file(tmp_path: Path, capsys) -> None:
+    """A chunk or a record cut short (a disk fault, a hand edit) is exit 2 and one line with the
+    database's path, from the tracker and from `history show`: never a traceback."""
+    from molt_budget import cli
+    from molt_budget.errors import EXIT_CONFIG
+
+    config_path = write_budgets(tmp_path)
+    config = load_config(config_path)
+    rng = random.Random(2)
+    runs = [make_run(config, i, rng) for i in range(20)]
+    db = tmp_path / "h.sqlite"
+    History(db).index_many([history_record(r) for r in runs])
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("UPDATE chunks SET data = substr(data, 1, 6)")
+    assert cli.main(["tracker", "--config", str(config_path), "--db", str(db), "--out", str(tmp_path / "page.md")]) == EXIT_CONFIG
+    assert str(db) in capsys.readouterr().err
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("UPDATE runs SET record = substr(record, 1, 9) WHERE run_id = ?", (runs[3].run_id,))
+    assert cli.main(["history", "show", runs[3].run_id, "--db", str(db)]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert str(db) in err and "Traceback" not in err
+    assert not (tmp_path / "page.md").exists()

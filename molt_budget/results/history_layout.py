@@ -166,6 +166,16 @@ def _deltas(column: list[int]) -> tuple[str, list[int]]:
     return next(code for code in _WIDTHS if -_LIMITS[code] <= low and high < _LIMITS[code]), deltas
 
 
+def _decode(conn: sqlite3.Connection, t0: int, r0: int, n: int, data: bytes) -> list[Point]:
+    """decode, with a damaged chunk named by its database file (looked up only then)."""
+    try:
+        return decode(t0, r0, n, data)
+    except ConfigError:
+        files = [row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"]
+        raise ConfigError(f"{files[0] if files and files[0] else 'history'}: a damaged chunk of points in the "
+                          "history index (restore it from a backup, or rebuild it from the data branch with `history pull`)") from None
+
+
 def _write(conn: sqlite3.Connection, sid: int, main: int, points: Sequence[Point]) -> None:
     conn.execute("INSERT INTO chunks (sid, main, t, rid, n, data) VALUES (?,?,?,?,?,?)",
                  (sid, main, points[0][0], points[0][1], len(points), encode(points)))
@@ -205,7 +215,7 @@ def add_points(conn: sqlite3.Connection, sid: int, main: int, new: list[Point]) 
         j = i
         while j < len(new) and (after is None or (new[j][0], new[j][1]) < after):
             j += 1
-        old = decode(t0, r0, n, data)
+        old = _decode(conn, t0, r0, n, data)
         if after is None and n >= CHUNK and (new[i][0], new[i][1]) > (old[-1][0], old[-1][1]):
             for piece in _pieces(new[i:j], last=True):      # a full newest chunk stays as it is
                 _write(conn, sid, main, piece)
@@ -232,7 +242,7 @@ def drop_points(conn: sqlite3.Connection, doomed: dict[int, int]) -> None:
         rows = conn.execute("SELECT cid, t, rid, n, data FROM chunks WHERE sid = ? AND main = ? AND (t, rid) >= (?, ?) "
                             "AND t <= ? ORDER BY t, rid", (sid, main, start[1], start[2], t_max)).fetchall()
         for cid, t0, r0, n, data in rows:
-            points = decode(t0, r0, n, data)
+            points = _decode(conn, t0, r0, n, data)
             kept = [p for p in points if p[1] not in doomed]
             if len(kept) == len(points):
                 continue
@@ -248,7 +258,7 @@ def read_points(conn: sqlite3.Connection, sid: int, main: int, oldest: bool = Fa
                           (sid, main))
     try:
         for t0, r0, n, data in cursor:
-            points = decode(t0, r0, n, data)
+            points = _decode(conn, t0, r0, n, data)
             yield from (points if oldest else reversed(points))
     finally:
         cursor.close()
