@@ -142,3 +142,36 @@ def test_a_damaged_index_is_one_line_naming_the_file(tmp_path: Path, capsys) -> 
     err = capsys.readouterr().err
     assert str(db) in err and "Traceback" not in err
     assert not (tmp_path / "page.md").exists()
+
+
+def test_reads_see_every_write_of_this_and_other_connections(tmp_path: Path) -> None:
+    """Series reads remember run columns and series ids between calls; a write by this History
+    or by another connection (another process: PRAGMA data_version) is seen by the next read,
+    even when the re-indexed run gets the row id its old row had."""
+    config = load_config(write_budgets(tmp_path))
+    rng = random.Random(4)
+    runs = [make_run(config, i, rng) for i in range(12)]
+    db = tmp_path / "h.sqlite"
+    reader, writer = History(db), History(db)
+    writer.index_many([history_record(r) for r in runs[:10]])
+
+    def newest() -> tuple[str, str | None, float]:
+        (p,) = reader.kpi_series("ir_ops", "dev_cold", "ir.ops", limit=1, main_only=False)
+        return p.run_id, p.commit, p.value
+
+    def rid_of(run_id: str) -> int:
+        with closing(sqlite3.connect(db)) as conn:
+            return conn.execute("SELECT rid FROM runs WHERE run_id = ?", (run_id,)).fetchone()[0]
+
+    assert newest() == (runs[9].run_id, runs[9].provenance["commit"], kpi_value(runs[9], "ir_ops"))
+    writer.index(history_record(runs[10]))            # another connection: the reader must notice
+    assert newest()[0] == runs[10].run_id
+    rid = rid_of(runs[10].run_id)
+    for who, commit in ((writer, "d" * 40), (reader, "e" * 40)):   # re-indexed with another commit
+        changed = history_record(runs[10])
+        changed.commit = commit
+        assert who.index(changed) is True
+        assert rid_of(runs[10].run_id) == rid          # the same row id as the row it replaced
+        assert newest() == (runs[10].run_id, commit, kpi_value(runs[10], "ir_ops"))
+    reader.prune(1)
+    assert [p.run_id for p in reader.kpi_series("ir_ops", "dev_cold", "ir.ops", main_only=False)] == [runs[10].run_id]

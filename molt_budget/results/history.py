@@ -98,6 +98,7 @@ CREATE TABLE chunks (
 CREATE UNIQUE INDEX chunks_series ON chunks(sid, main, t, rid);
 """
 FLUSH_POINTS = 200_000      # points buffered by a big index_many before they are merged into chunks
+RUNS_REMEMBERED = 20_000    # runs' columns a History keeps for its next series reads (~4 MB at most)
 
 
 @dataclass
@@ -177,6 +178,11 @@ class History:
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
         self._shapes: dict[int, list[list[Any]]] = {}
+        # what every KPI's read asks again (the same newest runs, the same series ids), kept
+        # while no connection commits a change (PRAGMA data_version) and this one writes nothing
+        self._version: int | None = None
+        self._sids: dict[tuple[str, str, str, str], int | None] = {}
+        self._run_info: dict[int, tuple[Any, ...]] = {}
 
     # -- connection and migrations -------------------------------------------------------
 
@@ -186,8 +192,16 @@ class History:
         connect and a layout check); SQLite's locks keep concurrent processes safe."""
         if self._conn is None or self._pid != os.getpid():
             self._conn, self._pid = self._connect(), os.getpid()
-            self._shapes = {}
+            self._shapes, self._version = {}, None
+        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._version:
+            self._forget()
+            self._version = version
         yield self._conn
+
+    def _forget(self) -> None:
+        """Drop what reads remembered (shapes stay: a shape id never changes its body)."""
+        self._sids, self._run_info = {}, {}
 
     def close(self) -> None:
         if self._conn is not None and self._pid == os.getpid():
@@ -283,6 +297,7 @@ class History:
                     known[record.run_id] = rows.digest
                 changed += 1
             writer.flush()
+            self._forget()
         return changed
 
     def indexed_ids(self) -> set[str]:
@@ -297,6 +312,7 @@ class History:
                 "SELECT run_id, results_path FROM runs ORDER BY t DESC, run_id DESC LIMIT -1 OFFSET ?", (keep,)
             ).fetchall()
             self._delete(conn, [run_id for run_id, _path in doomed])
+            self._forget()
         return [(r, p) for r, p in doomed]
 
     def _delete(self, conn: sqlite3.Connection, run_ids: list[str]) -> None:
@@ -432,10 +448,12 @@ class History:
         points: list[tuple[Any, ...]] = []
         with self._db() as conn:
             for kind in kinds:
-                sid = _sid(conn, *kind)
+                if kind not in self._sids:
+                    self._sids[kind] = _sid(conn, *kind)
+                sid = self._sids[kind]
                 if sid is not None:
                     for main in ((1,) if main_only else (1, 0)):
-                        points += _points(conn, sid, main, branch, limit, oldest)
+                        points += _points(conn, sid, main, branch, limit, oldest, self._run_info)
         points.sort(key=lambda p: (p[0], p[1]))
         if limit:
             points = points[:limit] if oldest else points[-limit:]
@@ -581,9 +599,10 @@ def _sid(conn: sqlite3.Connection, kind: str, kpi: str, lane: str, metric: str, 
 
 
 def _points(conn: sqlite3.Connection, sid: int, main: int, branch: str | None, limit: int | None,
-            oldest: bool = False) -> list[tuple[Any, ...]]:
+            oldest: bool, known: dict[int, tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """(t, run_id, started, commit, authoritative, source, main, value), newest `limit` (or oldest):
-    the chunks are read newest first (oldest first) only as far as the limit needs."""
+    the chunks are read newest first (oldest first) only as far as the limit needs. `known`:
+    the runs' columns already read (by rid), added to."""
     out: list[tuple[Any, ...]] = []
     points = read_points(conn, sid, main, oldest)
     try:
@@ -592,22 +611,22 @@ def _points(conn: sqlite3.Connection, sid: int, main: int, branch: str | None, l
             batch = [p for _i, p in zip(range(want), points)]
             if not batch:
                 break
-            info = _run_info(conn, [rid for _t, rid, _v in batch], branch)
-            out += [(t, *info[rid], main, value) for t, rid, value in batch if rid in info]
+            _read_runs(conn, [rid for _t, rid, _v in batch if rid not in known], known)
+            out += [(t, *known[rid][:5], main, value) for t, rid, value in batch
+                    if rid in known and (branch is None or known[rid][5] == branch)]
     finally:
         points.close()
     return out[:limit] if limit else out
 
 
-def _run_info(conn: sqlite3.Connection, rids: list[int], branch: str | None) -> dict[int, tuple[Any, ...]]:
-    """rid -> (run_id, started, commit, authoritative, source) of the runs (on `branch`)."""
-    query = (f"SELECT rid, run_id, started_utc, commit_sha, authoritative, source FROM runs "
-             f"WHERE rid IN ({','.join('?' * len(rids))})")
-    params: list[Any] = list(rids)
-    if branch is not None:
-        query += " AND branch = ?"
-        params.append(branch)
-    return {r[0]: r[1:] for r in conn.execute(query, params)}
+def _read_runs(conn: sqlite3.Connection, rids: list[int], known: dict[int, tuple[Any, ...]]) -> None:
+    """known[rid] = (run_id, started, commit, authoritative, source, branch) for these runs."""
+    if len(known) + len(rids) > RUNS_REMEMBERED:
+        known.clear()
+    for batch in in_batches(rids, 500):
+        known.update((r[0], r[1:]) for r in conn.execute(
+            "SELECT rid, run_id, started_utc, commit_sha, authoritative, source, branch FROM runs "
+            f"WHERE rid IN ({','.join('?' * len(batch))})", batch))
 
 
 def _digest_of(conn: sqlite3.Connection, run_id: str) -> bytes | None:
