@@ -6,7 +6,8 @@ import importlib.util
 import json
 from typing import Any
 
-from github_fake import DATA, SPEC
+from github_fake import DATA, SPEC, FakeGitHub, fake_github, github_server  # noqa: F401 (fixtures)
+from werkzeug import Response
 
 spec = importlib.util.spec_from_file_location("trim_openapi", DATA / "trim_openapi.py")
 assert spec and spec.loader
@@ -61,3 +62,25 @@ def test_trim_turns_nullable_into_type_lists_and_closes_request_bodies() -> None
     assert "description" in thing["properties"]                      # a property named description stays
     body = out["paths"]["/repos/{owner}/{repo}/check-runs"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body["additionalProperties"] is False and body["properties"]["extra"] == {}
+
+
+def test_the_fake_refuses_requests_and_replies_outside_the_description(fake_github: FakeGitHub) -> None:
+    """The net under every GitHub test: a request or a reply that breaks GitHub's description is a violation."""
+    import requests
+
+    headers = {"Authorization": f"Bearer {fake_github.token}", "Accept": "application/vnd.github+json"}
+    comments = f"{fake_github.url}/repos/{fake_github.repo}/issues/2/comments"
+    assert requests.post(comments, json={"body": 5}, headers=headers, timeout=30).status_code == 422
+    checks = f"{fake_github.url}/repos/{fake_github.repo}/check-runs"
+    assert requests.post(checks, json={"name": "x", "head_sha": "a" * 40, "status": "bogus"}, headers=headers, timeout=30).status_code == 422
+    assert [v.split(": ")[1] for v in fake_github.violations] == ["InvalidRequestBody", "InvalidRequestBody"]
+    fake_github.violations.clear()
+    route = fake_github._route
+
+    def reply_with_a_string_id(*args: Any) -> Any:
+        return Response('{"id": "not-an-int"}', status=route(*args).status_code, content_type="application/json")
+
+    fake_github._route = reply_with_a_string_id        # type: ignore[method-assign]
+    assert requests.post(comments, json={"body": "ok"}, headers=headers, timeout=30).status_code == 201
+    assert len(fake_github.violations) == 1 and "breaks the description" in fake_github.violations[0]
+    fake_github.violations.clear()                      # seen: the fixture's own check must not fail the test
