@@ -249,6 +249,9 @@ def _reading(data: bytes, fast: bool) -> Any:
 
 _EDGES = {
     "envelope": {"schema_version": 1, "command": "build", "data": {"compile_diagnostics": {"total_sec": 2.0}}},
+    "envelope without data": {"schema_version": 1, "command": "build", "data": [], "total_sec": 2.0},
+    "a schema_version of its own": {"schema_version": 2, "total_sec": 2.0},
+    "runtime wasm beside build keys": {"runtime_wasm_build": {}, "total_sec": 1.0},
     "runtime wasm": {"runtime_wasm_build": {"total_sec": 1}},
     "an IR file": {"functions": [{"name": "f", "ops": []}]},
     "null total": {"total_sec": None},

@@ -142,12 +142,14 @@ class _SampleFields(msgspec.Struct):
     binary_image_analysis: Any = msgspec.UNSET
     # marks of another document (or of the --json envelope): `_unwrap` on the checked path decides
     runtime_wasm_build: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
-    schema_version: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
     functions: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    schema_version: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    command: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    data: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
 
 
 _VALUE_FIELDS = ("total_sec", "phase_sec", "module_count", "module_reason_summary", "binary_image_analysis")
-_OTHER_DOCUMENT = ("runtime_wasm_build", "schema_version", "functions")
+_ENVELOPE = ("schema_version", "command", "data")
 
 
 class _TimingRow(msgspec.Struct, gc=False):   # a str and a float: never part of a cycle
@@ -184,7 +186,9 @@ def _fast_sample_fields(data: bytes) -> dict[str, Any] | None:
         got = _SAMPLE.decode(data)
     except (msgspec.MsgspecError, RecursionError, ValueError):
         return None
-    if any(getattr(got, key) is not msgspec.UNSET for key in _OTHER_DOCUMENT):
+    if got.runtime_wasm_build is not msgspec.UNSET or got.functions is not msgspec.UNSET:
+        return None
+    if all(getattr(got, key) is not msgspec.UNSET for key in _ENVELOPE):
         return None
     return {key: value for key in _VALUE_FIELDS if (value := getattr(got, key)) is not msgspec.UNSET}
 
