@@ -7,7 +7,7 @@ points of a KPI" is one index range read. Commit lookups are a range on the inde
 column (never `LIKE 'sha%'`). Samples are not stored: a record keeps per-lane medians (and
 minimums), the retried or failed samples, and the IR/diagnostics summaries a diff needs, so
 run directories can be pruned. A record's KPI definitions are stored once per distinct set
-and points a few bytes each (results.history_layout): a 120-KPI run takes ~3.5 KB.
+and points a few bytes each (results.history_layout): a 120-KPI run takes ~3.7 KB.
 
 `PRAGMA user_version` says the layout; a database written by an older molt-budget is
 migrated in place on first open: user_version 0 (one row per sample) and 2 (one row per
