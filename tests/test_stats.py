@@ -24,6 +24,11 @@ def _scipy_evidence(values: list[float], effect: float) -> float:
     return float(scipy_stats.nct.logpdf(t, n - 1, effect * math.sqrt(n)) - scipy_stats.t.logpdf(t, n - 1))
 
 
+# The oracles import scipy (~1.7 CPU-s, statsmodels too): one xdist group, so one worker pays it once.
+ORACLE = pytest.mark.xdist_group("scipy-oracle")
+
+
+@ORACLE
 @pytest.mark.parametrize("n", [2, 3, 4, 5, 6, 7, 9, 12, 20, 35])
 def test_sequential_t_evidence_matches_scipy_noncentral_t(n: int) -> None:
     rng = random.Random(n)
@@ -102,6 +107,7 @@ def test_holm_properties(p: list[float]) -> None:
                 assert adjusted[i] <= adjusted[j]
 
 
+@ORACLE
 @pytest.mark.slow
 def test_holm_matches_statsmodels_if_installed() -> None:
     multitest = pytest.importorskip("statsmodels.stats.multitest")
