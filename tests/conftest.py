@@ -42,6 +42,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
+_DEMO_RUNTIME: list[Path] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _demo_runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    _DEMO_RUNTIME[:] = [tmp_path_factory.mktemp("demo-runtime")]
+
+
+def demo_runtime() -> str:
+    """A CARGO_TARGET_DIR for the demo compiler, one a session (a worker): its runtime library is
+    built once per profile (~0.6 CPU-s each) instead of in every fresh cache of every test, as
+    molt shares cargo's target dir between builds. Nothing a test asserts is in that library:
+    IR and diagnostics come from the frontend."""
+    return str(_DEMO_RUNTIME[0])
+
+
 @pytest.fixture
 def shared() -> Path:
     if not (SHARED / "molt").is_dir():

@@ -10,6 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from conftest import demo_runtime
 
 from molt_budget.cli import main
 from molt_budget.schemas import load_schema
@@ -35,7 +36,8 @@ def make_repo(tmp_path: Path, lanes: dict[str, Any], kpis: dict[str, Any], files
         (repo / name).write_text(text)
     doc = {
         "version": 1,
-        "defaults": {"timeout_s": 60, "repeats": 1, "retries": 0, "env": {"PYTHONHASHSEED": "0", "MOLT_CACHE": "${cache_dir}"}},
+        "defaults": {"timeout_s": 60, "repeats": 1, "retries": 0, "env": {"PYTHONHASHSEED": "0", "MOLT_CACHE": "${cache_dir}",
+                                                                       "CARGO_TARGET_DIR": demo_runtime()}},
         "settings": {"output_root": "../out", "history": "../out/history.sqlite", "quiescence": {"max_wait_s": 0}},
         "lanes": lanes,
         "kpis": kpis,

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import demo_runtime
 
 pytestmark = pytest.mark.slow   # real git repositories and demo builds: `pytest -m "not slow"` skips them
 
@@ -27,20 +28,10 @@ MOLT_HELLO_REASONS = {"__future__": ["core_closure"], "_intrinsics": ["core_clos
                       "hello": ["entry_closure", "entry_root"], "sys": ["core_closure", "core_required"]}
 
 
-RUNTIME_TARGET: list[Path] = []
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _runtime_target(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """One CARGO_TARGET_DIR for the session, as molt shares cargo's target dir between builds:
-    the runtime library is built once per profile (~0.6 CPU-s each), not once per test."""
-    RUNTIME_TARGET[:] = [tmp_path_factory.mktemp("cargo-target")]
-
-
 def run(args: list[str], cache: Path, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess:
     """Run `moltdemo.py build ...` with an isolated cache and a clean molt environment."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("MOLT_", "CARGO_"))}
-    full_env.update({"MOLT_CACHE": str(cache), "CARGO_TARGET_DIR": str(RUNTIME_TARGET[0]), **env})
+    full_env.update({"MOLT_CACHE": str(cache), "CARGO_TARGET_DIR": demo_runtime(), **env})
     return subprocess.run([sys.executable, str(DEMO), "build", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=120)
 

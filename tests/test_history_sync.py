@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import wait_for_file
+from conftest import demo_runtime, wait_for_file
 
 from molt_budget.cli import main
 from molt_budget.results import databranch
@@ -41,7 +41,8 @@ def git(cwd: Path, *args: str) -> str:
 def budgets() -> dict[str, Any]:
     return {
         "version": 1,
-        "defaults": {"timeout_s": 120, "repeats": 1, "retries": 0, "env": {"PYTHONHASHSEED": "0", "MOLT_CACHE": "${cache_dir}"}},
+        "defaults": {"timeout_s": 120, "repeats": 1, "retries": 0, "env": {"PYTHONHASHSEED": "0", "MOLT_CACHE": "${cache_dir}",
+                                                                        "CARGO_TARGET_DIR": demo_runtime()}},
         "settings": {"output_root": ".molt-budget", "history": ".molt-budget/history.sqlite", "quiescence": {"max_wait_s": 0}},
         "lanes": {
             "dev": {"command": ["${python}", "moltdemo.py", "build", "hello.py", "--build-profile", "dev", "--no-cache",
