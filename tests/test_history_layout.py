@@ -14,6 +14,7 @@ from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from history_factory import history_record, is_main, kpi_value, make_run, write_budgets
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -110,6 +111,7 @@ def test_kpi_definitions_are_stored_once_per_budgets_version(tmp_path: Path) -> 
 FLOATS = st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from([0.0, -0.0, 1e-300, 2.0 ** 62, 20.123456, 0.1 + 0.2])
 
 
+@pytest.mark.slow   # a 300-example property sweep, as the others of that size
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 10 ** 7), st.integers(-(2 ** 40), 2 ** 40), FLOATS), min_size=1, max_size=CHUNK))
 def test_a_chunk_gives_back_every_point_exactly(raw: list[tuple[int, int, float]]) -> None:

@@ -76,6 +76,7 @@ class Parsed(HTMLParser):
             self.cells[-1] += data
 
 
+@pytest.mark.slow   # matplotlib renders a chart per KPI (as in test_charts.py); the page without charts stays in the quick loop
 def test_page_with_charts_table_and_diff(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     config, history, _runs = populate(tmp_path, n=60)
