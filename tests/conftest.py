@@ -38,6 +38,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("timing"):
             item.add_marker(pytest.mark.xdist_group("timing"))
+        elif item.get_closest_marker("xdist_group"):
+            continue                    # a group named by the test (a session-wide share such as demo-mp)
         elif _shares_a_module_fixture(item):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
@@ -56,6 +58,15 @@ def demo_runtime() -> str:
     molt shares cargo's target dir between builds. Nothing a test asserts is in that library:
     IR and diagnostics come from the frontend."""
     return str(_DEMO_RUNTIME[0])
+
+
+@pytest.fixture(scope="session")
+def demo_mp_regression(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The demo's `import multiprocessing` regression, measured once: ~8 CPU-s of builds that
+    test_compare_git.py and test_first_screen.py share (their tests are in xdist group demo-mp)."""
+    from test_compare_git import multiprocessing_regression
+
+    return multiprocessing_regression(tmp_path_factory.mktemp("demo-mp"))
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 830 px in headless Chromium, has a table that fits and names the cause in its first 600 px;
 the same for the HTML page; the terminal report fits 80 columns.
 
-Two regressions, both measured through the real pipeline (`check --base` in a git repository):
+Two regressions, both measured through the real pipeline (`check` in a git repository):
 the demo compiler with `import multiprocessing` added to hello.py, and molt's real frontend
 output for hello.py then `import json` (shared/molt/real A vs C, no diagnostics payload).
 Assertions are on structured outcomes: widths in px, and the cause's module name and
@@ -18,41 +18,21 @@ from typing import Any
 import pytest
 from rendering import SCREEN_PX, render_comment, render_page
 from test_attribution import real_a_vs_c
-from test_compare_git import DEMO, check, commit, git, make_repo
 
 from molt_budget.report.html import write_html
 from molt_budget.report.markdown import render_markdown
 from molt_budget.report.terminal import render_report
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo-mp")]   # demo-mp: the regression test_compare_git.py measures
 MARKER = "<!-- molt-budget:budgets.yaml -->"
-DEMO_KPIS = {
-    "ir_size_mb": {"lane": "dev_cold", "metric": "ir.mb", "unit": "MB", "target": 10, "limit": 12},
-    "ir_bytes_normalized": {"lane": "dev_cold", "metric": "ir.bytes_normalized", "target": 8000000, "limit": 10000000,
-                            "max_increase_pct": 5},
-    "ir_ops": {"lane": "dev_cold", "metric": "ir.ops", "target": 100000, "limit": 120000},
-    "init_modules": {"lane": "dev_cold", "metric": "ir.init_modules", "target": 12, "limit": 14},
-    "dev_cold_modules": {"lane": "dev_cold", "metric": "diag.module_count", "target": 12, "max_increase_abs": 3},
-}
-DEMO_LANES = {"dev_cold": {
-    "command": ["${python}", "moltdemo.py", "build", "hello.py", "--build-profile", "dev", "--no-cache",
-                "--emit-ir", "${emit_ir}", "--out-dir", "${attempt_dir}/out"],
-    "emit_ir": True, "diagnostics": True}}
-
-
 DEMO_REPO: list[Path] = []
 
 
 @pytest.fixture(scope="module")
-def demo_regression(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    tmp = tmp_path_factory.mktemp("demo")
-    repo = make_repo(tmp, DEMO_LANES, DEMO_KPIS, {"moltdemo.py": (DEMO / "moltdemo.py").read_text(),
-                                                 "hello.py": (DEMO / "hello.py").read_text()})
-    base = git(repo, "rev-parse", "HEAD")
-    commit(repo, {"hello.py": "import multiprocessing\n" + (DEMO / "hello.py").read_text()}, "import multiprocessing")
-    code, report = check(repo, "--base", base)
-    assert code == 1
-    DEMO_REPO[:] = [repo]
+def demo_regression(demo_mp_regression: dict[str, Any]) -> dict[str, Any]:
+    assert demo_mp_regression["code"] == 1
+    DEMO_REPO[:] = [demo_mp_regression["repo"]]
+    report: dict[str, Any] = demo_mp_regression["report"]
     return report
 
 
