@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from time import sleep as time_sleep
+from typing import Any
 
 import pytest
 
@@ -152,12 +153,12 @@ def test_busy_limit_defaults_to_load_limit() -> None:
 
 
 def test_busy_cpus_leave_out_the_runs_own_work() -> None:
-    from molt_budget.runner.quiescence import _Reading, others_busy_cpus
+    from molt_budget.runner.quiescence import Reading, others_busy_cpus
 
     # 2 s of window: the host was busy for 3 CPU-seconds, 2.5 of them ours (the lane that just ended)
-    assert others_busy_cpus(_Reading(10.0, 100.0, 40.0), _Reading(12.0, 103.0, 42.5)) == pytest.approx(0.25)
+    assert others_busy_cpus(Reading(10.0, 100.0, 40.0), Reading(12.0, 103.0, 42.5)) == pytest.approx(0.25)
     # our rusage is finer than /proc/stat's ticks: never below zero
-    assert others_busy_cpus(_Reading(10.0, 100.0, 40.0), _Reading(11.0, 100.5, 40.6)) == 0.0
+    assert others_busy_cpus(Reading(10.0, 100.0, 40.0), Reading(11.0, 100.5, 40.6)) == 0.0
 
 
 def test_meter_sees_a_process_that_is_not_ours_yet() -> None:
@@ -201,3 +202,41 @@ def test_fast_lanes_never_make_the_meter_sleep(monkeypatch: pytest.MonkeyPatch) 
     first = len(slept)
     readings = [meter.busy_cpus() for _ in range(20)]        # back to back: windows of microseconds
     assert first == 1 and len(slept) == first and all(r >= 0 for r in readings)
+
+
+def test_a_meter_started_with_the_command_never_sleeps_for_its_first_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    from molt_budget.runner import quiescence
+
+    slept: list[float] = []
+    since = quiescence.read_cpu()
+    time_sleep(quiescence.MIN_WINDOW_S)                       # what loading the budgets and the imports take
+    monkeypatch.setattr(quiescence.time, "sleep", lambda s: slept.append(s) or time_sleep(s))
+    assert quiescence.CpuMeter(since).busy_cpus() >= 0
+    assert slept == []
+
+
+def test_the_runs_first_quiet_host_check_starts_from_the_commands_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine's meter takes the reading the command took first (RunOptions.cpu_since): a
+    timed lane's first check is a read, not a top-up sleep of the window."""
+    from molt_budget.config import load_config
+    from molt_budget.runner import quiescence
+    from molt_budget.runner.engine import Engine, RunOptions
+
+    config = tmp_path / "budgets.yaml"
+    config.write_text("version: 1\nsettings: {quiescence: {max_wait_s: 0}}\nlanes:\n  a: {command: ['true'], repeats: 1}\n"
+                      "kpis:\n  k: {lane: a, metric: wall_s, target: 30}\n")
+    since = quiescence.read_cpu()
+    time_sleep(quiescence.MIN_WINDOW_S)
+    slept: list[float] = []
+
+    class QuiescenceClock:               # the meter's own sleeps only (the runner sleeps elsewhere too)
+        def __getattr__(self, name: str) -> Any:
+            return getattr(time, name)
+
+        def sleep(self, s: float) -> None:
+            slept.append(s)
+            time_sleep(s)
+
+    monkeypatch.setattr(quiescence, "time", QuiescenceClock())
+    results = Engine(load_config(config), RunOptions(output_root=tmp_path / "out", cpu_since=since)).run()
+    assert results.lanes["a"].status == "ok" and slept == []

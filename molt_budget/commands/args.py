@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from molt_budget.config.model import Config
     from molt_budget.results.history import History
     from molt_budget.runner.engine import RunOptions
+    from molt_budget.runner.quiescence import Reading
 
 EXIT_CODES_EPILOG = """\
 exit codes: 0 pass or yellow, 1 a KPI failed (or a build is nondeterministic),
@@ -71,7 +72,15 @@ def history_arg(args: argparse.Namespace) -> History:
     return History(config.resolve(config.settings.history), config.settings.main_branch)
 
 
-def run_options(args: argparse.Namespace, config: Config) -> RunOptions:
+def start_of_command() -> Reading:
+    """Taken first thing by a command that measures: the quiet-host meter's first window runs
+    from here, so loading the budgets and the imports fill it instead of a sleep."""
+    from molt_budget.runner.quiescence import read_cpu
+
+    return read_cpu()
+
+
+def run_options(args: argparse.Namespace, config: Config, cpu_since: Reading | None = None) -> RunOptions:
     """The engine's options from `run_args`; progress goes to stderr with estimates from history."""
     from molt_budget.compare.budget import judge_results
     from molt_budget.report.progress import make_progress
@@ -97,6 +106,7 @@ def run_options(args: argparse.Namespace, config: Config) -> RunOptions:
     return RunOptions(
         output_root=root, lanes=lanes, resume=Path(args.resume) if args.resume else None,
         clean_state=args.clean_state, quiescence=not args.no_quiescence, progress=progress, judge=judge_results,
+        cpu_since=cpu_since,
     )
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from molt_budget import gitutil
-from molt_budget.commands.args import EXIT_CODES_EPILOG, close_progress, load_config_arg, run_args, run_options
+from molt_budget.commands.args import EXIT_CODES_EPILOG, close_progress, load_config_arg, run_args, run_options, start_of_command
 from molt_budget.errors import EXIT_CONFIG, EXIT_INTERNAL, BudgetError, ConfigError
 
 if TYPE_CHECKING:
@@ -57,10 +57,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     from molt_budget.report.terminal import render_report, use_color
     from molt_budget.results.store import save_results, write_json_atomic
 
+    started = start_of_command()
     if sum(bool(x) for x in (args.base, args.baseline, args.aa, args.no_base)) > 1:
         raise BudgetError("--base, --baseline, --aa and --no-base exclude each other")
     config = load_config_arg(args)
-    options = run_options(args, config)
+    options = run_options(args, config, started)
     if args.pre_push and not options.lanes:
         close_progress(options)
         print("molt-budget: no lanes are marked `pre_push: true`; nothing to check", file=sys.stderr)

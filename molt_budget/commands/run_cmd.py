@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from molt_budget.commands.args import close_progress, command, load_config_arg, run_args, run_options
+from molt_budget.commands.args import close_progress, command, load_config_arg, run_args, run_options, start_of_command
 from molt_budget.errors import EXIT_MEASUREMENT, EXIT_PASS
 
 
@@ -22,8 +22,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from molt_budget.results.store import save_results
     from molt_budget.runner.engine import Engine
 
+    started = start_of_command()
     config = load_config_arg(args)
-    options = run_options(args, config)
+    options = run_options(args, config, started)
     if args.pre_push and not options.lanes:
         close_progress(options)
         print("molt-budget: no lanes are marked `pre_push: true`; nothing to run", file=sys.stderr)

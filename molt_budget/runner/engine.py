@@ -37,7 +37,7 @@ from molt_budget.runner.retry import retry_reason
 from molt_budget.runner.signals import Interrupted
 
 if TYPE_CHECKING:
-    from molt_budget.runner.quiescence import CpuMeter
+    from molt_budget.runner.quiescence import CpuMeter, Reading
 
 MARKER_VAR = "MOLT_BUDGET_RUN_ID"
 Progress = Callable[[ProgressEvent], None]
@@ -59,6 +59,7 @@ class RunOptions:
     # compare.budget.judge_results (None: the results carry no verdicts).
     judge: Judge | None = None
     label: str = ""                         # `base` / `head` in a paired run: shown on every progress event
+    cpu_since: Reading | None = None        # the command's start: the quiet-host meter's first window
 
 
 def utc_now() -> str:
@@ -91,7 +92,7 @@ class Engine:
 
             # one meter for the run, started now: the first lane's check reads the window
             # since here, every later one the window since the previous check (a lane)
-            self._cpu_meter = CpuMeter()
+            self._cpu_meter = CpuMeter(options.cpu_since)
 
     def _select(self, names: list[str] | None) -> list[Lane]:
         if not names:

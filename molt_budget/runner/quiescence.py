@@ -8,8 +8,10 @@ Busy CPUs come from one `CpuMeter` per run: the host's busy time (/proc/stat, th
 psutil.cpu_times) between two checks minus our own (this process and the builds it
 waited for), so the check before a lane measures what else ran during the previous one
 and costs a read, not a sampling sleep. A window shorter than MIN_WINDOW_S (lanes that take
-milliseconds) is measured from the reading before, so it spans the lanes since; only the first
-check of a fast start, with no reading before, waits for the rest of its window.
+milliseconds) is measured from the reading before, so it spans the lanes since. The first
+window starts with the command (`read_cpu` before the budgets are loaded, handed to the run's
+meter): loading and imports fill it, and only a start faster than MIN_WINDOW_S waits for the
+rest of it.
 """
 
 from __future__ import annotations
@@ -38,41 +40,42 @@ class QuiescenceReport:
     waited_s: float
 
 
-class _Reading(NamedTuple):
+class Reading(NamedTuple):
     at: float
     host_busy_s: float     # all CPUs, every process
     own_s: float           # this process + the children it waited for (the builds of the run)
 
 
-def _read_cpu() -> _Reading:
+def read_cpu() -> Reading:
+    """The host's and the run's CPU time now: the start of a meter's first window."""
     times = psutil.cpu_times()
     busy = sum(getattr(times, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq", "steal"))
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return _Reading(time.monotonic(), busy, me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime)
+    return Reading(time.monotonic(), busy, me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime)
 
 
 class CpuMeter:
     """CPUs' worth of other processes' work since the previous reading: one per run."""
 
-    def __init__(self) -> None:
-        self._last = _read_cpu()
-        self._before: _Reading | None = None      # the reading before _last, a full window earlier
+    def __init__(self, since: Reading | None = None) -> None:
+        self._last = since or read_cpu()
+        self._before: Reading | None = None      # the reading before _last, a full window earlier
 
     def busy_cpus(self) -> float:
-        now = _read_cpu()
+        now = read_cpu()
         if now.at - self._last.at < MIN_WINDOW_S:
             if self._before is not None:
                 # a fast lane since the last check: measure from the reading before it (a window
                 # of at least MIN_WINDOW_S, the previous lane's included) instead of sleeping
                 return others_busy_cpus(self._before, now)
             time.sleep(MIN_WINDOW_S - (now.at - self._last.at))
-            now = _read_cpu()
+            now = read_cpu()
         busy = others_busy_cpus(self._last, now)
         self._before, self._last = self._last, now
         return busy
 
 
-def others_busy_cpus(before: _Reading, after: _Reading) -> float:
+def others_busy_cpus(before: Reading, after: Reading) -> float:
     """CPUs' worth of work not ours between two readings: the host's busy time minus the
     run's own (a build that just ended is not a competitor of the next one)."""
     others = (after.host_busy_s - before.host_busy_s) - (after.own_s - before.own_s)
