@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 from history_factory import history_record, is_main, kpi_value, make_run, write_budgets
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from molt_budget.config import load_config
-from molt_budget.results.history import History
-from molt_budget.results.history_layout import CHUNK, decode, encode
+from molt_budget.results.history import SCHEMA, History
+from molt_budget.results.history_layout import CHUNK, add_points, decode, encode, read_points
 from molt_budget.results.model import KpiResult, Sample
 from molt_budget.results.record import MainCheck, RunRecord
 
@@ -120,6 +120,31 @@ def test_a_chunk_gives_back_every_point_exactly(raw: list[tuple[int, int, float]
     got = decode(points[0][0], points[0][1], len(points), encode(points))
     assert [(t, r, math.copysign(1, v), v) for t, r, v in got] == [(t, r, math.copysign(1, v), v) for t, r, v in points]
     assert all(type(v) is float for _t, _r, v in got)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 10 ** 11), st.integers(1, 2 ** 33), FLOATS), min_size=1, max_size=3 * CHUNK),
+       st.integers(1, 5))
+@example([(3_600_000, 1, 20.5 + i / 1000) for i in range(3 * CHUNK)], 1)          # in place, chunk after chunk
+@example([(1, 1, 1.0), (1, 1, 1.7976931348623157e308), (1, 1, 2.0)], 1)              # too big to scale: doubles
+@example([(3_600_000 * (1 + i % 7) ** 9, 1 + i % 3, round(i * 0.37, i % 8)) for i in range(2 * CHUNK)], 2)
+def test_points_appended_one_run_at_a_time_read_back_exactly(steps: list[tuple[int, int, float]], batch: int) -> None:
+    """A new run's points are spliced onto the newest chunk in place when they fit its widths
+    and scale, and re-encoded when not (a wider gap, a finer value, -0.0): either way the series
+    reads back every point exactly, in order."""
+    conn = sqlite3.connect(":memory:")
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    points, t, rid = [], 1_772_345_600_000, 0
+    for dt, drid, value in steps:
+        t, rid = t + dt, rid + drid
+        points.append((t, rid, value))
+    for i in range(0, len(points), batch):
+        add_points(conn, 1, 1, points[i:i + batch])
+    got = list(read_points(conn, 1, 1, oldest=True))
+    assert [(a, b, math.copysign(1, v), v) for a, b, v in got] == [(a, b, math.copysign(1, v), v) for a, b, v in points]
+    assert max(n for (n,) in conn.execute("SELECT n FROM chunks")) <= CHUNK
 
 
 def test_a_damaged_index_is_one_line_naming_the_file(tmp_path: Path, capsys) -> None:

@@ -98,6 +98,7 @@ CREATE TABLE chunks (
 CREATE UNIQUE INDEX chunks_series ON chunks(sid, main, t, rid);
 """
 FLUSH_POINTS = 200_000      # points buffered by a big index_many before they are merged into chunks
+FEW_RUNS = 16               # runs deleted at once whose own series are looked up (more: every series is probed)
 RUNS_REMEMBERED = 20_000    # runs' columns a History keeps for its next series reads (~4 MB at most)
 
 
@@ -320,9 +321,18 @@ class History:
         for batch in in_batches(run_ids, 500):
             marks = ",".join("?" * len(batch))
             doomed.update(conn.execute(f"SELECT rid, t FROM runs WHERE run_id IN ({marks})", batch).fetchall())
-        drop_points(conn, doomed)
+        drop_points(conn, doomed, self._series_of(conn, list(doomed)) if len(doomed) <= FEW_RUNS else None)
         for batch in in_batches(list(doomed), 500):
             conn.execute(f"DELETE FROM runs WHERE rid IN ({','.join('?' * len(batch))})", batch)
+
+    def _series_of(self, conn: sqlite3.Connection, rids: list[int]) -> set[tuple[int, int]]:
+        """(sid, main) of every series holding a point of these runs, from their own records."""
+        out: set[tuple[int, int]] = set()
+        for rid in rids:
+            row = conn.execute("SELECT run_id, shape, record FROM runs WHERE rid = ?", (rid,)).fetchone()
+            rows = _index_rows(self._record(conn, row))
+            out |= {(sid, int(rows.doc["main"])) for key, _v in rows.points if (sid := _sid(conn, *key)) is not None}
+        return out
 
     # -- reading records -----------------------------------------------------------------
 

@@ -147,16 +147,18 @@ MAX_SCALE = 6               # decimals tried: the runner rounds timings to the m
 def _scaled(values: list[float]) -> tuple[int, list[int] | None]:
     """(scale, the values as integers of 10**-scale) for the smallest scale that gives every
     value back exactly (m / 10**scale == v, and -0.0 stays a double); (0, None) when none does."""
-    if any(v == 0 and math.copysign(1, v) < 0 for v in values) or any(not math.isfinite(v) for v in values):
+    if any(v == 0 and math.copysign(1, v) < 0 for v in values) or not all(map(math.isfinite, values)):
         return 0, None
-    for scale in range(MAX_SCALE + 1):
-        unit = 10 ** scale
-        if any(abs(v) * unit >= 2 ** 62 for v in values):
-            break
-        scaled = [round(v * unit) for v in values]
-        if all(m / unit == v for m, v in zip(scaled, values)):
-            return scale, scaled
-    return 0, None
+    biggest = max(map(abs, values))
+    scale = 0
+    for v in values:                         # the smallest scale that holds each value, largest over all
+        while scale <= MAX_SCALE and round(v * 10 ** scale) / 10 ** scale != v:
+            scale += 1
+        if scale > MAX_SCALE or biggest * 10 ** scale >= 2 ** 62:
+            return 0, None
+    unit = 10 ** scale
+    scaled = [round(v * unit) for v in values]
+    return (scale, scaled) if all(m / unit == v for m, v in zip(scaled, values)) else (0, None)
 
 
 def _deltas(column: list[int]) -> tuple[str, list[int]]:
@@ -197,11 +199,15 @@ def _pieces(points: list[Point], last: bool) -> Iterator[list[Point]]:
 _TARGET = ("SELECT cid, t, rid, n, data FROM chunks WHERE sid = ? AND main = ? AND (t, rid) <= (?, ?) "
            "ORDER BY t DESC, rid DESC LIMIT 1")
 _FIRST = "SELECT cid, t, rid, n, data FROM chunks WHERE sid = ? AND main = ? ORDER BY t, rid LIMIT 1"
+_LAST = "SELECT cid, t, rid, n, data FROM chunks WHERE sid = ? AND main = ? ORDER BY t DESC, rid DESC LIMIT 1"
 _NEXT = "SELECT t, rid FROM chunks WHERE sid = ? AND main = ? AND (t, rid) > (?, ?) ORDER BY t, rid LIMIT 1"
 
 
 def add_points(conn: sqlite3.Connection, sid: int, main: int, new: list[Point]) -> None:
     """Merge points (sorted by (t, rid); a point of a run already there replaces it) into a series."""
+    newest = conn.execute(_LAST, (sid, main)).fetchone()
+    if newest is not None and _appended(conn, newest[0], newest[1], newest[2], newest[3], newest[4], new):
+        return                                      # the common case: a new run's points at the end
     i = 0
     while i < len(new):
         t, rid, _v = new[i]
@@ -228,14 +234,61 @@ def add_points(conn: sqlite3.Connection, sid: int, main: int, new: list[Point]) 
         i = j
 
 
-def drop_points(conn: sqlite3.Connection, doomed: dict[int, int]) -> None:
-    """Remove every point of the runs `doomed` ({rid: t}) from every series: only the chunks
-    between the one holding the oldest doomed point and the newest doomed time are read."""
+def _appended(conn: sqlite3.Connection, cid: int, t0: int, r0: int, n: int, data: bytes, new: list[Point]) -> bool:
+    """Append points after the last one of the newest chunk in place (its bytes spliced, nothing
+    re-encoded) when they fit its widths and scale; False (nothing written) when they do not."""
+    if n + len(new) > CHUNK or sys.byteorder != "little" or len(data) < 4:
+        return False
+    codes, scale = [chr(c) for c in data[:3]], data[3]
+    try:
+        widths = [array.array(code).itemsize for code in codes]
+    except ValueError:
+        return False
+    at = 12 if codes[2] != "d" else 4
+    bounds = [at, at + widths[0] * n, at + (widths[0] + widths[1]) * n, at + sum(widths) * n]
+    if bounds[3] != len(data):
+        return False
+    columns = [array.array(code, data[a:b]) for code, a, b in zip(codes, bounds, bounds[1:])]
+    last_t, last_r = t0 + sum(columns[0]), r0 + sum(columns[1])
+    if (new[0][0], new[0][1]) <= (last_t, last_r):
+        return False
+    unit = 10 ** scale
+    if codes[2] == "d":
+        last_v: float | int = 0
+        values: list[float] | list[int] = [p[2] for p in new]
+    else:
+        last_v = int.from_bytes(data[4:12], "little", signed=True) + sum(columns[2])
+        ms = [round(p[2] * unit) if math.isfinite(p[2]) and abs(p[2]) * unit < 2 ** 62 else None for p in new]
+        if any(m is None or m / unit != p[2] or (p[2] == 0 and math.copysign(1, p[2]) < 0) for m, p in zip(ms, new)):
+            return False
+        values = [m for m in ms if m is not None]
+    added = []
+    for code, column, previous in zip(codes, ([p[0] for p in new], [p[1] for p in new], values), (last_t, last_r, last_v)):
+        if code == "d":
+            added.append(array.array("d", column).tobytes())
+            continue
+        deltas = [b - a for a, b in zip((previous, *column), column)]
+        if not all(-_LIMITS[code] <= d < _LIMITS[code] for d in deltas):
+            return False
+        added.append(array.array(code, deltas).tobytes())
+    parts = [data[:at]]
+    for a, b, extra in zip(bounds, bounds[1:], added):
+        parts += [data[a:b], extra]
+    conn.execute("UPDATE chunks SET n = ?, data = ? WHERE cid = ?", (n + len(new), b"".join(parts), cid))
+    return True
+
+
+def drop_points(conn: sqlite3.Connection, doomed: dict[int, int], series: Iterable[tuple[int, int]] | None = None) -> None:
+    """Remove every point of the runs `doomed` ({rid: t}) from `series` ((sid, main) pairs;
+    default every series): only the chunks between the one holding the oldest doomed point and
+    the newest doomed time are read."""
     if not doomed:
         return
     low = min((t, rid) for rid, t in doomed.items())
     t_max = max(doomed.values())
-    for sid, main in conn.execute("SELECT DISTINCT sid, main FROM chunks").fetchall():
+    if series is None:
+        series = [(sid, main) for (sid,) in conn.execute("SELECT sid FROM series").fetchall() for main in (1, 0)]
+    for sid, main in series:                 # one index probe per series (not a scan of every chunk)
         start = conn.execute(_TARGET, (sid, main, *low)).fetchone() or conn.execute(_FIRST, (sid, main)).fetchone()
         if start is None:
             continue
