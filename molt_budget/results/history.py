@@ -184,6 +184,7 @@ class History:
         self._version: int | None = None
         self._sids: dict[tuple[str, str, str, str], int | None] = {}
         self._run_info: dict[int, tuple[Any, ...]] = {}
+        self._chunks: dict[int, list[Point]] = {}
 
     # -- connection and migrations -------------------------------------------------------
 
@@ -202,7 +203,7 @@ class History:
 
     def _forget(self) -> None:
         """Drop what reads remembered (shapes stay: a shape id never changes its body)."""
-        self._sids, self._run_info = {}, {}
+        self._sids, self._run_info, self._chunks = {}, {}, {}
 
     def close(self) -> None:
         if self._conn is not None and self._pid == os.getpid():
@@ -463,7 +464,7 @@ class History:
                 sid = self._sids[kind]
                 if sid is not None:
                     for main in ((1,) if main_only else (1, 0)):
-                        points += _points(conn, sid, main, branch, limit, oldest, self._run_info)
+                        points += _points(conn, sid, main, branch, limit, oldest, self._run_info, self._chunks)
         points.sort(key=lambda p: (p[0], p[1]))
         if limit:
             points = points[:limit] if oldest else points[-limit:]
@@ -609,12 +610,12 @@ def _sid(conn: sqlite3.Connection, kind: str, kpi: str, lane: str, metric: str, 
 
 
 def _points(conn: sqlite3.Connection, sid: int, main: int, branch: str | None, limit: int | None,
-            oldest: bool, known: dict[int, tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+            oldest: bool, known: dict[int, tuple[Any, ...]], decoded: dict[int, list[Point]]) -> list[tuple[Any, ...]]:
     """(t, run_id, started, commit, authoritative, source, main, value), newest `limit` (or oldest):
     the chunks are read newest first (oldest first) only as far as the limit needs. `known`:
-    the runs' columns already read (by rid), added to."""
+    the runs' columns already read (by rid), added to; `decoded`: chunks already decoded."""
     out: list[tuple[Any, ...]] = []
-    points = read_points(conn, sid, main, oldest)
+    points = read_points(conn, sid, main, oldest, decoded)
     try:
         while limit is None or len(out) < limit:
             want = CHUNK if branch is not None or limit is None else limit - len(out)

@@ -33,6 +33,7 @@ from molt_budget.errors import ConfigError
 from molt_budget.results.record import KpiRecord
 
 CHUNK = 128                 # points per chunk: the newest 20 or 50 are one or two rows away
+CHUNKS_REMEMBERED = 512     # decoded chunks a reader keeps between series reads (~64k points)
 Point = tuple[int, int, float]          # (t ms, rid, value): sorted by (t, rid) within a series
 
 # KpiRecord's definition fields (id, lane, metric, class, unit, direction, target, limit,
@@ -304,14 +305,22 @@ def drop_points(conn: sqlite3.Connection, doomed: dict[int, int], series: Iterab
                 _write(conn, sid, main, kept)
 
 
-def read_points(conn: sqlite3.Connection, sid: int, main: int, oldest: bool = False) -> Generator[Point, None, None]:
-    """A series' points newest first (or oldest first), read a chunk at a time as they are consumed."""
+def read_points(conn: sqlite3.Connection, sid: int, main: int, oldest: bool = False,
+                decoded: dict[int, list[Point]] | None = None) -> Generator[Point, None, None]:
+    """A series' points newest first (or oldest first), read a chunk at a time as they are
+    consumed. `decoded`: chunks already decoded, by chunk id (the caller drops it on any write)."""
     order = "ASC" if oldest else "DESC"
-    cursor = conn.execute(f"SELECT t, rid, n, data FROM chunks WHERE sid = ? AND main = ? ORDER BY t {order}, rid {order}",
-                          (sid, main))
+    cursor = conn.execute(f"SELECT cid, t, rid, n, data FROM chunks WHERE sid = ? AND main = ? "
+                          f"ORDER BY t {order}, rid {order}", (sid, main))
     try:
-        for t0, r0, n, data in cursor:
-            points = _decode(conn, t0, r0, n, data)
+        for cid, t0, r0, n, data in cursor:
+            points = decoded.get(cid) if decoded is not None else None
+            if points is None:
+                points = _decode(conn, t0, r0, n, data)
+                if decoded is not None:
+                    if len(decoded) >= CHUNKS_REMEMBERED:
+                        decoded.clear()
+                    decoded[cid] = points
             yield from (points if oldest else reversed(points))
     finally:
         cursor.close()
