@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 
@@ -35,3 +37,15 @@ def print_table(title: str, rows: list[list[object]], headers: list[str]) -> Non
 
     print(f"\n## {title}\n")
     print(tabulate(rows, headers=headers, tablefmt="github", floatfmt=".4f"))
+
+
+def tool_env() -> dict[str, str]:
+    """The environment of an installed tool: bytecode cached (some CI images set
+    PYTHONDONTWRITEBYTECODE, which would charge a compile of every module to each check),
+    and one validated-budgets cache for the whole bench, as on a developer's machine."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.setdefault("XDG_CACHE_HOME", _CACHE.name)
+    return env
+
+
+_CACHE = tempfile.TemporaryDirectory(prefix="molt-budget-bench-cache-")

@@ -36,7 +36,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import median, print_table
+from _common import median, print_table, tool_env
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = Path(os.environ.get("MOLT_BUDGET_SHARED", REPO.parent / "shared")) / "molt" / "examples" / "diagnostics_dev_warm.json"
@@ -122,16 +122,6 @@ def startup_wall() -> float:
     return time.perf_counter() - start
 
 
-def tool_env() -> dict[str, str]:
-    """The environment of an installed tool: bytecode cached (some CI images set
-    PYTHONDONTWRITEBYTECODE, which would charge a compile of every module to each check),
-    and one validated-budgets cache for the whole bench, as on a developer's machine."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env.setdefault("XDG_CACHE_HOME", _CACHE.name)
-    return env
-
-
-_CACHE = tempfile.TemporaryDirectory(prefix="molt-budget-bench-cache-")
 
 
 def slope(xs: list[float], ys: list[float]) -> float:

@@ -28,7 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import median, print_table
+from _common import median, print_table, tool_env
 
 from molt_budget.results.history import History
 from molt_budget.results.record import KpiRecord, LaneRecord, RunRecord, SampleNote
@@ -109,7 +109,6 @@ def cli_cost(argv: list[str], rounds: int) -> tuple[float, float, float]:
     tool runs (bytecode cached: one warm-up run writes it). CPU time is what a contended host
     does not inflate, and what a quiet host's wall time comes to (the process is single-threaded
     and its files are in the page cache); the verdict is on it, the wall time is printed too."""
-    from gate_overhead import tool_env
 
     probe = ("import resource, subprocess, sys, time; s = time.perf_counter(); "
              "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
