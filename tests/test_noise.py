@@ -30,13 +30,27 @@ time.sleep(0.03 * random.lognormvariate(0, 0.6))
 """
 
 
+# Every other build of the run sleeps 4x longer. The pairs alternate their order (base head,
+# head base, ...), so their head/base ratios alternate 4 and 1/4: a lane as noisy as it gets
+# (log-ratio SD ~1.5) whose six pairs can neither pass nor fail a 10 % budget, on any host.
+# (A random sleep let a lucky draw of six pairs pass: head 40 % faster, CI upper bound < +10 %.)
+ALTERNATING = """\
+import os, time
+from pathlib import Path
+counter = Path(os.environ["JITTER_COUNTER"])
+k = int(counter.read_text()) if counter.exists() else 0
+counter.write_text(str(k + 1))
+time.sleep(0.2 if k % 2 else 0.05)
+"""
+
+
 def noisy_repo(tmp_path: Path, max_pairs: int = 6) -> Path:
     return make_repo(
         tmp_path,
-        {"jitter": {"command": ["${python}", "jitter.py"]}},
+        {"jitter": {"command": ["${python}", "jitter.py"], "env": {"JITTER_COUNTER": str(tmp_path / "jitter-builds")}}},
         {"jitter_s": {"lane": "jitter", "metric": "wall_s", "target": 10, "max_increase_pct": 10,
                       "pairs": 6, "max_pairs": max_pairs}},
-        {"jitter.py": JITTER},
+        {"jitter.py": ALTERNATING},
     )
 
 
@@ -111,6 +125,7 @@ def test_check_warns_up_front_gives_up_as_inconclusive_and_records_the_run_noise
     assert any("lane=jitter" in line and "jitter_s" in line and "max_pairs" in line for line in err.splitlines())
     kpi = json.loads(report.read_text())["kpis"][0]
     assert code == 0
+    assert (tmp_path / "jitter-builds").read_text() == "12"         # six pairs, nothing before them
     assert (kpi["status"], kpi["timed_kind"], kpi["pairs"]) == ("yellow", "inconclusive", 6)
     sources = [r.source for r in store.records("jitter", "wall_s")]
     assert sources[0] == "check" and "calibrate" in sources
