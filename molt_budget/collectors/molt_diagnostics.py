@@ -126,8 +126,8 @@ def summarize_diagnostics(path: Path, fast: bool = True) -> DiagnosticsSummary:
     `fast=False`: the checked reading alone (what the tests hold the fast one to)."""
     path = Path(path)
     data = read_bytes(path, MAX_SMALL_BYTES)
-    summary, fast = _read_values(path, data, fast)
-    return _with_tables(path, data, summary, fast)
+    summary, tables_fast = _read_values(path, data, fast)
+    return _with_tables(path, data, summary, tables_fast)
 
 
 class _SampleFields(msgspec.Struct):

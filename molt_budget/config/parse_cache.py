@@ -81,9 +81,10 @@ def _entry(text: str) -> Path | None:
     identity = _parser_identity()
     if identity is None:
         return None
+    from molt_budget.schemas import checked_before_dir
+
     digest = hashlib.sha256(identity + b"\0" + text.encode("utf-8", "surrogatepass")).hexdigest()
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "molt-budget" / "budgets" / f"{digest[:40]}.json"
+    return checked_before_dir("budgets") / f"{digest[:40]}.json"
 
 
 @cache

@@ -31,19 +31,20 @@ class RootLock:
         lock file cannot be opened."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                self._fd = fd
-                return
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    os.close(fd)
-                    raise LockHeld(str(self.path)) from None
-                time.sleep(min(_POLL_S, max(0.0, deadline - time.monotonic())))
-            except BaseException:
-                os.close(fd)
-                raise
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise LockHeld(str(self.path)) from None
+                    time.sleep(min(_POLL_S, max(0.0, deadline - time.monotonic())))
+                else:
+                    self._fd = fd
+                    return
+        except BaseException:       # timed out, or Ctrl-C while waiting: the descriptor goes too
+            os.close(fd)
+            raise
 
     def release(self) -> None:
         """Closing the descriptor drops the lock; a second release does nothing."""

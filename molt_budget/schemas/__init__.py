@@ -77,8 +77,13 @@ def _valid_marker(name: str, doc: Any) -> Path | None:
         return None
     # the schema's file text, not its dict: compiling a validator may annotate the dict
     digest = hashlib.sha256(schema_text(name).encode() + b"\0" + canonical.encode()).hexdigest()
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "molt-budget" / "valid" / f"{name}-{digest[:40]}"
+    return checked_before_dir("valid") / f"{name}-{digest[:40]}"
+
+
+def checked_before_dir(kind: str) -> Path:
+    """Where molt-budget remembers, by content, what it checked before (validated documents,
+    parsed budgets files): the user's cache folder, `$XDG_CACHE_HOME` when set."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "molt-budget" / kind
 
 
 def known_valid(name: str, doc: Any) -> bool:
