@@ -77,6 +77,22 @@ def test_store_keeps_the_latest_records_per_lane_metric(tmp_path: Path) -> None:
     assert store.model([("l", "m"), ("l", "x")]) == {("l", "m"): pytest.approx(0.05)}
 
 
+def test_reading_the_model_never_writes_the_history(tmp_path: Path) -> None:
+    """A check reads the noise model of every timed lane before it measures: on a history
+    without the table (a fresh one) that read must not create it, a commit and its fsyncs."""
+    path = tmp_path / "h.sqlite"
+    history = History(path, "main")
+    assert history.runs(1) == []                  # creates the file with the runs' layout
+    history.close()
+    before = path.read_bytes()
+    assert NoiseStore(path).model([("l", "m"), ("k", "m")]) == {}
+    assert path.read_bytes() == before
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'lane_noise'").fetchall() == []
+    NoiseStore(path).record([NoiseEstimate("l", "m", sd=0.1, lag1=None, pairs=5, source="check")])
+    assert [r.sd for r in NoiseStore(path).records("l", "m")] == [0.1]
+
+
 def test_store_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
     bad = tmp_path / "h.sqlite"
     bad.write_text("not sqlite at all " * 100)
@@ -227,7 +243,7 @@ def test_a_main_check_with_repeats_is_enough_for_validate_to_name_the_noisy_lane
     assert validate(config, "--strict") == (0, [])
     assert main(["check", "--config", str(config), "--quiet", "--no-quiescence", "--no-base"]) == 0
     history_path = repo.parent / "out" / "history.sqlite"
-    assert sqlite3.connect(history_path).execute("SELECT count(*) FROM lane_noise").fetchone() == (0,)
+    assert NoiseStore(history_path).records("jitter", "wall_s") == []          # a one-sided run records no pairs
     history = History(history_path)
     (row,) = history.runs(main_only=True)
     record = history.get(row.run_id)

@@ -146,38 +146,63 @@ class NoiseStore:
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            conn = sqlite3.connect(self.path, timeout=30)
-            conn.executescript(NOISE_SCHEMA)
+            return sqlite3.connect(self.path, timeout=30)
         except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"{self.path}: not a molt-budget history database ({exc})") from None
-        return conn
+            raise self._not_history(exc) from None
+
+    def _not_history(self, exc: sqlite3.DatabaseError) -> ConfigError:
+        return ConfigError(f"{self.path}: not a molt-budget history database ({exc})")
 
     def record(self, estimates: Iterable[NoiseEstimate]) -> int:
+        """Append `estimates`: the table is created in the same transaction (one commit, one
+        round of fsyncs, where a separate CREATE would cost another)."""
         rows = [(e.lane, e.metric, e.recorded_utc or datetime.now(timezone.utc).isoformat(timespec="seconds"), e.source,
                  e.pairs, e.sd, e.lag1, e.commit, e.host) for e in estimates]
         if not rows:
             return 0
-        with closing(self._connect()) as conn, conn:
-            conn.executemany("INSERT INTO lane_noise VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        with closing(self._connect()) as conn:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for statement in NOISE_SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.executemany("INSERT INTO lane_noise VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                raise self._not_history(exc) from None
         return len(rows)
 
     def records(self, lane: str, metric: str, limit: int = POOL_RECORDS) -> list[NoiseEstimate]:
         """The latest records of one lane metric, newest first."""
-        if not self.path.exists():
-            return []
+        return self._records([(lane, metric)], limit)[(lane, metric)]
+
+    def _records(self, keys: Sequence[tuple[str, str]], limit: int = POOL_RECORDS) -> dict[tuple[str, str], list[NoiseEstimate]]:
+        """Each key's latest records, newest first, over one connection; reading never writes
+        (a history without the table has no records yet: nothing is created for a read)."""
+        out: dict[tuple[str, str], list[NoiseEstimate]] = {key: [] for key in keys}
+        if not keys or not self.path.exists():
+            return out
         with closing(self._connect()) as conn:
-            rows = conn.execute(
-                "SELECT lane, metric, log_ratio_sd, lag1_autocorr, pairs, source, recorded_utc, commit_sha, host "
-                "FROM lane_noise WHERE lane = ? AND metric = ? ORDER BY recorded_utc DESC, rowid DESC LIMIT ?",
-                (lane, metric, limit)).fetchall()
-        return [NoiseEstimate(lane=r[0], metric=r[1], sd=r[2], lag1=r[3], pairs=r[4], source=r[5], recorded_utc=r[6],
-                              commit=r[7], host=r[8]) for r in rows]
+            try:
+                if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'lane_noise'").fetchone() is None:
+                    return out
+                for lane, metric in keys:
+                    rows = conn.execute(
+                        "SELECT lane, metric, log_ratio_sd, lag1_autocorr, pairs, source, recorded_utc, commit_sha, host "
+                        "FROM lane_noise WHERE lane = ? AND metric = ? ORDER BY recorded_utc DESC, rowid DESC LIMIT ?",
+                        (lane, metric, limit)).fetchall()
+                    out[(lane, metric)] = [
+                        NoiseEstimate(lane=r[0], metric=r[1], sd=r[2], lag1=r[3], pairs=r[4], source=r[5],
+                                      recorded_utc=r[6], commit=r[7], host=r[8]) for r in rows]
+            except sqlite3.DatabaseError as exc:
+                raise self._not_history(exc) from None
+        return out
 
     def model(self, keys: Iterable[tuple[str, str]], main_records: Sequence[RunRecord] = ()) -> dict[tuple[str, str], float]:
         """(lane, metric) -> the pooled SD of its latest records and of the pairs in
         `main_records` (from_main_records), for the keys that have any."""
         wanted = set(keys)
-        recorded = {key: self.records(*key) for key in wanted}
+        recorded = self._records(sorted(wanted))
         skip = {key: {r.commit for r in rows if r.commit} for key, rows in recorded.items()}
         mains = from_main_records(main_records, wanted, skip)
         out: dict[tuple[str, str], float] = {}
