@@ -17,7 +17,6 @@ are noisy: each side is the median of interleaved rounds.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from _common import median, print_table
 
 from molt_budget.results import databranch
 from molt_budget.results.record import RunRecord
+from molt_budget.structs import replace
 
 BRANCH = "molt-budget-data"
 
@@ -42,7 +42,7 @@ def git(cwd: Path, *args: str, data: bytes | None = None) -> str:
 
 def as_main(records: list[RunRecord]) -> list[RunRecord]:
     """Only main records go on the branch: the bench's branch holds n of them."""
-    return [r if r.main else dataclasses.replace(r, main=True, not_main_reasons=[]) for r in records]
+    return [r if r.main else replace(r, main=True, not_main_reasons=[]) for r in records]
 
 
 def build_branch(remote: Path, records: list[RunRecord]) -> None:
@@ -104,7 +104,7 @@ def bench_pull(n: int, records: list[RunRecord], work: Path, rounds: int = 3) ->
         puller = consumer(folder, remote, f"pull-{k}", text)
         pull_s.append(timed_run([sys.executable, "-m", "molt_budget", "history", "pull", "--db", str(puller / "h.sqlite")], puller))
     # incremental: one more record lands; pull again (only that file is read and indexed)
-    extra = as_main([dataclasses.replace(records[-1], run_id=records[-1].run_id + "x", commit="e" * 40)])[0]
+    extra = as_main([replace(records[-1], run_id=records[-1].run_id + "x", commit="e" * 40)])[0]
     pusher = consumer(folder, remote, "pusher", text)
     databranch.push_files(pusher, "origin", BRANCH, {databranch.record_path(extra.run_id, extra.commit, extra.started_utc):
                                                      extra.to_gzip()}, "one more")
@@ -139,10 +139,10 @@ def records_like(template: Path, n: int) -> list[RunRecord]:
     out = []
     for i in range(n):
         day = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(1_772_345_600 + 86400 * i))
-        lanes = {name: dataclasses.replace(lane, metrics={m: round(v * rng.uniform(0.97, 1.03), 6) if m.endswith("_s") else v
+        lanes = {name: replace(lane, metrics={m: round(v * rng.uniform(0.97, 1.03), 6) if m.endswith("_s") else v
                                                            for m, v in lane.metrics.items()})
                  for name, lane in base.lanes.items()}
-        out.append(dataclasses.replace(base, run_id=f"{day[:10].replace('-', '')}T052300000Z-{i:06x}", started_utc=day,
+        out.append(replace(base, run_id=f"{day[:10].replace('-', '')}T052300000Z-{i:06x}", started_utc=day,
                                        finished_utc=day, commit=f"{rng.getrandbits(160):040x}", lanes=lanes))
     return out
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from conftest import MOLT, needs_shared
 
 from molt_budget.collectors.compile_progress import CaseResult, load_compile_progress
 from molt_budget.errors import CollectorError
+from molt_budget.structs import fields
 
 EXAMPLES = MOLT / "examples"
 

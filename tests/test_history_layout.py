@@ -11,7 +11,6 @@ import math
 import random
 import sqlite3
 from contextlib import closing
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from molt_budget.results.history import SCHEMA, History
 from molt_budget.results.history_layout import CHUNK, add_points, decode, encode, read_points
 from molt_budget.results.model import KpiResult, Sample
 from molt_budget.results.record import MainCheck, RunRecord
+from molt_budget.structs import replace
 
 
 def expected_points(runs, kpi: str) -> list[tuple[str, float]]:

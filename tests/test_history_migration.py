@@ -154,8 +154,11 @@ def test_layout_2_is_migrated_with_every_record_series_and_summary(tmp_path: Pat
     for k in kinds:
         assert [(p.run_id, p.value, p.main) for p in history.kpi_series(*k, main_only=False)] == \
             [(p.run_id, p.value, p.main) for p in old_series[k]]
+    def fields_of(i: Any) -> dict[str, Any]:       # a Struct here, a dataclass in the old module
+        return {name: getattr(i, name) for name in getattr(i, "__struct_fields__", None) or vars(i)}
+
     def summary(s: Any) -> tuple[Any, ...]:       # the old module has its own SampleIssue class
-        return s.run_id, s.lanes, s.counts, [vars(i) for i in s.failures], [vars(i) for i in s.retries], s.main
+        return s.run_id, s.lanes, s.counts, [fields_of(i) for i in s.failures], [fields_of(i) for i in s.retries], s.main
 
     assert [summary(s) for s in history.run_summaries(limit=1000)] == [summary(s) for s in old_summaries]
     assert history.lane_estimate("dev_warm") == old_estimate

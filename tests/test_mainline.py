@@ -3,7 +3,6 @@ partial runs and a default branch that is not `main` never pass for main."""
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from molt_budget.report.tracker import kpi_rows
 from molt_budget.results.history import History
 from molt_budget.results.mainline import classify
 from molt_budget.results.model import LaneResult, RunResults, Sample
+from molt_budget.structs import replace
 
 pytestmark = pytest.mark.slow   # real git repositories and demo builds: `pytest -m "not slow"` skips them
 
@@ -91,7 +91,7 @@ def test_merged_branch_commits_and_partial_runs_are_not_main(tmp_path: Path) -> 
     assert classify(config, fake_run(merge, ["dev"]), repo).main
     inner = classify(config, fake_run(inside, ["dev"]), repo)
     assert not inner.main and inner.reasons == [f"commit {inside[:12]} (branch main) is not on main's first-parent history"]
-    partial = classify(dataclasses.replace(config, lanes={**config.lanes, "other": config.lanes["dev"]}),
+    partial = classify(replace(config, lanes={**config.lanes, "other": config.lanes["dev"]}),
                        fake_run(merge, ["dev"]), repo)
     assert partial.reasons == ["lanes not run: other"]
     noisy = fake_run(merge, ["dev"])

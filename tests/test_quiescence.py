@@ -22,11 +22,12 @@ Spawn = Callable[..., "subprocess.Popen[bytes]"]
 HUGE = 1e9  # thresholds no machine reaches: only the competitor check can make it not quiet
 
 CHECKER = """
-import dataclasses, json, sys
+import json, sys
+from molt_budget.structs import asdict
 from molt_budget.runner.quiescence import wait_for_quiescence
 args = json.loads(sys.argv[1])
 args["exclude_pids"] = frozenset(args["exclude_pids"])
-print(json.dumps(dataclasses.asdict(wait_for_quiescence(**args))))
+print(json.dumps(asdict(wait_for_quiescence(**args))))
 """
 
 

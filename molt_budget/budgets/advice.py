@@ -12,11 +12,11 @@ from __future__ import annotations
 import math
 import re
 import shlex
-from dataclasses import dataclass
 from typing import Any
 
 from molt_budget import fmt
 from molt_budget.compare.model import DEFAULT_TIMED_MAX_INCREASE_PCT
+from molt_budget.structs import Struct
 
 PLACEHOLDER = "TODO: say why this change is accepted"
 HEADROOM_PCT = 5.0
@@ -40,8 +40,7 @@ def is_placeholder(reason: str) -> bool:
     return " ".join(reason.split()).upper().startswith("TODO")
 
 
-@dataclass
-class Advice:
+class Advice(Struct):
     kpi: str
     flags: list[tuple[str, str]]          # (--flag, value) in the order they are given
 

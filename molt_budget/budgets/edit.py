@@ -15,13 +15,13 @@ import copy
 import difflib
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from molt_budget.errors import BudgetError, ConfigError
 from molt_budget.results.store import write_bytes_atomic
+from molt_budget.structs import Struct, field
 
 DELETE: Any = object()   # value for set_kpi_fields: remove the key
 DEFAULT_HEADROOM_PCT = 10.0
@@ -36,8 +36,7 @@ def _ordered(updates: Mapping[str, Any]) -> list[tuple[str, Any]]:
 Edit = tuple[int, int, str]   # (start, end, replacement) as character offsets
 
 
-@dataclass
-class BumpResult:
+class BumpResult(Struct):
     diff: str
     kpi: str = ""
     path: Path | None = None

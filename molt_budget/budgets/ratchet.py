@@ -7,7 +7,6 @@ the ratchet turns an improvement into the new budget, as a reviewable YAML diff.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -22,12 +21,12 @@ from molt_budget.budgets.edit import (
     with_headroom,
 )
 from molt_budget.errors import ConfigError
+from molt_budget.structs import Struct
 
 DEFAULT_MARGIN_PCT = 10.0          # `ratchet --margin` default; check's hint uses the same
 
 
-@dataclass
-class Ratchet:
+class Ratchet(Struct):
     kpi: str
     old_target: float | None
     new_target: float | None
@@ -109,8 +108,7 @@ def apply_ratchets(
     return rewrite_many(path, changes, write=write)
 
 
-@dataclass
-class MainMeasurements:
+class MainMeasurements(Struct):
     values: dict[str, float]
     run_id: str
     commit: str | None

@@ -14,9 +14,10 @@ calls once, for the lane's last measured sample, so a sample costs only its valu
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from molt_budget.structs import Struct, field
 
 if TYPE_CHECKING:
     from molt_budget.collectors.timing import ProcessMeasurement
@@ -26,8 +27,7 @@ Detail = dict[str, Any]
 Command = list[str] | str      # an argv, or a shell line
 
 
-@dataclass(frozen=True)
-class RunFiles:
+class RunFiles(Struct, frozen=True):
     """Where one attempt of a lane's command runs and what it leaves behind."""
 
     attempt_dir: Path
@@ -39,8 +39,7 @@ class RunFiles:
     normalize_roots: tuple[str, ...] = ()
 
 
-@dataclass
-class Collected:
+class Collected(Struct):
     """One collector's reading of one measured run: its values, and the detail on demand."""
 
     values: dict[str, float] = field(default_factory=dict)

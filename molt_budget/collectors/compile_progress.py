@@ -10,16 +10,15 @@ wrong number into history is worse than refusing it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from molt_budget.collectors.generic import load_json
 from molt_budget.errors import CollectorError
+from molt_budget.structs import Struct, field
 
 
-@dataclass
-class CaseResult:
+class CaseResult(Struct):
     name: str
     profile: str | None = None                 # "dev" | "release"
     cache_mode: str | None = None              # "cache-report" | "no-cache"
@@ -40,8 +39,7 @@ class CaseResult:
     retry_reason: str | None = None
 
 
-@dataclass
-class CompileProgress:
+class CompileProgress(Struct):
     meta: dict[str, Any]
     results: list[CaseResult]
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -29,6 +28,7 @@ from molt_budget.bounded import MAX_EXACT, MAX_SMALL_BYTES, InputError, check_nu
 from molt_budget.collectors.base import Collected, Collector, Command, RunFiles
 from molt_budget.collectors.generic import json_from_bytes, load_json_text, read_bytes
 from molt_budget.errors import CollectorError
+from molt_budget.structs import Struct, field, replace
 
 if TYPE_CHECKING:
     from molt_budget.collectors.timing import ProcessMeasurement
@@ -40,8 +40,7 @@ _PAYLOAD_KEYS = (*_BUILD_KEYS, "module_reasons", "module_reason_summary", "phase
                  "frontend_module_timings", "binary_image", "binary_image_closure")
 
 
-@dataclass
-class DiagnosticsSummary:
+class DiagnosticsSummary(Struct):
     total_sec: float | None
     phase_sec: dict[str, float]                  # chronological, as in the file
     backend_sec: float                           # sum of backend_* phases (backend_codegen is always 0)

@@ -25,7 +25,6 @@ import re
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -34,6 +33,7 @@ from molt_budget.bounded import MAX_FILE_BYTES, InputError, open_regular
 from molt_budget.collectors.base import Collected, Collector, Command, RunFiles
 from molt_budget.collectors.generic import json_cut_short, read_errors
 from molt_budget.errors import CollectorError
+from molt_budget.structs import Struct, field
 
 if TYPE_CHECKING:
     from molt_budget.collectors.timing import ProcessMeasurement
@@ -58,8 +58,7 @@ _IMPORT_MARKERS = ('"module_import"', IMPORT_CALL)
 _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 
 
-@dataclass
-class ModuleStats:
+class ModuleStats(Struct):
     """What one compiled module puts into the IR (attribution without diagnostics)."""
 
     ops: int = 0
@@ -73,8 +72,7 @@ class ModuleStats:
                 "bytes_normalized": self.bytes_normalized, "file": self.file}
 
 
-@dataclass
-class IrSummary:
+class IrSummary(Struct):
     functions: int
     ops: int
     init_modules: int
@@ -104,8 +102,7 @@ def _continues_component(ch: str) -> bool:
     return ch.isalnum() or ch in "_.-"
 
 
-@dataclass(frozen=True)
-class _Root:
+class _Root(Struct, frozen=True):
     text_forms: tuple[str, ...]   # as the root appears inside JSON strings
     raw: bytes                    # as it appears in the blob
 

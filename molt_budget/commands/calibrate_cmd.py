@@ -45,7 +45,6 @@ class _FixedPairs:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    import dataclasses
     from pathlib import Path
 
     from tabulate import tabulate
@@ -57,6 +56,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from molt_budget.report.progress import make_progress
     from molt_budget.runner.engine import RunOptions
     from molt_budget.runner.paired import run_paired
+    from molt_budget.structs import replace
 
     config = load_config(args.config)
     unknown = [lane for lane in args.lanes if lane not in config.lanes]
@@ -67,7 +67,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     root = Path(args.output_root) if args.output_root else config.resolve(config.settings.output_root)
     progress = make_progress(sys.stderr, quiet=args.quiet)
     head_options = RunOptions(output_root=root, lanes=list(args.lanes), quiescence=False, resumable=False, progress=progress)
-    base_options = dataclasses.replace(head_options, output_root=root / "calibrate", quiescence=not args.no_quiescence)
+    base_options = replace(head_options, output_root=root / "calibrate", quiescence=not args.no_quiescence)
     try:
         paired = run_paired(config, config, head_options, base_options, list(args.lanes), lambda lane: _FixedPairs(args.pairs))
     finally:

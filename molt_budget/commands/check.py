@@ -11,17 +11,16 @@ engine, history and comparator are imported by the functions that use them.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shlex
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from molt_budget import gitutil
 from molt_budget.commands.args import EXIT_CODES_EPILOG, close_progress, load_config_arg, run_args, run_options, start_of_command
 from molt_budget.errors import EXIT_CONFIG, EXIT_INTERNAL, BudgetError, ConfigError
+from molt_budget.structs import Struct, field, replace
 
 if TYPE_CHECKING:
     from molt_budget.compare.budget_changes import Parser
@@ -97,8 +96,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     return outcome.report.exit_code()
 
 
-@dataclass
-class CheckOptions:
+class CheckOptions(Struct):
     run: RunOptions
     base: str | None = None
     baseline: Path | None = None
@@ -108,13 +106,12 @@ class CheckOptions:
     record: bool = True
 
 
-@dataclass
-class CheckOutcome:
+class CheckOutcome(Struct):
     report: Report
     head: RunResults
     base: RunResults | None
     head_results_path: Path
-    notes: list[str] = dataclasses.field(default_factory=list)   # one line each, printed on stderr
+    notes: list[str] = field(default_factory=list)   # one line each, printed on stderr
 
 
 def run_check(config: Config, options: CheckOptions) -> CheckOutcome:
@@ -271,7 +268,7 @@ def _config_in_worktree(config: Config, sha: str, output_root: Path) -> Config:
     worktree = gitutil.ensure_worktree(repo, sha, folder / sha[:12])
     gitutil.prune_worktrees(repo, folder, keep=3)
     # The head's lanes and KPIs, run in the base's checkout: same procedure, other code.
-    return dataclasses.replace(config, path=worktree / rel)
+    return replace(config, path=worktree / rel)
 
 
 def _paired(head_config: Config, base_config: Config, options: CheckOptions, lanes: list[str], base_root: Path,
@@ -284,8 +281,8 @@ def _paired(head_config: Config, base_config: Config, options: CheckOptions, lan
                           "with a base both sides are measured interleaved: run the check again")
     # the base engine checks the host before each lane; a second check right after the base's
     # own prime and warm-ups would only measure ourselves
-    base_options = dataclasses.replace(options.run, output_root=base_root, resume=None, resumable=False, label="base")
-    head_options = dataclasses.replace(options.run, quiescence=False, resumable=False, label="head")
+    base_options = replace(options.run, output_root=base_root, resume=None, resumable=False, label="base")
+    head_options = replace(options.run, quiescence=False, resumable=False, label="head")
     return run_paired(head_config, base_config, head_options, base_options, lanes, samplers_for(head_config, lanes, noise))
 
 
@@ -348,14 +345,13 @@ def ratchet_hint(config: Config, head: RunResults, head_main: MainCheck, report:
     main record (then it is the newest one, ratchet's input), with ratchet's own default margin."""
     if not head_main.main:
         return []                      # before the imports: the editor's modules cost a branch check nothing
-    from dataclasses import asdict
-
     from molt_budget.budgets.ratchet import (
         DEFAULT_MARGIN_PCT,
         main_measurements,
         propose_ratchets,
     )
     from molt_budget.results.record import RunRecord
+    from molt_budget.structs import asdict
 
     measured = main_measurements(config, RunRecord.from_run(head, head_main, report)).values
     return [asdict(r) for r in propose_ratchets(config, measured, DEFAULT_MARGIN_PCT)]

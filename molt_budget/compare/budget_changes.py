@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from typing import Any
 from molt_budget import gitutil
 from molt_budget.compare.model import BudgetChange, Status, worst
 from molt_budget.errors import ConfigError
+from molt_budget.structs import Struct
 
 KINDS = ("loosened", "tightened", "added", "removed", "lane_changed", "lane_removed", "waiver_expired", "unchanged_note")
 # lane keys that change what a KPI measures (timeouts do not; `repeats` only through a `min` aggregate)
@@ -210,8 +210,7 @@ def diff_budgets(
     return changes
 
 
-@dataclass
-class _Context:
+class _Context(Struct):
     base: Any
     head: Any
     base_text: str
@@ -550,8 +549,7 @@ def _waivers(head: Any, today: date) -> list[BudgetChange]:
 # -- one call for `budget-diff` and `check` ---------------------------------------------
 
 
-@dataclass
-class GateResult:
+class GateResult(Struct):
     base: str | None          # resolved base commit
     base_found: bool          # False: no budgets file at the base (new adoption)
     rel_path: str

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from molt_budget import __version__
@@ -26,6 +25,7 @@ from molt_budget.status import exit_code as exit_code
 from molt_budget.status import overall as overall
 from molt_budget.status import severity_key as severity_key
 from molt_budget.status import worst as worst
+from molt_budget.structs import Struct, field
 
 REPORT_SCHEMA_VERSION = 1
 # A timed KPI's allowed slowdown against main when it declares none (the sampler's and every
@@ -36,8 +36,7 @@ DEFAULT_TIMED_MAX_INCREASE_PCT = 10.0
 # -- the parts of a report ---------------------------------------------------------------
 
 
-@dataclass
-class KpiRow:
+class KpiRow(Struct):
     """One KPI: its budget, base and head values, and the one status compare gave it."""
 
     id: str
@@ -133,8 +132,7 @@ class ModuleTimingDelta(TypedDict, total=False):
     delta: float
 
 
-@dataclass
-class Diff:
+class Diff(Struct):
     """Why KPIs moved, from the lanes that regressed: modules, phases, functions, op kinds."""
 
     modules_added: list[ModuleEntry] = field(default_factory=list)
@@ -188,8 +186,7 @@ _DIFF_KEYS = frozenset({
 })
 
 
-@dataclass
-class BudgetChange:
+class BudgetChange(Struct):
     """One edit of the budgets file between base and head, judged: a loosening needs a reason."""
 
     kpi: str | None
@@ -229,8 +226,7 @@ class BudgetChange:
         )
 
 
-@dataclass
-class BaseInfo:
+class BaseInfo(Struct):
     """Where the base came from; None in a report = nothing to compare with, budgets alone decided."""
 
     commit: str | None
@@ -247,8 +243,7 @@ class BaseInfo:
                    run_id=data.get("run_id"))
 
 
-@dataclass
-class HeadInfo:
+class HeadInfo(Struct):
     commit: str | None
     ref: str | None = None
     dirty: bool | None = None
@@ -267,8 +262,7 @@ class HeadInfo:
         return cls(commit=provenance.get("commit"), ref=provenance.get("branch"), dirty=provenance.get("dirty"), run_id=run_id)
 
 
-@dataclass
-class Verdict:
+class Verdict(Struct):
     """The report's status (pass, yellow, error, fail) and how many KPIs had each status.
 
     `counts` also holds `budget_fail` / `budget_yellow` (budget changes with that status) and
@@ -317,8 +311,7 @@ def budget_change_counts(changes: Iterable[BudgetChange]) -> dict[str, int]:
 # -- the report --------------------------------------------------------------------------
 
 
-@dataclass
-class Report:
+class Report(Struct):
     """A comparison report: head against base (or against budgets alone when `base` is None)."""
 
     verdict: Verdict

@@ -14,13 +14,13 @@ without waiting for lanes that have not run yet.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 from molt_budget.compare import stats
 from molt_budget.compare.model import DEFAULT_TIMED_MAX_INCREASE_PCT as DEFAULT_TIMED_MAX_INCREASE_PCT
 from molt_budget.config.model import Config, Kpi, Lane
 from molt_budget.results.model import LaneResult, RunResults
 from molt_budget.results.noise import MAIN_RECORDS, NoiseEstimate, NoiseStore, estimate
+from molt_budget.structs import Struct
 
 # (lane, metric) -> per-pair log-ratio SD: the lanes' noise model (results.noise)
 Noise = Mapping[tuple[str, str], float]
@@ -148,8 +148,7 @@ def run_sequential(measure_round: Callable[[], Mapping[str, tuple[float, float]]
 # --------------------------------------------------------------------------- the lanes' noise model
 
 
-@dataclass(frozen=True)
-class NoiseWarning:
+class NoiseWarning(Struct, frozen=True):
     """A timed KPI whose lane's recorded noise cannot resolve its budget within max_pairs."""
 
     kpi: str

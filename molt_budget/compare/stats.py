@@ -46,10 +46,10 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 from molt_budget import fmt
+from molt_budget.structs import Struct
 
 Status = Literal["pass", "yellow", "fail"]
 
@@ -218,8 +218,7 @@ KIND_STATUS: dict[str, Status] = {"fail": "fail", "slower": "yellow", "pass": "p
                                   "inconclusive": "yellow", "unconfirmed": "yellow"}
 
 
-@dataclass(frozen=True)
-class TimedPolicy:
+class TimedPolicy(Struct, frozen=True):
     """How much slowdown a timed KPI may take, and how hard to look for it.
 
     `alpha`: the chance of failing a KPI that is slower by exactly its budget, family-wise
@@ -273,8 +272,7 @@ class TimedPolicy:
         return math.log(self.fail_line) / self.sd
 
 
-@dataclass(frozen=True)
-class TimedDecision:
+class TimedDecision(Struct, frozen=True):
     status: Status            # provisional ("yellow") while conclusive is False
     kind: Kind                # which verdict: fail | slower (yellow) | pass | inconclusive / unconfirmed (yellow: gave up)
     conclusive: bool          # False: the sampler stopped before the KPI was decided
@@ -328,8 +326,7 @@ def noise_limit(sd: float, policy: TimedPolicy, kpis: int = 1) -> str | None:
             "raise max_pairs, widen the budget or gate on instructions")
 
 
-@dataclass
-class _Track:
+class _Track(Struct):
     """One KPI's state across the looks of a sequential run."""
     policy: TimedPolicy
     p: float = 1.0                  # running min of the p of "no slower than the budget"
@@ -611,8 +608,7 @@ def learned_fence(values: Sequence[float], window: int = FENCE_WINDOW) -> float 
 # --------------------------------------------------------------------------- counted verdicts
 
 
-@dataclass(frozen=True)
-class CountedDecision:
+class CountedDecision(Struct, frozen=True):
     status: Status
     threshold_pct: float      # noise threshold: max(declared floor, learned fence)
     delta_pct: float          # (head - base) / base, in percent

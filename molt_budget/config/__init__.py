@@ -1,4 +1,4 @@
-"""Config: budgets.yaml → validated dataclasses (lanes, KPIs, settings)."""
+"""Config: budgets.yaml → validated typed records (lanes, KPIs, settings)."""
 
 from molt_budget.config.loader import load_config
 from molt_budget.config.model import Config, Kpi, Lane, Settings

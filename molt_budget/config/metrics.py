@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from molt_budget.structs import Struct
 
 PROCESS_METRICS = {"wall_s": "s", "cpu_s": "s", "peak_rss_mb": "MB"}
 IR_METRICS = {
@@ -19,8 +19,7 @@ DIAG_PREFIXES = {"diag.phase.": "s", "diag.reason.": "modules"}
 GENERIC_PREFIXES = ("json:", "regex:stdout:", "regex:stderr:", "file_bytes:")
 
 
-@dataclass(frozen=True)
-class MetricInfo:
+class MetricInfo(Struct, frozen=True):
     name: str
     family: str          # process | ir | diag | json | regex | file_bytes
     unit: str

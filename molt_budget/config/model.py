@@ -1,14 +1,14 @@
-"""The budgets file as plain dataclasses, after defaults are applied."""
+"""The budgets file as plain typed records (molt_budget.structs), after defaults are applied."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from molt_budget.structs import Struct, field
 
-@dataclass
-class Lane:
+
+class Lane(Struct):
     id: str
     command: list[str] | str
     env: dict[str, str | None]         # None unsets the variable
@@ -32,8 +32,7 @@ class Lane:
     line: int = 0                       # where the lane is declared, for error messages
 
 
-@dataclass
-class Kpi:
+class Kpi(Struct):
     id: str
     lane: str
     metric: str
@@ -61,16 +60,14 @@ class Kpi:
     line: int = 0
 
 
-@dataclass
-class Quiescence:
+class Quiescence(Struct):
     max_wait_s: float = 10.0
     poll_s: float = 1.0
     max_load_per_cpu: float = 0.5
     competitors: list[str] = field(default_factory=lambda: ["cargo", "rustc", "molt"])
 
 
-@dataclass
-class Settings:
+class Settings(Struct):
     output_root: str = ".molt-budget"
     history: str = ".molt-budget/history.sqlite"
     main_branch: str = "main"
@@ -89,16 +86,26 @@ class Settings:
 Lines = dict[tuple[str, ...], int]      # key path in the budgets file -> its 1-based line
 
 
-@dataclass
-class Config:
+class Config(Struct):
     path: Path
     lanes: dict[str, Lane]
     kpis: dict[str, Kpi]
     settings: Settings
     lines: Lines = field(default_factory=dict)
     # the file's text as parsed: the budget gate reads its comments (tombstones, settings
-    # notes) from it instead of reading and parsing the file again
-    text: str = field(default="", repr=False, compare=False)
+    # notes) from it instead of reading and parsing the file again; not part of what the
+    # config is (equality) nor of its repr
+    text: str = ""
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Config:
+            return NotImplemented
+        return (self.path, self.lanes, self.kpis, self.settings, self.lines) == (
+            other.path, other.lanes, other.kpis, other.settings, other.lines)
+
+    def __repr__(self) -> str:
+        return (f"Config(path={self.path!r}, lanes={self.lanes!r}, kpis={self.kpis!r}, settings={self.settings!r}, "
+                f"lines={self.lines!r})")
 
     @property
     def root(self) -> Path:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -24,6 +23,7 @@ from molt_budget import fmt
 from molt_budget.compare.model import Report
 from molt_budget.errors import BudgetError
 from molt_budget.results.history import History, KpiPoint
+from molt_budget.structs import Struct, field
 
 INSTALL_HINT = "pip install 'molt-budget[charts]'"
 COLORS = {"value": "#1f4e79", "target": "#b8860b", "limit": "#b22222", "yellow": "#ffd54f", "fail": "#ef9a9a", "nonauth": "#7b1fa2"}
@@ -33,8 +33,7 @@ class ChartsUnavailable(BudgetError):
     """Charts were asked for but matplotlib is not installed (exit 2: a setup problem)."""
 
 
-@dataclass
-class Series:
+class Series(Struct):
     """A KPI's budget and its values over runs, oldest first."""
 
     kpi: str
@@ -46,8 +45,7 @@ class Series:
     points: list[KpiPoint] = field(default_factory=list)
 
 
-@dataclass
-class ChartFiles:
+class ChartFiles(Struct):
     kpi: str
     png: Path
     svg: Path

@@ -22,7 +22,6 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
@@ -42,6 +41,7 @@ from molt_budget.report.markdown import (
     offending_changes,
     render_markdown,
 )
+from molt_budget.structs import Struct, field
 
 COMMENT_MAX = 65_536        # GitHub's limit on an issue comment body
 CHECK_TEXT_MAX = 65_535     # check-run output.summary / output.text
@@ -122,8 +122,7 @@ class GitHubError(Exception):
 # -- context from the environment ------------------------------------------------------
 
 
-@dataclass
-class GitHubContext:
+class GitHubContext(Struct):
     """Where to post: read from the `GITHUB_*` variables and the event payload."""
 
     api_url: str
@@ -141,7 +140,11 @@ class GitHubContext:
     pr_head_sha: str | None = None    # workflow_run: the PR's head per the payload (it may have moved on)
     pr_head_label: str | None = None  # workflow_run: owner:branch of the run's head, to ask for the PR's head now
     checkout_sha: str | None = None   # GITHUB_SHA: what the workflow checked out (a PR's merge commit)
-    event: dict[str, Any] = field(default_factory=dict, repr=False)
+    event: dict[str, Any] = field(default_factory=dict)    # the whole payload: kept out of repr
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__struct_fields__ if name != "event")
+        return f"GitHubContext({shown})"
 
 
 def _read_event(path: str | None) -> dict[str, Any]:
@@ -214,8 +217,7 @@ def _int(value: Any) -> int | None:
 # -- the REST client -------------------------------------------------------------------
 
 
-@dataclass
-class RetryPolicy:
+class RetryPolicy(Struct):
     attempts: int = 4             # total tries per request
     backoff_s: float = 1.0        # 1, 2, 4 ... for 5xx and network errors
     max_sleep_s: float = 60.0     # never wait longer than this for one retry
@@ -708,8 +710,7 @@ def create_check_run(client: GitHubClient, repo: str, *, name: str, head_sha: st
 # -- publish -------------------------------------------------------------------------
 
 
-@dataclass
-class PublishOutcome:
+class PublishOutcome(Struct):
     """What `publish` did, and what it fell back to; `messages` are one line each, token-free."""
 
     verdict: str

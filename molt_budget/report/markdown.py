@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from molt_budget import fmt
 from molt_budget.compare.model import BY_SEVERITY, BudgetChange, KpiRow, Report
 from molt_budget.report import escape, summary
 from molt_budget.report.sparkline import sparkline
+from molt_budget.structs import Struct
 
 STATUS_ICON = {
     "pass": "✅", "yellow": "🟡", "fail": "❌", "error": "⛔", "not_comparable": "➖", "nondeterministic": "🎲",
@@ -86,8 +86,7 @@ def short(sha: Any) -> str:
 # -- sections ------------------------------------------------------------------------
 
 
-@dataclass
-class Section:
+class Section(Struct):
     """A block of the report; `priority` None = never dropped, lower numbers go first."""
 
     name: str

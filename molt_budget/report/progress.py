@@ -15,11 +15,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TextIO
 
 from molt_budget import fmt
 from molt_budget.runner.events import ProgressEvent
+from molt_budget.structs import Struct
 
 CLEAR = "\r\x1b[2K"
 PHASE_WORD = {"prime": "prime", "warmup": "warm-up", "measure": "repeat"}
@@ -85,8 +85,7 @@ class Silent(Progress):
         pass
 
 
-@dataclass
-class _Step:
+class _Step(Struct):
     """What is running now, as far as the events tell."""
 
     lane: str

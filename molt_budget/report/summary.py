@@ -12,12 +12,12 @@ to mark them up and escape them. Every number comes from `report.fmt`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from molt_budget import fmt
 from molt_budget.budgets.advice import budget_status_of
 from molt_budget.compare.model import BY_SEVERITY, DEFAULT_TIMED_MAX_INCREASE_PCT, Report, Status
+from molt_budget.structs import Struct, field
 
 SEVERITY = {status.value: rank for rank, status in enumerate(BY_SEVERITY)}   # worst first: compare.model's one order
 OFFENDING = tuple(s.value for s in BY_SEVERITY if s.offending)
@@ -27,14 +27,12 @@ STATUS_WORD = {"fail": "FAIL", "error": "ERROR", "nondeterministic": "NONDET", "
 REASON_CHARS = 140
 
 
-@dataclass
-class Segment:
+class Segment(Struct):
     text: str
     code: bool = False
 
 
-@dataclass
-class Row:
+class Row(Struct):
     """One KPI in the first-screen table: short strings, numbers already formatted."""
 
     status: str
@@ -46,8 +44,7 @@ class Row:
     decided: str
 
 
-@dataclass
-class FirstScreen:
+class FirstScreen(Struct):
     status: str
     headline: str
     counts: str

@@ -17,12 +17,12 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from molt_budget.config.model import Config, Kpi
 from molt_budget.errors import ConfigError
 from molt_budget.results.history import History, KpiPoint, RunSummary, SampleIssue
+from molt_budget.structs import Struct
 
 KPI_BLOCK = "kpi-table"
 HISTORY_BLOCK = "run-history"
@@ -38,8 +38,7 @@ def marker(block: str, end: bool = False) -> str:
 # -- data ----------------------------------------------------------------------------------
 
 
-@dataclass
-class KpiRow:
+class KpiRow(Struct):
     kpi: Kpi
     baseline: float | None
     baseline_note: str                 # date, "seeded" or a commit

@@ -17,11 +17,11 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from molt_budget import gitutil
 from molt_budget.errors import ConfigError
+from molt_budget.structs import Struct
 
 RECORDS = "records"
 MAX_RECORD_BYTES = 8 << 20     # gzip'd; real records are 1-50 kB
@@ -49,8 +49,7 @@ def run_id_of(path: str) -> str | None:
     return name[: -len(".json.gz")].rsplit("_", 1)[0]
 
 
-@dataclass
-class PushOutcome:
+class PushOutcome(Struct):
     branch: str
     paths: list[str]
     commit: str | None          # the data-branch commit that holds them
@@ -90,8 +89,7 @@ def push_files(repo: Path, remote: str, branch: str, files: dict[str, bytes], me
                       "run `molt-budget history push` again, nothing was lost")
 
 
-@dataclass
-class BranchListing:
+class BranchListing(Struct):
     tip: str | None                    # None: the remote has no data branch yet
     records: dict[str, str]            # path -> blob sha of every record file
 

@@ -25,7 +25,6 @@ import statistics
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,7 @@ from molt_budget.results.history_layout import (
 )
 from molt_budget.results.model import KpiResult, LaneResult, RunResults, Sample
 from molt_budget.results.record import KpiRecord, MainCheck, RunRecord
+from molt_budget.structs import Struct, fields
 
 USER_VERSION = 3          # 0: the sample-row layout of molt-budget <= 0.x; 1 was never released; 2: a row per point
 
@@ -102,8 +102,7 @@ FEW_RUNS = 16               # runs deleted at once whose own series are looked u
 RUNS_REMEMBERED = 20_000    # runs' columns a History keeps for its next series reads (~4 MB at most)
 
 
-@dataclass
-class KpiPoint:
+class KpiPoint(Struct):
     """One KPI value of one run: what trend charts and the tracker plot."""
 
     run_id: str
@@ -115,8 +114,7 @@ class KpiPoint:
     main: bool = True
 
 
-@dataclass
-class SampleIssue:
+class SampleIssue(Struct):
     """A retried or failed sample, as the tracker's Run History lists it."""
 
     lane: str
@@ -127,8 +125,7 @@ class SampleIssue:
     error: str | None
 
 
-@dataclass
-class RunSummary:
+class RunSummary(Struct):
     """Everything one Run History row needs, read in bulk."""
 
     run_id: str
@@ -150,8 +147,7 @@ class RunSummary:
     not_main_reasons: list[str] | None = None
 
 
-@dataclass
-class RunRow:
+class RunRow(Struct):
     """One `history list` row."""
 
     run_id: str
@@ -501,8 +497,7 @@ class History:
 # -- index rows ------------------------------------------------------------------------------
 
 
-@dataclass
-class _Rows:
+class _Rows(Struct):
     doc: dict[str, Any]                                       # the record as stored (RunRecord.to_dict)
     t: int
     digest: bytes

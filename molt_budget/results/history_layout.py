@@ -25,12 +25,12 @@ import math
 import sqlite3
 import sys
 from collections.abc import Generator, Iterable, Iterator, Sequence
-from dataclasses import fields
 from itertools import accumulate
 from typing import Any
 
 from molt_budget.errors import ConfigError
 from molt_budget.results.record import KpiRecord
+from molt_budget.structs import fields
 
 CHUNK = 128                 # points per chunk: the newest 20 or 50 are one or two rows away
 CHUNKS_REMEMBERED = 512     # decoded chunks a reader keeps between series reads (~64k points)

@@ -5,14 +5,14 @@ They serialise to the results JSON (schemas/results.schema.json) and back withou
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
 from typing import Any
+
+from molt_budget.structs import Struct, field, fields
 
 SCHEMA_VERSION = 1
 
 
-@dataclass
-class Attempt:
+class Attempt(Struct):
     attempt: int
     returncode: int | None
     wall_s: float
@@ -22,8 +22,7 @@ class Attempt:
     stderr_log: str = ""
 
 
-@dataclass
-class Sample:
+class Sample(Struct):
     kind: str                          # prime | warmup | measure
     index: int
     ok: bool
@@ -39,7 +38,7 @@ class Sample:
     stderr_tail: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """As dataclasses.asdict (same keys, same order) without its deep copy of every value:
+        """As a dataclass asdict (same keys, same order) without its deep copy of every value:
         a sample is flat but for its attempts and metrics, and it is written once a sample."""
         out = {name: getattr(self, name) for name in _SAMPLE_FIELDS}
         out["attempt_log"] = [{name: getattr(a, name) for name in _ATTEMPT_FIELDS} for a in self.attempt_log]
@@ -47,8 +46,7 @@ class Sample:
         return out
 
 
-@dataclass
-class LaneResult:
+class LaneResult(Struct):
     lane: str
     status: str = "pending"            # pending | ok | error
     error: str | None = None
@@ -65,8 +63,7 @@ class LaneResult:
                 "samples": [s.to_dict() for s in self.samples], "detail": self.detail}
 
 
-@dataclass
-class KpiResult:
+class KpiResult(Struct):
     id: str
     lane: str
     metric: str
@@ -82,8 +79,7 @@ class KpiResult:
     reason: str
 
 
-@dataclass
-class RunResults:
+class RunResults(Struct):
     run_id: str
     config_path: str
     config_sha256: str

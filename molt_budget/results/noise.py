@@ -31,13 +31,13 @@ import sqlite3
 import statistics
 from collections.abc import Iterable, Sequence
 from contextlib import closing
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from molt_budget.errors import ConfigError
 from molt_budget.results.record import RunRecord
+from molt_budget.structs import Struct
 
 NOISE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS lane_noise (
@@ -58,8 +58,7 @@ MAIN_RECORDS = 10         # ... and the pairs in main's latest records
 MIN_PAIRS = 4             # fewer pairs say nothing about a spread
 
 
-@dataclass(frozen=True)
-class NoiseEstimate:
+class NoiseEstimate(Struct, frozen=True):
     """One measurement of a lane metric's noise."""
 
     lane: str

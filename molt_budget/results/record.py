@@ -15,19 +15,18 @@ import gzip
 import json
 import statistics
 import zlib
-from dataclasses import dataclass, field, fields
 from functools import cache
 from typing import Any
 
 from molt_budget.errors import ConfigError
 from molt_budget.results.model import KpiResult, LaneResult, RunResults, Sample
 from molt_budget.status import overall
+from molt_budget.structs import Struct, field, fields
 
 RECORD_SCHEMA_VERSION = 1
 
 
-@dataclass
-class MainCheck:
+class MainCheck(Struct):
     """Whether a run may stand for main: baseline, trend point, ratchet and noise basis."""
 
     main: bool
@@ -39,8 +38,7 @@ class MainCheck:
         return cls(False, [reason])
 
 
-@dataclass
-class SampleNote:
+class SampleNote(Struct):
     """A retried or failed sample (the tracker's Run History lists them)."""
 
     kind: str
@@ -51,8 +49,7 @@ class SampleNote:
     error: str | None = None
 
 
-@dataclass
-class LaneRecord:
+class LaneRecord(Struct):
     lane: str
     status: str                                          # ok | error | pending
     error: str | None = None
@@ -63,8 +60,7 @@ class LaneRecord:
     detail: dict[str, Any] = field(default_factory=dict)      # IR / diagnostics summaries for diffs
 
 
-@dataclass
-class KpiRecord:
+class KpiRecord(Struct):
     id: str
     lane: str
     metric: str
@@ -81,8 +77,7 @@ class KpiRecord:
     reason: str
 
 
-@dataclass
-class RunRecord:
+class RunRecord(Struct):
     run_id: str
     started_utc: str
     finished_utc: str | None
@@ -182,7 +177,7 @@ class RunRecord:
     # -- serialising ---------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """As dataclasses.asdict, without its deep copies (indexing 100k records spends its time here)."""
+        """As a dataclass asdict, without its deep copies (indexing 100k records spends its time here)."""
         out = _shallow(self)
         out["lanes"] = {name: {**_shallow(lane), "notes": [_shallow(n) for n in lane.notes]}
                         for name, lane in self.lanes.items()}

@@ -12,7 +12,6 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +34,7 @@ from molt_budget.runner.process import (
 )
 from molt_budget.runner.retry import retry_reason
 from molt_budget.runner.signals import Interrupted
+from molt_budget.structs import Struct, field
 
 if TYPE_CHECKING:
     from molt_budget.runner.quiescence import CpuMeter, Reading
@@ -46,8 +46,7 @@ Progress = Callable[[ProgressEvent], None]
 Judge = Callable[[Config, RunResults, "set[str]"], "list[KpiResult]"]
 
 
-@dataclass
-class RunOptions:
+class RunOptions(Struct):
     output_root: Path
     lanes: list[str] | None = None          # None: every lane
     resume: Path | None = None              # a run dir (or results.json) to continue

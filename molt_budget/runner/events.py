@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from molt_budget.structs import Struct
 
 
-@dataclass
-class ProgressEvent:
+class ProgressEvent(Struct):
     kind: str                        # resume | lane_skipped | attempt | lane_error | waiting_quiet | not_quiet | wrote | noise
     lane: str | None = None
     phase: str = ""                  # prime | warmup | measure

@@ -8,12 +8,12 @@ alternates (A B, B A, …) so neither side always runs second.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from molt_budget.config.model import Config, Lane
 from molt_budget.results.model import RunResults
 from molt_budget.runner.engine import Engine, Interrupted, RunOptions
+from molt_budget.structs import Struct
 
 
 class Sampler(Protocol):
@@ -29,8 +29,7 @@ class Sampler(Protocol):
 SamplerFor = Callable[[Lane], "Sampler | None"]
 
 
-@dataclass
-class PairedRun:
+class PairedRun(Struct):
     head: RunResults
     base: RunResults
     head_results_path: str

@@ -41,13 +41,13 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 
 from molt_budget.errors import MeasurementError
 from molt_budget.runner import proctable
+from molt_budget.structs import Struct, field
 
 TAIL_LINES = 20
 _TAIL_MAX_BYTES = 64 * 1024        # a tail is for a report line, not for a 100 MB single-line log
@@ -66,8 +66,7 @@ _subreaper_ok = False
 _adopted: set[int] = set()
 
 
-@dataclass
-class ProcessOutcome:
+class ProcessOutcome(Struct):
     returncode: int | None          # None only if it could not be started
     wall_s: float
     cpu_user_s: float               # whole tree, children included
@@ -266,8 +265,7 @@ class _StartError(Exception):
     """The command could not be started; the message is the outcome's start_error."""
 
 
-@dataclass
-class _Snapshot:
+class _Snapshot(Struct):
     """One pass over the process table: who is alive, who is whose child, who is marked."""
 
     alive: set[int]                   # not zombies

@@ -14,18 +14,18 @@ import socket
 import subprocess
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
 
+from molt_budget.structs import Struct
+
 GIT_TIMEOUT_S = 5.0
 TOOL_TIMEOUT_S = 10.0
 
 
-@dataclass
-class _Result:
+class _Result(Struct):
     returncode: int | None  # None: could not start or timed out (see error)
     stdout: str
     stderr: str

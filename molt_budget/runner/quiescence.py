@@ -20,18 +20,17 @@ import os
 import resource
 import time
 from collections.abc import Iterable, Set
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import psutil
 
 from molt_budget.runner import proctable
+from molt_budget.structs import Struct
 
 MIN_WINDOW_S = 0.1   # /proc/stat counts in 10 ms ticks per CPU: shorter windows are noise
 
 
-@dataclass
-class QuiescenceReport:
+class QuiescenceReport(Struct):
     quiet: bool
     reasons: list[str]          # empty when quiet; else why not, from the last poll
     load1: float
