@@ -20,7 +20,7 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import msgspec
 
@@ -125,8 +125,8 @@ def summarize_diagnostics(path: Path, fast: bool = True) -> DiagnosticsSummary:
     `fast=False`: the checked reading alone (what the tests hold the fast one to)."""
     path = Path(path)
     data = read_bytes(path, MAX_SMALL_BYTES)
-    summary, tables_fast = _read_values(path, data, fast)
-    return _with_tables(path, data, summary, tables_fast)
+    summary, tables = _read_values(path, data, fast)
+    return _with_tables(path, data, summary, tables)
 
 
 class _SampleFields(msgspec.Struct):
@@ -145,6 +145,17 @@ class _SampleFields(msgspec.Struct):
     schema_version: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
     command: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
     data: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    # the module tables, as slices of the payload (no objects built): decoded once a lane, for
+    # the detail, without scanning the whole payload again
+    module_reasons: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    frontend_module_timings: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+
+
+class _RawTables(NamedTuple):
+    """A plain payload's module tables as the fast reading found them (None: absent)."""
+
+    reasons: msgspec.Raw | None
+    timings: msgspec.Raw | None
 
 
 _VALUE_FIELDS = ("total_sec", "phase_sec", "module_count", "module_reason_summary", "binary_image_analysis")
@@ -156,13 +167,9 @@ class _TimingRow(msgspec.Struct, gc=False):   # a str and a float: never part of
     total_s: Annotated[float, msgspec.Meta(ge=0, le=MAX_EXACT)]   # past 2^53 the checked path decides
 
 
-class _Tables(msgspec.Struct):
-    module_reasons: dict[str, list[str]] | msgspec.UnsetType = msgspec.UNSET
-    frontend_module_timings: list[_TimingRow] | None = None
-
-
 _SAMPLE = msgspec.json.Decoder(_SampleFields)
-_TABLES = msgspec.json.Decoder(_Tables)
+_REASONS = msgspec.json.Decoder(dict[str, list[str]])
+_TIMINGS = msgspec.json.Decoder(list[_TimingRow] | None)
 
 
 @contextmanager
@@ -178,8 +185,9 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _fast_sample_fields(data: bytes) -> dict[str, Any] | None:
-    """The value fields present in a plain payload, or None for the checked path to decide."""
+def _fast_sample_fields(data: bytes) -> tuple[dict[str, Any], _RawTables] | None:
+    """The value fields present in a plain payload and its raw tables, or None for the checked
+    path to decide."""
     try:
         data.decode("utf-8")            # msgspec does not check the UTF-8 of strings it skips
         got = _SAMPLE.decode(data)
@@ -189,36 +197,39 @@ def _fast_sample_fields(data: bytes) -> dict[str, Any] | None:
         return None
     if all(getattr(got, key) is not msgspec.UNSET for key in _ENVELOPE):
         return None
-    return {key: value for key in _VALUE_FIELDS if (value := getattr(got, key)) is not msgspec.UNSET}
+    values = {key: value for key in _VALUE_FIELDS if (value := getattr(got, key)) is not msgspec.UNSET}
+    return values, _RawTables(_present(got.module_reasons), _present(got.frontend_module_timings))
 
 
-def _read_values(path: Path, data: bytes, fast: bool = True) -> tuple[DiagnosticsSummary, bool]:
-    """A sample's summary (tables empty), and whether the fast reading gave it: only then
-    may the tables be read fast too (the bytes are a plain payload, already UTF-8 checked)."""
-    fields = _fast_sample_fields(data) if fast else None
-    if fields is not None:
+def _present(raw: msgspec.Raw | msgspec.UnsetType) -> msgspec.Raw | None:
+    return None if raw is msgspec.UNSET else raw
+
+
+def _read_values(path: Path, data: bytes, fast: bool = True) -> tuple[DiagnosticsSummary, _RawTables | None]:
+    """A sample's summary (tables empty), and the raw tables when the fast reading gave it:
+    only then may the tables be read fast too (a plain payload, already UTF-8 checked)."""
+    found = _fast_sample_fields(data) if fast else None
+    if found is not None:
         try:
-            return _values(path, fields), True
+            return _values(path, found[0]), found[1]
         except CollectorError:
             pass                        # the checked reading words it, with the key's line
     doc, text = json_from_bytes(path, data, fields_checked=True)
     with _located(path, text):
-        return _values(path, _unwrap(path, doc)), False
+        return _values(path, _unwrap(path, doc)), None
 
 
-def _with_tables(path: Path, data: bytes, summary: DiagnosticsSummary, fast: bool) -> DiagnosticsSummary:
+def _with_tables(path: Path, data: bytes, summary: DiagnosticsSummary, raw: _RawTables | None) -> DiagnosticsSummary:
     """`summary` with the per-module tables the diff attributes with."""
-    if fast:
+    if raw is not None:
         try:
             with _collector_paused():
-                tables = _TABLES.decode(data)
+                reasons = _REASONS.decode(raw.reasons) if raw.reasons is not None else {}
+                rows = (_TIMINGS.decode(raw.timings) if raw.timings is not None else None) or []
         except (msgspec.MsgspecError, RecursionError, ValueError):
             pass
         else:
-            rows = tables.frontend_module_timings or []
-            reasons = tables.module_reasons if tables.module_reasons is not msgspec.UNSET else {}
-            return replace(summary, module_reasons=reasons,
-                           module_timings=_per_module([r.module for r in rows], [r.total_s for r in rows]))
+            return replace(summary, module_reasons=reasons, module_timings=_timings_of(rows))
     doc, text = json_from_bytes(path, data, fields_checked=True)
     with _located(path, text):
         return _tables(path, _unwrap(path, doc), summary)
@@ -289,6 +300,14 @@ def _tables(path: Path, doc: dict[str, Any], summary: DiagnosticsSummary) -> Dia
             rows = _timing_rows_checked(path, timings)
         module_timings = _per_module(*rows)
     return replace(summary, module_reasons=module_reasons, module_timings=module_timings)
+
+
+def _timings_of(rows: list[_TimingRow]) -> dict[str, float]:
+    """module -> seconds from the fast reading's rows (a module timed in several rows: their sum)."""
+    out = {row.module: row.total_s for row in rows}
+    if len(out) == len(rows):
+        return out
+    return _per_module([row.module for row in rows], [row.total_s for row in rows])
 
 
 def _per_module(modules: list[str], seconds: list[float]) -> dict[str, float]:
@@ -371,12 +390,12 @@ class DiagnosticsCollector(Collector):
     def collect(self, outcome: ProcessMeasurement, files: RunFiles, metrics: frozenset[str]) -> Collected:
         path = files.diagnostics_path
         data = read_bytes(path, MAX_SMALL_BYTES)
-        summary, fast = _read_values(path, data)
+        summary, tables = _read_values(path, data)
         values = diagnostics_values(summary)
         for metric in metrics:
             if metric.startswith("diag.reason.") and metric not in values:
                 values[metric] = 0        # a reason no module has: a real zero, not a missing value
 
         def detail() -> dict[str, Any]:
-            return diagnostics_detail(_with_tables(path, data, summary, fast))
+            return diagnostics_detail(_with_tables(path, data, summary, tables))
         return Collected(values, detail)
