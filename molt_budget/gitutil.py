@@ -71,6 +71,20 @@ def toplevel(path: Path) -> Path | None:
     return _TOPLEVELS[path]
 
 
+def head_commit(path: Path, timeout: float = 60) -> str | None:
+    """HEAD's commit in the work tree `path` is in (None: no git, not a repository, no commit
+    yet), asking git for the work tree too in the same process: every check wants both."""
+    try:
+        proc = _spawn(path, ("rev-parse", "--show-toplevel", "--verify", "HEAD"), timeout, None, None)
+    except ConfigError:
+        return None
+    lines = proc.stdout.decode("utf-8", "replace").splitlines()
+    if path not in _TOPLEVELS:
+        # printed before HEAD is looked at, so an unborn branch still names its work tree
+        _TOPLEVELS[path] = Path(lines[0]) if lines and (proc.returncode == 0 or len(lines) == 1) else None
+    return lines[1].strip() if proc.returncode == 0 and len(lines) == 2 else None
+
+
 def forget_toplevels() -> None:
     """A new command (cli.main) asks again: a test or a long-lived caller may create repositories."""
     _TOPLEVELS.clear()

@@ -161,3 +161,26 @@ def test_git_is_asked_for_the_work_tree_once_a_command(tmp_path: Path) -> None:
     assert gitutil.toplevel(tmp_path) is None          # the same command: git is not asked again
     gitutil.forget_toplevels()
     assert gitutil.toplevel(tmp_path) == tmp_path.resolve()
+
+
+def test_head_commit_answers_the_work_tree_too(tmp_path: Path) -> None:
+    """Provenance's one git process names HEAD and the work tree: outside a repository, on an
+    unborn branch (a work tree, no commit) and at a commit, from a subfolder."""
+    from molt_budget import gitutil
+
+    sub = tmp_path / "repo" / "sub"
+    sub.mkdir(parents=True)
+    gitutil.forget_toplevels()
+    assert gitutil.head_commit(sub) is None
+    assert gitutil.toplevel(sub) is None
+    subprocess.run(["git", "init", "-q", str(sub.parent)], check=True)
+    gitutil.forget_toplevels()
+    assert gitutil.head_commit(sub) is None and gitutil.toplevel(sub) == sub.parent.resolve()
+    subprocess.run(["git", "-C", str(sub.parent), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
+                    "--allow-empty", "-m", "first"], check=True)
+    gitutil.forget_toplevels()
+    head = gitutil.head_commit(sub)
+    assert head == subprocess.run(["git", "-C", str(sub), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                  check=True).stdout.strip()
+    assert sub in gitutil._TOPLEVELS and gitutil.toplevel(sub) == sub.parent.resolve()
+    assert collect_provenance(sub, {})["commit"] == head

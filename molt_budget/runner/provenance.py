@@ -48,7 +48,9 @@ def collect_provenance(
     `dirty` ignores untracked files: output directories inside the checkout would
     otherwise mark every run dirty.
     """
-    commit = _git(cwd, ["rev-parse", "--verify", "HEAD"], git_timeout_s)
+    from molt_budget import gitutil
+
+    commit = gitutil.head_commit(cwd, git_timeout_s)
     status = _git(cwd, ["status", "--porcelain", "--untracked-files=no"], git_timeout_s) if commit else None
     branch = _git(cwd, ["symbolic-ref", "--short", "-q", "HEAD"], git_timeout_s) if commit else None
     return {
