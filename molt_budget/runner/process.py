@@ -356,13 +356,24 @@ def _environ(proc: psutil.Process) -> dict[str, str]:
         return {}
 
 
-def _self_and_ancestors() -> set[int]:
-    """A marker may leak into our own environment (nested runs): never kill upwards."""
-    lineage = proctable.lineage(os.getpid())
-    if lineage is not None:
-        return lineage
-    me = psutil.Process()
-    return {me.pid} | {parent.pid for parent in me.parents()}
+_lineage_of: dict[tuple[int, int], frozenset[int]] = {}
+
+
+def _self_and_ancestors() -> frozenset[int]:
+    """A marker may leak into our own environment (nested runs): never kill upwards.
+
+    Read once per (pid, parent): every sample asks twice. An ancestor further up that dies
+    re-parents the one below it without our parent changing; the set then misses the new
+    ancestor, which cannot carry our run's marker (only what we started can)."""
+    key = (os.getpid(), os.getppid())
+    if key not in _lineage_of:
+        lineage = proctable.lineage(key[0])
+        if lineage is None:
+            me = psutil.Process()
+            lineage = {me.pid} | {parent.pid for parent in me.parents()}
+        _lineage_of.clear()
+        _lineage_of[key] = frozenset(lineage)
+    return _lineage_of[key]
 
 
 def _direct_children() -> set[int]:
