@@ -97,3 +97,36 @@ def test_the_journal_is_fsyncd_only_once_a_second_of_builds_is_unsynced(tmp_path
     assert run.returncode == 0, run.stderr
     synced = [line for line in trace.read_text().splitlines() if "journal.jsonl>" in line]
     assert len(synced) == 1, synced
+
+
+def test_a_check_runs_almost_no_cyclic_collections_and_gives_the_threshold_back(tmp_path: Path) -> None:
+    """The command keeps what it builds until it ends: at CPython's default threshold a check of
+    a few diagnostics lanes ran dozens of collections walking the same tables. Counted with
+    gc.callbacks around a real check; the caller's threshold is unchanged after."""
+    import gc
+
+    payload = tmp_path / "diag.json"
+    payload.write_text('{"module_count": 3, "module_reasons": {'
+                       + ",".join(f'"m{i}": ["core_closure"]' for i in range(6000)) + '}, "frontend_module_timings": ['
+                       + ",".join(f'{{"module": "m{i}", "total_s": 0.01}}' for i in range(6000)) + "]}")
+    doc = {
+        "version": 1, "defaults": {"timeout_s": 60, "retries": 0, "repeats": 1},
+        "settings": {"output_root": "out", "history": "out/history.sqlite", "quiescence": {"max_wait_s": 0}},
+        "lanes": {f"l{i}": {"command": ["cp", str(payload), "${diagnostics_file}"], "diagnostics": True} for i in range(4)},
+        "kpis": {f"k{i}": {"lane": f"l{i}", "metric": "diag.module_count", "class": "exact", "target": 3} for i in range(4)},
+    }
+    (tmp_path / "budgets.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    collections: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    before = gc.get_threshold()
+    gc.callbacks.append(count)
+    try:
+        assert main(["check", "--config", str(tmp_path / "budgets.yaml"), "--no-base", "--quiet"]) == 0
+    finally:
+        gc.callbacks.remove(count)
+    assert gc.get_threshold() == before
+    assert len(collections) <= 5, collections
