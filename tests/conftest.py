@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,15 @@ REPO = Path(__file__).resolve().parents[1]
 # the checkout's __pycache__ (ignored by git), as an installed package has it.
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 sys.dont_write_bytecode = False
+
+# molt-budget keeps what it has checked before under $XDG_CACHE_HOME/molt-budget (schemas.
+# checked_before_dir): the tests get one folder a session, never the developer's ~/.cache.
+# The process that imports this first (xdist's controller, or a plain run) makes it; the
+# workers and every subprocess inherit it; its maker removes it at exit.
+if "MOLT_BUDGET_TEST_CACHE" not in os.environ:
+    os.environ["MOLT_BUDGET_TEST_CACHE"] = tempfile.mkdtemp(prefix="molt-budget-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["MOLT_BUDGET_TEST_CACHE"], ignore_errors=True)
+os.environ["XDG_CACHE_HOME"] = os.environ["MOLT_BUDGET_TEST_CACHE"]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHARED = Path(os.environ.get("MOLT_BUDGET_SHARED", REPO.parent / "shared"))
 MOLT = SHARED / "molt"

@@ -82,3 +82,16 @@ def test_a_second_check_of_the_same_budgets_never_imports_yaml(tmp_path: Path) -
     runs = [subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
             for _ in range(2)]
     assert [r.stdout.split()[-2:] for r in runs] == [["0", "True"], ["0", "False"]], [r.stderr[-300:] for r in runs]
+
+
+def test_the_test_session_keeps_its_caches_out_of_the_users_home() -> None:
+    """conftest gives the session (every worker and subprocess) one cache folder of its own."""
+    from molt_budget.schemas import checked_before_dir
+
+    session = Path(os.environ["MOLT_BUDGET_TEST_CACHE"])
+    assert session.is_dir() and not session.is_relative_to(Path.home() / ".cache")
+    for kind in ("budgets", "valid"):
+        assert checked_before_dir(kind).is_relative_to(session)
+    seen = subprocess.run([sys.executable, "-c", "from molt_budget.schemas import checked_before_dir as d; print(d('valid'))"],
+                          capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(REPO)}).stdout.strip()
+    assert Path(seen).is_relative_to(session)
