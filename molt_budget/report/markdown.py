@@ -153,10 +153,10 @@ def _footnote(screen: summary.FirstScreen) -> str:
     return f"<sub>{segments(screen.footnote)}</sub>"
 
 
-def _kpi_lines(report: dict[str, Any], sparklines: dict[str, list[float]] | None) -> list[str]:
+def _kpi_lines(screen: summary.FirstScreen) -> list[str]:
     """Header, rule and one line per KPI (worst first); narrow enough for a PR's 830 px:
     status, KPI with its lane, head, its change, the budget or change limit that decided."""
-    rows = summary.first_screen(report).rows
+    rows = screen.rows
     lines = ["|  | KPI · lane | head | Δ | decided by |", "|---|---|--:|--:|--:|"]
     for r in rows:
         kpi = code(r.kpi) + (f" · {code(r.lane)}" if r.lane else "")
@@ -376,14 +376,14 @@ def _ratchets(report: dict[str, Any], limit: int) -> tuple[str, bool]:
     return details(f"Ratchet suggestions ({len(ratchets)})", "\n".join(lines)), more > 0
 
 
-def _sections(report: Report, limit: int, kpi_lines: list[str],
+def _sections(report: Report, data: dict[str, Any], screen: summary.FirstScreen, limit: int, kpi_lines: list[str],
               sparklines: dict[str, list[float]] | None = None) -> list[Section]:
     """In display order; priorities say what goes first when the text is too long.
 
     The first screen: headline, one sentence per failing KPI with its cause, the narrow
-    table, one footnote line (commits, host). Everything after it is folded, ranked."""
-    screen = summary.first_screen(report)
-    data = report.to_dict()                 # the first-screen helpers read the report's JSON form
+    table, one footnote line (commits, host). Everything after it is folded, ranked.
+    `data` is the report's JSON form (the first-screen helpers read it) and `screen` its first
+    screen: both the same at every item limit, so render_markdown builds them once."""
     out = [Section("headline", _headline(data, screen))]
     causes, cut = _causes(screen, max(limit, 3))
     if causes:
@@ -455,9 +455,11 @@ def render_markdown(
     hint = full_report_hint or DEFAULT_HINT
     if isinstance(report, dict):             # a report read from JSON by a caller that did not type it
         report = Report.from_dict(report)
-    kpi_lines = _kpi_lines(report.to_dict(), sparklines)
+    data = report.to_dict()
+    screen = summary.first_screen(data)
+    kpi_lines = _kpi_lines(screen)
     for limit in ITEM_LIMITS:
-        sections = _sections(report, limit, kpi_lines, sparklines)
+        sections = _sections(report, data, screen, limit, kpi_lines, sparklines)
         truncated = any(s.truncated for s in sections)
         text = _assemble(marker, sections, _footer(report, max_chars, [], truncated, hint))
         if len(text) <= max_chars:
