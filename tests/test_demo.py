@@ -135,10 +135,15 @@ def test_release_optimises_more_than_release_fast_and_dev(tmp_path) -> None:
     assert rel["functions"] == fast["functions"] == dev["functions"] and rel["inits"] == dev["inits"] == 6
 
 
-def test_multiprocessing_import_blows_every_ir_budget(tmp_path) -> None:
-    entry = tmp_path / "hello.py"
-    entry.write_text("import multiprocessing\n\nprint(42)\n")
-    _, ir_path, diag = build(tmp_path, entry)
+@pytest.mark.xdist_group("demo-mp")
+def test_multiprocessing_import_blows_every_ir_budget(demo_mp_regression: dict) -> None:
+    """The build of hello.py with `import multiprocessing` that test_compare_git.py's check ran
+    (conftest.demo_mp_regression: one ~7 CPU-s build a session): its IR and diagnostics files."""
+    results = json.loads(Path(demo_mp_regression["report"]["results_path"]).read_text())
+    (sample,) = results["lanes"]["dev_cold"]["samples"]
+    attempt = Path(sample["attempt_log"][-1]["stdout_log"]).parent
+    ir_path, diag = attempt / "ir.json", json.loads((attempt / "diagnostics.json").read_text())
+    assert (demo_mp_regression["repo"] / "hello.py").read_text().startswith("import multiprocessing\n")
     counts = ir_counts(ir_path)
     assert_counts_agree(counts, diag)
     assert 30 <= counts["inits"] <= 60 and counts["ops"] > 100_000 and counts["bytes"] > 10_000_000

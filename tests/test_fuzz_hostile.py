@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import needs_shared
+from conftest import MOLT, needs_shared
 from fuzz_inputs import json_cases
 
 from molt_budget.collectors.molt_diagnostics import summarize_diagnostics
@@ -61,12 +61,18 @@ def _has_line(text: str, target: Path) -> bool:
     return bool(re.match(re.escape(str(target)) + r":\d+: ", text) or re.search(r"\bline \d+\b", text))
 
 
+@pytest.fixture(scope="module")
+def diagnostics_cases() -> list[tuple[str, bytes]]:
+    """The 520 fuzzed diagnostics payloads, made once (~1.5 CPU-s) for the two tests that read them."""
+    seeds = [(MOLT / "examples/diagnostics_dev_warm.json").read_bytes(),
+             (MOLT / "real/A/diagnostics.json").read_bytes(),
+             (MOLT / "real/C/diagnostics.json").read_bytes()]
+    return list(json_cases(seeds, 520, seed=12))
+
+
 @needs_shared
-def test_fuzzed_diagnostics_payloads(tmp_path: Path, shared: Path) -> None:
-    seeds = [(shared / "molt/examples/diagnostics_dev_warm.json").read_bytes(),
-             (shared / "molt/real/A/diagnostics.json").read_bytes(),
-             (shared / "molt/real/C/diagnostics.json").read_bytes()]
-    seen = run_cases(tmp_path, json_cases(seeds, 520, seed=12), summarize_diagnostics, "diagnostics.json")
+def test_fuzzed_diagnostics_payloads(tmp_path: Path, diagnostics_cases: list[tuple[str, bytes]]) -> None:
+    seen = run_cases(tmp_path, diagnostics_cases, summarize_diagnostics, "diagnostics.json")
     assert seen["ok"] > 20 and seen["error"] > 100          # both outcomes exercised
 
 
@@ -134,15 +140,13 @@ def _outcome(path: Path, fast: bool) -> Any:
 
 
 @needs_shared
-def test_the_fast_reading_and_the_checked_one_agree_on_every_fuzzed_payload(tmp_path: Path, shared: Path) -> None:
+def test_the_fast_reading_and_the_checked_one_agree_on_every_fuzzed_payload(
+        tmp_path: Path, diagnostics_cases: list[tuple[str, bytes]]) -> None:
     """The fast (msgspec) reading only ever speeds up what the checked one would give: the same
     summary, or the same error worded by the checked reading."""
-    seeds = [(shared / "molt/examples/diagnostics_dev_warm.json").read_bytes(),
-             (shared / "molt/real/A/diagnostics.json").read_bytes(),
-             (shared / "molt/real/C/diagnostics.json").read_bytes()]
     target = tmp_path / "diagnostics.json"
     differ, outcomes = [], {"ok": 0, "error": 0}
-    for label, data in json_cases(seeds, 520, seed=12):
+    for label, data in diagnostics_cases:
         target.write_bytes(data)
         fast, checked = _outcome(target, True), _outcome(target, False)
         outcomes["error" if isinstance(checked, tuple) else "ok"] += 1
