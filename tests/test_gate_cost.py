@@ -130,3 +130,19 @@ def test_a_check_runs_almost_no_cyclic_collections_and_gives_the_threshold_back(
         gc.callbacks.remove(count)
     assert gc.get_threshold() == before
     assert len(collections) <= 5, collections
+
+
+def test_a_check_never_imports_psutil_on_linux(tmp_path: Path) -> None:
+    """/proc answers everything a check asks of the host (psutil is the fallback elsewhere):
+    the ~10 ms import is not paid. Seen in the interpreter of a real check."""
+    doc = {
+        "version": 1, "defaults": {"timeout_s": 60, "retries": 0, "repeats": 2},
+        "settings": {"output_root": "out", "history": "out/history.sqlite", "quiescence": {"max_wait_s": 0}},
+        "lanes": {"quick": {"command": ["true"]}},
+        "kpis": {"quick_s": {"lane": "quick", "metric": "wall_s", "target": 30}},
+    }
+    (tmp_path / "budgets.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    code = ("import sys; from molt_budget.cli import main; rc = main(['check', '--no-base', '--quiet']); "
+            "print(rc, 'psutil' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.stdout.split()[-2:] == ["0", "False"], run.stderr

@@ -184,3 +184,18 @@ def test_head_commit_answers_the_work_tree_too(tmp_path: Path) -> None:
                                   check=True).stdout.strip()
     assert sub in gitutil._TOPLEVELS and gitutil.toplevel(sub) == sub.parent.resolve()
     assert collect_provenance(sub, {})["commit"] == head
+
+
+def test_host_facts_from_proc_agree_with_psutil() -> None:
+    """Cores, memory and busy CPU time are read from /proc and /sys (psutil costs ~10 ms to
+    import); they must be psutil's own answers."""
+    import psutil
+
+    from molt_budget.runner import proctable
+
+    assert proctable.physical_cores() == psutil.cpu_count(logical=False)
+    assert proctable.memory_total() == psutil.virtual_memory().total
+    times = psutil.cpu_times()
+    theirs = sum(getattr(times, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq", "steal"))
+    ours = proctable.host_busy_s()
+    assert ours is not None and abs(ours - theirs) < 0.5 + 0.01 * theirs

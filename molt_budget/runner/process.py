@@ -42,11 +42,13 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
-
-import psutil
+from typing import TYPE_CHECKING
 
 from molt_budget.errors import MeasurementError
 from molt_budget.runner import proctable
+
+if TYPE_CHECKING:
+    import psutil
 from molt_budget.structs import Struct, field
 
 TAIL_LINES = 20
@@ -312,6 +314,8 @@ def _snapshot_of(table: proctable.Table, marker: tuple[str, str] | None, pgid: i
 
 def _scan_psutil(marker: tuple[str, str] | None, pgid: int | None) -> _Snapshot:
     """The same without /proc (not Linux)."""
+    import psutil
+
     alive: set[int] = set()
     children: dict[int, list[int]] = defaultdict(list)
     marked: set[int] = set()
@@ -350,6 +354,8 @@ def _hwm(pid: int) -> int:
 
 def _environ(proc: psutil.Process) -> dict[str, str]:
     """Other users' processes (AccessDenied) and kernel threads (NoSuchProcess) have no readable environ."""
+    import psutil
+
     try:
         return proc.environ()
     except psutil.Error:
@@ -369,6 +375,8 @@ def _self_and_ancestors() -> frozenset[int]:
     if key not in _lineage_of:
         lineage = proctable.lineage(key[0])
         if lineage is None:
+            import psutil
+
             me = psutil.Process()
             lineage = {me.pid} | {parent.pid for parent in me.parents()}
         _lineage_of.clear()
@@ -435,7 +443,12 @@ def _reap(pids: Iterable[int]) -> dict[int, resource.struct_rusage]:
 def _cpu_times(pids: Iterable[int]) -> dict[int, tuple[float, float]]:
     """(user, sys) including waited-for children, for processes that are still alive."""
     times: dict[int, tuple[float, float]] = {}
-    for pid in pids:
+    wanted = list(pids)
+    if not wanted:
+        return times              # a plain build's run never loads psutil
+    import psutil
+
+    for pid in wanted:
         try:
             cpu = psutil.Process(pid).cpu_times()
         except psutil.Error:
@@ -445,6 +458,8 @@ def _cpu_times(pids: Iterable[int]) -> dict[int, tuple[float, float]]:
 
 
 def _rss(pid: int) -> int:
+    import psutil
+
     try:
         return psutil.Process(pid).memory_info().rss
     except psutil.Error:
@@ -640,6 +655,8 @@ def _open_pidfd(pid: int) -> int | None:
 
 
 def _is_zombie_or_gone(pid: int) -> bool:
+    import psutil
+
     try:
         return psutil.Process(pid).status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
     except psutil.NoSuchProcess:
@@ -685,6 +702,8 @@ class _Sampler(threading.Thread):
             if self._table is not None:
                 self._orphan_owner[pid] = proctable.has_env(pid, *self.run_state.marker) is not False
             else:
+                import psutil
+
                 try:
                     env = _environ(psutil.Process(pid))
                     self._orphan_owner[pid] = not env or env.get(self.run_state.marker[0]) == self.run_state.marker[1]

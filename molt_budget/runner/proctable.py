@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_BUSY_FIELDS = (0, 1, 2, 5, 6, 7)      # /proc/stat's cpu line: user nice system (idle iowait) irq softirq steal
 
 
 class Proc(NamedTuple):
@@ -204,3 +206,43 @@ def lineage(pid: int) -> set[int] | None:
         found.add(parent)
         current = parent
     return found
+
+
+def host_busy_s() -> float | None:
+    """Seconds every CPU spent busy since boot (user, nice, system, irq, softirq, steal), as
+    psutil.cpu_times() sums them; None without /proc/stat."""
+    data = _read("/proc/stat", 4096)
+    if data is None or not data.startswith(b"cpu "):
+        return None
+    fields = data.split(b"\n", 1)[0].split()[1:]
+    try:
+        return sum(int(fields[i]) for i in _BUSY_FIELDS if i < len(fields)) / _TICKS
+    except ValueError:
+        return None
+
+
+def physical_cores() -> int | None:
+    """psutil.cpu_count(logical=False)'s first method: distinct core sibling lists in sysfs;
+    None when there are none to read (the caller asks psutil)."""
+    import glob
+
+    found = set()
+    for pattern in ("core_cpus_list", "thread_siblings_list"):
+        for path in glob.glob(f"/sys/devices/system/cpu/cpu[0-9]*/topology/{pattern}"):
+            data = _read(path, 4096)
+            if data is not None:
+                found.add(data.strip())
+        if found:
+            return len(found)
+    return None
+
+
+def memory_total() -> int | None:
+    """MemTotal in bytes (psutil.virtual_memory().total on Linux); None without /proc/meminfo."""
+    data = _read("/proc/meminfo", 1 << 16)
+    for line in (data or b"").splitlines():
+        if line.startswith(b"MemTotal:"):
+            parts = line.split()
+            if len(parts) >= 2 and parts[1].isdigit():
+                return int(parts[1]) * 1024
+    return None

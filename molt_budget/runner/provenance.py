@@ -17,8 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import psutil
-
+from molt_budget.runner import proctable
 from molt_budget.structs import Struct
 
 GIT_TIMEOUT_S = 5.0
@@ -132,12 +131,33 @@ def _run(argv: list[str], cwd: Path, timeout_s: float) -> _Result:
 def _host() -> dict[str, Any]:
     return {
         "cpu_model": _cpu_model(),
-        "cores": psutil.cpu_count(logical=False),
+        "cores": _physical_cores(),
         "logical_cpus": os.cpu_count(),
-        "memory_bytes": psutil.virtual_memory().total,
+        "memory_bytes": _memory_total(),
         "hostname": socket.gethostname(),
         "platform": _platform(),
     }
+
+
+def _physical_cores() -> int | None:
+    """/sys when it says (psutil costs ~10 ms to import, more than all of provenance), else psutil."""
+    found = proctable.physical_cores()
+    if found is not None:
+        return found
+    import psutil
+
+    cores: int | None = psutil.cpu_count(logical=False)
+    return cores
+
+
+def _memory_total() -> int:
+    found = proctable.memory_total()
+    if found is not None:
+        return found
+    import psutil
+
+    total: int = psutil.virtual_memory().total
+    return total
 
 
 def _platform() -> str:

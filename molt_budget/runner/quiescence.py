@@ -4,7 +4,7 @@ Three signals, because each alone misleads: the 1-minute load average lags (it s
 for a while after a build and misses a build that just started), instantaneous busy CPUs
 are noisy, and a competing compiler process is the usual cause of both.
 
-Busy CPUs come from one `CpuMeter` per run: the host's busy time (/proc/stat, through
+Busy CPUs come from one `CpuMeter` per run: the host's busy time (/proc/stat, else
 psutil.cpu_times) between two checks minus our own (this process and the builds it
 waited for), so the check before a lane measures what else ran during the previous one
 and costs a read, not a sampling sleep. A window shorter than MIN_WINDOW_S (lanes that take
@@ -20,12 +20,13 @@ import os
 import resource
 import time
 from collections.abc import Iterable, Set
-from typing import NamedTuple
-
-import psutil
+from typing import TYPE_CHECKING, NamedTuple
 
 from molt_budget.runner import proctable
 from molt_budget.structs import Struct
+
+if TYPE_CHECKING:
+    import psutil
 
 MIN_WINDOW_S = 0.1   # /proc/stat counts in 10 ms ticks per CPU: shorter windows are noise
 
@@ -47,8 +48,12 @@ class Reading(NamedTuple):
 
 def read_cpu() -> Reading:
     """The host's and the run's CPU time now: the start of a meter's first window."""
-    times = psutil.cpu_times()
-    busy = sum(getattr(times, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq", "steal"))
+    busy = proctable.host_busy_s()
+    if busy is None:
+        import psutil
+
+        times = psutil.cpu_times()
+        busy = sum(getattr(times, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq", "steal"))
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return Reading(time.monotonic(), busy, me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime)
 
@@ -164,6 +169,8 @@ def _find_competitors(names: Set[str], exclude_pids: Set[int]) -> list[str]:
 
 def _find_competitors_psutil(names: Set[str], exclude_pids: Set[int]) -> list[str]:
     """The same without /proc (not Linux)."""
+    import psutil
+
     found = []
     for proc in psutil.process_iter():
         if proc.pid in exclude_pids:
@@ -183,6 +190,8 @@ def _find_competitors_psutil(names: Set[str], exclude_pids: Set[int]) -> list[st
 
 def _argv0_name(proc: psutil.Process) -> str | None:
     """Basename of argv[0]: the name of a `cargo` run through a wrapper or symlink."""
+    import psutil
+
     try:
         cmdline = proc.cmdline()
     except psutil.AccessDenied:
@@ -192,6 +201,8 @@ def _argv0_name(proc: psutil.Process) -> str | None:
 
 def _own_family() -> set[int]:
     """Us, our descendants and our ancestors: never competitors of the measurement we make."""
+    import psutil
+
     me = psutil.Process()
     family = {me.pid}
     family.update(parent.pid for parent in me.parents())
