@@ -15,8 +15,9 @@ import sys
 from collections.abc import Sequence
 
 from molt_budget import __version__
-from molt_budget.commands.args import EXIT_CODES_EPILOG
+from molt_budget.commands.args import EXIT_CODES_EPILOG, STARTED
 from molt_budget.errors import EXIT_CONFIG, EXIT_INTERNAL, BudgetError
+from molt_budget.runner.proctable import read_cpu
 
 DESCRIPTION = """\
 molt-budget: a CI regression-budget gate for compiler build cost.
@@ -86,9 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    started = read_cpu()            # the quiet-host meter's first window (commands.args.start_of_command)
     words = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(words)
     args = parser.parse_args(words)
+    setattr(args, STARTED, started)
     if args.command is None:
         parser.print_help()
         return EXIT_CONFIG

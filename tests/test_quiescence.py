@@ -241,3 +241,21 @@ def test_the_runs_first_quiet_host_check_starts_from_the_commands_start(tmp_path
     monkeypatch.setattr(quiescence, "time", QuiescenceClock())
     results = Engine(load_config(config), RunOptions(output_root=tmp_path / "out", cpu_since=since)).run()
     assert results.lanes["a"].status == "ok" and slept == []
+
+
+def test_the_command_start_is_taken_before_the_verbs_are_imported(monkeypatch: pytest.MonkeyPatch) -> None:
+    """cli.main reads the CPU clocks before it builds the parser (the verbs' imports, msgspec
+    among them) and hands that reading to the command: the first quiet-host window then spans
+    the imports as well, instead of a top-up sleep once the rest got faster than the window."""
+    from molt_budget import cli
+    from molt_budget.commands import args as cargs
+    from molt_budget.commands import check
+
+    built_at: list[float] = []
+    real_build = cli.build_parser
+    monkeypatch.setattr(cli, "build_parser", lambda argv=None: built_at.append(time.monotonic()) or real_build(argv))
+    got: list[Any] = []
+    monkeypatch.setattr(check, "cmd_check", lambda args: got.append((cargs.start_of_command(args), getattr(args, cargs.STARTED))) or 0)
+    assert cli.main(["check", "--no-base"]) == 0
+    (reading, handed), = got
+    assert reading is handed and reading.at <= built_at[0]

@@ -56,7 +56,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from molt_budget.report.terminal import render_report, use_color
     from molt_budget.results.store import save_results, write_json_atomic
 
-    started = start_of_command()
+    started = start_of_command(args)
     if sum(bool(x) for x in (args.base, args.baseline, args.aa, args.no_base)) > 1:
         raise BudgetError("--base, --baseline, --aa and --no-base exclude each other")
     config = load_config_arg(args)

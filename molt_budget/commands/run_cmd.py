@@ -22,7 +22,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from molt_budget.results.store import save_results
     from molt_budget.runner.engine import Engine
 
-    started = start_of_command()
+    started = start_of_command(args)
     config = load_config_arg(args)
     options = run_options(args, config, started)
     if args.pre_push and not options.lanes:

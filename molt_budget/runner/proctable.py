@@ -10,6 +10,8 @@ argv are read only for the few processes a caller asks about. None means there i
 from __future__ import annotations
 
 import os
+import resource
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import NamedTuple
@@ -246,3 +248,24 @@ def memory_total() -> int | None:
             if len(parts) >= 2 and parts[1].isdigit():
                 return int(parts[1]) * 1024
     return None
+
+
+class Reading(NamedTuple):
+    """The host's and the run's CPU time at one moment: the ends of a quiet-host window."""
+
+    at: float
+    host_busy_s: float     # all CPUs, every process
+    own_s: float           # this process + the children it waited for (the builds of the run)
+
+
+def read_cpu() -> Reading:
+    """The host's and the run's CPU time now: the start of a meter's first window (here, not in
+    runner.quiescence, so that a command can take it before it imports anything heavy)."""
+    busy = host_busy_s()
+    if busy is None:
+        import psutil
+
+        times = psutil.cpu_times()
+        busy = sum(getattr(times, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq", "steal"))
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return Reading(time.monotonic(), busy, me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime)

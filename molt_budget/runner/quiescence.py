@@ -17,12 +17,12 @@ rest of it.
 from __future__ import annotations
 
 import os
-import resource
 import time
 from collections.abc import Iterable, Set
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from molt_budget.runner import proctable
+from molt_budget.runner.proctable import Reading, read_cpu
 from molt_budget.structs import Struct
 
 if TYPE_CHECKING:
@@ -38,24 +38,6 @@ class QuiescenceReport(Struct):
     busy_cpus: float            # CPUs' worth of non-idle time during the sample window
     competitors: list[str]      # "cargo(pid 123)"
     waited_s: float
-
-
-class Reading(NamedTuple):
-    at: float
-    host_busy_s: float     # all CPUs, every process
-    own_s: float           # this process + the children it waited for (the builds of the run)
-
-
-def read_cpu() -> Reading:
-    """The host's and the run's CPU time now: the start of a meter's first window."""
-    busy = proctable.host_busy_s()
-    if busy is None:
-        import psutil
-
-        times = psutil.cpu_times()
-        busy = sum(getattr(times, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq", "steal"))
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return Reading(time.monotonic(), busy, me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime)
 
 
 class CpuMeter:
