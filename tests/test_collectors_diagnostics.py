@@ -302,6 +302,7 @@ def test_molts_payloads_take_the_fast_reading(source: str) -> None:
     assert _reading(data, fast=True) == _reading(data, fast=False)
 
 
+@pytest.mark.slow   # a 150-example sweep reading each document twice
 @_SETTINGS
 @given(doc=st.dictionaries(_keys, _json, max_size=4) | _json)
 def test_the_fast_reading_agrees_on_arbitrary_json(doc: Any) -> None:

@@ -366,6 +366,7 @@ _EXCERPT = (MOLT / "examples" / "ir_excerpt.json").read_bytes() if (MOLT / "exam
 _edits = st.lists(st.tuples(st.integers(0, 2), st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=4)
 
 
+@pytest.mark.slow   # a 150-example fuzz sweep of whole IR files
 @_SETTINGS
 @given(edits=_edits, cut=st.one_of(st.none(), st.integers(0, len(_EXCERPT))), chunk=st.sampled_from([3, 1 << 20]))
 def test_mutated_ir_only_raises_collector_error(

@@ -74,6 +74,7 @@ def test_generated_documents(tmp_path: Path, capsys: pytest.CaptureFixture[str],
     check_validate(tmp_path, yaml.safe_dump(doc, allow_unicode=True), capsys)
 
 
+@pytest.mark.slow   # 40 CLI runs of a fuzz sweep, as the others in this file
 def test_truncations_of_the_shipped_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rng = random.Random(7)
     for cut in sorted(rng.sample(range(1, len(SEED_TEXT)), 40)):

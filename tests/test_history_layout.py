@@ -122,6 +122,7 @@ def test_a_chunk_gives_back_every_point_exactly(raw: list[tuple[int, int, float]
     assert all(type(v) is float for _t, _r, v in got)
 
 
+@pytest.mark.slow   # a 200-example property sweep
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.integers(1, 10 ** 11), st.integers(1, 2 ** 33), FLOATS), min_size=1, max_size=3 * CHUNK),
        st.integers(1, 5))

@@ -126,6 +126,7 @@ def test_own_descendant_is_not_a_competitor(competitor_name: str, spawn: Spawn) 
     assert report.quiet and report.competitors == []
 
 
+@pytest.mark.slow   # waits ~3 s for a real competitor process to exit
 def test_becomes_quiet_when_competitor_exits(competitor_name: str, spawn: Spawn) -> None:
     spawn(competitor_name, seconds=3)   # outlives the checker's start-up on a loaded host
     report = check_from_sibling(

@@ -29,6 +29,7 @@ ORACLE = pytest.mark.xdist_group("scipy-oracle")
 
 
 @ORACLE
+@pytest.mark.slow   # an oracle sweep (and scipy's import, ~1.5 CPU-s): not in the quick loop
 @pytest.mark.parametrize("n", [2, 3, 4, 5, 6, 7, 9, 12, 20, 35])
 def test_sequential_t_evidence_matches_scipy_noncentral_t(n: int) -> None:
     rng = random.Random(n)
@@ -95,6 +96,7 @@ def test_holm_worked_example() -> None:
     assert stats.holm([0.6, 0.7]) == [1.0, 1.0]
 
 
+@pytest.mark.slow   # a 200-example property sweep
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.floats(0, 1), max_size=30))
 def test_holm_properties(p: list[float]) -> None:
