@@ -126,6 +126,7 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]
     yield out
 
 
+@pytest.mark.slow   # real runs of the demo lanes (the `shards` fixture)
 def test_merge_unions_lanes_and_rejudges(shards: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)
     budgets = (REPO / "budgets.yaml").read_text(encoding="utf-8")
@@ -154,6 +155,7 @@ def test_merge_unions_lanes_and_rejudges(shards: dict[str, Path], tmp_path: Path
     assert cli.main(["report", str(rep), "--markdown"]) == 0
 
 
+@pytest.mark.slow   # real runs of the demo lanes (the `shards` fixture)
 def test_history_adds_a_trend_column(shards: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from molt_budget.results.history import History
     from molt_budget.results.record import MainCheck
@@ -184,12 +186,14 @@ def test_history_adds_a_trend_column(shards: dict[str, Path], tmp_path: Path, ca
     assert cli.main(["report", str(path), "--history", str(tmp_path / "nope.sqlite")]) == 2
 
 
+@pytest.mark.slow   # real runs of the demo lanes (the `shards` fixture)
 def test_merge_refuses_the_same_lane_twice(shards: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["merge", str(shards["a"]), str(shards["a"]), "--out", str(tmp_path / "m.json")]) == 2
     assert "lane 'dev_cold' is also in" in capsys.readouterr().err
     assert not (tmp_path / "m.json").exists()
 
 
+@pytest.mark.slow   # real runs of the demo lanes (the `shards` fixture)
 def test_merge_refuses_different_commits(shards: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     other = json.loads(shards["b"].read_text(encoding="utf-8"))
     other["provenance"]["commit"] = "0123456789abcdef0123456789abcdef01234567"
@@ -198,6 +202,7 @@ def test_merge_refuses_different_commits(shards: dict[str, Path], tmp_path: Path
     assert "shards must come from the same commit" in capsys.readouterr().err
 
 
+@pytest.mark.slow   # real runs of the demo lanes (the `shards` fixture)
 def test_merge_without_config_keeps_shard_verdicts(shards: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "m.json"
     assert cli.main(["merge", str(shards["a"]), str(shards["b"]), "--out", str(out)]) == 0
@@ -206,6 +211,7 @@ def test_merge_without_config_keeps_shard_verdicts(shards: dict[str, Path], tmp_
     assert [k["id"] for k in data["kpis"]][: len(a["kpis"])] == [k["id"] for k in a["kpis"]]
 
 
+@pytest.mark.slow   # real runs of the demo lanes (the `shards` fixture)
 def test_merge_expected_lane_without_a_shard_is_an_error(shards: dict[str, Path], tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)
@@ -370,6 +376,7 @@ def _counts(text: str, pair: str, sep: str) -> dict[str, int]:
     return out
 
 
+@pytest.mark.slow   # real runs of the demo lanes (the `shards` fixture)
 def test_merge_report_check_run_and_history_agree_on_one_merged_file(shards: dict[str, Path], tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch,
                                                                       capsys: pytest.CaptureFixture[str]) -> None:

@@ -78,6 +78,7 @@ def test_molt_targets_are_the_trackers(shared: Path) -> None:
     assert len(judged) == len(tracker) and all(target == want for target, want in judged.values()), judged
 
 
+@pytest.mark.slow   # a real git repository whose hook runs `check` on real lanes
 def test_install_hook_in_a_real_repo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import subprocess
 
