@@ -9,9 +9,9 @@ psutil.cpu_times) between two checks minus our own (this process and the builds 
 waited for), so the check before a lane measures what else ran during the previous one
 and costs a read, not a sampling sleep. A window shorter than MIN_WINDOW_S (lanes that take
 milliseconds) is measured from the reading before, so it spans the lanes since. The first
-window starts with the command (`read_cpu` before the budgets are loaded, handed to the run's
-meter): loading and imports fill it, and only a start faster than MIN_WINDOW_S waits for the
-rest of it.
+window starts with the command (`proctable.read_cpu`, cli.main's first step, before the verbs'
+imports; handed to the run's meter): the imports and loading the budgets fill it, and only a
+start faster than MIN_WINDOW_S waits for the rest of it.
 """
 
 from __future__ import annotations
