@@ -71,26 +71,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.nodeid.split("::")[0] not in heavy)
 
 
-_DEMO_RUNTIME: list[Path] = []
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _demo_runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
-    _DEMO_RUNTIME[:] = [tmp_path_factory.mktemp("demo-runtime")]
-
-
 def demo_runtime() -> str:
-    """A CARGO_TARGET_DIR for the demo compiler, one a session (a worker): its runtime library is
-    built once per profile (~0.6 CPU-s each) instead of in every fresh cache of every test, as
-    molt shares cargo's target dir between builds. Nothing a test asserts is in that library:
-    IR and diagnostics come from the frontend."""
-    return str(_DEMO_RUNTIME[0])
+    """A CARGO_TARGET_DIR for the demo compiler, one a session (every worker's): its runtime
+    library is built once per profile (~0.6 CPU-s each) instead of in every fresh cache of every
+    test, as molt shares cargo's target dir between builds. Two workers building it at once is
+    safe: the demo writes both files atomically, its IR first and the library last (runtime_image).
+    Nothing a test asserts is in that library: IR and diagnostics come from the frontend."""
+    return str(Path(os.environ["MOLT_BUDGET_TEST_CACHE"]) / "demo-runtime")
 
 
 @pytest.fixture(scope="session")
 def demo_mp_regression(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The demo's `import multiprocessing` regression, measured once: ~8 CPU-s of builds that
-    test_compare_git.py and test_first_screen.py share (their tests are in xdist group demo-mp)."""
+    test_compare_git.py, test_first_screen.py and test_demo.py share (their tests are in xdist group demo-mp)."""
     from test_compare_git import multiprocessing_regression
 
     return multiprocessing_regression(tmp_path_factory.mktemp("demo-mp"))
