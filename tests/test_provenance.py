@@ -199,3 +199,23 @@ def test_host_facts_from_proc_agree_with_psutil() -> None:
     theirs = sum(getattr(times, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq", "steal"))
     ours = proctable.host_busy_s()
     assert ours is not None and abs(ours - theirs) < 0.5 + 0.01 * theirs
+
+
+@needs_git
+def test_provenance_in_a_repository_is_two_git_processes(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HEAD with the work tree, then the branch with the changes: each git process is a few
+    ms of every check. Counted by a `git` first on PATH that logs and runs the real one."""
+    from molt_budget import gitutil
+
+    real = shutil.which("git")
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    log = tmp_path / "git-calls.txt"
+    (shim / "git").write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec {real} "$@"\n')
+    (shim / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shim}{os.pathsep}{os.environ['PATH']}")
+    gitutil.forget_toplevels()
+    prov = collect_provenance(repo, {})
+    assert (prov["dirty"], prov["branch"]) == (False, "trunk")
+    assert len(log.read_text().splitlines()) == 2
+    assert gitutil.toplevel(repo) == repo.resolve() and len(log.read_text().splitlines()) == 2

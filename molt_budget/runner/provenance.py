@@ -50,12 +50,15 @@ def collect_provenance(
     from molt_budget import gitutil
 
     commit = gitutil.head_commit(cwd, git_timeout_s)
-    status = _git(cwd, ["status", "--porcelain", "--untracked-files=no"], git_timeout_s) if commit else None
-    branch = _git(cwd, ["symbolic-ref", "--short", "-q", "HEAD"], git_timeout_s) if commit else None
+    # one process for both: the v2 format's header names the branch ("(detached)" without one),
+    # every other line is a change to a tracked file
+    status = _git(cwd, ["status", "--porcelain=v2", "--branch", "--untracked-files=no"], git_timeout_s) if commit else None
+    lines = status.splitlines() if status is not None else []
+    branch = next((line.removeprefix("# branch.head ") for line in lines if line.startswith("# branch.head ")), None)
     return {
         "commit": commit or None,
-        "dirty": None if status is None else status != "",
-        "branch": branch or None,
+        "dirty": None if status is None else any(not line.startswith("#") for line in lines),
+        "branch": None if branch in (None, "", "(detached)") else branch,
         "host": _host(),
         "python": platform.python_version(),
         "tools": {name: _tool_version(_argv(command), cwd, tool_timeout_s) for name, command in tool_commands.items()},
