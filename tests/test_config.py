@@ -126,6 +126,18 @@ def test_bad_numbers_and_dates(tmp_path: Path, extra: str, expected: str) -> Non
     assert expected in error_of(tmp_path, KPI_BASE + extra)
 
 
+@pytest.mark.parametrize("literal", ["1e9", "2.5e3", "-4E2"])
+def test_an_exponent_yaml_reads_as_text_gets_a_spelling_it_reads_as_a_number(tmp_path: Path, literal: str) -> None:
+    """PyYAML (YAML 1.1) takes `1e9` as the string '1e9': the error names the line and a
+    spelling that loads as the same number."""
+    import yaml
+
+    message = error_of(tmp_path, KPI_BASE + f"    limit: {literal}\n")
+    assert message.startswith("budgets.yaml:10: kpis.k.limit:")
+    suggested = repr(float(literal))
+    assert suggested in message and yaml.safe_load(suggested) == float(literal)
+
+
 def test_an_unquoted_date_is_a_date_string(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, KPI_BASE + "    expires: 2027-01-31\n"))
     assert config.kpis["k"].expires == "2027-01-31"

@@ -128,8 +128,21 @@ def _check_schema(path: Path, data: dict[str, Any], lines: Lines) -> None:
             message = f"unknown key (allowed: {', '.join(sorted(allowed))})"
     elif err.validator == "oneOf" or (err.validator == "type" and keys and keys[-1] == "command"):
         message = f"{err.instance!r} is not valid here"
+    elif err.validator == "type" and _numeric_text(err.instance):
+        # YAML 1.1 (PyYAML) takes a float only with a dot and a signed exponent: 1e9 is text
+        message += f" (YAML reads {err.instance} as text: write it as {float(err.instance)!r} or without the exponent)"
     more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
     raise ConfigError(f"{path.name}:{line}: {dotted}: {message}{more}")
+
+
+def _numeric_text(value: object) -> bool:
+    """A string that Python reads as a finite number (what a YAML 1.1 loader left as text)."""
+    if not isinstance(value, str) or not value.strip():
+        return False
+    try:
+        return math.isfinite(float(value))
+    except ValueError:
+        return False
 
 
 def _deepest(err: Any) -> Any:
