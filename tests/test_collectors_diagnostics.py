@@ -308,3 +308,56 @@ def test_molts_payloads_take_the_fast_reading(source: str) -> None:
 def test_the_fast_reading_agrees_on_arbitrary_json(doc: Any) -> None:
     data = json.dumps(doc).encode()
     assert _reading(data, fast=True) == _reading(data, fast=False)
+
+
+def _decodes(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("data", [
+    b"", b'{"a": 1}', "{\"m\": \"caf\u00e9 \u2603 \U0001f600\"}".encode(),
+    b"x" * ((1 << 16) - 1) + "\u00e9".encode(),                       # a sequence split across chunks
+    b"x" * ((1 << 16) - 2) + "\U0001f600".encode() + b"y" * 10,
+    b"\xff", b"ok \xc3", b"\xed\xa0\x80", b"x" * (1 << 17) + b"\x80", b"\xc0\xaf",
+])
+def test_the_utf8_check_is_bytes_decode_without_the_text(data: bytes) -> None:
+    from molt_budget.collectors.molt_diagnostics import _valid_utf8
+
+    assert _valid_utf8(data) == _decodes(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.binary(max_size=40), st.text(max_size=20).map(lambda t: t.encode("utf-8", "surrogatepass"))),
+                max_size=8), st.integers(0, 3))
+def test_the_utf8_check_agrees_with_decode_on_arbitrary_bytes(parts: list[bytes], pad: int) -> None:
+    from molt_budget.collectors import molt_diagnostics as md
+
+    data = b"a" * (pad * 21845) + b"".join(parts)                   # some runs cross a 64 kB chunk
+    assert md._valid_utf8(data) == _decodes(data)
+
+
+def test_a_file_that_grows_while_read_is_read_to_the_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """read_regular asks for the stat's size + 1: a longer read means the file grew since the
+    stat, and the rest is read up to the cap (past it: refused), as when it read the cap at once.
+    The growth is staged by a stat that reports the file smaller than it is."""
+    import os
+
+    from molt_budget import bounded
+
+    path = tmp_path / "d.json"
+    path.write_bytes(b"x" * 1000)
+    real_fstat = os.fstat
+
+    def stale_fstat(fd: int) -> os.stat_result:
+        st = real_fstat(fd)
+        return os.stat_result((st.st_mode, st.st_ino, st.st_dev, st.st_nlink, st.st_uid, st.st_gid, 10,
+                               int(st.st_atime), int(st.st_mtime), int(st.st_ctime)))
+
+    monkeypatch.setattr(bounded.os, "fstat", stale_fstat)
+    assert bounded.read_regular(path, 5000) == b"x" * 1000
+    with pytest.raises(bounded.InputError):
+        bounded.read_regular(path, 500)
