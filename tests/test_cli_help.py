@@ -52,3 +52,11 @@ def test_a_verb_builds_only_its_own_parser(verb: str) -> None:
     out = subprocess.run([sys.executable, "-c", code, verb], capture_output=True, text=True, check=True).stdout
     loaded = set(json.loads(out)) - {"molt_budget.commands.args"}
     assert loaded == {COMMANDS[verb]}
+
+
+def test_help_imports_no_record_machinery() -> None:
+    """`--help` builds every verb's parser: the verbs' modules import argparse and light
+    modules only (msgspec, which the records need, is ~15 ms of a fresh interpreter)."""
+    code = "import sys; from molt_budget import cli; cli.build_parser(); print('msgspec' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False"]

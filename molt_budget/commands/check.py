@@ -15,12 +15,11 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from molt_budget import gitutil
 from molt_budget.commands.args import EXIT_CODES_EPILOG, close_progress, load_config_arg, run_args, run_options, start_of_command
 from molt_budget.errors import EXIT_CONFIG, EXIT_INTERNAL, BudgetError, ConfigError
-from molt_budget.structs import Struct, field, replace
 
 if TYPE_CHECKING:
     from molt_budget.compare.budget_changes import Parser
@@ -96,7 +95,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     return outcome.report.exit_code()
 
 
-class CheckOptions(Struct):
+class CheckOptions(NamedTuple):
+    """What `check` does beyond the run (a NamedTuple, like CheckOutcome: this module is
+    imported by `--help`, which need not import msgspec for two records)."""
+
     run: RunOptions
     base: str | None = None
     baseline: Path | None = None
@@ -106,12 +108,12 @@ class CheckOptions(Struct):
     record: bool = True
 
 
-class CheckOutcome(Struct):
+class CheckOutcome(NamedTuple):
     report: Report
     head: RunResults
     base: RunResults | None
     head_results_path: Path
-    notes: list[str] = field(default_factory=list)   # one line each, printed on stderr
+    notes: list[str]                    # one line each, printed on stderr
 
 
 def run_check(config: Config, options: CheckOptions) -> CheckOutcome:
@@ -268,6 +270,8 @@ def _config_in_worktree(config: Config, sha: str, output_root: Path) -> Config:
     worktree = gitutil.ensure_worktree(repo, sha, folder / sha[:12])
     gitutil.prune_worktrees(repo, folder, keep=3)
     # The head's lanes and KPIs, run in the base's checkout: same procedure, other code.
+    from molt_budget.structs import replace
+
     return replace(config, path=worktree / rel)
 
 
@@ -275,6 +279,7 @@ def _paired(head_config: Config, base_config: Config, options: CheckOptions, lan
             noise: Noise) -> Any:
     from molt_budget.compare.sampler import samplers_for
     from molt_budget.runner.paired import run_paired
+    from molt_budget.structs import replace
 
     if options.run.resume is not None:
         raise ConfigError("--resume continues a run without a measured base (run, check --no-base or --baseline); "
