@@ -130,7 +130,7 @@ def _check_schema(path: Path, data: dict[str, Any], lines: Lines) -> None:
         message = f"{err.instance!r} is not valid here"
     elif err.validator == "type" and _numeric_text(err.instance):
         # YAML 1.1 (PyYAML) takes a float only with a dot and a signed exponent: 1e9 is text
-        message += f" (YAML reads {err.instance} as text: write it as {float(err.instance)!r} or without the exponent)"
+        message += f" (YAML reads {err.instance} as text: write it as {_yaml_float(float(err.instance))})"
     more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
     raise ConfigError(f"{path.name}:{line}: {dotted}: {message}{more}")
 
@@ -143,6 +143,15 @@ def _numeric_text(value: object) -> bool:
         return math.isfinite(float(value))
     except ValueError:
         return False
+
+
+def _yaml_float(value: float) -> str:
+    """`value` spelled so that YAML 1.1 reads a number: a dot, and a signed exponent if any."""
+    text = repr(value)
+    mantissa, e, exponent = text.partition("e")
+    if e and "." not in mantissa:
+        text = f"{mantissa}.0e{exponent}"
+    return text
 
 
 def _deepest(err: Any) -> Any:

@@ -97,15 +97,16 @@ class Config(Struct):
     # config is (equality) nor of its repr
     text: str = ""
 
+    def _what_it_is(self) -> tuple[tuple[str, Any], ...]:
+        return tuple((name, getattr(self, name)) for name in self.__struct_fields__ if name != "text")
+
     def __eq__(self, other: object) -> bool:
         if type(other) is not Config:
             return NotImplemented
-        return (self.path, self.lanes, self.kpis, self.settings, self.lines) == (
-            other.path, other.lanes, other.kpis, other.settings, other.lines)
+        return self._what_it_is() == other._what_it_is()
 
     def __repr__(self) -> str:
-        return (f"Config(path={self.path!r}, lanes={self.lanes!r}, kpis={self.kpis!r}, settings={self.settings!r}, "
-                f"lines={self.lines!r})")
+        return f"Config({', '.join(f'{name}={value!r}' for name, value in self._what_it_is())})"
 
     @property
     def root(self) -> Path:

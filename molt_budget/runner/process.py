@@ -46,10 +46,10 @@ from typing import TYPE_CHECKING
 
 from molt_budget.errors import MeasurementError
 from molt_budget.runner import proctable
+from molt_budget.structs import Struct, field
 
 if TYPE_CHECKING:
-    import psutil
-from molt_budget.structs import Struct, field
+    import psutil  # imported where used: only the non-Linux fallbacks need it
 
 TAIL_LINES = 20
 _TAIL_MAX_BYTES = 64 * 1024        # a tail is for a report line, not for a 100 MB single-line log
