@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from molt_budget.runner import process
+from molt_budget.runner import process, proctable
 from molt_budget.runner.process import ProcessOutcome, kill_marked, run_process
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process-tree behaviour is Linux-specific")
@@ -185,6 +187,41 @@ def test_whole_tree_is_killed_on_timeout(lane: Lane) -> None:
     pids = [int(line) for line in pid_file.read_text().split()]
     assert len(pids) == 4
     assert out.timed_out
+    assert set(pids) <= set(out.killed_pids)
+    assert [pid for pid in pids if is_alive(pid)] == []
+    assert marked_alive(lane.marker) == []
+
+
+def test_a_child_moving_to_us_while_the_tree_is_read_is_still_killed(lane: Lane, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One walk of the tree reads our children, then theirs. When the leader dies in between, its
+    # children move to us after our list was read and are gone from the dead leader's list when
+    # that is read: the walk misses them although they live. The walk is held here at exactly
+    # that point (on a loaded host the scheduler does it): the kill must still find and end them.
+    pid_file = lane.tmp / "tree.pids"
+    real_children = proctable.direct_children
+    real_signal_all = process._Run._signal_all
+    held: list[int] = []
+
+    def preempted(pid: int | None = None) -> set[int] | None:
+        found = real_children(pid)
+        if held and held[0] in (found or ()) and pid == os.getpid():
+            leader = held.pop()                # once: later walks see the tree as it is
+            give_up = time.monotonic() + 10
+            while getattr(proctable._stat(leader), "state", "Z") != "Z" and time.monotonic() < give_up:
+                time.sleep(0.005)
+        return found
+
+    def signal_all(self: process._Run, sig: int) -> None:
+        real_signal_all(self, sig)
+        if sig == signal.SIGTERM:
+            held.append(self.pid)              # the next walk is the first one after the leader was signalled
+
+    monkeypatch.setattr(proctable, "direct_children", preempted)
+    monkeypatch.setattr(process._Run, "_signal_all", signal_all)
+    out = lane.run(py("tree.py", pid_file, "deaf"), timeout_s=2.0, kill_grace_s=0.3)
+    pids = [int(line) for line in pid_file.read_text().split()]
+    assert out.timed_out and held == []       # the walk was held while the leader died
+    assert out.returncode == -15              # the leader died of the SIGTERM, its deaf children need SIGKILL
     assert set(pids) <= set(out.killed_pids)
     assert [pid for pid in pids if is_alive(pid)] == []
     assert marked_alive(lane.marker) == []

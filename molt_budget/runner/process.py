@@ -626,7 +626,12 @@ class _Run:
         # Scan, then reap: whatever was already dead at the scan is a zombie this reap collects.
         members = self.members(self.scan())
         self.collect()
-        return self.status is not None and not members
+        if self.status is None or members:
+            return False
+        # One walk can miss a live process: when its parent dies during the walk, it moves to us
+        # after our children were read and has left the dead parent's list when that is read.
+        # The move is over by the end of the walk, so a second walk finds it among ours.
+        return not self.members(self.scan())
 
     def _signal_all(self, sig: int) -> None:
         # Scan first: once the group is signalled its members are zombies and no longer show up as members.
