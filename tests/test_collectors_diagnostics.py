@@ -341,8 +341,9 @@ def test_the_utf8_check_agrees_with_decode_on_arbitrary_bytes(parts: list[bytes]
 
 
 def test_a_file_that_grows_while_read_is_read_to_the_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """read_regular asks for the stat's size + 1: a longer read means the file grew since the
-    stat, and the rest is read up to the cap (past it: refused), as when it read the cap at once.
+    """read_regular reads the stat's size, then one byte more: a byte more means the file grew
+    since the stat, and the rest is read up to the cap (past it: refused), as when it read the
+    cap at once.
     The growth is staged by a stat that reports the file smaller than it is."""
     import os
 
@@ -359,5 +360,6 @@ def test_a_file_that_grows_while_read_is_read_to_the_cap(tmp_path: Path, monkeyp
 
     monkeypatch.setattr(bounded.os, "fstat", stale_fstat)
     assert bounded.read_regular(path, 5000) == b"x" * 1000
+    assert bounded.read_regular(path, 1000) == b"x" * 1000           # grown to the cap exactly: still read
     with pytest.raises(bounded.InputError):
         bounded.read_regular(path, 500)
