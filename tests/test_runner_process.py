@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -335,6 +336,26 @@ def test_peak_rss_counts_a_100mb_child(lane: Lane) -> None:
     out = lane.run(py("alloc.py", 1, 100, 0.3))
     assert out.returncode == 0
     assert 100 * MiB <= out.peak_rss_bytes < 400 * MiB
+
+
+def test_the_sampler_thread_starts_only_for_a_build_that_outlives_its_first_interval(
+        lane: Lane, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A check's builds mostly end within milliseconds: their one look is taken by the runner
+    itself, and a thread (whose start and join cost more) samples only longer builds."""
+    started: list[int] = []
+    real_start = process._Sampler.start
+
+    def counted(self: process._Sampler) -> None:
+        started.append(self.run_state.pid)
+        real_start(self)
+
+    monkeypatch.setattr(process._Sampler, "start", counted)
+    quick = lane.run(["true"], sample_interval_s=2.0)
+    assert quick.returncode == 0 and started == []
+    held = lane.run(py("alloc.py", 1, 100, 0.4), sample_interval_s=0.05)
+    assert held.returncode == 0 and len(started) == 1
+    assert 100 * MiB <= held.peak_rss_bytes < 400 * MiB   # allocated after the first look: the thread saw it
+    assert [t for t in threading.enumerate() if t.name.startswith("rss-sampler")] == []
 
 
 def test_peak_rss_is_not_inflated_by_a_big_parent(lane: Lane) -> None:

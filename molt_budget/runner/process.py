@@ -165,7 +165,7 @@ def run_process(
 
     run = _Run(popen, marker, preexisting, baseline)
     sampler = _Sampler(run, sample_interval_s)
-    sampler.start()
+    sampler.sample()            # the first look at once, in this thread (see _Sampler.start_late)
     timed_out = False
     try:
         deadline = started + timeout_s
@@ -174,8 +174,9 @@ def run_process(
             if remaining <= 0:
                 timed_out = True
                 break
-            if run.wait_exit(min(remaining, _REAP_EVERY_S)):
+            if run.wait_exit(min(remaining, _REAP_EVERY_S if sampler.started else sample_interval_s)):
                 break
+            sampler.start_late()
             run.reap_orphans(sampler.zombie_children)   # the sampler's last look: no scan of our own
     except BaseException:
         # Ctrl-C or a bug while waiting: still leave nothing behind.
@@ -219,7 +220,7 @@ def run_process(
 def direct_children() -> set[int]:
     """Our direct children now (zombies included): taken at the start of a lane, so that
     `kill_marked(..., adopted_since=...)` can tell which processes the lane left to us."""
-    return set(_scan().children.get(os.getpid(), ()))
+    return _direct_children()
 
 
 def kill_marked(marker: tuple[str, str], grace_s: float = 1.0, adopted_since: set[int] | None = None) -> list[int]:
@@ -669,7 +670,11 @@ def _is_zombie_or_gone(pid: int) -> bool:
 
 
 class _Sampler(threading.Thread):
-    """Samples the summed RSS of the run's tree; the main thread only waits and reaps."""
+    """Samples the summed RSS of the run's tree; the main thread only waits and reaps.
+
+    The first look is taken by the caller, right after the start (`sample`); the thread starts
+    only for a build that outlives the first interval (`start_late`). Most of a check's builds
+    end sooner, and a thread's start and join cost more than their build's whole bookkeeping."""
 
     def __init__(self, run: _Run, interval_s: float) -> None:
         super().__init__(name=f"rss-sampler-{run.pid}", daemon=True)
@@ -686,6 +691,18 @@ class _Sampler(threading.Thread):
         self._lineage = _self_and_ancestors()
         self.zombie_children: set[int] = set()    # our children that died: the main thread reaps them
 
+    @property
+    def started(self) -> bool:
+        return self.ident is not None
+
+    def start_late(self) -> None:
+        """The build outlived the first interval: sample it from now on in the thread."""
+        if not self.started:
+            self.start()
+
+    def sample(self) -> None:
+        self._sample()
+
     def run(self) -> None:
         # Dense at first (short builds, early peaks), then backing off to _MAX_SAMPLE_S so a
         # long build is not slowed by its own measurement.
@@ -698,7 +715,8 @@ class _Sampler(threading.Thread):
 
     def stop(self) -> None:
         self._stop_event.set()
-        self.join()
+        if self.started:
+            self.join()
 
     def _ours(self, pid: int) -> bool:
         """An orphan adopted mid-run belongs to this run only if it carries the marker
