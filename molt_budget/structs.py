@@ -17,8 +17,29 @@ What differs from a dataclass, and how this package lives with it:
 
 from __future__ import annotations
 
-from msgspec import Struct, field
-from msgspec.structs import asdict, fields, replace
+import sys
 
-__all__ = ["Struct", "asdict", "field", "fields", "replace"]
+
+def _import_msgspec() -> None:
+    """Import msgspec without typing_extensions: msgspec takes its `get_type_hints` and
+    `Required` from there when it is installed (mypy installs it), for TypedDicts written with
+    typing_extensions; no record here is one, and msgspec falls back to `typing`'s own. The
+    import (it brings `inspect`, `ast`, `dis`, `tokenize`) cost every command ~18 ms, half of
+    msgspec's. Blocked only while msgspec is first imported: later importers get it as usual."""
+    if "msgspec" in sys.modules or "typing_extensions" in sys.modules:
+        return
+    sys.modules["typing_extensions"] = None  # type: ignore[assignment]   # an ImportError to importers
+    try:
+        import msgspec  # noqa: F401
+    finally:
+        del sys.modules["typing_extensions"]
+
+
+_import_msgspec()
+
+import msgspec  # noqa: E402   (this module is where the package imports msgspec: see above)
+from msgspec import Struct, field  # noqa: E402
+from msgspec.structs import asdict, fields, replace  # noqa: E402
+
+__all__ = ["Struct", "asdict", "field", "fields", "msgspec", "replace"]
 

@@ -23,13 +23,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
-import msgspec
-
 from molt_budget.bounded import MAX_EXACT, MAX_SMALL_BYTES, InputError, check_number, locate
 from molt_budget.collectors.base import Collected, Collector, Command, RunFiles
 from molt_budget.collectors.generic import json_from_bytes, load_json_text, read_bytes
 from molt_budget.errors import CollectorError
-from molt_budget.structs import Struct, field, replace
+from molt_budget.structs import Struct, field, msgspec, replace
 
 if TYPE_CHECKING:
     from molt_budget.collectors.timing import ProcessMeasurement

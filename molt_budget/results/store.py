@@ -22,10 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from molt_budget.errors import ConfigError
 from molt_budget.results.model import SCHEMA_VERSION, RunResults
+from molt_budget.structs import msgspec
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
