@@ -112,6 +112,9 @@ def test_lock_timeout_line_is_retried_with_reason(tmp_path: Path) -> None:
     assert sample.retry_reason == "build_lock_timeout"
     assert [a.retry_reason for a in sample.attempt_log] == ["build_lock_timeout", "build_lock_timeout", None]
     assert all(Path(a.stderr_log).exists() for a in sample.attempt_log)
+    # each attempt in a folder of its own, one level under the lane's
+    folders = [Path(a.stderr_log).parent for a in sample.attempt_log]
+    assert len(set(folders)) == 3 and {f.parent.name for f in folders} == {"flaky"}
 
 
 def test_timeout_retries_then_errors(tmp_path: Path) -> None:
@@ -180,8 +183,11 @@ def test_resume_keeps_finished_lanes_and_reruns_failed(tmp_path: Path) -> None:
     )
     assert run_cli("check", "--config", str(config), "--quiet") == 3
     run_dir = sorted((tmp_path / "out" / "runs").iterdir())[-1]
+    failed_attempt = Path(load_results(run_dir / "results.json").lanes["bad"].samples[0].attempt_log[0].stderr_log).parent
+    (failed_attempt / "left.over").write_text("from the failed run")
     flag.unlink()
     assert run_cli("check", "--config", str(config), "--quiet", "--resume", str(run_dir)) == 0
+    assert failed_attempt.is_dir() and not (failed_attempt / "left.over").exists()   # its folder, emptied
     assert good_count.read_text().count("run") == 1
     assert bad_count.read_text().count("run") == 2
     assert load_results(run_dir / "results.json").lanes["bad"].status == "ok"
