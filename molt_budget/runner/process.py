@@ -307,9 +307,10 @@ def _snapshot_of(table: proctable.Table, marker: tuple[str, str] | None, pgid: i
         # As the subreaper, every process of our runs is one of our descendants (an orphan
         # is reparented to us): only their environments need reading, not the whole host's.
         candidates = proctable.expand({me}, children) if _subreaper_ok and _subreaper_pid == me else alive
-        marked = {pid for pid in candidates & alive if proctable.has_env(pid, *marker)}
+        # never us (our own environment, read again every scan, is never a process of the run)
+        marked = {pid for pid in (candidates & alive) - {me} if proctable.has_env(pid, *marker)}
         if marked:
-            marked -= {me} | proctable.ancestors(table, me)
+            marked -= proctable.ancestors(table, me)
     return _Snapshot(alive, children, marked, grouped)
 
 

@@ -10,7 +10,6 @@ import os
 import platform
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -137,9 +136,19 @@ def _host() -> dict[str, Any]:
         "cores": _physical_cores(),
         "logical_cpus": os.cpu_count(),
         "memory_bytes": _memory_total(),
-        "hostname": socket.gethostname(),
+        "hostname": _hostname(),
         "platform": _platform(),
     }
+
+
+def _hostname() -> str:
+    """socket.gethostname() is uname's node name on POSIX: read it there without importing
+    socket (~3 ms of every check)."""
+    if hasattr(os, "uname"):
+        return os.uname().nodename
+    import socket
+
+    return socket.gethostname()
 
 
 def _physical_cores() -> int | None:
