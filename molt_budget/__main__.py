@@ -1,3 +1,3 @@
-from molt_budget.cli import main
+from molt_budget.cli import run
 
-raise SystemExit(main())
+run()

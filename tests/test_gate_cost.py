@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -152,3 +153,38 @@ def test_a_check_imports_none_of_what_it_does_not_need(tmp_path: Path) -> None:
             f"print(rc, [m for m in {NOT_IMPORTED_BY_A_CHECK!r} if m in sys.modules])")
     run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.stdout.splitlines()[-1] == "0 []", run.stderr
+
+
+@pytest.mark.parametrize("target, code", [(4200, 0), (41, 1)])
+def test_the_command_line_ends_without_teardown_and_loses_nothing(tmp_path: Path, target: int, code: int) -> None:
+    """`python -m molt_budget` (and the console script, the same `cli.run`) ends with os._exit
+    after `main`: every line of a report larger than a pipe's buffer arrives, the exit code is
+    the verdict's, and the run is whole on disk (results without a journal, the history row)."""
+    from molt_budget.results.history import History
+    from molt_budget.results.store import load_results
+
+    doc = {
+        "version": 1, "defaults": {"timeout_s": 60, "retries": 0, "repeats": 1},
+        "settings": {"output_root": "out", "history": "out/history.sqlite", "quiescence": {"max_wait_s": 0}},
+        "lanes": {"echo": {"command": [sys.executable, "-c", "print('size: 42')"]}},
+        "kpis": {f"size_{i:04d}_{'x' * 60}": {"lane": "echo", "metric": "regex:stdout:size: (\\d+)", "class": "exact",
+                                               "target": target, "limit": target, "owner": "me"} for i in range(1000)},
+    }
+    (tmp_path / "budgets.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}     # stdout a buffered pipe
+    run = subprocess.run([sys.executable, "-m", "molt_budget", "check", "--no-base"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120, env=buffered)
+    assert run.returncode == code, run.stderr
+    assert len(run.stdout) > 1 << 16                                   # past a pipe's buffer
+    assert run.stdout.rstrip().splitlines()[-1].startswith("verdict: ")
+    assert sum(f"size_{i:04d}_" in run.stdout for i in range(1000)) == 1000
+    run_dir = next((tmp_path / "out" / "runs").iterdir())
+    results = load_results(run_dir / "results.json")
+    assert results.state == "complete" and not (run_dir / "journal.jsonl").exists()
+    assert History(tmp_path / "out" / "history.sqlite").runs(limit=5)[0].run_id == results.run_id
+    # what is still in stdout's buffer when `main` returns is flushed before the hard exit
+    code_line = ("import sys; from molt_budget import cli; print('written-before', end=''); "
+                 "sys.argv = ['molt-budget', 'validate']; cli.run()")
+    late = subprocess.run([sys.executable, "-c", code_line], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env=buffered)
+    assert late.returncode == 0 and late.stdout.startswith("written-before"), late.stderr
