@@ -330,6 +330,7 @@ def test_the_utf8_check_is_bytes_decode_without_the_text(data: bytes) -> None:
     assert _valid_utf8(data) == _decodes(data)
 
 
+@pytest.mark.slow   # a 300-example sweep; the cases above stay in the quick loop
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(st.binary(max_size=40), st.text(max_size=20).map(lambda t: t.encode("utf-8", "surrogatepass"))),
                 max_size=8), st.integers(0, 3))

@@ -219,7 +219,7 @@ def test_a_child_moving_to_us_while_the_tree_is_read_is_still_killed(lane: Lane,
 
     monkeypatch.setattr(proctable, "direct_children", preempted)
     monkeypatch.setattr(process._Run, "_signal_all", signal_all)
-    out = lane.run(py("tree.py", pid_file, "deaf"), timeout_s=2.0, kill_grace_s=0.3)
+    out = lane.run(py("tree.py", pid_file, "deaf"), timeout_s=1.0, kill_grace_s=0.2)
     pids = [int(line) for line in pid_file.read_text().split()]
     assert out.timed_out and held == []       # the walk was held while the leader died
     assert out.returncode == -15              # the leader died of the SIGTERM, its deaf children need SIGKILL
