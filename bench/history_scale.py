@@ -17,6 +17,7 @@ import json
 import os
 import random
 import resource
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -179,6 +180,10 @@ def bench_history(n: int, shape: str, rounds: int, work: Path) -> list[list[Any]
             history.kpi_series(k.id, k.lane, k.metric, k.aggregate, limit=20)
             history.kpi_series(k.id, k.lane, k.metric, k.aggregate, limit=50)
 
+    from molt_budget.environment import check_history
+
+    checked = timed(lambda: check_history(db), rounds)
+    full_scan = timed(lambda: sqlite3.connect(db).execute("PRAGMA quick_check").fetchall(), rounds)
     baseline = timed(lambda: history.main_record_for_commit(probe), rounds * 20)
     baseline_prefix = timed(lambda: history.main_record_for_commit(probe[:12]), rounds * 20)
     part = timed(check_history_part, rounds)
@@ -198,6 +203,9 @@ def bench_history(n: int, shape: str, rounds: int, work: Path) -> list[list[Any]
         [tag, "baseline lookup (full sha)", f"{baseline * 1000:.3f} ms", "≤ 1 ms", _ok(baseline <= 0.001)],
         [tag, "baseline lookup (12-char prefix)", f"{baseline_prefix * 1000:.3f} ms", "≤ 1 ms", _ok(baseline_prefix <= 0.001)],
         [tag, "history part of check (trend + fence per KPI)", f"{part * 1000:.1f} ms", "≤ 50 ms", _ok(part <= 0.05)],
+        [tag, "history checked before the lanes (header, schema, write lock)", f"{checked * 1000:.2f} ms",
+         f"≤ 50 ms (PRAGMA quick_check, read before: {full_scan * 1000:.0f} ms, {full_scan / max(checked, 1e-9):,.0f}x)",
+         _ok(checked <= 0.05)],
         [tag, "sparklines (last 20 per KPI)", f"{spark * 1000:.1f} ms", "-", "-"],
         [tag, "tracker --out (process)", _proc(tracker), "≤ 0.5 s, ≤ 64 MiB", _ok(tracker[1] <= 0.5 and tracker[2] <= 64)],
         [tag, "report --markdown --history (process)", _proc(markdown), "≤ 0.5 s, ≤ 64 MiB",

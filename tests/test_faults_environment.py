@@ -110,6 +110,44 @@ def test_a_corrupt_history_is_found_before_any_lane_runs(tmp_path: Path, capsys:
     assert count.exists()
 
 
+def test_a_truncated_history_is_found_before_any_lane_runs_from_its_header(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A copy cut short (an interrupted cache restore) is told by SQLite's header, which
+    counts more pages than the file holds: found without reading the whole database."""
+    from history_factory import populate
+
+    populate(tmp_path, n=40)                                     # a real history: out/history.sqlite
+    history = tmp_path / "out" / "history.sqlite"
+    count = tmp_path / "count"
+    config = write_budgets(tmp_path, {"a": {"command": fake_build("--count", str(count)), "repeats": 1}},
+                           {"w": {"lane": "a", "metric": "wall_s", "target": 10}})
+    data = history.read_bytes()
+    assert len(data) > 8 * 4096
+    history.write_bytes(data[: len(data) // 2])
+    code = main(["check", "--config", str(config), "--quiet", "--no-base"])
+    line = one_error_line(capsys.readouterr().err)
+    assert code == 3 and "truncated" in line and f"mv {history} {history}.corrupt" in line
+    assert not count.exists()
+
+
+def test_damage_deep_in_the_history_is_one_line_when_a_read_reaches_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The check before the lanes reads the header and schema only; pages damaged further in
+    are said as the same one line by the read that meets them, never as a traceback."""
+    from history_factory import populate
+
+    populate(tmp_path, n=40)
+    history = tmp_path / "out" / "history.sqlite"
+    data = bytearray(history.read_bytes())
+    page = int.from_bytes(data[16:18], "big")
+    for start in range(4 * page, len(data) - page, page):       # every page past the schema's
+        data[start:start + page] = bytes([0x0D]) + bytes(range(256)) * (page // 256 - 1) + bytes(255)
+    history.write_bytes(bytes(data))
+    code = main(["history", "--db", str(history), "list"])
+    line = one_error_line(capsys.readouterr().err)
+    assert code == 3 and str(history) in line and f"mv {history} {history}.corrupt" in line
+
+
 def test_resume_does_not_trust_a_lane_marked_ok_without_samples(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     count = tmp_path / "count"
     config = write_budgets(tmp_path, {"a": {"command": fake_build("--count", str(count)), "repeats": 1}},

@@ -191,11 +191,19 @@ class History:
         if self._conn is None or self._pid != os.getpid():
             self._conn, self._pid = self._connect(), os.getpid()
             self._shapes, self._version = {}, None
-        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
-        if version != self._version:
-            self._forget()
-            self._version = version
-        yield self._conn
+        try:
+            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._version:
+                self._forget()
+                self._version = version
+            yield self._conn
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):
+                raise                              # locked, full, read-only: the caller's to word
+            # damage a read reached (check_history reads only the header and schema)
+            from molt_budget.environment import corrupt_history
+
+            raise corrupt_history(self.path, str(exc)) from None
 
     def _forget(self) -> None:
         """Drop what reads remembered (shapes stay: a shape id never changes its body)."""
