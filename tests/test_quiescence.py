@@ -192,6 +192,48 @@ def test_meter_waits_only_to_fill_a_too_short_first_window(monkeypatch: pytest.M
     assert slept == []                                                     # a full window costs a read, no sleep
 
 
+def test_a_short_first_window_far_below_the_limit_needs_no_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A start faster than a full window: a reading whose worst tick error still leaves it
+    under the limit finds the host quiet at once; one that cannot tell waits for the window."""
+    from molt_budget.runner import quiescence
+
+    slept: list[float] = []
+    monkeypatch.setattr(quiescence.time, "sleep", lambda s: slept.append(s) or time_sleep(s))
+    meter = quiescence.CpuMeter()
+    time_sleep(quiescence.FIRST_LOOK_S + 0.005)
+    meter.busy_cpus(quiet_below=HUGE)
+    assert slept == []                                           # decided on the short window
+    meter = quiescence.CpuMeter()
+    time_sleep(quiescence.FIRST_LOOK_S + 0.005)
+    meter.busy_cpus(quiet_below=0.0)                             # nothing is below zero: it must look longer
+    assert len(slept) == 1 and 0 < slept[0] < quiescence.MIN_WINDOW_S - quiescence.FIRST_LOOK_S + 0.001
+    slept.clear()
+    meter = quiescence.CpuMeter()
+    meter.busy_cpus(quiet_below=HUGE)                            # shorter than the first look: always waits
+    assert len(slept) == 1
+
+
+def test_a_busy_cpu_is_never_found_quiet_on_a_short_first_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The early decision's safety: a spinning process (a whole CPU of someone else's work) on a
+    limit of one CPU is never below it even with the tick error taken off: the meter waits for
+    the full window, and its reading sees the spinner."""
+    from molt_budget.runner import quiescence
+
+    slept: list[float] = []
+    monkeypatch.setattr(quiescence.time, "sleep", lambda s: slept.append(s) or time_sleep(s))
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time_sleep(0.3)                                          # spinning at full speed
+        meter = quiescence.CpuMeter()
+        time_sleep(quiescence.FIRST_LOOK_S + 0.01)
+        busy = meter.busy_cpus(quiet_below=1.0)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert len(slept) == 1                                       # not decided early
+    assert busy >= 0.5
+
+
 def test_fast_lanes_never_make_the_meter_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
     """Lanes of a few milliseconds: each check reads the window from the reading before the last
     one (still a full window), so only the very first check ever sleeps."""

@@ -10,8 +10,9 @@ waited for), so the check before a lane measures what else ran during the previo
 and costs a read, not a sampling sleep. A window shorter than MIN_WINDOW_S (lanes that take
 milliseconds) is measured from the reading before, so it spans the lanes since. The first
 window starts with the command (`proctable.read_cpu`, cli.main's first step, before the verbs'
-imports; handed to the run's meter): the imports and loading the budgets fill it, and only a
-start faster than MIN_WINDOW_S waits for the rest of it.
+imports; handed to the run's meter): the imports and loading the budgets fill it, and a start
+faster than MIN_WINDOW_S waits for the rest of it only when its reading cannot yet tell (a
+reading far below the limit already does: `CpuMeter.busy_cpus`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     import psutil
 
 MIN_WINDOW_S = 0.1   # /proc/stat counts in 10 ms ticks per CPU: shorter windows are noise
+FIRST_LOOK_S = 0.05  # the shortest first window that may still find the host quiet (see CpuMeter)
+_TICK_S = 0.01       # USER_HZ: /proc/stat's unit
 
 
 class QuiescenceReport(Struct):
@@ -47,18 +50,31 @@ class CpuMeter:
         self._last = since or read_cpu()
         self._before: Reading | None = None      # the reading before _last, a full window earlier
 
-    def busy_cpus(self) -> float:
+    def busy_cpus(self, quiet_below: float | None = None) -> float:
+        """`quiet_below`: the limit the caller judges against. A first window shorter than
+        MIN_WINDOW_S (but at least FIRST_LOOK_S) is enough when even its reading's worst tick
+        error (`tick_error`) leaves it below that limit: the host is quiet either way, and the
+        wait for the rest of the window is skipped. Any other reading waits for a full window."""
         now = read_cpu()
-        if now.at - self._last.at < MIN_WINDOW_S:
+        window = now.at - self._last.at
+        if window < MIN_WINDOW_S:
             if self._before is not None:
                 # a fast lane since the last check: measure from the reading before it (a window
                 # of at least MIN_WINDOW_S, the previous lane's included) instead of sleeping
                 return others_busy_cpus(self._before, now)
-            time.sleep(MIN_WINDOW_S - (now.at - self._last.at))
-            now = read_cpu()
+            early = others_busy_cpus(self._last, now) if window >= FIRST_LOOK_S else None
+            if early is None or quiet_below is None or early + tick_error(window) >= quiet_below:
+                time.sleep(MIN_WINDOW_S - window)
+                now = read_cpu()
         busy = others_busy_cpus(self._last, now)
         self._before, self._last = self._last, now
         return busy
+
+
+def tick_error(window_s: float, ncpu: int | None = None) -> float:
+    """CPUs' worth a busy reading over `window_s` can be off by: two ticks a CPU, one at each
+    end (the counters advance in whole ticks, and each CPU's are sampled on its own)."""
+    return 2 * _TICK_S * (ncpu or os.cpu_count() or 1) / window_s
 
 
 def others_busy_cpus(before: Reading, after: Reading) -> float:
@@ -96,7 +112,7 @@ def wait_for_quiescence(
     started = time.monotonic()
     while True:
         load1 = os.getloadavg()[0]
-        busy = meter.busy_cpus()
+        busy = meter.busy_cpus(quiet_below=busy_limit)
         competitors = _find_competitors(names, set(exclude_pids))
         reasons = _assess(load1 if check_load else 0.0, busy, competitors, ncpu, max_load_per_cpu, busy_limit)
         waited = time.monotonic() - started
