@@ -1,4 +1,4 @@
-"""Dataclasses that flow from the runner to the comparator and reporters.
+"""Typed records that flow from the runner to the comparator and reporters (msgspec Structs).
 
 They serialise to the results JSON (schemas/results.schema.json) and back without loss.
 """
