@@ -198,9 +198,9 @@ class History:
                 self._version = version
             yield self._conn
         except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError):
-                raise                              # locked, full, read-only: the caller's to word
-            # damage a read reached (check_history reads only the header and schema)
+            if type(exc) is not sqlite3.DatabaseError:
+                raise                              # locked, full, read-only (the caller's to word), or a bug
+            # SQLITE_CORRUPT / SQLITE_NOTADB: damage a read reached (check_history reads only the header and schema)
             from molt_budget.environment import corrupt_history
 
             raise corrupt_history(self.path, str(exc)) from None
