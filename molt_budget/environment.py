@@ -14,7 +14,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from molt_budget.errors import EnvironmentFault
+from molt_budget.errors import EnvironmentFault, corrupt_history
 
 _ADVICE = {
     errno.ENOSPC: "free space on that file system (df -h {dir})",
@@ -121,14 +121,6 @@ def _header_problem(path: Path) -> str | None:
     return None
 
 
-def corrupt_history(path: Path, detail: str) -> EnvironmentFault:
-    """The one line for a history SQLite cannot read: what to do (move it aside, or its permissions)."""
-    if "readonly" in detail or "read-only" in detail:
-        return EnvironmentFault(f"{path}: the history database is read-only ({detail}): fix its permissions or pass --no-history")
-    return EnvironmentFault(f"{path}: the history database is unreadable or corrupt ({' '.join(detail.split())[:200]}): "
-                            f"move it aside (mv {path} {path}.corrupt) to start a new one")
-
-
 def record_history(history: object, results: object, results_path: Path | None, **options: object) -> object:
     """`History.record`, with a full disk or a broken database said as what to do; the
     results file already holds every sample, so nothing measured is lost."""
@@ -141,6 +133,6 @@ def record_history(history: object, results: object, results_path: Path | None, 
         what = "free space on that file system" if full else "check the database"
         raise EnvironmentFault(f"{path}: cannot record the run in the history database ({exc}): {what}; {kept}") from None
     except sqlite3.DatabaseError as exc:
-        raise corrupt_history(Path(str(path)), str(exc)) from None
+        raise corrupt_history(path, str(exc)) from None
     except OSError as exc:
         raise fault(exc, path, "record the run in the history database", kept) from None

@@ -54,3 +54,11 @@ class LockTimeout(BudgetError):
     """Another molt-budget process holds the output root."""
 
     exit_code = EXIT_MEASUREMENT
+
+
+def corrupt_history(path: object, detail: str) -> EnvironmentFault:
+    """The one line for a history SQLite cannot read: what to do (move it aside, or its permissions)."""
+    if "readonly" in detail or "read-only" in detail:
+        return EnvironmentFault(f"{path}: the history database is read-only ({detail}): fix its permissions or pass --no-history")
+    return EnvironmentFault(f"{path}: the history database is unreadable or corrupt ({' '.join(detail.split())[:200]}): "
+                            f"move it aside (mv {path} {path}.corrupt) to start a new one")

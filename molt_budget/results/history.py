@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from molt_budget.bounded import MAX_SMALL_BYTES, InputError, gunzip
-from molt_budget.errors import ConfigError
+from molt_budget.errors import ConfigError, corrupt_history
 from molt_budget.results.history_layout import (
     CHUNK,
     Point,
@@ -201,8 +201,6 @@ class History:
             if type(exc) is not sqlite3.DatabaseError:
                 raise                              # locked, full, read-only (the caller's to word), or a bug
             # SQLITE_CORRUPT / SQLITE_NOTADB: damage a read reached (check_history reads only the header and schema)
-            from molt_budget.environment import corrupt_history
-
             raise corrupt_history(self.path, str(exc)) from None
 
     def _forget(self) -> None:
