@@ -364,3 +364,21 @@ def test_a_file_that_grows_while_read_is_read_to_the_cap(tmp_path: Path, monkeyp
     assert bounded.read_regular(path, 1000) == b"x" * 1000           # grown to the cap exactly: still read
     with pytest.raises(bounded.InputError):
         bounded.read_regular(path, 500)
+
+
+@needs_shared
+def test_lanes_with_the_same_module_table_share_one_decoded_table(tmp_path: Path) -> None:
+    """The lanes of one program (cold, warm, a cache hit) enter the same modules: their
+    module_reasons bytes are decoded once and shared; another table is decoded on its own,
+    and each equals the checked reading."""
+    doc = json.loads(EXAMPLE.read_text())
+    cold, warm, other = tmp_path / "cold.json", tmp_path / "warm.json", tmp_path / "other.json"
+    cold.write_text(json.dumps(doc))
+    warm.write_text(json.dumps({**doc, "total_sec": (doc.get("total_sec") or 1.0) / 2}))    # same modules, other times
+    module = next(iter(doc["module_reasons"]))
+    other.write_text(json.dumps({**doc, "module_reasons": {**doc["module_reasons"], module: ["entry_root", "extra"]}}))
+    a, b, c = (summarize_diagnostics(p) for p in (cold, warm, other))
+    assert a.module_reasons is b.module_reasons
+    assert c.module_reasons is not a.module_reasons and c.module_reasons[module] == ["entry_root", "extra"]
+    for path, got in ((cold, a), (warm, b), (other, c)):
+        assert got == summarize_diagnostics(path, fast=False)

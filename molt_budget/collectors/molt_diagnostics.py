@@ -243,7 +243,7 @@ def _with_tables(path: Path, data: bytes, summary: DiagnosticsSummary, raw: _Raw
     if raw is not None:
         try:
             with _collector_paused():
-                reasons = _REASONS.decode(raw.reasons) if raw.reasons is not None else {}
+                reasons = _reasons_of(raw.reasons) if raw.reasons is not None else {}
                 rows = (_TIMINGS.decode(raw.timings) if raw.timings is not None else None) or []
         except (msgspec.MsgspecError, RecursionError, ValueError):
             pass
@@ -252,6 +252,25 @@ def _with_tables(path: Path, data: bytes, summary: DiagnosticsSummary, raw: _Raw
     doc, text = json_from_bytes(path, data, fields_checked=True)
     with _located(path, text):
         return _tables(path, _unwrap(path, doc), summary)
+
+
+# module_reasons tables as decoded, by their bytes: the lanes of one program (cold, warm, a
+# cache hit) enter the same modules for the same reasons, and each table is thousands of lists
+_REASONS_SEEN: dict[bytes, dict[str, list[str]]] = {}
+_REASONS_KEPT = 8
+
+
+def _reasons_of(raw: msgspec.Raw) -> dict[str, list[str]]:
+    """The table decoded once for every lane whose payload holds the same bytes (a shared,
+    read-only table, as every detail is: readers never mutate it)."""
+    key = bytes(raw)
+    table = _REASONS_SEEN.get(key)
+    if table is None:
+        table = _REASONS.decode(key)
+        if len(_REASONS_SEEN) >= _REASONS_KEPT:
+            _REASONS_SEEN.clear()
+        _REASONS_SEEN[key] = table
+    return table
 
 
 @contextmanager
