@@ -52,6 +52,41 @@ def _shares_a_module_fixture(item: pytest.Item) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    _fewer_gc_passes_at_exit(config)
+    _rewrite_my_share_of_the_test_modules(config)
+
+
+def _rewrite_my_share_of_the_test_modules(config: pytest.Config) -> None:
+    """On a fresh checkout every xdist worker rewrote the asserts of every test module before its
+    first test (~4 CPU-s each, all at once; pytest keeps the result as a pyc in __pycache__ for the
+    next run). Worker k of n rewrites the k-th n-th of them first, so each is rewritten once and
+    the others load it. A module whose pyc is there already ends the share: a warm checkout
+    costs one stat. Done with pytest's own functions (the pycs are pytest's, checked against the
+    source as always); a pytest without them skips it and rewrites as it always does."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER", ""), os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if not worker.startswith("gw") or not worker[2:].isdigit() or not count.isdigit() or sys.dont_write_bytecode:
+        return
+    try:
+        from _pytest.assertion.rewrite import PYC_TAIL, _rewrite_test, _write_pyc, assertstate_key, get_cache_dir
+
+        state = config.stash[assertstate_key]
+    except (ImportError, KeyError):
+        return                             # another pytest, or asserts not rewritten (--assert=plain)
+    modules = sorted(Path(__file__).resolve().parent.glob("test_*.py"))
+    k, n = int(worker[2:]), int(count)
+    for path in modules[len(modules) * k // n:len(modules) * (k + 1) // n] if k else ():
+        pyc = get_cache_dir(path) / (path.name[:-3] + PYC_TAIL)
+        if pyc.exists():
+            return
+        try:
+            pyc.parent.mkdir(parents=True, exist_ok=True)
+            source, code = _rewrite_test(path, config)
+            _write_pyc(state, code, source, pyc)
+        except Exception:                  # a broken module (collection reports it), another pytest's signature
+            return
+
+
+def _fewer_gc_passes_at_exit(config: pytest.Config) -> None:
     """pytest before 9.2 ends every process (each xdist worker, the controller) with gc.collect()
     five times over, to flush unraisable exceptions of objects freed late: ~0.8 CPU-s a worker
     with this suite's heap, at the very end of a run. pytest 9.2 does it once on CPython (five
