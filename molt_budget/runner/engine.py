@@ -434,6 +434,9 @@ class Engine:
         except FileExistsError:
             shutil.rmtree(attempt_dir)
             attempt_dir.mkdir()
+        except FileNotFoundError:               # the lane's folder went away meanwhile: made again
+            self._made_dirs.discard(lane_dir)
+            attempt_dir.mkdir(parents=True)
         return attempt_dir
 
     def _lane_collectors(self, spec: Lane, owner: Lane) -> LaneCollectors:
