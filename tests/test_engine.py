@@ -404,3 +404,16 @@ def test_the_diff_detail_comes_from_the_last_measured_sample(tmp_path: Path, sha
     lane = latest_results(tmp_path).lanes["dev"]
     assert len(lane.measured()) == 3
     assert set(lane.detail) == {"ir", "diagnostics"} and lane.detail["diagnostics"]["module_reasons"]
+
+
+def test_a_lane_whose_folder_goes_away_still_measures_every_repeat(tmp_path: Path) -> None:
+    """The lane's folder is made once a run; a build that removes it (a clean step run too
+    wide) does not make the next repeat fail: its attempt folder is made again."""
+    config = write_budgets(
+        tmp_path,
+        {"wipe": {"command": 'rm -rf "${lane_dir}"', "repeats": 3, "retries": 0}},
+        {"w": {"lane": "wipe", "metric": "wall_s", "target": 10}},
+    )
+    assert run_cli("check", "--config", str(config), "--quiet", "--no-base") == 0
+    lane = latest_results(tmp_path).lanes["wipe"]
+    assert lane.status == "ok" and len(lane.measured()) == 3
