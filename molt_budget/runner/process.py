@@ -218,9 +218,11 @@ def run_process(
 
 
 def direct_children() -> set[int]:
-    """Our direct children now (zombies included): taken at the start of a lane, so that
-    `kill_marked(..., adopted_since=...)` can tell which processes the lane left to us."""
-    return _direct_children()
+    """Our direct children now (zombies included), from the threads' children files, else a
+    scan: taken at the start of a lane, so that `kill_marked(..., adopted_since=...)` can tell
+    which processes the lane left to us, and at a run's end for its reparented orphans."""
+    found = proctable.direct_children()
+    return found if found is not None else set(_scan().children.get(os.getpid(), ()))
 
 
 def kill_marked(marker: tuple[str, str], grace_s: float = 1.0, adopted_since: set[int] | None = None) -> list[int]:
@@ -384,12 +386,6 @@ def _self_and_ancestors() -> frozenset[int]:
         _lineage_of.clear()
         _lineage_of[key] = frozenset(lineage)
     return _lineage_of[key]
-
-
-def _direct_children() -> set[int]:
-    """Our direct children (zombies included): the threads' children files, else a scan."""
-    found = proctable.direct_children()
-    return found if found is not None else set(_scan().children.get(os.getpid(), ()))
 
 
 def _getpgid(pid: int) -> int | None:
@@ -577,7 +573,7 @@ class _Run:
         """Direct children of ours that appeared during the run: reparented orphans of the run.
         `children`: our direct children as a recent look saw them (else they are read now)."""
         if children is None:
-            children = _direct_children()
+            children = direct_children()
         return children - self.preexisting - {self.pid}
 
     def reap_orphans(self, children: set[int] | None = None) -> None:
@@ -701,15 +697,12 @@ class _Sampler(threading.Thread):
         if not self.started:
             self.start()
 
-    def sample(self) -> None:
-        self._sample()
-
     def run(self) -> None:
         # Dense at first (short builds, early peaks), then backing off to _MAX_SAMPLE_S so a
         # long build is not slowed by its own measurement.
         interval = self.interval_s
         while True:
-            self._sample()
+            self.sample()
             if self._stop_event.wait(interval):
                 return
             interval = min(_MAX_SAMPLE_S, interval * 1.25)
@@ -735,7 +728,7 @@ class _Sampler(threading.Thread):
                     self._orphan_owner[pid] = True
         return self._orphan_owner[pid]
 
-    def _sample(self) -> None:
+    def sample(self) -> None:
         """One pass over the process table per tick; environments only of processes never seen before."""
         run = self.run_state
         table = self._table = _table()

@@ -71,10 +71,10 @@ class CpuMeter:
         return busy
 
 
-def tick_error(window_s: float, ncpu: int | None = None) -> float:
+def tick_error(window_s: float) -> float:
     """CPUs' worth a busy reading over `window_s` can be off by: two ticks a CPU, one at each
     end (the counters advance in whole ticks, and each CPU's are sampled on its own)."""
-    return 2 * _TICK_S * (ncpu or os.cpu_count() or 1) / window_s
+    return 2 * _TICK_S * (os.cpu_count() or 1) / window_s
 
 
 def others_busy_cpus(before: Reading, after: Reading) -> float:
