@@ -15,8 +15,10 @@ lane and per KPI, and the growth exponent (slope of log overhead against log lan
     python bench/gate_overhead.py --compare /tmp/old-tree        # all of 1/12/48 lanes x 10/100/1000 KPIs
     python bench/gate_overhead.py --lanes 12 --kpis 10 --rounds 7
 
-History at 1k/10k/100k runs is the history issue's part (its own bench): every run here
-records into a fresh, empty history.
+History at 1k/10k/100k runs is the history issue's part (its own bench). Every run here
+records into a fresh, empty history, which it creates first (a few fsyncs); 12 x 10 is also
+measured with a history that already holds one run (`history: kept`), as every check after a
+project's first meets it: CI restores the history before checking.
 """
 
 from __future__ import annotations
@@ -96,9 +98,13 @@ def lanes_own(output_root: Path) -> tuple[float, float]:
     return wall, sum(s["metrics"].get("cpu_s", 0.0) for s in samples)
 
 
-def one_check(tree: Path, config: Path, quiescence: bool) -> tuple[float, float, float]:
-    """(whole check wall, wall overhead, CPU overhead) for one run with a fresh output root and history."""
+def one_check(tree: Path, config: Path, quiescence: bool, history: Path | None = None) -> tuple[float, float, float]:
+    """(whole check wall, wall overhead, CPU overhead) for one run with a fresh output root and
+    a fresh history, or a copy of `history` (one made by the same tree: its layout)."""
     shutil.rmtree(config.parent / "out", ignore_errors=True)
+    if history is not None:
+        (config.parent / "out").mkdir()
+        shutil.copyfile(history, config.parent / "out" / "history.sqlite")
     argv = [sys.executable, "-m", "molt_budget", "check", "--config", str(config), "--no-base", "--quiet"]
     if not quiescence:
         argv.append("--no-quiescence")
@@ -113,6 +119,14 @@ def one_check(tree: Path, config: Path, quiescence: bool) -> tuple[float, float,
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     own_wall, own_cpu = lanes_own(config.parent / "out")
     return wall, wall - own_wall, cpu - own_cpu
+
+
+def seeded_history(tree: Path, config: Path, quiescence: bool, name: str) -> Path:
+    """A history holding one earlier run of this project, made by `tree` (untimed)."""
+    one_check(tree, config, quiescence)
+    kept = config.parent / f"history-{name.replace(' ', '-')}.sqlite"
+    shutil.copyfile(config.parent / "out" / "history.sqlite", kept)
+    return kept
 
 
 def startup_wall() -> float:
@@ -155,31 +169,33 @@ def main() -> None:
         payload = Path(tmp) / "diagnostics.json"
         payload.write_text(json.dumps(diagnostics_payload(int(args.diag_mb * 1e6))))
         size = payload.stat().st_size
-        for lanes in lanes_list:
-            for kpis in kpis_list:
-                for quiet in modes:
-                    config = make_project(Path(tmp) / f"p{lanes}x{kpis}", lanes, kpis, payload, quiet)
-                    rounds = max(args.rounds, 7) if (lanes, kpis) == (12, 10) else args.rounds
-                    got: dict[str, list[float]] = {name: [] for name, _ in trees}
-                    walls: dict[str, list[float]] = {name: [] for name, _ in trees}
-                    cpus: dict[str, list[float]] = {name: [] for name, _ in trees}
-                    for _ in range(rounds):
-                        for name, tree in trees:
-                            wall, over, cpu = one_check(tree, config, quiet)
-                            got[name].append(over)
-                            walls[name].append(wall)
-                            cpus[name].append(cpu)
-                    for name, _ in trees:
-                        overheads[(name, lanes, kpis, quiet)] = median(got[name])
-                    this = median(got["this tree"])
-                    cpu = median(cpus["this tree"])
-                    row = [lanes, kpis, "on" if quiet else "off", median(walls["this tree"]), this, cpu, this / lanes * 1000]
-                    if args.compare:
-                        then, then_cpu = median(got["compared"]), median(cpus["compared"])
-                        row += [then, then / this if this > 0 else float("inf"), then_cpu, then_cpu / cpu if cpu > 0 else float("inf")]
-                    rows.append(row)
-                    print(f"... {lanes} lanes x {kpis} KPIs (quiescence {'on' if quiet else 'off'}): {this:.3f} s", file=sys.stderr)
-    headers = ["lanes", "KPIs", "quiet check", "check wall s", "overhead s", "overhead CPU s", "ms per lane"]
+        runs = [(lanes, kpis, quiet, "fresh") for lanes in lanes_list for kpis in kpis_list for quiet in modes]
+        runs += [(12, 10, quiet, "kept") for quiet in modes if 12 in lanes_list and 10 in kpis_list]
+        for lanes, kpis, quiet, history in runs:
+            config = make_project(Path(tmp) / f"p{lanes}x{kpis}", lanes, kpis, payload, quiet)
+            kept = {name: seeded_history(tree, config, quiet, name) for name, tree in trees} if history == "kept" else {}
+            rounds = max(args.rounds, 7) if (lanes, kpis) == (12, 10) else args.rounds
+            got: dict[str, list[float]] = {name: [] for name, _ in trees}
+            walls: dict[str, list[float]] = {name: [] for name, _ in trees}
+            cpus: dict[str, list[float]] = {name: [] for name, _ in trees}
+            for _ in range(rounds):
+                for name, tree in trees:
+                    wall, over, cpu = one_check(tree, config, quiet, kept.get(name))
+                    got[name].append(over)
+                    walls[name].append(wall)
+                    cpus[name].append(cpu)
+            for name, _ in trees:
+                overheads[(name, lanes, kpis, quiet, history)] = median(got[name])
+            this = median(got["this tree"])
+            cpu = median(cpus["this tree"])
+            row = [lanes, kpis, "on" if quiet else "off", history, median(walls["this tree"]), this, cpu, this / lanes * 1000]
+            if args.compare:
+                then, then_cpu = median(got["compared"]), median(cpus["compared"])
+                row += [then, then / this if this > 0 else float("inf"), then_cpu, then_cpu / cpu if cpu > 0 else float("inf")]
+            rows.append(row)
+            print(f"... {lanes} lanes x {kpis} KPIs (quiescence {'on' if quiet else 'off'}, {history} history): {this:.3f} s",
+                  file=sys.stderr)
+    headers = ["lanes", "KPIs", "quiet check", "history", "check wall s", "overhead s", "overhead CPU s", "ms per lane"]
     if args.compare:
         headers += ["compared overhead s", "compared / this", "compared CPU s", "CPU compared / this"]
     print_table(f"gate overhead, check --no-base minus the lanes' own wall (diagnostics {size / 1e6:.2f} MB a lane; "
@@ -189,19 +205,21 @@ def main() -> None:
         for quiet in modes:
             if len(lanes_list) > 1:
                 growth += [growth_row(name, "lanes", f"{kpis} KPIs", quiet, lanes_list,
-                                      [overheads[(name, lanes, kpis, quiet)] for lanes in lanes_list]) for kpis in kpis_list]
+                                      [overheads[(name, lanes, kpis, quiet, "fresh")] for lanes in lanes_list]) for kpis in kpis_list]
             if len(kpis_list) > 1:
                 growth += [growth_row(name, "KPIs", f"{lanes} lanes", quiet, kpis_list,
-                                      [overheads[(name, lanes, kpis, quiet)] for kpis in kpis_list]) for lanes in lanes_list]
+                                      [overheads[(name, lanes, kpis, quiet, "fresh")] for kpis in kpis_list]) for lanes in lanes_list]
     if growth:
         print_table("growth (exponent of overhead ~ n^k; 1 = linear) and marginal cost", growth,
                     ["tree", "n", "at", "quiet check", "exponent k", "ms per lane / per KPI"])
     floor = median([startup_wall() for _ in range(max(args.rounds, 7))])
     print(f"\ninterpreter start-up in the same environment (`python -c pass`, site and .pth files included): "
           f"{floor:.3f} s of every overhead above")
-    goal = overheads.get(("this tree", 12, 10, True))
-    if goal is not None:
-        print(f"\n12 lanes x 10 KPIs: {goal:.3f} s overhead (goal <= 0.3 s: {'met' if goal <= 0.3 else 'MISSED'})")
+    for history in ("fresh", "kept"):
+        goal = overheads.get(("this tree", 12, 10, True, history))
+        if goal is not None:
+            print(f"\n12 lanes x 10 KPIs, {history} history: {goal:.3f} s overhead "
+                  f"(goal <= 0.3 s: {'met' if goal <= 0.3 else 'MISSED'})")
 
 
 if __name__ == "__main__":

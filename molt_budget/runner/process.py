@@ -245,12 +245,15 @@ def kill_marked(marker: tuple[str, str], grace_s: float = 1.0, adopted_since: se
             _adopted.update(adopted)          # reaped below, whether they die of our signal or not
         return found
 
-    killed = _signal(targets(), signal.SIGTERM)
+    found = targets()
+    killed = _signal(found, signal.SIGTERM)
     grace_end = time.monotonic() + grace_s
     while time.monotonic() < grace_end:
         survivors = targets()
         _reap(killed | _adopted)  # after the scan: whatever was dead at the scan is reaped now
         if not survivors and not _unreaped_children(killed):
+            if not found:
+                return []         # two clean walks in a row (see _Run._all_gone): nothing was there
             break
         time.sleep(_POLL_S)
     give_up = time.monotonic() + _KILL_VERIFY_S

@@ -87,7 +87,7 @@ def _stat(pid: int) -> Proc | None:
     if data is None:
         return None
     close = data.rfind(b")")
-    fields = data[close + 2:].split()
+    fields = data[close + 2:].split(None, 22)     # rss is the last field read: the 30 after it stay one
     if len(fields) < 22:
         return None
     comm = data[data.find(b"(") + 1:close].decode("utf-8", "replace")
