@@ -31,13 +31,16 @@ def write_json_atomic(path: Path, data: Any) -> None:
     write_bytes_atomic(path, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8"))
 
 
-def write_bytes_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
-    """tmp file in the same folder + fsync + rename: readers see the old or the new file, never half."""
+def write_bytes_atomic(path: Path, data: bytes | list[bytes], mode: int | None = None) -> None:
+    """tmp file in the same folder + fsync + rename: readers see the old or the new file, never half.
+
+    `data` may come in pieces, written one after the other: a run's results are a few big
+    module tables and many small lines, and joining them first copied megabytes twice."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            fh.writelines([data] if isinstance(data, bytes) else data)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
@@ -51,63 +54,83 @@ def write_bytes_atomic(path: Path, data: bytes, mode: int | None = None) -> None
 
 
 # lane -> (its detail, that detail as JSON): the journal encodes a lane's detail once, and the
-# whole write at the run's end reuses the text while the lane still holds that same object
-Encoded = dict[str, tuple[object, str]]
+# whole write at the run's end reuses the bytes while the lane still holds that same object
+Encoded = dict[str, tuple[object, bytes]]
 
 
 def save_results(path: Path, results: RunResults, encoded: Encoded | None = None) -> None:
-    write_bytes_atomic(path, results_text(results.to_dict(), encoded).encode("utf-8"))
+    write_bytes_atomic(path, results_chunks(results.to_dict(), encoded))
 
 
-def results_text(data: dict[str, Any], encoded: Encoded | None = None) -> str:
-    """A results document with a line per top-level key, lane field, sample and KPI.
+def results_chunks(data: dict[str, Any], encoded: Encoded | None = None) -> list[bytes]:
+    """A results document with a line per top-level key, lane field, sample and KPI, in pieces
+    to be written one after the other (a lane's detail is one piece, never copied into another).
 
     Not `indent=2`: that switches json to its pure-Python encoder, ~10x slower on a run whose
     lanes carry big module tables. Each line here is one C-encoded value, and an error in a
     hand-edited file still names the sample's own line."""
     dump = json.dumps
-    out = ["{"]
+    out: list[bytes] = []
+    lines = ["{"]            # text not yet in `out`
+
+    def flush(text: str) -> None:
+        lines.append(text)
+        out.append("\n".join(lines).encode("utf-8"))
+        lines.clear()
+
     keys = list(data)
     for i, key in enumerate(keys):
         comma = "," if i < len(keys) - 1 else ""
         value = data[key]
         if key == "lanes" and isinstance(value, dict) and value:
-            out.append(f"{dump(key)}: {{")
+            lines.append(f"{dump(key)}: {{")
             names = list(value)
             for j, name in enumerate(names):
-                out.append(f"{dump(name)}: " + _lane_text(value[name], (encoded or {}).get(name))
-                           + ("," if j < len(names) - 1 else ""))
-            out.append("}" + comma)
+                head = f"{dump(name)}: "
+                for piece in _lane_pieces(value[name], (encoded or {}).get(name)):
+                    if isinstance(piece, bytes):
+                        flush(head)
+                        out.append(piece)
+                        head = ""
+                    else:
+                        head += piece
+                lines.append(head + ("," if j < len(names) - 1 else ""))
+            lines.append("}" + comma)
         elif key == "kpis" and isinstance(value, list) and value:
-            out.append(f"{dump(key)}: [")
-            out.append(",\n".join(dump(k) for k in value))
-            out.append("]" + comma)
+            lines.append(f"{dump(key)}: [")
+            lines.append(",\n".join(dump(k) for k in value))
+            lines.append("]" + comma)
         else:
-            out.append(f"{dump(key)}: {dump(value)}{comma}")
-    out.append("}")
-    return "\n".join(out) + "\n"
+            lines.append(f"{dump(key)}: {dump(value)}{comma}")
+    lines.append("}")
+    flush("")
+    return out
 
 
-def _lane_text(lane: Any, encoded: tuple[object, str] | None = None) -> str:
+def _lane_pieces(lane: Any, encoded: tuple[object, bytes] | None = None) -> list[str | bytes]:
+    """One lane's object as text, with its already-encoded detail as a piece of its own."""
     if not isinstance(lane, dict):
-        return json.dumps(lane)
-    parts = []
-    for key, value in lane.items():
+        return [json.dumps(lane)]
+    parts: list[str | bytes] = ["{\n"]
+    for n, (key, value) in enumerate(lane.items()):
+        if n:
+            parts.append(",\n")
         if key == "detail" and encoded is not None and encoded[0] is value:
-            parts.append(f'"detail": {encoded[1]}')
+            parts += ['"detail": ', encoded[1]]
         elif key == "samples" and isinstance(value, list) and value:
             parts.append('"samples": [\n' + ",\n".join(json.dumps(s) for s in value) + "\n]")
         else:
             parts.append(f"{json.dumps(key)}: {json.dumps(value)}")
-    return "{\n" + ",\n".join(parts) + "\n}"
+    parts.append("\n}")
+    return parts
 
 
-def detail_text(detail: dict[str, Any]) -> str:
+def detail_bytes(detail: dict[str, Any]) -> bytes:
     """A lane's detail as JSON, by msgspec: ~15x json.dumps on a build's module tables (the
     biggest thing a run writes). Exact for what collectors put there, strings, integers and
     finite floats (each checked where it was read), which is all it may hold: msgspec would
     write a NaN as null where json.dumps writes NaN."""
-    return msgspec.json.encode(detail).decode("utf-8")
+    return msgspec.json.encode(detail)
 
 
 JOURNAL_NAME = "journal.jsonl"
@@ -136,9 +159,10 @@ class Journal:
         if not with_detail:
             self._append(record)
             return
-        text = detail_text(lane.detail)
-        self.encoded[lane.lane] = (lane.detail, text)
-        self._write(json.dumps(record, separators=(",", ":"))[:-1] + ',"detail":' + text + "}", durable=True)
+        data = detail_bytes(lane.detail)
+        self.encoded[lane.lane] = (lane.detail, data)
+        head = json.dumps(record, separators=(",", ":"))[:-1] + ',"detail":'
+        self._write_pieces([head.encode("utf-8"), data, b"}\n"], durable=True)
 
     def authority(self, results: RunResults) -> None:
         self._append({"op": "authority", "authoritative": results.authoritative, "reasons": results.authoritative_reasons})
@@ -147,10 +171,14 @@ class Journal:
         self._write(json.dumps(record, separators=(",", ":")), durable)
 
     def _write(self, line: str, durable: bool) -> None:
+        self._write_pieces([(line + "\n").encode("utf-8")], durable)
+
+    def _write_pieces(self, pieces: list[bytes], durable: bool) -> None:
+        """One journal line, from pieces written in turn (a lane's detail is never copied into a line)."""
         try:
             if self._fh is None:
                 self._fh = open(self.path, "ab")
-            self._fh.write((line + "\n").encode("utf-8"))
+            self._fh.writelines(pieces)
             self._fh.flush()
             if durable and self._unsynced_s >= SYNC_AFTER_S:
                 os.fsync(self._fh.fileno())
