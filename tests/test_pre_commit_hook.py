@@ -66,7 +66,11 @@ def test_the_hook_blocks_a_push_with_a_failed_kpi(tmp_path: Path) -> None:
            # the hook's environment builds the clone with the setuptools virtualenv seeds it with,
            # not a fresh isolated one (~3 CPU-s of a second install; `.ci/run` and README's
            # install build isolated): PIP_NO_BUILD_ISOLATION=0 is pip's spelling of --no-build-isolation
-           "VIRTUALENV_SETUPTOOLS": "bundle", "PIP_NO_BUILD_ISOLATION": "0"}
+           "VIRTUALENV_SETUPTOOLS": "bundle", "PIP_NO_BUILD_ISOLATION": "0",
+           # virtualenv's app data is new in every session (XDG_CACHE_HOME, conftest.py), so each
+           # run started its periodic update: detached `pip download`s of pip, setuptools and wheel
+           # from the package index, ~15 CPU-s beside the suite that no test waits for or uses
+           "VIRTUALENV_NO_PERIODIC_UPDATE": "1"}
     pre_commit = [sys.executable, "-m", "pre_commit"]
     installed = subprocess.run([*pre_commit, "install", "--hook-type", "pre-push"], cwd=work, env=env,
                                capture_output=True, text=True)
