@@ -17,7 +17,7 @@ from molt_budget.collectors.molt_ir import ir_metrics, summarize_ir
 from molt_budget.compare.attribution import explain, lane_diff
 from molt_budget.results.model import LaneResult, Sample
 
-COPY_IR = {"command": ["${python}", "-c", "import shutil, sys; shutil.copy('ir.json', sys.argv[1])", "${emit_ir}"],
+COPY_IR = {"command": ["${python}", "-S", "-c", "import shutil, sys; shutil.copy('ir.json', sys.argv[1])", "${emit_ir}"],
            "emit_ir": True}
 KPIS = {
     "ir_ops": {"lane": "dev", "metric": "ir.ops", "target": 40000, "limit": 50000},

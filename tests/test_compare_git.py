@@ -166,7 +166,7 @@ def test_aa_on_a_deterministic_build_is_clean_and_on_a_random_one_is_nondetermin
     noisy = "import random, sys\nprint(f'ops: {random.randint(1, 10**6)}')\n"
     repo = make_repo(
         tmp_path,
-        {**DEMO_LANE, "noisy": {"command": ["${python}", "noisy.py"]}},
+        {**DEMO_LANE, "noisy": {"command": ["${python}", "-S", "noisy.py"]}},
         {**DEMO_KPIS, "noisy_ops": {"lane": "noisy", "metric": "regex:stdout:ops: (\\d+)", "class": "exact", "target": 10**7}},
         {"moltdemo.py": (DEMO / "moltdemo.py").read_text(), "hello.py": (DEMO / "hello.py").read_text(), "noisy.py": noisy},
     )
@@ -191,7 +191,7 @@ while time.perf_counter() < end:
 def timed_repo(tmp_path: Path) -> Path:
     return make_repo(
         tmp_path,
-        {"work": {"command": ["${python}", "work.py"]}},
+        {"work": {"command": ["${python}", "-S", "work.py"]}},
         {"work_s": {"lane": "work", "metric": "wall_s", "target": 10, "max_increase_pct": 10, "pairs": 6, "max_pairs": 10}},
         {"work.py": WORK, "cost.txt": "0.08"},
     )
@@ -291,7 +291,7 @@ def test_counted_instructions_catch_more_work_not_noise(tmp_path: Path) -> None:
 def test_sharded_comparison_reports_merge_into_one_verdict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     repo = make_repo(
         tmp_path,
-        {**DEMO_LANE, "quick": {"command": ["${python}", "-c", "pass"]}},
+        {**DEMO_LANE, "quick": {"command": ["${python}", "-S", "-c", "pass"]}},
         # a timed KPI in the second shard; 3 pairs: the merge is under test, not the timed decision
         {**DEMO_KPIS, "quick_s": {"lane": "quick", "metric": "wall_s", "target": 30, "pairs": 3, "max_pairs": 3}},
         {"moltdemo.py": (DEMO / "moltdemo.py").read_text(), "hello.py": (DEMO / "hello.py").read_text()},
@@ -341,7 +341,7 @@ def test_higher_is_better_timed_kpi_fails_when_it_drops(tmp_path: Path) -> None:
     rate = "import random\nn = float(open('rate.txt').read())\nprint(f'rate: {n + random.uniform(-1, 1):.3f}')\n"
     repo = make_repo(
         tmp_path,
-        {"bench": {"command": ["${python}", "rate.py"]}},
+        {"bench": {"command": ["${python}", "-S", "rate.py"]}},
         {"rate": {"lane": "bench", "metric": "regex:stdout:rate: ([0-9.]+)", "class": "timed", "direction": "higher",
                   "target": 10, "max_increase_pct": 10, "pairs": 6, "max_pairs": 8}},
         {"rate.py": rate, "rate.txt": "100"},
@@ -360,7 +360,7 @@ def test_higher_is_better_timed_kpi_fails_when_it_drops(tmp_path: Path) -> None:
 def test_a_pr_that_fixes_a_broken_main_is_judged_on_its_budgets(tmp_path: Path) -> None:
     repo = make_repo(
         tmp_path,
-        {"build": {"command": ["${python}", "-c", "import sys; sys.exit(int(open('rc.txt').read()))"], "repeats": 2}},
+        {"build": {"command": ["${python}", "-S", "-c", "import sys; sys.exit(int(open('rc.txt').read()))"], "repeats": 2}},
         {"build_s": {"lane": "build", "metric": "wall_s", "target": 30}},
         {"rc.txt": "1"},
     )
@@ -446,7 +446,7 @@ def test_base_worktrees_are_reused_and_pruned(tmp_path: Path) -> None:
     assert git(repo, "worktree", "list").count("\n") == 2            # main checkout + 2
 
 
-QUICK = {"quick": {"command": ["${python}", "-c", "print('ops: 7')"]}}
+QUICK = {"quick": {"command": ["${python}", "-S", "-c", "print('ops: 7')"]}}
 QUICK_KPI = {"ops": {"lane": "quick", "metric": "regex:stdout:ops: (\\d+)", "target": 10, "limit": 12, "owner": "me",
                      "justification": "seeded"}}
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import FIXTURES, wait_for_file
+from conftest import FIXTURES, PY_STDLIB, wait_for_file
 from test_engine import latest_results, write_budgets
 
 from molt_budget.cli import main
@@ -27,7 +27,7 @@ def alive(pid: int) -> bool:
 
 def test_a_daemon_that_calls_setsid_and_clears_its_environment_dies_with_its_lane(tmp_path: Path) -> None:
     pids = tmp_path / "daemons.txt"
-    command = [sys.executable, str(FIXTURES / "procs" / "envless_daemon.py"), str(pids)]
+    command = [*PY_STDLIB, str(FIXTURES / "procs" / "envless_daemon.py"), str(pids)]
     config = write_budgets(tmp_path, {"d": {"command": command, "repeats": 3}, "after": {"command": ["true"], "repeats": 1}},
                            {"w": {"lane": "d", "metric": "wall_s", "target": 10},
                             "a": {"lane": "after", "metric": "wall_s", "target": 10}})
@@ -48,7 +48,7 @@ def test_a_second_signal_soon_after_the_first_keeps_the_hint_and_exit_130(tmp_pa
     ready = tmp_path / "ready"
     config = write_budgets(
         tmp_path,
-        {"slow": {"command": [sys.executable, str(FIXTURES / "procs" / "ignore_term.py"), str(ready)], "repeats": 1, "timeout_s": 60}},
+        {"slow": {"command": [*PY_STDLIB, str(FIXTURES / "procs" / "ignore_term.py"), str(ready)], "repeats": 1, "timeout_s": 60}},
         {"s": {"lane": "slow", "metric": "wall_s", "target": 100}},
     )
     proc = subprocess.Popen([sys.executable, "-m", "molt_budget", "run", "--config", str(config), "--no-history"],

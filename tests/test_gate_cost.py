@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import PY_STDLIB
 
 from molt_budget.cli import main
 from molt_budget.config import loader
@@ -26,7 +27,7 @@ def budgets(target: int, justification: str = "") -> str:
         "version": 1,
         "defaults": {"timeout_s": 60, "repeats": 1, "retries": 0},
         "settings": {"output_root": "../out", "history": "../out/history.sqlite", "quiescence": {"max_wait_s": 0}},
-        "lanes": {"echo": {"command": [sys.executable, "-c", "print('size: 42')"]}},
+        "lanes": {"echo": {"command": [*PY_STDLIB, "-c", "print('size: 42')"]}},
         "kpis": {"size": {"lane": "echo", "metric": "regex:stdout:size: (\\d+)", "class": "exact", "target": target,
                           "owner": "me", "justification": justification}},
     }
@@ -168,7 +169,7 @@ def test_the_command_line_ends_without_teardown_and_loses_nothing(tmp_path: Path
     doc = {
         "version": 1, "defaults": {"timeout_s": 60, "retries": 0, "repeats": 1},
         "settings": {"output_root": "out", "history": "out/history.sqlite", "quiescence": {"max_wait_s": 0}},
-        "lanes": {"echo": {"command": [sys.executable, "-c", "print('size: 42')"]}},
+        "lanes": {"echo": {"command": [*PY_STDLIB, "-c", "print('size: 42')"]}},
         "kpis": {f"size_{i:04d}_{'x' * 60}": {"lane": "echo", "metric": "regex:stdout:size: (\\d+)", "class": "exact",
                                                "target": target, "limit": target, "owner": "me"} for i in range(kpis)},
     }

@@ -93,7 +93,7 @@ def project(tmp_path: Path, judged: list[str] = LANES) -> tuple[Path, Path]:
         "version": 1,
         "defaults": {"timeout_s": 60, "repeats": 1, "retries": 0},
         "settings": {"quiescence": {"max_wait_s": 0}},
-        "lanes": {lane: {"command": ["${python}", "-c", f"print('ops: {100 + i}')"]} for i, lane in enumerate(LANES)},
+        "lanes": {lane: {"command": ["${python}", "-S", "-c", f"print('ops: {100 + i}')"]} for i, lane in enumerate(LANES)},
         "kpis": {f"{lane}_ops": {"lane": lane, "metric": "regex:stdout:ops: (\\d+)", "class": "exact", "target": 1000}
                  for lane in judged},
     }

@@ -47,7 +47,7 @@ time.sleep(0.2 if k % 2 else 0.05)
 def noisy_repo(tmp_path: Path, max_pairs: int = 6) -> Path:
     return make_repo(
         tmp_path,
-        {"jitter": {"command": ["${python}", "jitter.py"], "env": {"JITTER_COUNTER": str(tmp_path / "jitter-builds")}}},
+        {"jitter": {"command": ["${python}", "-S", "jitter.py"], "env": {"JITTER_COUNTER": str(tmp_path / "jitter-builds")}}},
         {"jitter_s": {"lane": "jitter", "metric": "wall_s", "target": 10, "max_increase_pct": 10,
                       "pairs": 6, "max_pairs": max_pairs}},
         {"jitter.py": ALTERNATING},
@@ -233,8 +233,8 @@ def test_a_main_check_with_repeats_is_enough_for_validate_to_name_the_noisy_lane
         tmp_path,
         # 12 repeats: 6 A/A pairs; at max_pairs 20 a 1 % budget fits noise up to SD ~1 %, the
         # jitter's is 10 % or more (interpreter start-up, idle or loaded, plus a lognormal sleep)
-        {"jitter": {"command": ["${python}", "jitter.py"], "repeats": 12},
-         "once": {"command": ["${python}", "jitter.py"], "repeats": 1}},
+        {"jitter": {"command": ["${python}", "-S", "jitter.py"], "repeats": 12},
+         "once": {"command": ["${python}", "-S", "jitter.py"], "repeats": 1}},
         {"jitter_s": {"lane": "jitter", "metric": "wall_s", "target": 10, "max_increase_pct": 1, "max_pairs": 20},
          "once_s": {"lane": "once", "metric": "wall_s", "target": 10, "max_increase_pct": 1, "max_pairs": 20}},
         {"jitter.py": JITTER},

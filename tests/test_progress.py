@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO, fake_build
+from conftest import PY_STDLIB, REPO, fake_build
 
 from molt_budget.config import load_config
 from molt_budget.report.progress import CLEAR, LiveProgress, make_progress
@@ -36,7 +36,7 @@ def budgets(tmp_path: Path) -> Path:
         "defaults": {"timeout_s": 20, "repeats": 3, "retries": 1, "retry_backoff_s": 0.01},
         "settings": {"output_root": "out", "history": "out/history.sqlite", "lock_timeout_s": 1, "quiescence": {"max_wait_s": 0}},
         "lanes": {
-            "quick": {"command": [sys.executable, "-c", "pass"]},
+            "quick": {"command": [*PY_STDLIB, "-c", "pass"]},
             "flaky": {"command": fake_build("--lock-fail", "1", "--state", str(tmp_path / "lock-state")), "repeats": 2},
         },
         "kpis": {
@@ -263,13 +263,11 @@ def test_cli_check_on_a_terminal(tmp_path: Path) -> None:
 def test_paired_progress_names_the_side_the_pairs_cap_and_the_quiet_host_wait(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     """A real paired `check` (base in a git worktree): every line says base or head, timed
     pairs show `pair=i max=N` (sampling stops once decided), the quiet-host wait is named."""
-    import sys as _sys
-
     from test_compare_git import commit, make_repo
 
     from molt_budget.cli import main
 
-    lanes = {"t": {"command": [_sys.executable, "-c", "pass"], "repeats": 2}}
+    lanes = {"t": {"command": [*PY_STDLIB, "-c", "pass"], "repeats": 2}}
     kpis = {"t_s": {"lane": "t", "metric": "wall_s", "target": 5, "limit": 6, "max_pairs": 12}}
     repo = make_repo(tmp_path, lanes, kpis, {"x.txt": "1"})
     doc = (repo / "budgets.yaml").read_text().replace("max_wait_s: 0", "max_wait_s: 1")

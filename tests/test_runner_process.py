@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import PY_STDLIB
 
 from molt_budget.runner import process, proctable
 from molt_budget.runner.process import ProcessOutcome, kill_marked, run_process
@@ -56,7 +57,7 @@ def lane(tmp_path: Path) -> Iterator[Lane]:
 
 
 def py(script: str, *args: object) -> list[str]:
-    return [sys.executable, str(PROCS / script), *map(str, args)]
+    return [*PY_STDLIB, str(PROCS / script), *map(str, args)]
 
 
 def marked_alive(marker: tuple[str, str]) -> list[int]:

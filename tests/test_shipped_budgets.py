@@ -86,8 +86,8 @@ def test_install_hook_in_a_real_repo(tmp_path: Path, capsys: pytest.CaptureFixtu
     config = tmp_path / "budgets.yaml"
     config.write_text(
         "version: 1\nsettings: {quiescence: {max_wait_s: 0}}\n"
-        "lanes:\n  fast: {command: ['${python}', '-c', 'pass'], repeats: 1, pre_push: true}\n"
-        "  slow: {command: ['${python}', '-c', 'import sys; sys.exit(1)'], repeats: 1}\n"
+        "lanes:\n  fast: {command: ['${python}', '-S', '-c', 'pass'], repeats: 1, pre_push: true}\n"
+        "  slow: {command: ['${python}', '-S', '-c', 'import sys; sys.exit(1)'], repeats: 1}\n"
         "kpis:\n  fast_s: {lane: fast, metric: wall_s, target: 30}\n  slow_s: {lane: slow, metric: wall_s, target: 30}\n"
     )
     assert main(["install-hook", "--config", str(config)]) == 0

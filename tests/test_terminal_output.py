@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import PY_STDLIB
 from test_compare_git import make_repo
 
 from molt_budget.cli import main
@@ -38,7 +38,7 @@ def test_color_follows_no_color_and_force_color(monkeypatch: pytest.MonkeyPatch,
 
 def test_report_json_dash_writes_the_report_to_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    lanes = {"fast": {"command": [sys.executable, "-c", "print('size=50')"]}}
+    lanes = {"fast": {"command": [*PY_STDLIB, "-c", "print('size=50')"]}}
     kpis = {"a_rather_long_kpi_name_for_width": {"lane": "fast", "metric": r"regex:stdout:size=(\d+)", "target": 8, "limit": 10}}
     repo = make_repo(tmp_path, lanes, kpis, {})
     monkeypatch.setenv("FORCE_COLOR", "1")
