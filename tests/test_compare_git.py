@@ -65,9 +65,10 @@ def check(repo: Path, *args: str) -> tuple[int, dict[str, Any]]:
     return code, data
 
 
+# "-S": the demo compiler runs on the standard library alone (conftest.PY_STDLIB); its IR is the same
 DEMO_LANE = {
     "dev": {
-        "command": ["${python}", "moltdemo.py", "build", "hello.py", "--build-profile", "dev", "--no-cache",
+        "command": ["${python}", "-S", "moltdemo.py", "build", "hello.py", "--build-profile", "dev", "--no-cache",
                     "--emit-ir", "${emit_ir}", "--out-dir", "${attempt_dir}/out"],
         "emit_ir": True, "diagnostics": True,
     }
@@ -89,7 +90,7 @@ def demo_repo(tmp_path: Path) -> Path:
 
 # The demo's flagship regression: hello.py gains `import multiprocessing` on a feature branch.
 MP_LANES = {"dev_cold": {
-    "command": ["${python}", "moltdemo.py", "build", "hello.py", "--build-profile", "dev", "--no-cache",
+    "command": ["${python}", "-S", "moltdemo.py", "build", "hello.py", "--build-profile", "dev", "--no-cache",
                 "--emit-ir", "${emit_ir}", "--out-dir", "${attempt_dir}/out"],
     "emit_ir": True, "diagnostics": True}}
 MP_KPIS = {

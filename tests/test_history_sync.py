@@ -46,7 +46,7 @@ def budgets() -> dict[str, Any]:
                                                                         "CARGO_TARGET_DIR": demo_runtime()}},
         "settings": {"output_root": ".molt-budget", "history": ".molt-budget/history.sqlite", "quiescence": {"max_wait_s": 0}},
         "lanes": {
-            "dev": {"command": ["${python}", "moltdemo.py", "build", "hello.py", "--build-profile", "dev", "--no-cache",
+            "dev": {"command": ["${python}", "-S", "moltdemo.py", "build", "hello.py", "--build-profile", "dev", "--no-cache",
                                 "--emit-ir", "${emit_ir}", "--out-dir", "${attempt_dir}/out"], "emit_ir": True, "diagnostics": True},
             "count": {"command": COUNT},
         },
