@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,18 +15,23 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_import_multiprocessing_breaks_the_demo_ir_budgets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    work = tmp_path / "copy"
-    shutil.copytree(REPO / "examples" / "demo", work / "examples" / "demo")
-    shutil.copy(REPO / "budgets.yaml", work / "budgets.yaml")
-    hello = work / "examples" / "demo" / "hello.py"
-    hello.write_text("import multiprocessing\n" + hello.read_text())
-    code = main(["check", "--config", str(work / "budgets.yaml"), "--lanes", "dev_cold", "--quiet", "--no-base",
-                 "--output-root", str(tmp_path / "out")])
+@pytest.mark.xdist_group("demo-mp")      # the build test_compare_git.py's check measured (conftest.demo_mp_regression)
+def test_import_multiprocessing_breaks_the_demo_ir_budgets(demo_mp_regression: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """The shipped budgets.yaml judges the demo's `import multiprocessing` build: its IR KPIs fail on
+    their own limits (`verdict`: budgets only, no base). The build is the session's one (~7 CPU-s):
+    the dev_cold lane of the same demo and profile, whose IR is byte-identical with or without a
+    cache (test_demo.py); the shipped lane's own command runs in test_github_cli.py's shards."""
+    results = demo_mp_regression["report"]["results_path"]
+    capsys.readouterr()
+    code = main(["verdict", results, "--config", str(REPO / "budgets.yaml")])
     out = capsys.readouterr().out
     assert code == 1
     failed = {line.split()[1].rstrip(":") for line in out.splitlines() if line.strip().startswith("FAIL")}
     assert {"ir_size_mb", "ir_ops", "init_modules"} <= failed, out
+    config = load_config(REPO / "budgets.yaml")
+    measured = {k["id"]: k["head"] for k in demo_mp_regression["report"]["kpis"]}
+    for kpi in ("ir_size_mb", "ir_ops", "init_modules"):      # past the shipped limit, not only above a base
+        assert config.kpis[kpi].limit is not None and measured[kpi] > config.kpis[kpi].limit, (kpi, measured[kpi])
 
 
 MOLT = load_config(REPO / "examples" / "molt" / "budgets.yaml")
