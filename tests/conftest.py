@@ -54,6 +54,25 @@ def _shares_a_module_fixture(item: pytest.Item) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     _fewer_gc_passes_at_exit(config)
     _rewrite_my_share_of_the_test_modules(config)
+    _import_hypothesis_while_the_workers_run(config)
+
+
+def _import_hypothesis_while_the_workers_run(config: pytest.Config) -> None:
+    """Hypothesis's pytest plugin imports hypothesis in its terminal summary, at the very end of the
+    run: in xdist's controller, which runs no test, that import (0.4-1.5 s) was the last thing
+    between the workers' end and the verdict. The controller makes it while it waits on them."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or not getattr(config.option, "numprocesses", None):
+        return                             # a worker or a plain run: the tests import hypothesis themselves
+    import importlib
+    import threading
+
+    def preload() -> None:
+        try:
+            importlib.import_module("hypothesis.internal.observability")
+        except ImportError:
+            pass                           # no hypothesis: its plugin is not there either
+
+    threading.Thread(target=preload, name="import-hypothesis", daemon=True).start()
 
 
 def _rewrite_my_share_of_the_test_modules(config: pytest.Config) -> None:
