@@ -23,9 +23,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from openapi_core import Config, OpenAPI
-from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
-from openapi_core.exceptions import OpenAPIError
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -95,6 +92,8 @@ def _violations(validate: Callable[[], None]) -> list[Exception]:
     """What GitHub's description says is wrong, as a list (empty: nothing). openapi-core's
     validate_* check exactly what unmarshal_* check, without building the unmarshalled
     objects nobody reads: 3-5 times faster a request (each test makes dozens)."""
+    from openapi_core.exceptions import OpenAPIError
+
     try:
         validate()
     except OpenAPIError as err:
@@ -110,6 +109,10 @@ class FakeGitHub:
         self.prefix = prefix
         self.repo = repo
         self.url = server.url_for(prefix or "/").rstrip("/")
+        # openapi-core is imported by the first fake, not at collection: ~0.7 CPU-s that every
+        # xdist worker paid before its first test, whether or not it runs a GitHub test
+        from openapi_core import Config, OpenAPI
+
         spec = copy.deepcopy(SPEC)
         spec["servers"] = [{"url": self.url}]
         self.openapi = OpenAPI.from_dict(spec, config=Config(spec_validator_cls=None))
@@ -197,6 +200,8 @@ class FakeGitHub:
             return "per_page must be 1..100"
         if request.method in ("POST", "PATCH", "PUT") and request.mimetype != "application/json":
             return f"content type {request.mimetype!r} is not application/json"
+        from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest
+
         errors = _violations(lambda: self.openapi.validate_request(WerkzeugOpenAPIRequest(request)))
         if errors:
             causes = []
@@ -213,6 +218,8 @@ class FakeGitHub:
         data = json.loads(response.get_data())
         if isinstance(data, list) and len(data) > 2:   # items come from one code path: two are enough, and fast
             response = Response(json.dumps(data[:2]), status=response.status_code, content_type=response.content_type)
+        from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
+
         errors = _violations(lambda: self.openapi.validate_response(WerkzeugOpenAPIRequest(request), WerkzeugOpenAPIResponse(response)))
         if errors:
             self.violations.append(f"fake reply to {request.method} {request.path} breaks the description: {errors!r}")
