@@ -394,6 +394,40 @@ def test_run_sequential_confirms_past_max_pairs() -> None:
     assert d.kind == "fail" and d.pairs == 6 + policy.confirm_pairs
 
 
+@pytest.mark.parametrize("noise_sd", [0.005, 1e-3, 1e-6, 1e-12])
+def test_a_quiet_lane_is_judged_like_any_other(noise_sd: float) -> None:
+    """A noise model far quieter than the budget (the design effect ln(1.1)/SD past ~13 at 8
+    pairs) overflowed exp(-evidence) for data on the good side: an internal error instead of a
+    verdict, in the sampler and in the comparator alike. Below ~0.001 the interval also came
+    out (0, inf), so a 7% slowdown passed without its "slower" yellow."""
+    policy = stats.TimedPolicy(max_increase_pct=10, noise_sd=noise_sd)
+    rng = random.Random(7)
+    kinds = {}
+    for ratio in (0.5, 1.0, 1.07, 2.0):
+        head, base = _noisy(rng, 20, ratio, noise_sd)
+        d = stats.decide_timed(head, base, policy)
+        assert 0 < d.ci_low <= d.ratio <= d.ci_high < math.inf, d
+        kinds[ratio] = d.kind
+    assert kinds == {0.5: "pass", 1.0: "pass", 1.07: "slower", 2.0: "fail"}
+
+    def faster() -> tuple[float, float]:
+        h, b = _noisy(rng, 1, 0.5, noise_sd)
+        return h[0], b[0]
+    assert _sequential(faster, policy).kind == "pass"
+
+
+def test_sequential_t_evidence_stays_exact_for_huge_design_effects() -> None:
+    """The evidence's two big terms (each ~effect²·n/2) cancel analytically, not in floating
+    point: at effect 1e8 the difference of the two came out 128.0 where it is 133.26 (80-digit
+    mpmath: 133.26054812419795), and past ~1e9 the peak of the integral rounded to 0."""
+    close = [1.0, 1.0 + 1e-9] * 4
+    assert stats.sequential_t_evidence(close, 1e8) == pytest.approx(133.26054812419795, rel=1e-9)
+    assert stats.sequential_t_evidence(close, 1e9) == pytest.approx(148.38864361232035, rel=1e-9)
+    for effect in (1e3, 1e9, 1e12):
+        below = stats.sequential_t_evidence([-1.0, -1.1] * 4, effect)
+        assert math.isfinite(below) and below < 0
+
+
 # --------------------------------------------------------------------------- counted decisions
 
 

@@ -90,15 +90,25 @@ def _check_sample(name: str, values: Sequence[float]) -> list[float]:
     return out
 
 
-def _log_shifted_moment(k: int, z: float) -> float:
-    """ln of ∫₀^∞ v^k e^(-v²/2 + zv) dv / ∫₀^∞ v^k e^(-v²/2) dv.
+def _log_shifted_moment_less_square(k: int, z: float) -> float:
+    """ln of ∫₀^∞ v^k e^(-v²/2 + zv) dv / ∫₀^∞ v^k e^(-v²/2) dv, minus z²/2.
 
     Laplace's method with its second-order correction from 6 pairs on (k >= 5), Simpson's
     rule around the peak below that; the denominator is exact: 2^((k-1)/2) Γ((k+1)/2).
+    Less z²/2 because the caller cancels it against the same term of its own analytically:
+    a quiet lane's design effect (budget / noise SD) makes both ~1e10 and more, where their
+    difference in floating point is noise. The peak v* solves v² - zv - k = 0; its distance
+    past z is kept without cancellation on either side of 0.
     """
-    peak = (z + math.sqrt(z * z + 4 * k)) / 2
+    root = math.sqrt(z * z + 4 * k)
+    if z >= 0:
+        past = 2 * k / (root + z)                 # v* - z
+        peak = z + past
+    else:
+        peak = 2 * k / (root - z)
+        past = peak - z
     norm = math.lgamma((k + 1) / 2) + (k - 1) / 2 * math.log(2)
-    top = k * math.log(peak) - peak * peak / 2 + z * peak
+    top = k * math.log(peak) - past * past / 2     # the exponent at the peak, less z²/2
     curvature = k / (peak * peak) + 1
     if k + 1 >= _LAPLACE_FROM:
         f3, f4 = 2 * k / peak ** 3, -6 * k / peak ** 4
@@ -112,7 +122,8 @@ def _log_shifted_moment(k: int, z: float) -> float:
         v = lo + i * h
         if v > 0:
             weight = 1 if i in (0, steps) else 4 if i % 2 else 2
-            total += weight * math.exp(k * math.log(v) - v * v / 2 + z * v - top)
+            gap = v - z
+            total += weight * math.exp(k * math.log(v) - gap * gap / 2 - top)   # = the exponent less z²/2, less top
     return math.log(total * h / 3) + top - norm
 
 
@@ -135,7 +146,11 @@ def sequential_t_evidence(values: Sequence[float], effect: float) -> float:
     if sum_sq == 0:
         return 0.0
     r = math.fsum(values) / math.sqrt(sum_sq)
-    return -n * effect * effect / 2 + _log_shifted_moment(n - 1, effect * r)
+    # -n·effect²/2 + ln M(z) with z = effect·r, as -(effect²/2)(n - r²) + (ln M(z) - z²/2):
+    # n - r² = n·Σ(v - mean)²/Σv², from the centred squares (no difference of near-equal terms)
+    mean = math.fsum(values) / n
+    spread = n * math.fsum((v - mean) ** 2 for v in values) / sum_sq
+    return -effect * effect / 2 * spread + _log_shifted_moment_less_square(n - 1, effect * r)
 
 
 def _betacf(a: float, b: float, x: float) -> float:
@@ -187,6 +202,9 @@ def t_test_p(values: Sequence[float]) -> float:
     return t_sf(mean / (sd / math.sqrt(n)), n - 1)
 
 
+_MAX_DOUBLINGS = 48      # 30 spreads · 2^47: past any design effect a positive noise SD gives
+
+
 def _bound(x: Sequence[float], effect: float, level: float, upper: bool) -> float:
     """The log-ratio bound past which the data say "beyond" at `level`: the smallest θ with
     evidence(x − θ) below ln(1/level) (lower bound), or mirrored (upper). ±inf: not yet."""
@@ -198,10 +216,17 @@ def _bound(x: Sequence[float], effect: float, level: float, upper: bool) -> floa
     def evidence(theta: float) -> float:
         return sequential_t_evidence([sign * (v - theta) for v in x], effect)
 
-    far = centre - sign * 30 * spread
-    if evidence(far) < need:
+    # The evidence first reaches `need` about effect/2 spreads out: 30 spreads cover the default
+    # effects; a quiet lane's (budget / a small noise SD) needs more, so the reach doubles until
+    # it gets there (or the data can never say it, at any distance: "not yet").
+    reach = 30 * spread
+    for _ in range(_MAX_DOUBLINGS):
+        if evidence(centre - sign * reach) >= need:
+            break
+        reach *= 2
+    else:
         return -math.inf if not upper else math.inf
-    near = centre
+    far, near = centre - sign * reach, centre
     for _ in range(32):
         mid = (near + far) / 2
         if evidence(mid) >= need:
@@ -355,7 +380,9 @@ class _Track(Struct):
 
 
 def _combined(evidence: float, fixed_p: float, final: float) -> float:
-    sequential = min(1.0, math.exp(-evidence) / (1 - final))
+    # evidence below 0 (data on the other side) is a p of 1 whatever its size: exp(-evidence)
+    # overflows past 709, which a quiet lane's design effect (budget / noise SD) reaches
+    sequential = min(1.0, math.exp(-max(evidence, 0.0)) / (1 - final))
     return min(sequential, fixed_p / final) if final > 0 else sequential
 
 
