@@ -8,7 +8,9 @@ bytes show as `25179963` or `8e+06`. The rules:
 - a unit on every value (`25.18 MB`, `1,396 ops`, `0.083 s`); byte counts are scaled to
   B / kB / MB / GB (SI, as molt's tracker reads IR size);
 - thousands separators; at most 4 significant digits and never more than 3 decimals
-  for non-integers, trailing zeros dropped; never an exponent;
+  for non-integers, trailing zeros dropped; never an exponent below 10^15 (from there on
+  `5e+299`, 4 significant digits: such a value is absurd input, and its 300 digits would
+  make the report's table wider than a PR page);
 - changes as a signed percentage, or as a ratio (`×122`) once the value has at least
   doubled, which reads better than `+12064.7%`.
 
@@ -29,6 +31,7 @@ COUNT_UNITS = ("ops", "functions", "modules", "instructions", "count")
 BYTE_UNITS = ("bytes", "B")
 _BYTE_SCALE = ((1e9, "GB"), (1e6, "MB"), (1e3, "kB"))
 MISSING = "-"
+HUGE = 1e15                           # from here on an exponent (see the module doc)
 
 
 def is_number(value: Any) -> bool:
@@ -41,6 +44,8 @@ def number(value: Any, sig: int = SIG_DIGITS, max_decimals: int = MAX_DECIMALS) 
         return MISSING if value is None or isinstance(value, bool) or not isinstance(value, (int, float)) else str(value)
     if value == 0:
         return "0"
+    if abs(value) >= HUGE:
+        return f"{value:.{min(sig, SIG_DIGITS)}g}"
     if float(value).is_integer() and abs(value) >= 1:
         return f"{int(value):,}"
     magnitude = math.floor(math.log10(abs(value)))
@@ -103,6 +108,8 @@ def change(base: Any, head: Any) -> str:
     if base == 0:
         return "0%" if head == 0 else "new"
     r = head / base
+    if not math.isfinite(r):
+        return MISSING                # values ~1e300 apart: no ratio a float holds
     if base > 0 and r >= RATIO_FROM:
         return "×" + number(r, sig=3)
     return pct((head - base) / abs(base) * 100)

@@ -7,6 +7,7 @@ drift) with values chosen on both sides of every bound.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +123,33 @@ def test_the_report_round_trips_and_validates(tmp_path: Path) -> None:
     data = report.to_dict()
     assert validator("report").is_valid(data)
     assert Report.from_dict(data).to_dict() == data
+
+
+@pytest.mark.parametrize(("kpi_class", "head", "base", "status"), [
+    ("timed", 5e299, 1e-300, Status.FAIL),     # head/base is inf as a quotient: from the two logs instead
+    ("timed", 1e-300, 5e299, Status.PASS),     # and 0 the other way
+    ("exact", 5e299, 1e-300, Status.FAIL),     # the loosening a change budget would need is past the floats
+])
+def test_values_at_the_ends_of_the_floats_are_judged(tmp_path: Path, kpi_class: str, head: float, base: float,
+                                                     status: Status) -> None:
+    """Measured values may reach ±1e300 (bounded.check_number): their ratio left the floats, and
+    the timed decision died on it (inf in the log ratios, then statistics' stdev), as did the
+    budget advice's ceil(inf): an internal error instead of a verdict."""
+    from molt_budget.report.github import check_annotations, workflow_commands
+    from molt_budget.report.html import write_html
+    from molt_budget.report.markdown import render_markdown
+    from molt_budget.report.terminal import render_report
+    from molt_budget.schemas import validator
+
+    metric = "wall_s" if kpi_class == "timed" else "diag.total_sec"
+    kpis = {"t": {"lane": "dev", "metric": metric, "class": kpi_class, "target": 1e300, "max_increase_pct": 10}}
+    jitter = [1 + 0.01 * (i % 3) for i in range(8)] if kpi_class == "timed" else [1.0]
+    report = compare(config(tmp_path, kpis), results({metric: [head * j for j in jitter]}),
+                     results({metric: [base * j for j in jitter]}), BASE)
+    assert one(report)[0] == status
+    assert validator("report").is_valid(report.to_dict())
+    json.dumps(report.to_dict(), allow_nan=False)            # every number a JSON number
+    assert len(report.kpis[0].reason) < 400                  # no value written out in 300 digits
+    assert render_report(report) and render_markdown(report, max_chars=65536)
+    assert write_html(report, tmp_path / "html", None).is_file()
+    assert len(check_annotations(report)) == (status == Status.FAIL) and workflow_commands(report) is not None

@@ -1,4 +1,4 @@
-"""The one number formatter: units, separators, significant digits, ratios, never an exponent."""
+"""The one number formatter: units, separators, significant digits, ratios, no exponent below 1e15."""
 
 from __future__ import annotations
 
@@ -74,6 +74,20 @@ def test_every_value_follows_the_grammar(amount, unit):
     assert GRAMMAR.match(shown.replace(" kB", " kB")), shown
     number_part = shown.split(" ")[0].lstrip("+-<")
     assert len(number_part.split(".")[1]) <= 3 if "." in number_part else True
+
+
+@pytest.mark.parametrize(("amount", "unit", "shown"), [
+    (999_999_999_999_999, "ops", "999,999,999,999,999 ops"),
+    (5e299, "s", "5e+299 s"),                 # absurd input: 4 significant digits, not 300 of them
+    (-1.23456e20, "", "-1.235e+20"),
+])
+def test_huge_values_are_short(amount, unit, shown):
+    assert fmt.value(amount, unit) == shown
+
+
+def test_a_change_past_the_floats_is_not_a_number():
+    assert fmt.change(1e-300, 5e299) == "-"       # head/base is inf
+    assert fmt.change(5e299, 1e-300) == "-100%"
 
 
 def test_plain_is_a_cli_argument():

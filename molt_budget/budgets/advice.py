@@ -78,14 +78,20 @@ def _change_flags(row: dict[str, Any]) -> list[tuple[str, str]]:
         else:
             return []
         needed = (worst - 1) * 100
-        return [("--max-increase-pct", fmt.plain(math.ceil(needed * 1.1 + 1)))] if needed > allowed * 0.5 else []
+        return _flag("--max-increase-pct", needed * 1.1 + 1) if needed > allowed * 0.5 else []
     worse = _worse(row, head - base)
     flags = []
     if fmt.is_number(row.get("max_increase_abs")) and worse > row["max_increase_abs"]:
-        flags.append(("--max-increase-abs", fmt.plain(math.ceil(worse))))
+        flags += _flag("--max-increase-abs", worse)
     if fmt.is_number(row.get("max_increase_pct")) and base and worse / abs(base) * 100 > row["max_increase_pct"]:
-        flags.append(("--max-increase-pct", fmt.plain(math.ceil(worse / abs(base) * 100 + 1))))
+        flags += _flag("--max-increase-pct", worse / abs(base) * 100 + 1)
     return flags
+
+
+def _flag(name: str, needed: float) -> list[tuple[str, str]]:
+    """The flag loosening a change budget to `needed`, rounded up; none for a change past the
+    floats (values at ±1e300 apart: no budget holds it, and ceil(inf) would raise)."""
+    return [(name, fmt.plain(math.ceil(needed)))] if math.isfinite(needed) else []
 
 
 def advise(row: dict[str, Any], results_path: str | None = None) -> Advice | None:

@@ -95,7 +95,8 @@ def _change(config: Config, kpi: Kpi, row: KpiRow, budget: KpiResult, base: RunR
     if h_value is None:
         return
     row.delta = h_value - b_value
-    row.delta_pct = (h_value - b_value) / b_value * 100 if b_value else None
+    delta_pct = (h_value - b_value) / b_value * 100 if b_value else None
+    row.delta_pct = delta_pct if delta_pct is None or math.isfinite(delta_pct) else None   # past the floats: not a JSON number
     mismatch = _comparable(config, base, head)
     if mismatch is not None:
         if budget.status == Status.PASS:

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
@@ -78,7 +79,22 @@ def log_ratios(head: Sequence[float], base: Sequence[float]) -> list[float]:
     b = _check_sample("base", base)
     if any(v <= 0 for v in h + b):
         raise ValueError("ratios need positive values")
-    return [math.log(hv / bv) for hv, bv in zip(h, b)]
+    return [_log_ratio(hv, bv) for hv, bv in zip(h, b)]
+
+
+def _log_ratio(head: float, base: float) -> float:
+    """ln(head / base); from the two logs when the quotient itself leaves the floats (1e300 over
+    1e-300 is inf, the other way 0): measured values reach ±1e300 (bounded.check_number)."""
+    quotient = head / base
+    return math.log(quotient) if 0 < quotient < math.inf else math.log(head) - math.log(base)
+
+
+def _ratio_of(log_ratio: float) -> float:
+    """exp of a log ratio, inf past the floats (a ratio beyond 1e308: absurd input, not a crash)."""
+    return math.exp(log_ratio) if log_ratio < _LOG_MAX else math.inf
+
+
+_LOG_MAX = math.log(sys.float_info.max)
 
 
 def _check_sample(name: str, values: Sequence[float]) -> list[float]:
@@ -524,8 +540,8 @@ def _decide(policy: TimedPolicy, x: list[float], kind: Kind, p: float, fresh: in
     lane's alpha over its KPIs (Bonferroni: over 40 unchanged KPIs, a per-KPI 5 % would call
     one of them "slower" in a good share of runs)."""
     n = len(x)
-    low, high = (math.exp(v) for v in _interval(policy, x))
-    ratio = math.exp(statistics.fmean(x))
+    low, high = (_ratio_of(v) for v in _interval(policy, x))
+    ratio = _ratio_of(statistics.fmean(x))
     allowed = f"{fmt.number(policy.max_increase_pct)}%"
     yellow = f"{fmt.number(policy.yellow_fraction * policy.max_increase_pct)}%"
     if kind == "pass" and low > 1 and high >= policy.yellow_line:
