@@ -195,6 +195,8 @@ def test_round_budget_rounds_toward_the_looser_side() -> None:
     assert round_budget(55531.3, "lower") == 55532
     assert round_budget(6.6, "lower", integral=True) == 7
     assert round_budget(0.012345, "lower") == 0.01235
+    # a measured 5e-324 (allowed: |v| <= 1e300) once made 10**327 and an OverflowError
+    assert round_budget(5e-324, "lower") == 5e-324 and round_budget(1e-300, "lower") == 1e-300
 
 
 def test_set_kpi_fields_unknown_kpi() -> None:

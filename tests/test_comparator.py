@@ -129,6 +129,8 @@ def test_the_report_round_trips_and_validates(tmp_path: Path) -> None:
     ("timed", 5e299, 1e-300, Status.FAIL),     # head/base is inf as a quotient: from the two logs instead
     ("timed", 1e-300, 5e299, Status.PASS),     # and 0 the other way
     ("exact", 5e299, 1e-300, Status.FAIL),     # the loosening a change budget would need is past the floats
+    ("counted", 3e9, 0.0, Status.PASS),        # no relative change from a count of 0: the budget decides
+    ("timed", 5e-324, 5e-324, Status.YELLOW),  # over its 0 target; the advice's loosened budget is past rounding
 ])
 def test_values_at_the_ends_of_the_floats_are_judged(tmp_path: Path, kpi_class: str, head: float, base: float,
                                                      status: Status) -> None:
@@ -141,9 +143,10 @@ def test_values_at_the_ends_of_the_floats_are_judged(tmp_path: Path, kpi_class: 
     from molt_budget.report.terminal import render_report
     from molt_budget.schemas import validator
 
-    metric = "wall_s" if kpi_class == "timed" else "diag.total_sec"
-    kpis = {"t": {"lane": "dev", "metric": metric, "class": kpi_class, "target": 1e300, "max_increase_pct": 10}}
-    jitter = [1 + 0.01 * (i % 3) for i in range(8)] if kpi_class == "timed" else [1.0]
+    metric = {"timed": "wall_s", "exact": "diag.total_sec", "counted": "instructions"}[kpi_class]
+    target = 0 if head == 5e-324 else 1e300
+    kpis = {"t": {"lane": "dev", "metric": metric, "class": kpi_class, "target": target, "max_increase_pct": 10}}
+    jitter = [1 + 0.01 * (i % 3) for i in range(8)] if kpi_class == "timed" and head != 5e-324 else [1.0] * 8
     report = compare(config(tmp_path, kpis), results({metric: [head * j for j in jitter]}),
                      results({metric: [base * j for j in jitter]}), BASE)
     assert one(report)[0] == status
@@ -152,4 +155,4 @@ def test_values_at_the_ends_of_the_floats_are_judged(tmp_path: Path, kpi_class: 
     assert len(report.kpis[0].reason) < 400                  # no value written out in 300 digits
     assert render_report(report) and render_markdown(report, max_chars=65536)
     assert write_html(report, tmp_path / "html", None).is_file()
-    assert len(check_annotations(report)) == (status == Status.FAIL) and workflow_commands(report) is not None
+    assert len(check_annotations(report)) == (status != Status.PASS) and workflow_commands(report) is not None

@@ -91,6 +91,8 @@ def round_budget(value: float, direction: str, integral: bool = False) -> int | 
     if value == 0:
         return 0
     digits = 3 - math.floor(math.log10(abs(value)))
+    if digits > 300:
+        return value            # below 1e-297 (absurd input): 10**digits is past the floats; nothing to round
     scale = 10 ** digits
     scaled = value * scale
     out = (math.ceil(scaled - 1e-6) if up else math.floor(scaled + 1e-6)) / scale

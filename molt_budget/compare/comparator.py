@@ -160,9 +160,13 @@ def _counted(kpi: Kpi, row: KpiRow, b_values: list[float], h_values: list[float]
     b, h = min(b_values), min(h_values)
     if kpi.direction == "higher":
         b, h = h, b
+    row.base, row.head = min(b_values), min(h_values)
+    if not b > 0:
+        # a count of zero (or an absurd negative one) on the side the change is measured from
+        row.reason += "; no change verdict (the count it would be relative to is not positive)"
+        return
     decision = stats.decide_counted(h, b, floor_pct=kpi.noise_floor_pct if kpi.noise_floor_pct is not None else 0.5, fence=fence,
                                     max_increase_pct=kpi.max_increase_pct, yellow_fraction=kpi.yellow_fraction)
-    row.base, row.head = min(b_values), min(h_values)
     if decision.status != "pass":
         _escalate(row, Status.parse(decision.status), decision.reason)
     else:
