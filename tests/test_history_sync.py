@@ -47,7 +47,8 @@ def budgets() -> dict[str, Any]:
         "settings": {"output_root": ".molt-budget", "history": ".molt-budget/history.sqlite", "quiescence": {"max_wait_s": 0}},
         "lanes": {
             "dev": {"command": ["${python}", "-S", "moltdemo.py", "build", "hello.py", "--build-profile", "dev", "--no-cache",
-                                "--emit-ir", "${emit_ir}", "--out-dir", "${attempt_dir}/out"], "emit_ir": True, "diagnostics": True},
+                                "--emit-ir", "${emit_ir}", "--out-dir", "${attempt_dir}/out"], "emit_ir": True, "diagnostics": True,
+                    "env": {"MOLT_BACKEND_DAEMON": "0"}},   # backend in-process: one Python start less a build
             "count": {"command": COUNT},
         },
         "kpis": {
