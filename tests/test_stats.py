@@ -394,12 +394,13 @@ def test_run_sequential_confirms_past_max_pairs() -> None:
     assert d.kind == "fail" and d.pairs == 6 + policy.confirm_pairs
 
 
-@pytest.mark.parametrize("noise_sd", [0.005, 1e-3, 1e-6, 1e-12])
+@pytest.mark.parametrize("noise_sd", [0.005, 1e-3, 1e-6, 1e-12, 1e-300])
 def test_a_quiet_lane_is_judged_like_any_other(noise_sd: float) -> None:
     """A noise model far quieter than the budget (the design effect ln(1.1)/SD past ~13 at 8
     pairs) overflowed exp(-evidence) for data on the good side: an internal error instead of a
     verdict, in the sampler and in the comparator alike. Below ~0.001 the interval also came
-    out (0, inf), so a 7% slowdown passed without its "slower" yellow."""
+    out (0, inf), so a 7% slowdown passed without its "slower" yellow. At 1e-300 the design
+    effect is capped (MAX_EFFECT): past ~1e150 SDs the evidence's terms overflowed."""
     policy = stats.TimedPolicy(max_increase_pct=10, noise_sd=noise_sd)
     rng = random.Random(7)
     kinds = {}

@@ -116,7 +116,7 @@ def _log_shifted_moment_less_square(k: int, z: float) -> float:
     difference in floating point is noise. The peak v* solves v² - zv - k = 0; its distance
     past z is kept without cancellation on either side of 0.
     """
-    root = math.sqrt(z * z + 4 * k)
+    root = math.hypot(z, 2 * math.sqrt(k))         # √(z² + 4k), without squaring z
     if z >= 0:
         past = 2 * k / (root + z)                 # v* - z
         peak = z + past
@@ -127,7 +127,7 @@ def _log_shifted_moment_less_square(k: int, z: float) -> float:
     top = k * math.log(peak) - past * past / 2     # the exponent at the peak, less z²/2
     curvature = k / (peak * peak) + 1
     if k + 1 >= _LAPLACE_FROM:
-        f3, f4 = 2 * k / peak ** 3, -6 * k / peak ** 4
+        f3, f4 = 2 * k / peak / peak / peak, -6 * k / peak / peak / peak / peak
         correction = 1 + f4 / (8 * curvature ** 2) + 5 * f3 * f3 / (24 * curvature ** 3)
         return top + 0.5 * math.log(2 * math.pi / curvature) + math.log(correction) - norm
     width = 1 / math.sqrt(curvature)
@@ -218,6 +218,7 @@ def t_test_p(values: Sequence[float]) -> float:
     return t_sf(mean / (sd / math.sqrt(n)), n - 1)
 
 
+MAX_EFFECT = 1e8         # design effects past this many noise SDs are taken as this (TimedPolicy.effect)
 _MAX_DOUBLINGS = 48      # 30 spreads · 2^47: past any design effect a positive noise SD gives
 
 
@@ -309,8 +310,12 @@ class TimedPolicy(Struct, frozen=True):
     @property
     def effect(self) -> float:
         """The design effect in noise SDs: the distance from "no change" to the budget. A change
-        of none and one of twice the budget are then told from the budget equally fast."""
-        return math.log(self.fail_line) / self.sd
+        of none and one of twice the budget are then told from the budget equally fast.
+
+        At most MAX_EFFECT: an SD from measured pairs is never below ~1e-16 (one float step of
+        a log ratio), and the cap keeps the evidence's terms inside the floats for any positive
+        noise_sd (past ~1e150 SDs they overflow). The effect tunes the test, never its validity."""
+        return min(math.log(self.fail_line) / self.sd, MAX_EFFECT)
 
 
 class TimedDecision(Struct, frozen=True):
