@@ -120,6 +120,8 @@ KPI_BASE = "version: 1\nlanes:\n  a:\n    command: x\nkpis:\n  k:\n    lane: a\n
         ("    expires: 2024-13-45\n", "budgets.yaml:10: kpis.k.expires: '2024-13-45' is not a date"),
         ("    max_increase_pct: .nan\n", "budgets.yaml:10:23: kpis.k.max_increase_pct: .nan is not a finite number"),
         ("    limit: .inf\n", "budgets.yaml:10:12: kpis.k.limit: .inf is not a finite number"),
+        # a timed budget line within float rounding of "no change" divided by ln(1) = 0 in the verdict
+        ("    max_increase_pct: 1.0e-15\n", "budgets.yaml:10: kpis.k.max_increase_pct: 1e-15 is below"),
     ],
 )
 def test_bad_numbers_and_dates(tmp_path: Path, extra: str, expected: str) -> None:

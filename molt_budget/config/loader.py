@@ -80,6 +80,11 @@ def parse_config(path: Path, data: Any, lines: Lines, text: str = "") -> Config:
     return config
 
 
+# The smallest change budget of a timed KPI: below it the budget line (1 + pct/100) is within
+# float rounding of "no change" (ln of it is 0 past ~1e-14%), and long before that no pairs tell it.
+MIN_TIMED_PCT = 0.001
+
+
 def _one_build_for_exact_lanes(raw_lanes: dict[str, Any], lanes: dict[str, Lane], kpis: dict[str, Kpi]) -> None:
     """A lane whose KPIs are all exact gives the same counts on every build: it builds once
     unless the lane itself asks for `repeats` (a determinism check is a choice, not a default)."""
@@ -286,6 +291,10 @@ def _check_references(config: Config) -> None:
             except ValueError:
                 raise ConfigError(f"{name}:{config.line_of('kpis', kpi.id, 'expires')}: kpis.{kpi.id}.expires: "
                                   f"{kpi.expires!r} is not a date (YYYY-MM-DD)") from None
+        if kpi.kpi_class == "timed" and kpi.max_increase_pct is not None and kpi.max_increase_pct < MIN_TIMED_PCT:
+            raise ConfigError(f"{name}:{config.line_of('kpis', kpi.id, 'max_increase_pct')}: kpis.{kpi.id}.max_increase_pct: "
+                              f"{kpi.max_increase_pct:g} is below the {MIN_TIMED_PCT:g}% a timed verdict can tell "
+                              f"(a hundred-thousandth of the time: below any timer's noise)")
         if kpi.max_pairs < kpi.pairs:
             raise ConfigError(f"{name}:{config.line_of('kpis', kpi.id, 'max_pairs')}: kpis.{kpi.id}: max_pairs {kpi.max_pairs} is below pairs {kpi.pairs}")
         if kpi.target is not None and kpi.limit is not None:
