@@ -149,6 +149,13 @@ def check_number(value: Any, what: str) -> float:
     return value
 
 
+def log_ratio(a: float, b: float) -> float:
+    """ln(a / b) of two positive measured values; from the two logs when the quotient itself
+    leaves the floats (values reach ±MAX_FINITE: 1e300 over 1e-300 is inf, the other way 0)."""
+    quotient = a / b
+    return math.log(quotient) if 0 < quotient < math.inf else math.log(a) - math.log(b)
+
+
 def _short(value: int) -> str:
     digits = len(str(abs(value))) if value.bit_length() < 14_000 else int(value.bit_length() * 0.30103) + 1
     return f"an integer of {digits} digits"

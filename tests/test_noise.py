@@ -221,6 +221,10 @@ def test_main_records_pairs_feed_the_noise_model_and_validate(tmp_path: Path) ->
     assert found[("l", "wall_s")].pairs == 4 and found[("l", "wall_s")].sd == pytest.approx(expected)
     assert found[("l", "wall_s")].source == "main" and found[("l", "wall_s")].lag1 is None
     assert from_main_records(records[2:3], [("l", "wall_s")]) == {}          # one value: no pair, nothing invented
+    # values at the ends of the floats (a measured value reaches ±1e300): their quotient is 0 or
+    # inf, and ln(0) raised; the pair's log ratio comes from the two logs instead
+    extreme = from_main_records([record("f", [1e-300, 5e299, 5e299, 1e-300, 1.0, 1.0, 2.0, 2.2])], [("l", "wall_s")])
+    assert extreme[("l", "wall_s")].pairs == 4 and math.isfinite(extreme[("l", "wall_s")].sd)
 
 
 @pytest.mark.slow

@@ -50,6 +50,7 @@ from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from molt_budget import fmt
+from molt_budget.bounded import log_ratio
 from molt_budget.structs import Struct
 
 Status = Literal["pass", "yellow", "fail"]
@@ -79,14 +80,7 @@ def log_ratios(head: Sequence[float], base: Sequence[float]) -> list[float]:
     b = _check_sample("base", base)
     if any(v <= 0 for v in h + b):
         raise ValueError("ratios need positive values")
-    return [_log_ratio(hv, bv) for hv, bv in zip(h, b)]
-
-
-def _log_ratio(head: float, base: float) -> float:
-    """ln(head / base); from the two logs when the quotient itself leaves the floats (1e300 over
-    1e-300 is inf, the other way 0): measured values reach ±1e300 (bounded.check_number)."""
-    quotient = head / base
-    return math.log(quotient) if 0 < quotient < math.inf else math.log(head) - math.log(base)
+    return [log_ratio(hv, bv) for hv, bv in zip(h, b)]
 
 
 def _ratio_of(log_ratio: float) -> float:

@@ -35,6 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from molt_budget.bounded import log_ratio
 from molt_budget.errors import ConfigError
 from molt_budget.results.record import RunRecord
 from molt_budget.structs import Struct
@@ -117,7 +118,7 @@ def from_main_records(records: Iterable[RunRecord], keys: Iterable[tuple[str, st
                 continue
             values = kpi.values
             ratios.setdefault(key, []).extend(
-                math.log(b / a) for a, b in zip(values[0::2], values[1::2])
+                log_ratio(b, a) for a, b in zip(values[0::2], values[1::2])
                 if a > 0 and b > 0 and math.isfinite(a) and math.isfinite(b))
     out = {}
     for (lane, metric), x in ratios.items():
