@@ -7,7 +7,11 @@ import ast
 import functools
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parents[1] / "molt_budget"
+# one xdist worker: the package graph is parsed once (_package_graph), not once by each worker
+pytestmark = pytest.mark.xdist_group("tests/test_architecture.py")
 
 
 def _imports(path: Path) -> set[str]:
