@@ -36,15 +36,22 @@ COMMAND = [sys.executable, str(REPO / "examples/demo/moltdemo.py"), "build", str
            "--build-profile", "release", "--no-cache"]
 
 
+def build_env(tmp: Path, name: str) -> dict[str, str]:
+    """What the engine gives the lane (its `diagnostics: true` makes the build write its payload
+    too), so the three paths run the same build."""
+    return {**os.environ, "MOLT_CACHE": str(tmp / "c"), "MOLT_BUILD_DIAGNOSTICS": "1",
+            "MOLT_BUILD_DIAGNOSTICS_FILE": str(tmp / f"{name}-diagnostics.json")}
+
+
 def bare(tmp: Path) -> float:
     start = time.perf_counter()
-    subprocess.run(COMMAND, cwd=tmp, env={**os.environ, "MOLT_CACHE": str(tmp / "c")}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    subprocess.run(COMMAND, cwd=tmp, env=build_env(tmp, "bare"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
     return time.perf_counter() - start
 
 
 def runner(tmp: Path) -> float:
     start = time.perf_counter()
-    run_process(COMMAND, env={**os.environ, "MOLT_CACHE": str(tmp / "c")}, cwd=tmp, timeout_s=60, marker=("MOLT_BUDGET_RUN_ID", "bench"),
+    run_process(COMMAND, env=build_env(tmp, "runner"), cwd=tmp, timeout_s=60, marker=("MOLT_BUDGET_RUN_ID", "bench"),
                 stdout_path=tmp / "out.log", stderr_path=tmp / "err.log")
     return time.perf_counter() - start
 
