@@ -158,6 +158,7 @@ def test_a_check_imports_none_of_what_it_does_not_need(tmp_path: Path) -> None:
 
 # KPIs whose report is past a pipe's 64 KiB buffer: a pass row is ~80 bytes (1,000: ~80 KB), a
 # failing one with its cause ~460 (300: ~140 KB; 1,000 cost a CPU-second more a run)
+@pytest.mark.slow   # a CLI run of real subprocess lanes (README: what -m "not slow" skips)
 @pytest.mark.parametrize("target, code, kpis", [(4200, 0, 1000), (41, 1, 300)])
 def test_the_command_line_ends_without_teardown_and_loses_nothing(tmp_path: Path, target: int, code: int, kpis: int) -> None:
     """`python -m molt_budget` (and the console script, the same `cli.run`) ends with os._exit
