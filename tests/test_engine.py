@@ -17,7 +17,7 @@ import yaml
 from conftest import fake_build, wait_for_file
 
 from molt_budget.cli import main
-from molt_budget.results.store import load_results
+from molt_budget.results.store import detail_bytes, load_results, results_chunks
 
 pytestmark = pytest.mark.slow   # the gate end to end: CLI runs of real subprocess lanes (`pytest -m "not slow"` skips them)
 
@@ -82,6 +82,12 @@ def test_exact_kpis_from_real_molt_files(tmp_path: Path, shared: Path, capsys: p
     assert re.search(r"^FAIL +init\b.* 6 modules", out, re.M) and "verdict: FAIL" in out
     detail = results.lanes["dev"].detail
     assert sorted(detail["diagnostics"]["module_reasons"]) == sorted(meta["ir"]["molt_init_functions"][i][len("molt_init_"):] for i in range(6))
+    # the run's last write put the lane's detail in as the journal's encoded piece (compact JSON)
+    # between the lane's own lines: writing the parsed file out again the same way gives its bytes
+    written = (sorted((tmp_path / "out" / "runs").iterdir())[-1] / "results.json").read_bytes()
+    doc = json.loads(written)
+    lane_detail = doc["lanes"]["dev"]["detail"]
+    assert written == b"".join(results_chunks(doc, {"dev": (lane_detail, detail_bytes(lane_detail))}))
 
 
 def test_compile_error_is_not_retried_and_is_a_measurement_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

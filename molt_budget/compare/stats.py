@@ -83,12 +83,12 @@ def log_ratios(head: Sequence[float], base: Sequence[float]) -> list[float]:
     return [log_ratio(hv, bv) for hv, bv in zip(h, b)]
 
 
-def _ratio_of(log_ratio: float) -> float:
-    """exp of a log ratio, inf past the floats (a ratio beyond 1e308: absurd input, not a crash)."""
-    return math.exp(log_ratio) if log_ratio < _LOG_MAX else math.inf
-
-
 _LOG_MAX = math.log(sys.float_info.max)
+
+
+def _ratio_of(value: float) -> float:
+    """exp of a log ratio, inf past the floats (a ratio beyond 1e308: absurd input, not a crash)."""
+    return math.exp(value) if value < _LOG_MAX else math.inf
 
 
 def _check_sample(name: str, values: Sequence[float]) -> list[float]:
@@ -155,12 +155,13 @@ def sequential_t_evidence(values: Sequence[float], effect: float) -> float:
     sum_sq = math.fsum(v * v for v in values)
     if sum_sq == 0:
         return 0.0
-    r = math.fsum(values) / math.sqrt(sum_sq)
+    total = math.fsum(values)
+    r = total / math.sqrt(sum_sq)
     # -n·effect²/2 + ln M(z) with z = effect·r, as -(effect²/2)(n - r²) + (ln M(z) - z²/2):
     # n - r² = n·Σ(v - mean)²/Σv², from the centred squares (no difference of near-equal terms)
-    mean = math.fsum(values) / n
-    spread = n * math.fsum((v - mean) ** 2 for v in values) / sum_sq
-    return -effect * effect / 2 * spread + _log_shifted_moment_less_square(n - 1, effect * r)
+    mean = total / n
+    shortfall = n * math.fsum((v - mean) ** 2 for v in values) / sum_sq
+    return -effect * effect / 2 * shortfall + _log_shifted_moment_less_square(n - 1, effect * r)
 
 
 def _betacf(a: float, b: float, x: float) -> float:
