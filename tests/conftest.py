@@ -128,10 +128,11 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """`-n auto` (pyproject's addopts): one worker more than xdist's own count (the cores).
 
     Why: much of the suite waits (real builds, git, browsers, timeouts, quiet-host waits), and a
-    third worker fills those waits on two cores. Measured on a fresh clone of 8332cf1 on this
-    2-core machine: the whole suite 154.6 s with 2 workers, 144.3 s with 3; `-m "not slow"`
-    32.6 s with 2, 30.7-30.9 s with 3, 33.0-33.6 s with 4. PYTEST_XDIST_AUTO_NUM_WORKERS (or
-    an explicit -n) still decides when given."""
+    third worker fills those waits on two cores. Measured on this 2-core machine, quiet: the
+    same clone back to back 139.3 s with 3 workers, 151.6 s with 2; fresh clones 144.3, 154.0
+    and 156.7 s with 3, 154.6 s with 2 (runs vary by ~5-10 s); `-m "not slow"` 30.7-30.9 s with
+    3, 32.6 s with 2, 33.0-33.6 s with 4. PYTEST_XDIST_AUTO_NUM_WORKERS (or an explicit -n)
+    still decides when given."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None                                   # xdist's own hook reads it
     import psutil
