@@ -15,6 +15,15 @@ lane and per KPI, and the growth exponent (slope of log overhead against log lan
     python bench/gate_overhead.py --compare /tmp/old-tree        # all of 1/12/48 lanes x 10/100/1000 KPIs
     python bench/gate_overhead.py --lanes 12 --kpis 10 --rounds 7
 
+`--instructions` also counts the check's own user-space instructions under valgrind's
+callgrind (one run per tree and configuration; the lanes' `cp` runs natively, uncounted):
+a figure that does not move with the host's speed, as rustc-perf's `instructions:u` does
+not. On this 2-core VM the same check's wall time drifts by up to 2x within minutes, so
+the wall figures above are of their moment; the instruction counts are comparable across
+moments, trees and machines of one architecture.
+
+    python bench/gate_overhead.py --lanes 1,12 --kpis 10 --instructions --compare /tmp/old-tree
+
 History at 1k/10k/100k runs is the history issue's part (its own bench). Every run here
 records into a fresh, empty history, which it creates first (a few fsyncs); 12 x 10 is also
 measured with a history that already holds one run (`history: kept`), as every check after a
@@ -27,6 +36,7 @@ import argparse
 import json
 import math
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -105,9 +115,7 @@ def one_check(tree: Path, config: Path, quiescence: bool, history: Path | None =
     if history is not None:
         (config.parent / "out").mkdir()
         shutil.copyfile(history, config.parent / "out" / "history.sqlite")
-    argv = [sys.executable, "-m", "molt_budget", "check", "--config", str(config), "--no-base", "--quiet"]
-    if not quiescence:
-        argv.append("--no-quiescence")
+    argv = check_argv(config, quiescence)
     env = {**tool_env(), "PYTHONPATH": str(tree)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
@@ -127,6 +135,39 @@ def seeded_history(tree: Path, config: Path, quiescence: bool, name: str) -> Pat
     kept = config.parent / f"history-{name.replace(' ', '-')}.sqlite"
     shutil.copyfile(config.parent / "out" / "history.sqlite", kept)
     return kept
+
+
+def check_argv(config: Path, quiescence: bool) -> list[str]:
+    argv = [sys.executable, "-m", "molt_budget", "check", "--config", str(config), "--no-base", "--quiet"]
+    return argv if quiescence else [*argv, "--no-quiescence"]
+
+
+def instructions(tree: Path, config: Path, quiescence: bool) -> int:
+    """User-space instructions of one check's own process (fresh output root and history),
+    counted by callgrind: children (the lanes' builds) run natively and are not counted.
+    PYTHONHASHSEED=0 keeps dict and set layouts, and so the count, the same from run to run."""
+    shutil.rmtree(config.parent / "out", ignore_errors=True)
+    env = {**tool_env(), "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"}
+    argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *check_argv(config, quiescence)]
+    proc = subprocess.run(argv, env=env, cwd=config.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    found = re.search(r"Collected : (\d+)", proc.stderr)
+    if proc.returncode not in (0, 1) or found is None:
+        raise SystemExit(f"check under callgrind failed ({proc.returncode}) with {tree}: {proc.stderr.strip()[-500:]}")
+    return int(found.group(1))
+
+
+def instruction_rows(trees: list[tuple[str, Path]], projects: dict[tuple[int, int], Path], quiescence: bool) -> list[list[object]]:
+    """Per tree and KPI count: instructions at each lane count, the marginal per lane and
+    the fixed part (the fewest lanes' count minus that many marginals)."""
+    rows: list[list[object]] = []
+    lanes_list = sorted({lanes for lanes, _ in projects})
+    for kpis in sorted({k for _, k in projects}):
+        for name, tree in trees:
+            counts = [instructions(tree, projects[(lanes, kpis)], quiescence) for lanes in lanes_list]
+            per_lane = (counts[-1] - counts[0]) / (lanes_list[-1] - lanes_list[0]) if len(counts) > 1 else float("nan")
+            fixed = counts[0] - lanes_list[0] * per_lane if len(counts) > 1 else float("nan")
+            rows.append([name, kpis, *[c / 1e6 for c in counts], per_lane / 1e6, fixed / 1e6])
+    return rows
 
 
 def startup_wall() -> float:
@@ -159,12 +200,17 @@ def main() -> None:
     parser.add_argument("--diag-mb", type=float, default=1.0)
     parser.add_argument("--compare", metavar="TREE", help="another checkout of molt-budget to run side by side")
     parser.add_argument("--no-quiescence-too", action="store_true", help="also measure with --no-quiescence")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count each check's own instructions under valgrind (callgrind; ~50x slower, one run each)")
     args = parser.parse_args()
+    if args.instructions and shutil.which("valgrind") is None:
+        parser.error("--instructions needs valgrind on PATH (Debian: apt-get install valgrind)")
     trees = [("this tree", REPO)] + ([("compared", Path(args.compare).resolve())] if args.compare else [])
     lanes_list = [int(x) for x in args.lanes.split(",")]
     kpis_list = [int(x) for x in args.kpis.split(",")]
     modes = [True, False] if args.no_quiescence_too else [True]
     rows, overheads = [], {}
+    counted: list[list[object]] = []
     with tempfile.TemporaryDirectory() as tmp:
         payload = Path(tmp) / "diagnostics.json"
         payload.write_text(json.dumps(diagnostics_payload(int(args.diag_mb * 1e6))))
@@ -195,6 +241,9 @@ def main() -> None:
             rows.append(row)
             print(f"... {lanes} lanes x {kpis} KPIs (quiescence {'on' if quiet else 'off'}, {history} history): {this:.3f} s",
                   file=sys.stderr)
+        if args.instructions:
+            projects = {(lanes, kpis): Path(tmp) / f"p{lanes}x{kpis}" / "budgets.yaml" for lanes in lanes_list for kpis in kpis_list}
+            counted = instruction_rows(trees, projects, quiescence=True)
     headers = ["lanes", "KPIs", "quiet check", "history", "check wall s", "overhead s", "overhead CPU s", "ms per lane"]
     if args.compare:
         headers += ["compared overhead s", "compared / this", "compared CPU s", "CPU compared / this"]
@@ -212,6 +261,9 @@ def main() -> None:
     if growth:
         print_table("growth (exponent of overhead ~ n^k; 1 = linear) and marginal cost", growth,
                     ["tree", "n", "at", "quiet check", "exponent k", "ms per lane / per KPI"])
+    if counted:
+        print_table("the check's own instructions (millions; callgrind, one run each, quiet check on)", counted,
+                    ["tree", "KPIs", *[f"{lanes} lanes" for lanes in lanes_list], "per lane", "fixed"])
     floor = median([startup_wall() for _ in range(max(args.rounds, 7))])
     print(f"\ninterpreter start-up in the same environment (`python -c pass`, site and .pth files included): "
           f"{floor:.3f} s of every overhead above")
