@@ -132,9 +132,9 @@ def _results_and_report(results_path: Path, report_path: str | None) -> tuple[An
     results = load_results(results_path)
     report = read_json_file(Path(report_path), "report file") if report_path else None
     if report is not None:
-        from molt_budget.schemas import validator
+        from molt_budget.schemas import first_error
 
-        error = next(iter(validator("report").iter_errors(report)), None)
+        error = first_error("report", report)
         if error is not None:
             where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
             raise ConfigError(f"{report_path}: invalid report at {where}: {error.message}")

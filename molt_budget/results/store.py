@@ -264,9 +264,9 @@ def load_results(path: Path) -> RunResults:
         data = replay_journal(data, Path(path).with_name(JOURNAL_NAME))
     if data["schema_version"] != SCHEMA_VERSION:
         raise ConfigError(f"{path}: results schema_version {data['schema_version']!r} is not supported (expected {SCHEMA_VERSION})")
-    from molt_budget.schemas import validator
+    from molt_budget.schemas import first_error
 
-    error = next(iter(validator("results").iter_errors(data)), None)
+    error = first_error("results", data)      # the compiled check; jsonschema only words a failure
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
         raise ConfigError(f"{path}: invalid results file at {where}: {error.message}")
