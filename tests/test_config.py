@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,34 @@ def test_the_text_a_config_was_parsed_from_is_not_part_of_what_it_is(tmp_path: P
     assert config.text and replace(config, text="# other comments\n") == config
     assert "text=" not in repr(config) and all(f"{name}=" in repr(config) for name in config.__struct_fields__ if name != "text")
     assert replace(config, lines={}) != config
+
+
+# What a hostile or mistyped budget may not ask for: each bound, the value at it (accepted) and
+# past it (refused with file:line). Before the bounds, `retry_backoff_s: 1e300` made a retried
+# build's backoff an internal error (time.sleep overflowed), and `repeats`, `max_wait_s` or
+# `timeout_s` near the floats' top held a runner until CI's own timeout.
+BOUNDS = [
+    ("lanes.cold.timeout_s", "lanes:\n  cold:\n", "    timeout_s: {}\n", 604800, 604800.5),
+    ("defaults.retries", "defaults:\n", "  retries: {}\n", 100, 101),
+    ("lanes.cold.repeats", "lanes:\n  cold:\n", "    repeats: {}\n", 1000, 1001),
+    ("lanes.cold.warmups", "lanes:\n  cold:\n", "    warmups: {}\n", 1000, 1001),
+    ("lanes.cold.retries", "lanes:\n  cold:\n", "    retries: {}\n", 100, 101),
+    ("lanes.cold.retry_backoff_s", "lanes:\n  cold:\n", "    retry_backoff_s: {}\n", 3600, "1.0e+300"),
+    ("kpis.wall.max_pairs", "  wall:\n", "    max_pairs: {}\n", 10000, 10001),
+    ("kpis.wall.pairs", "  wall:\n", "    pairs: {}\n", 10000, 10001),
+    ("settings.quiescence.max_wait_s", None, "settings:\n  quiescence: {{max_wait_s: {}}}\n", 86400, "1.0e+300"),
+    ("settings.quiescence.poll_s", None, "settings:\n  quiescence: {{poll_s: {}}}\n", 0.01, "1.0e-300"),
+]
+
+
+@pytest.mark.parametrize("key,anchor,line,ok,bad", BOUNDS, ids=[b[0] for b in BOUNDS])
+def test_counts_and_durations_are_bounded(tmp_path: Path, key: str, anchor: str | None, line: str, ok: float,
+                                         bad: float | str) -> None:
+    def text(value: float | str) -> str:
+        added = line.format(value)
+        return GOOD + added if anchor is None else GOOD.replace(anchor, anchor + added, 1)
+
+    assert load_config(write(tmp_path, text(ok))) is not None
+    message = error_of(tmp_path, text(bad))
+    found = re.match(r"budgets\.yaml:\d+(?::\d+)?: (\S+):", message)      # file:line, then the key
+    assert found is not None and found.group(1) == key, message
