@@ -12,6 +12,8 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from molt_budget.errors import EnvironmentFault, corrupt_history
@@ -39,6 +41,16 @@ def fault(exc: OSError, path: Path | str, doing: str, after: str = "") -> Enviro
     reason = exc.strerror or type(exc).__name__
     message = f"{path}: cannot {doing}: {reason}: {advice(exc, path)}"
     return EnvironmentFault(message + (f"; {after}" if after else ""))
+
+
+@contextmanager
+def writing(path: Path | str, what: str) -> Iterator[None]:
+    """A file the command line named (`--results`, `--report-json`, `--out`, the budgets file a
+    `bump` edits): a failed write is one line naming it and what to do (exit 3), not a bug."""
+    try:
+        yield
+    except OSError as exc:
+        raise fault(exc, path, f"write {what}") from None
 
 
 def check_output_root(root: Path) -> None:

@@ -19,6 +19,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from molt_budget.environment import writing
 from molt_budget.errors import BudgetError, ConfigError
 from molt_budget.results.store import write_bytes_atomic
 from molt_budget.structs import Struct, field
@@ -594,9 +595,7 @@ def rewrite_many(path: Path, changes: Mapping[str, Mapping[str, Any]], *, write:
         new = set_kpi_fields(new, kpi_id, updates)
     parse_text(path.resolve(), new)   # never write a file the gate would reject
     if write and new != old:
-        _write_atomic(path, new.encode("utf-8"))
+        with writing(path, "the budgets file"):
+            write_bytes_atomic(path, new.encode("utf-8"))
     return unified_diff(old, new, path.name if path.is_absolute() else str(path))
 
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    write_bytes_atomic(path, data, mode=path.stat().st_mode & 0o777)

@@ -52,6 +52,7 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from molt_budget.environment import writing
     from molt_budget.report.terminal import render_report, use_color
     from molt_budget.results.store import save_results, write_json_atomic
 
@@ -72,10 +73,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     finally:
         close_progress(options)
     if args.results:
-        save_results(Path(args.results), outcome.head)
+        with writing(args.results, "the results"):
+            save_results(Path(args.results), outcome.head)
     to_stdout = args.report_json == "-"
     if args.report_json and not to_stdout:
-        write_json_atomic(Path(args.report_json), outcome.report.to_dict())
+        with writing(args.report_json, "the report"):
+            write_json_atomic(Path(args.report_json), outcome.report.to_dict())
     for note in outcome.notes:
         print(f"molt-budget: note: {note}", file=sys.stderr)
     if not args.quiet:

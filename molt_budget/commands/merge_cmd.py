@@ -152,6 +152,7 @@ def _display_path(path: str) -> str:
 def cmd_merge(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from molt_budget.environment import writing
     from molt_budget.errors import ConfigError
     from molt_budget.report.terminal import render_report
     from molt_budget.results.store import load_results, save_results, write_json_atomic
@@ -177,7 +178,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
     else:
         merged = empty_results(args.config or "budgets.yaml")
     skipped = rejudge(merged, config, expected) if config else []
-    save_results(Path(args.out), merged)
+    with writing(args.out, "the merged results"):
+        save_results(Path(args.out), merged)
     config_path = _display_path(args.config) if args.config else _display_path(merged.config_path)
     if args.reports:
         report = merged_report(args.reports, config, expected)
@@ -185,7 +187,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
     else:
         report = budget_report(merged, config, config_path, expected, args.out)
     if args.report_json:
-        write_json_atomic(Path(args.report_json), report.to_dict())
+        with writing(args.report_json, "the report"):
+            write_json_atomic(Path(args.report_json), report.to_dict())
     print(render_report(report))
     if skipped:
         print(f"not judged (no shard measured their lanes): {', '.join(skipped)}")

@@ -14,14 +14,13 @@ table shows), so the colour and the Target column always agree.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from molt_budget.config.model import Config, Kpi
 from molt_budget.errors import ConfigError
 from molt_budget.results.history import History, KpiPoint, RunSummary, SampleIssue
+from molt_budget.results.store import write_bytes_atomic
 from molt_budget.structs import Struct
 
 KPI_BLOCK = "kpi-table"
@@ -192,24 +191,5 @@ def update_tracker(out: Path, config: Config, history: History, runs: int = 20, 
     if new == old:
         return False
     if not check:
-        _write_atomic(out, new.encode("utf-8", "surrogateescape"))
+        write_bytes_atomic(out, new.encode("utf-8", "surrogateescape"))
     return True
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        if path.exists():
-            mode = path.stat().st_mode & 0o7777
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

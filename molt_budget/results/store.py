@@ -15,8 +15,12 @@ cheaper to measure again on resume than to fsync after every lane.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
+import stat
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -35,22 +39,88 @@ def write_bytes_atomic(path: Path, data: bytes | list[bytes], mode: int | None =
     """tmp file in the same folder + fsync + rename: readers see the old or the new file, never half.
 
     `data` may come in pieces, written one after the other: a run's results are a few big
-    module tables and many small lines, and joining them first copied megabytes twice."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    module tables and many small lines, and joining them first copied megabytes twice.
+    An existing file keeps its mode (unless `mode` says otherwise). Only a regular file is
+    replaced, and where it is: a symlink to one (a budgets file kept elsewhere) stays a link
+    and its target is replaced; a device, FIFO or socket (`/dev/stdout`, `>(cmd)`) is written
+    into as it is, never replaced by a file (as root, a rename over `/dev/full` had made it one).
+    """
+    target, how = _write_target(Path(path))
+    if how == "stream" or isinstance(target, int):
+        _write_into(target, data)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if mode is None:
+        mode = target.stat().st_mode & 0o7777 if target.is_file() else 0o666 & ~_umask()
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.writelines([data] if isinstance(data, bytes) else data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
-        os.replace(tmp, path)
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
     except BaseException:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
         raise
+
+
+def _write_target(path: Path) -> tuple[Path | int, str]:
+    """(where, "replace" | "stream") for a write to `path` (see write_bytes_atomic); where is a
+    descriptor of ours for /dev/stdout, /dev/fd/N and /proc/self/fd/N."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return path, "replace"
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    if stat.S_ISBLK(st.st_mode):
+        raise OSError(errno.EINVAL, "is a block device, not a file to write", str(path))
+    through_proc = _proc_link(path)
+    if through_proc is not None:
+        return through_proc, "stream"
+    if not stat.S_ISREG(st.st_mode):
+        return path, "stream"        # a device, FIFO or socket
+    return (Path(os.path.realpath(path)) if path.is_symlink() else path), "replace"
+
+
+_OWN_FD = re.compile(r"/proc/(?:self|thread-self|(\d+))/fd/(\d+)")
+
+
+def _proc_link(path: Path, hops: int = 40) -> Path | int | None:
+    """Where a link on the way to `path`'s file is one of /proc's (/dev/stdout, /dev/fd/N): a
+    descriptor some process holds, written into, never replaced. One of ours (`> out.json`
+    behind /dev/stdout) is written through that descriptor: opening the link again would
+    start a second offset at 0, under what the process writes there next."""
+    current = Path(os.path.abspath(path))
+    for _ in range(hops):
+        if str(current).startswith("/proc/"):
+            own = _OWN_FD.fullmatch(str(current))
+            if own is not None and own.group(1) in (None, str(os.getpid())):
+                return int(own.group(2))
+            return current
+        if not current.is_symlink():
+            return None
+        current = Path(os.path.abspath(current.parent / os.readlink(current)))
+    return None
+
+
+def _write_into(where: Path | int, data: bytes | list[bytes]) -> None:
+    """Write into an existing non-regular file, or through a descriptor of ours (after what
+    Python buffered for it). O_NONBLOCK only for the open: a FIFO nobody reads fails at once
+    (ENXIO) instead of hanging the run; writes then block as usual."""
+    if isinstance(where, int):
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        fd = os.dup(where)
+    else:
+        fd = os.open(where, os.O_WRONLY | os.O_NONBLOCK)
+        os.set_blocking(fd, True)
+    with os.fdopen(fd, "wb") as fh:
+        fh.writelines([data] if isinstance(data, bytes) else data)
 
 
 # lane -> (its detail, that detail as JSON): the journal encodes a lane's detail once, and the
