@@ -161,3 +161,27 @@ def test_resume_does_not_trust_a_lane_marked_ok_without_samples(tmp_path: Path, 
     assert main(["run", "--config", str(config), "--quiet", "--no-history", "--resume", str(run_dir)]) == 0
     assert count.read_text().count("run") == 2                  # measured again
     assert len(load_results(run_dir / "results.json").lanes["a"].measured()) == 1
+
+
+@pytest.mark.parametrize("counts", ["not json", "[]", "{\"pass\": \"two\"}", "null"])
+def test_a_forged_counts_column_is_the_damaged_history_line(tmp_path: Path, counts: str,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """`history list` read a run's verdict counts with json.loads and used them as a dict: a
+    damaged or forged column was an internal error (found by mutating each column of a real
+    history). It is now the one line for a damaged history: which file, and what to do."""
+    import sqlite3
+    from contextlib import closing
+
+    from molt_budget.errors import EXIT_MEASUREMENT
+
+    config = write_budgets(tmp_path, {"a": {"command": fake_build(), "repeats": 1}},
+                           {"w": {"lane": "a", "metric": "wall_s", "target": 10}})
+    assert main(["check", "--config", str(config), "--no-base", "--quiet"]) == 0
+    history = tmp_path / "out" / "history.sqlite"
+    with closing(sqlite3.connect(history)) as conn:
+        conn.execute("UPDATE runs SET counts = ?", (counts,))
+        conn.commit()
+    capsys.readouterr()
+    assert main(["history", "list", "--config", str(config)]) == EXIT_MEASUREMENT
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"molt-budget: error: {history}: the history database is unreadable or corrupt")

@@ -165,3 +165,17 @@ def test_layout_2_is_migrated_with_every_record_series_and_summary(tmp_path: Pat
     assert history.results_path(runs[3].run_id) == "/runs/results.json"
     assert history.results_path(runs[155].run_id) is None
     assert History(db).indexed_ids() == {r.run_id for r in runs}     # opening again migrates nothing
+
+
+@pytest.mark.parametrize("provenance", ["[1, 2]", "\"a string\"", "not json"])
+def test_a_damaged_legacy_provenance_column_still_migrates(old_db, provenance: str) -> None:
+    """The column is JSON text an older release wrote; one a disk or a hand edit damaged (valid
+    JSON that is not an object included) costs that run its extra provenance, not the migration."""
+    config, db, runs, _old = old_db
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("UPDATE runs SET provenance = ? WHERE run_id = ?", (provenance, runs[5].run_id))
+        conn.commit()
+    history = History(db, config.settings.main_branch)
+    listed = {row.run_id: row for row in history.runs(limit=1000)}
+    assert set(listed) == {r.run_id for r in runs}
+    assert listed[runs[5].run_id].commit == runs[5].provenance["commit"]      # from the row's own column

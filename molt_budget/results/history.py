@@ -407,8 +407,19 @@ class History:
                 "SELECT run_id, started_utc, state, source, commit_sha, branch, authoritative, counts, main, status, "
                 f"why_not_main FROM runs {where} ORDER BY t DESC, run_id DESC LIMIT ?", (limit,),
             ).fetchall()
-        return [RunRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), json.loads(r[7]), bool(r[8]), r[9], r[10])
+        return [RunRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), self._counts(r[7], r[0]), bool(r[8]), r[9], r[10])
                 for r in rows]
+
+    def _counts(self, text: object, run_id: object) -> dict[str, int]:
+        """A run's verdict counts as indexed: a damaged or forged column is the damaged-history
+        line naming the database (what to do), not a bug."""
+        try:
+            counts = json.loads(text) if isinstance(text, str) else None
+        except ValueError:
+            counts = None
+        if not isinstance(counts, dict) or not all(isinstance(k, str) and type(v) is int for k, v in counts.items()):
+            raise corrupt_history(self.path, f"run {run_id}: its verdict counts are not a JSON object of counts")
+        return counts
 
     def show(self, run_id: str) -> RunRecord:
         record = self.get(run_id)
@@ -728,8 +739,10 @@ def _legacy_records(conn: sqlite3.Connection, main_branch: str) -> Iterable[tupl
         run_id = row["run_id"]
         try:
             prov = json.loads(row.get("provenance") or "{}")
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, TypeError):
             prov = {}
+        if not isinstance(prov, dict):
+            prov = {}                   # a damaged legacy column: the row's own columns still say the commit
         prov.update(commit=row.get("commit_sha"), branch=row.get("branch"),
                     dirty=None if row.get("dirty") is None else bool(row["dirty"]))
         results = RunResults(
