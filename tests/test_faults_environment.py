@@ -185,3 +185,55 @@ def test_a_forged_counts_column_is_the_damaged_history_line(tmp_path: Path, coun
     assert main(["history", "list", "--config", str(config)]) == EXIT_MEASUREMENT
     line = one_error_line(capsys.readouterr().err)
     assert line.startswith(f"molt-budget: error: {history}: the history database is unreadable or corrupt")
+
+
+HOSTILE_JOURNAL_LINES = {
+    "unhashable lane": '{"op":"lane_start","lane":[1]}',
+    "a mapping as lane": '{"op":"lane_state","lane":{"a":1},"status":"ok"}',
+    "an overflowing number": '{"op":"sample","lane":"dev","sample":{"kind":"measure","index":9,"ok":true,"attempts":1,'
+                             '"metrics":{"wall_s":1e999}}}',
+    "deep nesting": "[" * 100_000 + "]" * 100_000,
+    "not a record": "[1, 2, 3]",
+    "not UTF-8": "{\"op\":\"lane_start\",\"lane\":\"\udcff\"}",   # a raw 0xff byte (surrogateescape)
+}
+
+
+@pytest.mark.parametrize("line", list(HOSTILE_JOURNAL_LINES.values()), ids=list(HOSTILE_JOURNAL_LINES))
+def test_a_hostile_journal_line_is_skipped_and_the_samples_around_it_kept(tmp_path: Path, line: str) -> None:
+    """A running run's journal is replayed by every reader of its results: a damaged or forged
+    line (found by fuzzing the replay: each of these was an internal error, or let an infinite
+    wall time through) is skipped like a torn one, and every real sample around it is kept."""
+    from molt_budget.results.model import LaneResult, RunResults, Sample
+    from molt_budget.results.store import Journal, save_results
+
+    run = RunResults("20261202T000000000Z-abc123", "budgets.yaml", "0" * 64, "2026-12-02T00:00:00+00:00", state="running")
+    results = tmp_path / "results.json"
+    save_results(results, run)
+    journal = Journal(results)
+    journal.lane_started("dev")
+    journal.sample("dev", Sample("measure", 0, True, attempts=1, metrics={"wall_s": 1.5}))
+    with journal.path.open("ab") as fh:
+        fh.write(line.encode("utf-8", "surrogateescape") + b"\n")
+    journal.sample("dev", Sample("measure", 1, True, attempts=1, metrics={"wall_s": 1.25}))
+    journal.lane_state(LaneResult("dev", "ok"))
+    loaded = load_results(results)
+    assert [s.metrics["wall_s"] for s in loaded.lanes["dev"].samples] == [1.5, 1.25]
+    assert loaded.lanes["dev"].status == "ok"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_journal_that_is_not_a_file_is_refused_at_once(tmp_path: Path, kind: str) -> None:
+    """A FIFO in the journal's place made every reader of the results wait for a writer for ever."""
+    import os
+
+    from molt_budget.errors import ConfigError
+    from molt_budget.results.model import RunResults
+    from molt_budget.results.store import JOURNAL_NAME, save_results
+
+    results = tmp_path / "results.json"
+    save_results(results, RunResults("20261202T000000000Z-abc123", "budgets.yaml", "0" * 64, "2026-12-02T00:00:00+00:00",
+                                     state="running"))
+    (os.mkfifo if kind == "fifo" else os.mkdir)(tmp_path / JOURNAL_NAME)
+    with pytest.raises(ConfigError) as info:
+        load_results(results)
+    assert str(info.value).startswith(str(tmp_path / JOURNAL_NAME) + ": ")

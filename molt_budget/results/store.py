@@ -272,30 +272,50 @@ class Journal:
 
 def replay_journal(data: dict[str, Any], journal: Path) -> dict[str, Any]:
     """Apply a running run's journal to its results document (a torn last line is dropped:
-    the crash came while it was written, the sample before it is kept)."""
+    the crash came while it was written, the sample before it is kept).
+
+    The journal is input like any other file: read bounded (a FIFO, folder or device in its
+    place is refused at once, not waited on), each line parsed with finite numbers and bounded
+    nesting, and a line that is not a record of a lane this document holds is skipped; the
+    schema check after the replay words whatever is still wrong with the document."""
+    from molt_budget.bounded import MAX_FILE_BYTES, InputError, parse_json, read_regular
+
     try:
-        raw = journal.read_bytes()
+        raw = read_regular(journal, MAX_FILE_BYTES)
     except FileNotFoundError:
         return data
+    except InputError as exc:
+        raise ConfigError(f"{journal}: {exc.message} (the journal of a running run)") from None
+    except OSError as exc:
+        raise ConfigError(f"{journal}: cannot read the journal of a running run: {exc.strerror or exc}") from None
     lanes = data.setdefault("lanes", {})
+    if not isinstance(lanes, dict):
+        return data
     for line in raw.splitlines():
         try:
-            record = json.loads(line)
-        except ValueError:
+            record = parse_json(line.decode("utf-8"))
+        except (ValueError, RecursionError):      # torn, damaged or out of range (InputError is a ValueError)
             continue
         if not isinstance(record, dict):
             continue
         op, lane = record.get("op"), record.get("lane")
+        if op == "authority":
+            data["authoritative"], data["authoritative_reasons"] = record.get("authoritative"), record.get("reasons")
+            continue
+        if not isinstance(lane, str):
+            continue
         if op == "lane_start":
             lanes[lane] = {"lane": lane, "status": "pending", "error": None, "samples": [], "detail": {}}
-        elif op == "sample" and lane in lanes:
-            lanes[lane]["samples"].append(record.get("sample"))
-        elif op == "lane_state" and lane in lanes:
-            lanes[lane]["status"], lanes[lane]["error"] = record.get("status"), record.get("error")
+            continue
+        held = lanes.get(lane)
+        if not isinstance(held, dict):
+            continue
+        if op == "sample" and isinstance(held.get("samples"), list):
+            held["samples"].append(record.get("sample"))
+        elif op == "lane_state":
+            held["status"], held["error"] = record.get("status"), record.get("error")
             if "detail" in record:
-                lanes[lane]["detail"] = record["detail"]
-        elif op == "authority":
-            data["authoritative"], data["authoritative_reasons"] = record.get("authoritative"), record.get("reasons")
+                held["detail"] = record["detail"]
     return data
 
 
