@@ -113,3 +113,62 @@ def test_event_files_are_githubs_examples() -> None:
     assert "@octokit/webhooks-examples@7.6.1" in note
     for name in ("pull_request.opened.json", "merge_group.checks_requested.json", "push.json", "workflow_run.completed.json"):
         assert json.loads((EVENTS / name).read_text(encoding="utf-8"))["repository"]
+
+
+FORGED_EVENTS = {
+    "pull_request a list": ("pull_request", {"pull_request": [1]}),
+    "repository a list": ("push", {"repository": [1]}),
+    "number a float, head a list": ("pull_request", {"pull_request": {"number": 1.5, "head": [1]}}),
+    "number of 4,400 digits": ("pull_request", {"pull_request": {"number": "9" * 4400}}),
+    "number true": ("pull_request", {"pull_request": {"number": True}}),
+    "head sha not hex": ("pull_request", {"pull_request": {"number": 7, "head": {"sha": "zz/../x"}}}),
+    "after a list": ("push", {"after": ["x"]}),
+    "merge group sha an object": ("merge_group", {"merge_group": {"head_sha": {"x": 1}}}),
+    "workflow_run of wrong types": ("workflow_run", {"workflow_run": {"pull_requests": {"a": 1}, "head_repository": [2],
+                                                                      "head_branch": 5, "head_sha": 3}}),
+}
+
+
+@pytest.mark.parametrize(("event", "payload"), list(FORGED_EVENTS.values()), ids=list(FORGED_EVENTS))
+def test_a_forged_payload_gives_no_pr_and_the_env_commit(tmp_path: Path, event: str, payload: object) -> None:
+    """Each field is checked for its type and form where it is read: before, a list where an
+    object belongs was an internal error, and 1.5 or True passed for PR numbers."""
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(payload))
+    ctx = context_from_env({"GITHUB_EVENT_NAME": event, "GITHUB_EVENT_PATH": str(path), "GITHUB_REPOSITORY": "o/r",
+                            "GITHUB_SHA": "f" * 40})
+    assert ctx.pr_number is None if "number\": 7" not in json.dumps(payload) else ctx.pr_number == 7
+    assert ctx.head_sha == "f" * 40 and ctx.repository == "o/r"
+    assert ctx.pr_lookup is None and ctx.pr_head_sha is None
+
+
+@pytest.mark.parametrize("kind", ["/dev/zero", "fifo"])
+def test_an_event_path_that_is_not_a_file_is_no_payload_at_once(tmp_path: Path, kind: str) -> None:
+    """`GITHUB_EVENT_PATH=/dev/zero` read for ever (a FIFO waited for a writer for ever)."""
+    import os
+    import threading
+
+    path = "/dev/zero" if kind == "/dev/zero" else str(tmp_path / "event.fifo")
+    if kind == "fifo":
+        os.mkfifo(path)
+    found: list[object] = []
+    reader = threading.Thread(target=lambda: found.append(context_from_env(
+        {"GITHUB_EVENT_NAME": "pull_request", "GITHUB_EVENT_PATH": path, "GITHUB_REPOSITORY": "o/r", "GITHUB_SHA": "f" * 40})),
+        daemon=True)
+    reader.start()
+    reader.join(30)
+    assert found and found[0].event == {} and found[0].pr_number is None        # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("token", ["abc\r\nX-Evil: 1", "two words", "tab\there", "caf\u00e9"])
+def test_a_token_no_header_can_carry_is_refused_not_sent(tmp_path: Path, token: str) -> None:
+    """A line break in GITHUB_TOKEN reached requests, which refused the header mid-post (an
+    internal error); now there is no token, and publish says why."""
+    ctx = context_from_env({"GITHUB_TOKEN": token, "GITHUB_REPOSITORY": "o/r", "GITHUB_SHA": "f" * 40})
+    assert ctx.token is None and ctx.token_malformed
+
+
+@pytest.mark.parametrize("repository", ["../../etc", "o/r/extra", "o", "o/r?x=1", "o /r"])
+def test_a_repository_that_is_not_owner_slash_name_is_unknown(repository: str) -> None:
+    """It goes into every API path: `../../etc` would have reached /repos/../../etc/..."""
+    assert context_from_env({"GITHUB_REPOSITORY": repository, "GITHUB_SHA": "f" * 40}).repository is None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import email.utils
 import json
 import os
+import re
 import sys
 import time
 import uuid
@@ -141,6 +142,7 @@ class GitHubContext(Struct):
     pr_head_label: str | None = None  # workflow_run: owner:branch of the run's head, to ask for the PR's head now
     checkout_sha: str | None = None   # GITHUB_SHA: what the workflow checked out (a PR's merge commit)
     event: dict[str, Any] = field(default_factory=dict)    # the whole payload: kept out of repr
+    token_malformed: bool = False     # GITHUB_TOKEN was set but holds a space or control character
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__struct_fields__ if name != "event")
@@ -148,27 +150,58 @@ class GitHubContext(Struct):
 
 
 def _read_event(path: str | None) -> dict[str, Any]:
+    """The event payload, bounded: a FIFO or device in its place (`/dev/zero`) is refused at once
+    instead of read for ever; unreadable or not an object, it is no payload (the env still says
+    the repository and commit)."""
+    from molt_budget.bounded import MAX_SMALL_BYTES, decode_utf8, parse_json, read_regular
+
     if not path:
         return {}
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = parse_json(decode_utf8(read_regular(path, MAX_SMALL_BYTES)))
+    except (OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    """A payload's object, or {} for anything else: the payload is input and may be forged."""
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+_REPOSITORY = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+_SHA = re.compile(r"[0-9a-fA-F]{7,64}")
+_TOKEN = re.compile(r"[\x21-\x7e]+")      # printable ASCII without spaces: all a header value may carry
+
+
+def _repository(value: Any) -> str | None:
+    """owner/name, or None: it goes into every API path."""
+    return value if isinstance(value, str) and _REPOSITORY.fullmatch(value) else None
+
+
+def _sha(value: Any) -> str | None:
+    return value if isinstance(value, str) and _SHA.fullmatch(value) else None
+
+
 def context_from_env(env: Mapping[str, str]) -> GitHubContext:
-    """pull_request(_target), merge_group, push and workflow_run each say the head differently."""
+    """pull_request(_target), merge_group, push and workflow_run each say the head differently.
+    Every field of the payload is checked for its type where it is read (a forged payload gives
+    no PR, not a crash), and the repository and commits for their form (they go into API paths)."""
     event_name = env.get("GITHUB_EVENT_NAME", "")
     event = _read_event(env.get("GITHUB_EVENT_PATH"))
-    repo = env.get("GITHUB_REPOSITORY") or (event.get("repository") or {}).get("full_name")
+    repo = _repository(env.get("GITHUB_REPOSITORY") or _obj(event.get("repository")).get("full_name"))
     server = (env.get("GITHUB_SERVER_URL") or "https://github.com").rstrip("/")
-    head_sha = env.get("GITHUB_SHA") or None
+    head_sha = _sha(env.get("GITHUB_SHA"))
     pr: int | None = None
     lookup: tuple[str, str] | None = None
     pr_head: str | None = None
     label: str | None = None
-    run_url = f"{server}/{repo}/actions/runs/{env['GITHUB_RUN_ID']}" if repo and env.get("GITHUB_RUN_ID") else None
+    run_id = env.get("GITHUB_RUN_ID", "")
+    run_url = f"{server}/{repo}/actions/runs/{run_id}" if repo and run_id.isdigit() else None
     report_url = run_url
     if not event_name:
         event_name = ("pull_request" if "pull_request" in event and "number" in event else
@@ -176,42 +209,48 @@ def context_from_env(env: Mapping[str, str]) -> GitHubContext:
                       "workflow_run" if "workflow_run" in event else "push" if "after" in event else "")
     if event_name in PR_EVENTS and isinstance(event.get("pull_request"), dict):
         pr = _int(event["pull_request"].get("number"))
-        head_sha = (event["pull_request"].get("head") or {}).get("sha") or head_sha
+        head_sha = _sha(_obj(event["pull_request"].get("head")).get("sha")) or head_sha
     elif event_name == "merge_group" and isinstance(event.get("merge_group"), dict):
-        head_sha = event["merge_group"].get("head_sha") or head_sha
-    elif event_name == "push" and event.get("after"):
+        head_sha = _sha(event["merge_group"].get("head_sha")) or head_sha
+    elif event_name == "push" and _sha(event.get("after")):
         head_sha = event["after"]
     elif event_name == "workflow_run" and isinstance(event.get("workflow_run"), dict):
         run = event["workflow_run"]
-        head_sha = run.get("head_sha") or head_sha
-        report_url = run.get("html_url") or report_url
-        prs = [p for p in run.get("pull_requests") or [] if isinstance(p, dict)]
-        same = [p for p in prs if (p.get("head") or {}).get("sha") == head_sha]
-        owner = ((run.get("head_repository") or {}).get("owner") or {}).get("login")
-        label = f"{owner}:{run['head_branch']}" if owner and run.get("head_branch") else None
+        head_sha = _sha(run.get("head_sha")) or head_sha
+        report_url = _text(run.get("html_url")) or report_url
+        listed = run.get("pull_requests")
+        prs = [p for p in (listed if isinstance(listed, list) else []) if isinstance(p, dict)]
+        same = [p for p in prs if _sha(_obj(p.get("head")).get("sha")) == head_sha]
+        owner = _text(_obj(_obj(run.get("head_repository")).get("owner")).get("login"))
+        branch = _text(run.get("head_branch"))
+        label = f"{owner}:{branch}" if owner and branch else None
         if same or prs:
             chosen = (same or prs)[0]
             pr = _int(chosen.get("number"))
-            pr_head = (chosen.get("head") or {}).get("sha")
+            pr_head = _sha(_obj(chosen.get("head")).get("sha"))
         elif run.get("event") in PR_EVENTS and head_sha and label:
             lookup = (label, head_sha)   # a fork PR: GitHub leaves pull_requests empty
     token = (env.get("GITHUB_TOKEN") or "").strip()
     return GitHubContext(
         api_url=(env.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/"),
         server_url=server, repository=repo, event_name=event_name, head_sha=head_sha, pr_number=pr,
-        token=Token(token) if token else None, run_url=run_url, report_url=report_url,
+        token=Token(token) if _TOKEN.fullmatch(token) else None, run_url=run_url, report_url=report_url,
         step_summary=Path(env["GITHUB_STEP_SUMMARY"]) if env.get("GITHUB_STEP_SUMMARY") else None,
         output=Path(env["GITHUB_OUTPUT"]) if env.get("GITHUB_OUTPUT") else None,
         pr_lookup=lookup, pr_head_sha=pr_head, pr_head_label=label, event=event,
-        checkout_sha=env.get("GITHUB_SHA") or None,
+        checkout_sha=_sha(env.get("GITHUB_SHA")),
+        token_malformed=bool(token) and not _TOKEN.fullmatch(token),
     )
 
 
 def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
+    """A PR number or an API id: a positive integer (or its digits), else None. int() took 1.5,
+    True and 1e300 from a forged payload, and a 4,301-digit string raised."""
+    if type(value) is int:
+        return value if 0 < value < 2 ** 53 else None
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 15:
+        return int(value) or None
+    return None
 
 
 # -- the REST client -------------------------------------------------------------------
@@ -823,7 +862,8 @@ def _publish(report: Report, ctx: GitHubContext, outcome: PublishOutcome, say: C
     hint = f"the `report.json` artifact of {ctx.report_url}" if ctx.report_url else None
     api_ok = False
     if ctx.token is None:
-        say("molt-budget: GITHUB_TOKEN is not set: reporting through the job summary and annotations only")
+        why = "holds a space or control character (no header can carry it)" if ctx.token_malformed else "is not set"
+        say(f"molt-budget: GITHUB_TOKEN {why}: reporting through the job summary and annotations only")
     elif not ctx.repository or not ctx.head_sha:
         say("molt-budget: GITHUB_REPOSITORY or the head commit is unknown: reporting through the job summary and annotations only")
     else:
