@@ -382,3 +382,59 @@ def test_lanes_with_the_same_module_table_share_one_decoded_table(tmp_path: Path
     assert c.module_reasons is not a.module_reasons and c.module_reasons[module] == ["entry_root", "extra"]
     for path, got in ((cold, a), (warm, b), (other, c)):
         assert got == summarize_diagnostics(path, fast=False)
+
+
+def _two_pass(data: bytes) -> Any:
+    """The reading as a lane's later samples and the old first sample did it: values in one
+    pass (the rows skipped), then the rows decoded from their raw slice."""
+    from molt_budget.collectors.molt_diagnostics import _read_values, _with_tables
+
+    path = Path("FILE")
+    try:
+        summary, tables = _read_values(path, data, rows=False)
+        return _with_tables(path, data, summary, tables)
+    except CollectorError as exc:
+        return ("error", str(exc))
+
+
+_ROWS = {
+    "duplicate modules": [{"module": "a", "total_s": 1.0}, {"module": "a", "total_s": 2.5}],
+    "a negative time": [{"module": "a", "total_s": -1.0}],
+    "a row without a module": [{"total_s": 1.0}],
+    "a string time": [{"module": "a", "total_s": "1"}],
+    "rows not a list": {"a": 1},
+    "null rows": None,
+    "an integer time past 2^53": [{"module": "a", "total_s": 2 ** 60}],
+    "extra fields": [{"module": "a", "path": "/x.py", "visit_s": 0.1, "lower_s": 0.2, "total_s": 0.3, "timed_out": False}],
+}
+
+
+@pytest.mark.parametrize("rows", list(_ROWS.values()), ids=list(_ROWS))
+def test_rows_decoded_with_the_values_read_as_two_passes_do(rows: Any) -> None:
+    """The first measured sample decodes its timing rows in its value pass; every table and
+    every refusal (with its wording) is the two-pass reading's."""
+    data = json.dumps({"total_sec": 1.0, "module_count": 1, "module_reasons": {"a": ["entry_root"]},
+                       "frontend_module_timings": rows}).encode()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "FILE"
+        path.write_bytes(data)
+        try:
+            merged: Any = summarize_diagnostics(path)
+        except CollectorError as exc:
+            merged = ("error", str(exc).replace(str(path), "FILE"))
+    assert merged == _two_pass(data)
+
+
+@needs_shared
+@pytest.mark.parametrize("source", ["examples/diagnostics_dev_warm.json", "real/A/diagnostics.json", "real/C/diagnostics.json"])
+def test_the_real_payloads_read_the_same_in_one_pass(source: str) -> None:
+    """And they take it: the rows come decoded from the value pass, not from a second scan."""
+    from molt_budget.collectors.molt_diagnostics import _fast_sample_fields
+
+    data = (MOLT / source).read_bytes()
+    found = _fast_sample_fields(data, rows=True)
+    assert found is not None and found[1].rows is not None and found[1].timings is None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "FILE"
+        path.write_bytes(data)
+        assert summarize_diagnostics(path) == _two_pass(data)

@@ -7,8 +7,10 @@ line) and the metric values of a measured run. The runner knows none of these sp
 it asks each collector that applies to the lane, in order, and never judges the values.
 
 The diff's detail (the IR's modules and functions, the diagnostics' module tables) is large
-and is needed once a lane, not once a sample: `collect` returns it as a function the runner
-calls once, for the lane's last measured sample, so a sample costs only its values.
+and is needed once a lane, not once a sample: the runner asks for it (`detail=True`) for the
+lane's first measured sample only, whose reading may then take it in the same pass as the
+values (a diagnostics payload is scanned once, not twice); `collect` returns it as a function
+called once, at the lane's end. Every other sample costs only its values.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class Collector:
         """Facts about any run (every sample kind), e.g. the cache state the build reported."""
         return {}
 
-    def collect(self, outcome: ProcessMeasurement, files: RunFiles, metrics: frozenset[str]) -> Collected:
+    def collect(self, outcome: ProcessMeasurement, files: RunFiles, metrics: frozenset[str], detail: bool = False) -> Collected:
         """The values of a measured run (`metrics`: what the lane's KPIs ask for)."""
         return Collected()
 

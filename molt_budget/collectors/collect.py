@@ -45,13 +45,14 @@ class LaneCollectors:
             facts.update(collector.read_back(files))
         return facts
 
-    def collect(self, outcome: ProcessMeasurement, files: RunFiles) -> tuple[dict[str, float], list[Callable[[], Detail]]]:
-        """Every metric the lane's collectors give (plus the requested generic ones), and the
-        detail parts, each computed only if asked for."""
+    def collect(self, outcome: ProcessMeasurement, files: RunFiles,
+                detail: bool = False) -> tuple[dict[str, float], list[Callable[[], Detail]]]:
+        """Every metric the lane's collectors give (plus the requested generic ones), and, with
+        `detail` (the lane's first measured sample), the detail parts, each computed when called."""
         values: dict[str, float] = {}
         details: list[Callable[[], Detail]] = []
         for collector in self.active:
-            got = collector.collect(outcome, files, self.metrics)
+            got = collector.collect(outcome, files, self.metrics, detail=detail)
             values.update(got.values)
             if got.detail is not None:
                 details.append(got.detail)

@@ -213,7 +213,7 @@ class GenericCollector(Collector):
 
     name = "generic"
 
-    def collect(self, outcome: ProcessMeasurement, files: RunFiles, metrics: frozenset[str]) -> Collected:
+    def collect(self, outcome: ProcessMeasurement, files: RunFiles, metrics: frozenset[str], detail: bool = False) -> Collected:
         values: dict[str, float] = {}
         for metric in sorted(metrics):
             if metric.startswith("json:"):

@@ -104,5 +104,5 @@ class InstructionsCollector(Collector):
         env["PYTHONHASHSEED"] = "0"
         return wrap(command, files.attempt_dir)
 
-    def collect(self, outcome: ProcessMeasurement, files: RunFiles, metrics: frozenset[str]) -> Collected:
+    def collect(self, outcome: ProcessMeasurement, files: RunFiles, metrics: frozenset[str], detail: bool = False) -> Collected:
         return Collected({"instructions": read_instructions(files.attempt_dir)})

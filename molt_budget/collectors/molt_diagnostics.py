@@ -124,7 +124,7 @@ def summarize_diagnostics(path: Path, fast: bool = True) -> DiagnosticsSummary:
     `fast=False`: the checked reading alone (what the tests hold the fast one to)."""
     path = Path(path)
     data = read_bytes(path, MAX_SMALL_BYTES)
-    summary, tables = _read_values(path, data, fast)
+    summary, tables = _read_values(path, data, fast, rows=True)     # as a lane's first sample reads it
     return _with_tables(path, data, summary, tables)
 
 
@@ -151,10 +151,12 @@ class _SampleFields(msgspec.Struct):
 
 
 class _RawTables(NamedTuple):
-    """A plain payload's module tables as the fast reading found them (None: absent)."""
+    """A plain payload's module tables as the fast reading found them (None: absent); `rows`:
+    the timing rows when that reading decoded them too (the lane's first sample)."""
 
     reasons: msgspec.Raw | None
     timings: msgspec.Raw | None
+    rows: list[_TimingRow] | None = None
 
 
 _VALUE_FIELDS = ("total_sec", "phase_sec", "module_count", "module_reason_summary", "binary_image_analysis")
@@ -166,7 +168,15 @@ class _TimingRow(msgspec.Struct, gc=False):   # a str and a float: never part of
     total_s: Annotated[float, msgspec.Meta(ge=0, le=MAX_EXACT)]   # past 2^53 the checked path decides
 
 
+class _SampleFieldsWithRows(_SampleFields):
+    """The same fields with the timing rows decoded in the same pass (the detail's sample): one
+    scan of the payload instead of a scan that skips the rows and a second that decodes them."""
+
+    frontend_module_timings: list[_TimingRow] | None | msgspec.UnsetType = msgspec.UNSET   # type: ignore[assignment]
+
+
 _SAMPLE = msgspec.json.Decoder(_SampleFields)
+_SAMPLE_WITH_ROWS = msgspec.json.Decoder(_SampleFieldsWithRows)
 _UTF8_DECODER = codecs.getincrementaldecoder("utf-8")
 _UTF8_CHUNK = 1 << 16
 _REASONS = msgspec.json.Decoder(dict[str, list[str]])
@@ -186,21 +196,37 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _fast_sample_fields(data: bytes) -> tuple[dict[str, Any], _RawTables] | None:
+def _fast_sample_fields(data: bytes, rows: bool = False) -> tuple[dict[str, Any], _RawTables] | None:
     """The value fields present in a plain payload and its raw tables, or None for the checked
-    path to decide."""
+    path to decide. `rows`: decode the timing rows in the same pass; a row that pass refuses
+    leaves them raw, for _with_tables to decide as before."""
     if not _valid_utf8(data):           # msgspec does not check the UTF-8 of strings it skips
         return None
-    try:
-        got = _SAMPLE.decode(data)
-    except (msgspec.MsgspecError, RecursionError, ValueError):
-        return None
+    with_rows: _SampleFieldsWithRows | None = None
+    if rows:
+        try:
+            with _collector_paused():
+                with_rows = _SAMPLE_WITH_ROWS.decode(data)
+        except (msgspec.MsgspecError, RecursionError, ValueError):
+            with_rows = None
+    got: _SampleFields
+    if with_rows is not None:
+        got = with_rows
+    else:
+        try:
+            got = _SAMPLE.decode(data)
+        except (msgspec.MsgspecError, RecursionError, ValueError):
+            return None
     if got.runtime_wasm_build is not msgspec.UNSET or got.functions is not msgspec.UNSET:
         return None
     if all(getattr(got, key) is not msgspec.UNSET for key in _ENVELOPE):
         return None
     values = {key: value for key in _VALUE_FIELDS if (value := getattr(got, key)) is not msgspec.UNSET}
-    return values, _RawTables(_present(got.module_reasons), _present(got.frontend_module_timings))
+    reasons = _present(got.module_reasons)
+    if with_rows is not None:
+        timed = with_rows.frontend_module_timings
+        return values, _RawTables(reasons, None, None if timed is msgspec.UNSET else (timed or []))
+    return values, _RawTables(reasons, _present(got.frontend_module_timings))
 
 
 def _valid_utf8(data: bytes) -> bool:
@@ -224,10 +250,11 @@ def _present(raw: msgspec.Raw | msgspec.UnsetType) -> msgspec.Raw | None:
     return None if raw is msgspec.UNSET else raw
 
 
-def _read_values(path: Path, data: bytes, fast: bool = True) -> tuple[DiagnosticsSummary, _RawTables | None]:
+def _read_values(path: Path, data: bytes, fast: bool = True, rows: bool = False) -> tuple[DiagnosticsSummary, _RawTables | None]:
     """A sample's summary (tables empty), and the raw tables when the fast reading gave it:
-    only then may the tables be read fast too (a plain payload, already UTF-8 checked)."""
-    found = _fast_sample_fields(data) if fast else None
+    only then may the tables be read fast too (a plain payload, already UTF-8 checked).
+    `rows`: the timing rows decoded in the same pass (see _fast_sample_fields)."""
+    found = _fast_sample_fields(data, rows) if fast else None
     if found is not None:
         try:
             return _values(path, found[0]), found[1]
@@ -244,7 +271,7 @@ def _with_tables(path: Path, data: bytes, summary: DiagnosticsSummary, raw: _Raw
         try:
             with _collector_paused():
                 reasons = _reasons_of(raw.reasons) if raw.reasons is not None else {}
-                rows = (_TIMINGS.decode(raw.timings) if raw.timings is not None else None) or []
+                rows = raw.rows if raw.rows is not None else (_TIMINGS.decode(raw.timings) if raw.timings is not None else None) or []
         except (msgspec.MsgspecError, RecursionError, ValueError):
             pass
         else:
@@ -412,7 +439,8 @@ class DiagnosticsCollector(Collector):
     """`diag.*`: molt writes its `MOLT_BUILD_DIAGNOSTICS` payload where the lane tells it to.
 
     A sample reads the payload's small fields; the module tables are read once a lane, for
-    the detail (a 1 MB payload's tables cost twice its values)."""
+    the detail (a 1 MB payload's tables cost twice its values): the first measured sample's,
+    its timing rows in the same pass as its values."""
 
     name = "molt diagnostics"
 
@@ -425,15 +453,17 @@ class DiagnosticsCollector(Collector):
         env["MOLT_BUILD_DIAGNOSTICS_FILE"] = str(files.diagnostics_path)
         return command
 
-    def collect(self, outcome: ProcessMeasurement, files: RunFiles, metrics: frozenset[str]) -> Collected:
+    def collect(self, outcome: ProcessMeasurement, files: RunFiles, metrics: frozenset[str], detail: bool = False) -> Collected:
         path = files.diagnostics_path
         data = read_bytes(path, MAX_SMALL_BYTES)
-        summary, tables = _read_values(path, data)
+        summary, tables = _read_values(path, data, rows=detail)
         values = diagnostics_values(summary)
         for metric in metrics:
             if metric.startswith("diag.reason.") and metric not in values:
                 values[metric] = 0        # a reason no module has: a real zero, not a missing value
+        if not detail:
+            return Collected(values)      # the payload is not kept: another sample carries the detail
 
-        def detail() -> dict[str, Any]:
+        def tables_detail() -> dict[str, Any]:
             return diagnostics_detail(_with_tables(path, data, summary, tables))
-        return Collected(values, detail)
+        return Collected(values, tables_detail)

@@ -606,7 +606,7 @@ class IrCollector(Collector):
             files.ir_path.unlink(missing_ok=True)          # a stale IR must not pass for this run's
         return command
 
-    def collect(self, outcome: ProcessMeasurement, files: RunFiles, metrics: frozenset[str]) -> Collected:
+    def collect(self, outcome: ProcessMeasurement, files: RunFiles, metrics: frozenset[str], detail: bool = False) -> Collected:
         assert files.ir_path is not None, "applies() holds only for a lane with emit_ir"
-        values, detail = ir_metrics(summarize_ir(files.ir_path, files.normalize_roots))
-        return Collected(values, lambda: {"ir": detail})
+        values, ir_detail = ir_metrics(summarize_ir(files.ir_path, files.normalize_roots))
+        return Collected(values, (lambda: {"ir": ir_detail}) if detail else None)

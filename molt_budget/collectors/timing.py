@@ -32,5 +32,5 @@ class ProcessCollector(Collector):
 
     name = "process"
 
-    def collect(self, outcome: ProcessMeasurement, files: RunFiles, metrics: frozenset[str]) -> Collected:
+    def collect(self, outcome: ProcessMeasurement, files: RunFiles, metrics: frozenset[str], detail: bool = False) -> Collected:
         return Collected(process_metrics(outcome))

@@ -82,7 +82,7 @@ class Engine:
         self._cpu_meter: CpuMeter | None = None
         self._collectors: dict[tuple[str, str], LaneCollectors] = {}
         self._made_dirs: set[Path] = set()
-        self._detail_parts: dict[str, list[Callable[[], Detail]]] = {}   # a lane's last measured sample's
+        self._detail_parts: dict[str, list[Callable[[], Detail]]] = {}   # a lane's first measured sample's
         # the environment every lane's runs start from, read once: os.environ decodes every
         # variable on each copy, and the gate sets none of its own while it runs
         self._base_env = {k: v for k, v in os.environ.items() if k != MARKER_VAR}
@@ -212,7 +212,7 @@ class Engine:
         self._journal.lane_state(lane_result, with_detail=True)
 
     def _read_detail(self, lane: Lane, lane_result: LaneResult) -> None:
-        """The diff's detail, read once a lane from its last measured sample; a payload whose
+        """The diff's detail, read once a lane from its first measured sample; a payload whose
         tables are malformed fails the lane as a malformed value would have failed the sample."""
         parts = self._detail_parts.pop(lane.id, None)
         if not parts or lane_result.status == "error":
@@ -481,8 +481,9 @@ class Engine:
         if kind != "measure":
             sample.ok = True
             return
+        first = owner.id not in self._detail_parts      # the lane's first measured sample carries its detail
         try:
-            sample.metrics, detail_parts = collectors.collect(outcome, files)
+            sample.metrics, detail_parts = collectors.collect(outcome, files, detail=first)
         except _READ_FAILURES as exc:
             sample.error = _read_failure(owner, exc)
             return
@@ -491,7 +492,8 @@ class Engine:
             sample.metrics = {}
             sample.error = f"lane {owner.id}: metric {bad[0]} is {bad[1]!r}, not a finite number in range"
             return
-        self._detail_parts[owner.id] = detail_parts
+        if first:
+            self._detail_parts[owner.id] = detail_parts
         sample.ok = True
 
     def _placeholders(self, spec: Lane, owner: Lane, attempt_dir: Path, cache_dir: Path) -> dict[str, str]:
