@@ -73,10 +73,14 @@ def test_the_real_record_is_valid_for_both() -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from(ALL), st.sampled_from(["set", "drop", "add"]), JSON)
 def test_fast_and_jsonschema_agree(path: tuple[Any, ...], op: str, value: Any) -> None:
-    doc = edited(BASE, path, op, value)
-    slow = next(iter(validator("record").iter_errors(doc)), None)
-    fast = first_error("record", doc)
-    assert (fast is None) == (slow is None), (path, op, value, slow)
+    assert_first_errors_agree("record", edited(BASE, path, op, value))
+
+
+def assert_first_errors_agree(name: str, doc: Any) -> None:
+    """first_error gives what jsonschema gives: no error, or the same path and message."""
+    slow = next(iter(validator(name).iter_errors(doc)), None)
+    fast = first_error(name, doc)
+    assert (fast is None) == (slow is None), (doc, slow)
     if slow is not None:
         assert (list(fast.absolute_path), fast.message) == (list(slow.absolute_path), slow.message)
 
@@ -165,12 +169,7 @@ RESULTS = results_doc()
 @given(st.sampled_from(paths(RESULTS)[1:]), st.sampled_from(["set", "drop", "add"]), JSON)
 def test_fast_and_jsonschema_agree_on_results(path: tuple[Any, ...], op: str, value: Any) -> None:
     """load_results trusts the compiled check alone for a valid results file."""
-    doc = edited(RESULTS, path, op, value)
-    slow = next(iter(validator("results").iter_errors(doc)), None)
-    fast = first_error("results", doc)
-    assert (fast is None) == (slow is None), (path, op, value, slow)
-    if slow is not None:
-        assert (list(fast.absolute_path), fast.message) == (list(slow.absolute_path), slow.message)
+    assert_first_errors_agree("results", edited(RESULTS, path, op, value))
 
 
 def test_a_valid_results_file_is_judged_without_jsonschema_and_an_invalid_one_refused(tmp_path: Path) -> None:
