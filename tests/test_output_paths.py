@@ -158,3 +158,20 @@ def test_bump_edits_a_symlinked_budgets_file_where_it_lives(tmp_path: Path, caps
     assert link.is_symlink()
     assert "target: 90" in real.read_text()
     capsys.readouterr()
+
+
+@pytest.mark.parametrize("kind", ["folder", "device"])
+def test_tracker_out_that_is_not_a_page_is_one_line(tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The old page is read first: a folder was an internal error, and a device like /dev/full
+    was read (zeros) until the process was killed."""
+    from molt_budget.errors import EXIT_CONFIG
+
+    config = _project(tmp_path)
+    assert cli.main(["check", "--config", str(config), "--no-base", "--quiet"]) == 0
+    out = tmp_path / "pages" if kind == "folder" else device(tmp_path, "full", 1, 7)
+    if kind == "folder":
+        out.mkdir()
+    capsys.readouterr()
+    assert cli.main(["tracker", "--config", str(config), "--out", str(out)]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert err.startswith(f"molt-budget: error: {out}: is ") and err.count("\n") == 1, err

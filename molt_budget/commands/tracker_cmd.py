@@ -67,13 +67,11 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def cmd_tracker(args: argparse.Namespace) -> int:
-    from molt_budget.environment import writing
     from molt_budget.report.tracker import update_tracker
 
     config, history = _load(args)
-    with writing(args.out, "the tracker page"):
-        changed = update_tracker(Path(args.out), config, history, runs=args.runs, branch=args.branch, check=args.check,
-                                 main_only=not args.all_branches)
+    changed = update_tracker(Path(args.out), config, history, runs=args.runs, branch=args.branch, check=args.check,
+                             main_only=not args.all_branches)
     if args.check:
         print(f"{args.out}: {'out of date (run `molt-budget tracker`)' if changed else 'up to date'}")
         return 1 if changed else 0

@@ -231,15 +231,16 @@ def context_from_env(env: Mapping[str, str]) -> GitHubContext:
         elif run.get("event") in PR_EVENTS and head_sha and label:
             lookup = (label, head_sha)   # a fork PR: GitHub leaves pull_requests empty
     token = (env.get("GITHUB_TOKEN") or "").strip()
+    sendable = _TOKEN.fullmatch(token) is not None
     return GitHubContext(
         api_url=(env.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/"),
         server_url=server, repository=repo, event_name=event_name, head_sha=head_sha, pr_number=pr,
-        token=Token(token) if _TOKEN.fullmatch(token) else None, run_url=run_url, report_url=report_url,
+        token=Token(token) if sendable else None, run_url=run_url, report_url=report_url,
         step_summary=Path(env["GITHUB_STEP_SUMMARY"]) if env.get("GITHUB_STEP_SUMMARY") else None,
         output=Path(env["GITHUB_OUTPUT"]) if env.get("GITHUB_OUTPUT") else None,
         pr_lookup=lookup, pr_head_sha=pr_head, pr_head_label=label, event=event,
         checkout_sha=_sha(env.get("GITHUB_SHA")),
-        token_malformed=bool(token) and not _TOKEN.fullmatch(token),
+        token_malformed=bool(token) and not sendable,
     )
 
 

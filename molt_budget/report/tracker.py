@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from molt_budget.config.model import Config, Kpi
+from molt_budget.environment import writing
 from molt_budget.errors import ConfigError
 from molt_budget.results.history import History, KpiPoint, RunSummary, SampleIssue
 from molt_budget.results.store import write_bytes_atomic
@@ -184,12 +185,33 @@ def update_tracker(out: Path, config: Config, history: History, runs: int = 20, 
                    check: bool = False, main_only: bool = True) -> bool:
     """Regenerate the blocks in `out` (created if missing); True if the file changed (or would)."""
     out = Path(out)
-    # surrogateescape: bytes that are not UTF-8 outside the markers survive untouched
-    old = out.read_bytes().decode("utf-8", "surrogateescape") if out.exists() else None
+    old = _old_page(out)
     base = old if old is not None else "# Compile Progress Tracker\n"
     new = render_page(base, config, history, runs, branch, name=str(out), main_only=main_only)
     if new == old:
         return False
     if not check:
-        write_bytes_atomic(out, new.encode("utf-8", "surrogateescape"))
+        with writing(out, "the tracker page"):
+            write_bytes_atomic(out, new.encode("utf-8", "surrogateescape"))
     return True
+
+
+def _old_page(out: Path) -> str | None:
+    """The page as it is, or None when there is none yet. Read bounded: a folder, FIFO or device
+    at `--out` is one line (`/dev/full` read zeros until the process was killed). Bytes that are
+    not UTF-8 outside the markers survive untouched (surrogateescape)."""
+    from molt_budget.bounded import MAX_SMALL_BYTES, InputError, open_regular
+    from molt_budget.environment import fault
+
+    try:
+        with open_regular(out) as fh:
+            data = fh.read(MAX_SMALL_BYTES + 1)
+    except FileNotFoundError:
+        return None
+    except InputError as exc:
+        raise ConfigError(f"{out}: {exc.message} (the tracker page)") from None
+    except OSError as exc:
+        raise fault(exc, out, "read the tracker page") from None
+    if len(data) > MAX_SMALL_BYTES:
+        raise ConfigError(f"{out}: the tracker page is over {MAX_SMALL_BYTES >> 20} MB: not a page to update")
+    return data.decode("utf-8", "surrogateescape")

@@ -24,7 +24,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from molt_budget.errors import ConfigError
 from molt_budget.results.model import SCHEMA_VERSION, RunResults
@@ -45,13 +45,13 @@ def write_bytes_atomic(path: Path, data: bytes | list[bytes], mode: int | None =
     and its target is replaced; a device, FIFO or socket (`/dev/stdout`, `>(cmd)`) is written
     into as it is, never replaced by a file (as root, a rename over `/dev/full` had made it one).
     """
-    target, how = _write_target(Path(path))
-    if how == "stream" or isinstance(target, int):
-        _write_into(target, data)
+    into, target, existing_mode = _write_target(Path(path))
+    if into is not None:
+        _write_into(into, data)
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     if mode is None:
-        mode = target.stat().st_mode & 0o7777 if target.is_file() else 0o666 & ~_umask()
+        mode = existing_mode if existing_mode is not None else 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -68,23 +68,32 @@ def write_bytes_atomic(path: Path, data: bytes | list[bytes], mode: int | None =
         raise
 
 
-def _write_target(path: Path) -> tuple[Path | int, str]:
-    """(where, "replace" | "stream") for a write to `path` (see write_bytes_atomic); where is a
-    descriptor of ours for /dev/stdout, /dev/fd/N and /proc/self/fd/N."""
+class _Target(NamedTuple):
+    """Where a write goes: `into` an existing non-regular file or a descriptor of ours, else
+    a replace of `path` (a symlink's target), with the mode of the file it replaces."""
+
+    into: Path | int | None
+    path: Path
+    mode: int | None
+
+
+def _write_target(path: Path) -> _Target:
+    """Where a write to `path` goes (see write_bytes_atomic); a descriptor of ours for
+    /dev/stdout, /dev/fd/N and /proc/self/fd/N."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        return path, "replace"
+        return _Target(None, path, None)
     if stat.S_ISDIR(st.st_mode):
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     if stat.S_ISBLK(st.st_mode):
         raise OSError(errno.EINVAL, "is a block device, not a file to write", str(path))
     through_proc = _proc_link(path)
     if through_proc is not None:
-        return through_proc, "stream"
+        return _Target(through_proc, path, None)
     if not stat.S_ISREG(st.st_mode):
-        return path, "stream"        # a device, FIFO or socket
-    return (Path(os.path.realpath(path)) if path.is_symlink() else path), "replace"
+        return _Target(path, path, None)          # a device, FIFO or socket
+    return _Target(None, Path(os.path.realpath(path)) if path.is_symlink() else path, stat.S_IMODE(st.st_mode))
 
 
 _OWN_FD = re.compile(r"/proc/(?:self|thread-self|(\d+))/fd/(\d+)")
