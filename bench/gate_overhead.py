@@ -24,6 +24,19 @@ moments, trees and machines of one architecture.
 
     python bench/gate_overhead.py --lanes 1,12 --kpis 10 --instructions --compare /tmp/old-tree
 
+The interpreter's own start-up is part of every figure, and of `python -c pass`, the floor
+printed below; in a development environment it carries whatever `.pth` files the
+site-packages hold: an editable install's import finder (~15 ms a process) and any hooks of
+the host (this VM's adds a certifi hook, ~12 ms). `--python` runs the checks under another
+interpreter, e.g. a venv with molt-budget installed as a user installs it (`pip install .`:
+the tree under test still comes first on PYTHONPATH):
+
+    python -m venv /tmp/v && /tmp/v/bin/pip install . && python bench/gate_overhead.py --python /tmp/v/bin/python
+
+On an ext4 without a journal (this VM's disk), a file created within a minute of deleting
+others is slow (see set_aside_output): `--scratch DIR` puts the projects on another file
+system, such as a journaled ext4 like a CI runner's.
+
 History at 1k/10k/100k runs is the history issue's part (its own bench). Every run here
 records into a fresh, empty history, which it creates first (a few fsyncs); 12 x 10 is also
 measured with a history that already holds one run (`history: kept`), as every check after a
@@ -52,6 +65,7 @@ from _common import median, print_table, tool_env
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = Path(os.environ.get("MOLT_BUDGET_SHARED", REPO.parent / "shared")) / "molt" / "examples" / "diagnostics_dev_warm.json"
+PYTHON = [sys.executable]      # the interpreter the checks run under (--python)
 EXACT_METRICS = ("diag.module_count", "diag.backend_sec", "diag.reason.core_closure", "diag.reason.entry_root",
                  "diag.phase.module_graph", "diag.phase.ir_lowering", "diag.reason.core_required", "diag.total_sec")
 
@@ -108,10 +122,24 @@ def lanes_own(output_root: Path) -> tuple[float, float]:
     return wall, sum(s["metrics"].get("cpu_s", 0.0) for s in samples)
 
 
+def set_aside_output(config: Path) -> None:
+    """Make room for a fresh output root without deleting the last one: moved aside, deleted
+    with the bench's folder at its end. On an ext4 without a journal (this VM's disk) every
+    inode freed in the last 30 s is skipped over, by reading its inode-table block, each time
+    a file or folder is created (the kernel's `recently_deleted`): deleting a run's ~600 files
+    just before the next made each of its creations ~30x slower (0.73 ms instead of 0.02 ms)
+    and added ~10 ms a lane to what was measured, a cost of the bench and not of the gate."""
+    out = config.parent / "out"
+    if out.exists():
+        spent = config.parent.parent / "spent"
+        spent.mkdir(exist_ok=True)
+        out.rename(spent / f"{config.parent.name}-{time.monotonic_ns()}")
+
+
 def one_check(tree: Path, config: Path, quiescence: bool, history: Path | None = None) -> tuple[float, float, float]:
     """(whole check wall, wall overhead, CPU overhead) for one run with a fresh output root and
     a fresh history, or a copy of `history` (one made by the same tree: its layout)."""
-    shutil.rmtree(config.parent / "out", ignore_errors=True)
+    set_aside_output(config)
     if history is not None:
         (config.parent / "out").mkdir()
         shutil.copyfile(history, config.parent / "out" / "history.sqlite")
@@ -138,7 +166,7 @@ def seeded_history(tree: Path, config: Path, quiescence: bool, name: str) -> Pat
 
 
 def check_argv(config: Path, quiescence: bool) -> list[str]:
-    argv = [sys.executable, "-m", "molt_budget", "check", "--config", str(config), "--no-base", "--quiet"]
+    argv = [PYTHON[0], "-m", "molt_budget", "check", "--config", str(config), "--no-base", "--quiet"]
     return argv if quiescence else [*argv, "--no-quiescence"]
 
 
@@ -146,7 +174,7 @@ def instructions(tree: Path, config: Path, quiescence: bool) -> int:
     """User-space instructions of one check's own process (fresh output root and history),
     counted by callgrind: children (the lanes' builds) run natively and are not counted.
     PYTHONHASHSEED=0 keeps dict and set layouts, and so the count, the same from run to run."""
-    shutil.rmtree(config.parent / "out", ignore_errors=True)
+    set_aside_output(config)
     env = {**tool_env(), "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"}
     argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *check_argv(config, quiescence)]
     proc = subprocess.run(argv, env=env, cwd=config.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -173,7 +201,7 @@ def instruction_rows(trees: list[tuple[str, Path]], projects: dict[tuple[int, in
 def startup_wall() -> float:
     """The floor under any Python tool's overhead here: the interpreter and its site start-up."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "pass"], env=tool_env(), check=True)
+    subprocess.run([PYTHON[0], "-c", "pass"], env=tool_env(), check=True)
     return time.perf_counter() - start
 
 
@@ -200,9 +228,15 @@ def main() -> None:
     parser.add_argument("--diag-mb", type=float, default=1.0)
     parser.add_argument("--compare", metavar="TREE", help="another checkout of molt-budget to run side by side")
     parser.add_argument("--no-quiescence-too", action="store_true", help="also measure with --no-quiescence")
+    parser.add_argument("--scratch", metavar="DIR", help="where the projects and their outputs go (default: the system's temp "
+                        "folder); a file system other than that temp folder's, e.g. a journaled ext4 like a CI runner's")
+    parser.add_argument("--python", metavar="EXE", help="the interpreter that runs the checks (default: this one), e.g. a "
+                        "venv's with molt-budget installed as a user installs it; see the module doc")
     parser.add_argument("--instructions", action="store_true",
                         help="also count each check's own instructions under valgrind (callgrind; ~50x slower, one run each)")
     args = parser.parse_args()
+    if args.python:
+        PYTHON[0] = args.python
     if args.instructions and shutil.which("valgrind") is None:
         parser.error("--instructions needs valgrind on PATH (Debian: apt-get install valgrind)")
     trees = [("this tree", REPO)] + ([("compared", Path(args.compare).resolve())] if args.compare else [])
@@ -211,7 +245,7 @@ def main() -> None:
     modes = [True, False] if args.no_quiescence_too else [True]
     rows, overheads = [], {}
     counted: list[list[object]] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=args.scratch) as tmp:
         payload = Path(tmp) / "diagnostics.json"
         payload.write_text(json.dumps(diagnostics_payload(int(args.diag_mb * 1e6))))
         size = payload.stat().st_size
