@@ -41,5 +41,25 @@ import msgspec  # noqa: E402   (this module is where the package imports msgspec
 from msgspec import Struct, field  # noqa: E402
 from msgspec.structs import asdict, fields, replace  # noqa: E402
 
-__all__ = ["Struct", "asdict", "field", "fields", "msgspec", "replace"]
+__all__ = ["Struct", "asdict", "encoded_before", "field", "fields", "msgspec", "remember_encoding", "replace"]
+
+
+# Shared read-only values whose JSON is known, by identity (each entry holds its value, so an
+# id is never reused while it is here): a build's module_reasons table is decoded once for
+# every lane whose payload holds the same bytes, and is then written into each lane's detail.
+_ENCODED: dict[int, tuple[object, msgspec.Raw]] = {}
+_ENCODED_KEPT = 8
+
+
+def remember_encoding(value: object) -> None:
+    """Encode `value` (a table nobody mutates) once, for every document it is written into."""
+    if len(_ENCODED) >= _ENCODED_KEPT:
+        _ENCODED.clear()              # a value no longer here is encoded again: slower, never wrong
+    _ENCODED[id(value)] = (value, msgspec.Raw(msgspec.json.encode(value)))
+
+
+def encoded_before(value: object) -> msgspec.Raw | None:
+    """`value`'s JSON when remember_encoding was told of this very object, else None."""
+    entry = _ENCODED.get(id(value))
+    return entry[1] if entry is not None and entry[0] is value else None
 

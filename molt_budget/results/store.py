@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 from molt_budget.errors import ConfigError
 from molt_budget.results.model import SCHEMA_VERSION, RunResults
-from molt_budget.structs import msgspec
+from molt_budget.structs import encoded_before, msgspec
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -208,8 +208,20 @@ def detail_bytes(detail: dict[str, Any]) -> bytes:
     """A lane's detail as JSON, by msgspec: ~15x json.dumps on a build's module tables (the
     biggest thing a run writes). Exact for what collectors put there, strings, integers and
     finite floats (each checked where it was read), which is all it may hold: msgspec would
-    write a NaN as null where json.dumps writes NaN."""
-    return msgspec.json.encode(detail)
+    write a NaN as null where json.dumps writes NaN. A table shared by several lanes' details
+    (structs.remember_encoding) is written from its one encoding: the same bytes, once."""
+    return msgspec.json.encode(_known_encodings_in(detail))
+
+
+def _known_encodings_in(value: Any, depth: int = 0) -> Any:
+    """`value` with every table whose JSON is known replaced by it, down to a collector's
+    tables (detail -> collector -> table); only the dicts on the way are copied."""
+    known = encoded_before(value)
+    if known is not None:
+        return known
+    if depth < 2 and type(value) is dict:
+        return {key: _known_encodings_in(item, depth + 1) for key, item in value.items()}
+    return value
 
 
 JOURNAL_NAME = "journal.jsonl"
