@@ -111,6 +111,16 @@ def test_tool_versions(tmp_path: Path) -> None:
     }
 
 
+def test_tool_versions_are_asked_all_at_once(tmp_path: Path) -> None:
+    """Each tool answers only once the other has started: asked one after another, the first
+    would wait for the second until its timeout and be recorded as unavailable."""
+    def waits_for(mine: str, other: str) -> list[str]:
+        return ["/bin/sh", "-c", f"touch {tmp_path / mine}; while [ ! -e {tmp_path / other} ]; do sleep 0.01; done; echo {mine} 1.0"]
+
+    prov = collect_provenance(tmp_path, {"a": waits_for("a", "b"), "b": waits_for("b", "a")}, tool_timeout_s=20)
+    assert prov["tools"] == {"a": "a 1.0", "b": "b 1.0"}
+
+
 def test_hanging_tool_times_out_with_its_children(tmp_path: Path) -> None:
     # The background sleep keeps stdout open: subprocess.run(timeout=...) would wait for it
     # (until the suite's timeout fails the test). Its own children die with the tool.

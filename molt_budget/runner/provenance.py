@@ -12,14 +12,16 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from molt_budget.runner import proctable
 from molt_budget.structs import Struct
 
 GIT_TIMEOUT_S = 5.0
+_READ_GRACE_S = 0.1     # what a finished tool read late still gets (see _finish)
 TOOL_TIMEOUT_S = 10.0
 
 
@@ -48,10 +50,20 @@ def collect_provenance(
     """
     from molt_budget import gitutil
 
-    commit = gitutil.head_commit(cwd, git_timeout_s)
-    # one process for both: the v2 format's header names the branch ("(detached)" without one),
-    # every other line is a change to a tracked file
-    status = _git(cwd, ["status", "--porcelain=v2", "--branch", "--untracked-files=no"], git_timeout_s) if commit else None
+    # every tool at once, before git: a toolchain's version is a shim's start-up (rustup's,
+    # pyenv's: 20-200 ms each), and one after another they added up in every check
+    started: dict[str, _Started] = {}
+    try:
+        for name, command in tool_commands.items():
+            started[name] = _start(_argv(command), cwd)
+        commit = gitutil.head_commit(cwd, git_timeout_s)
+        # one process for both: the v2 format's header names the branch ("(detached)" without one),
+        # every other line is a change to a tracked file
+        status = _git(cwd, ["status", "--porcelain=v2", "--branch", "--untracked-files=no"], git_timeout_s) if commit else None
+    except BaseException:
+        for run in started.values():      # Ctrl-C meanwhile: no tool outlives the check
+            _kill(run)
+        raise
     lines = status.splitlines() if status is not None else []
     branch = next((line.removeprefix("# branch.head ") for line in lines if line.startswith("# branch.head ")), None)
     return {
@@ -60,7 +72,7 @@ def collect_provenance(
         "branch": None if branch in (None, "", "(detached)") else branch,
         "host": _host(),
         "python": platform.python_version(),
-        "tools": {name: _tool_version(_argv(command), cwd, tool_timeout_s) for name, command in tool_commands.items()},
+        "tools": {name: _tool_version(run, tool_timeout_s) for name, run in started.items()},
     }
 
 
@@ -82,10 +94,16 @@ def _argv(command: list[str] | str) -> list[str]:
     return [str(word) for word in command]
 
 
-def _tool_version(argv: list[str], cwd: Path, timeout_s: float) -> str:
-    if not argv:
-        return "unavailable: empty command"
-    result = _run(argv, cwd, timeout_s)
+class _Started(NamedTuple):
+    """A tool's version command, started (or why it could not be) and when."""
+
+    proc: subprocess.Popen[bytes] | None
+    error: str | None
+    at: float
+
+
+def _tool_version(run: _Started, timeout_s: float) -> str:
+    result = _finish(run, timeout_s)
     if result.error is not None:
         return f"unavailable: {result.error}"
     if result.returncode != 0:
@@ -98,9 +116,9 @@ def _first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
-def _run(argv: list[str], cwd: Path, timeout_s: float) -> _Result:
-    """Run with a timeout that really ends it: subprocess.run kills only the child and then
-    waits for EOF, which never comes while a grandchild holds the pipes."""
+def _start(argv: list[str], cwd: Path) -> _Started:
+    if not argv:
+        return _Started(None, "empty command", time.monotonic())
     try:
         proc = subprocess.Popen(
             argv,
@@ -111,23 +129,41 @@ def _run(argv: list[str], cwd: Path, timeout_s: float) -> _Result:
             start_new_session=True,
         )
     except FileNotFoundError:
-        return _Result(None, "", "", f"command not found: {argv[0]}")
+        return _Started(None, f"command not found: {argv[0]}", time.monotonic())
     except OSError as exc:
-        return _Result(None, "", "", f"cannot start {argv[0]}: {exc.strerror or exc}")
+        return _Started(None, f"cannot start {argv[0]}: {exc.strerror or exc}", time.monotonic())
+    return _Started(proc, None, time.monotonic())
+
+
+def _finish(run: _Started, timeout_s: float) -> _Result:
+    """Its output, with a timeout from its start that really ends it: subprocess.run kills only
+    the child and then waits for EOF, which never comes while a grandchild holds the pipes. A
+    tool read after others had their turn still gets a moment to hand over what it wrote."""
+    proc = run.proc
+    if proc is None:
+        return _Result(None, "", "", run.error)
     try:
-        out, err = proc.communicate(timeout=timeout_s)
+        out, err = proc.communicate(timeout=max(run.at + timeout_s - time.monotonic(), _READ_GRACE_S))
     except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        proc.wait()
-        # Not communicate(): a descendant that left the group could still hold the pipes open.
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
+        _kill(run)
         return _Result(None, "", "", f"timed out after {timeout_s:g}s")
     return _Result(proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+
+
+def _kill(run: _Started) -> None:
+    """The tool and its process group, gone; its pipes closed (not communicate(): a descendant
+    that left the group could still hold them open)."""
+    proc = run.proc
+    if proc is None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
 
 
 def _host() -> dict[str, Any]:
