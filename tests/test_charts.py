@@ -183,3 +183,25 @@ def test_axis_follows_the_data_ticks_name_commit_and_time_and_no_exponent(tmp_pa
     assert "e+0" not in text and "MB" in text
     assert "0abcdef" in text and "11-26 10:00" in text          # commit and time on the x ticks
     assert "off the chart: target 80 MB above, limit 120 MB above" in text
+
+
+@pytest.mark.parametrize("kind", ["file", "fifo", "unwritable"])
+def test_charts_out_that_is_not_a_writable_folder_is_one_line(charts, tmp_path: Path, capsys, kind: str) -> None:
+    """`--out` a file or a FIFO was an internal error (mkdir's FileExistsError); a folder that
+    cannot be made is a write fault naming it."""
+    import os
+
+    root, _config, _runs, _files = charts
+    out = tmp_path / "out"
+    if kind == "file":
+        out.write_text("keep me")
+    elif kind == "fifo":
+        os.mkfifo(out)
+    else:
+        out = Path("/proc/self/no-such-folder")
+    code = cli.main(["charts", "--config", str(root / "budgets.yaml"), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert (code, err.count("\n")) == ((3, 1) if kind == "unwritable" else (2, 1)), err
+    assert str(out) in err and "internal error" not in err
+    if kind == "file":
+        assert out.read_text() == "keep me"

@@ -60,3 +60,29 @@ def test_help_imports_no_record_machinery() -> None:
     code = "import sys; from molt_budget import cli; cli.build_parser(); print('msgspec' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["history", "list", "--limit", "99999999999999999999999"],
+    ["history", "prune", "--keep", "99999999999999999999999"],
+    ["tracker", "--out", "page.md", "--runs", "99999999999999999999999"],
+    ["charts", "--out", "charts", "--runs", "0"],
+    ["report", "report.json", "--markdown", "--max-chars", "1e9"],
+    ["calibrate", "dev", "--pairs", "10001"],
+])
+def test_a_count_out_of_range_is_a_usage_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """A count past SQLite's integers reached it as an OverflowError (an internal error, exit 4);
+    calibrate's pairs past the budgets schema's bound ran for days."""
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and "internal error" not in err
+    assert f"argument {argv[-2]}:" in err.splitlines()[-1]
+
+
+def test_a_count_in_range_is_taken() -> None:
+    from molt_budget.commands.args import count
+
+    assert count(low=1)("1") == 1 and count()("1000000000") == 10**9
+    with pytest.raises(argparse.ArgumentTypeError):
+        count(low=1)("0")

@@ -34,6 +34,25 @@ examples:
 """
 
 
+MAX_COUNT = 1_000_000_000      # rows, runs, points, characters: past it a count is a typo (SQLite overflowed at 2^63)
+MAX_PAIRS = 10_000             # the budgets schema's bound on a lane's pairs: calibration has the same
+
+
+def count(low: int = 0, high: int = MAX_COUNT) -> Any:
+    """argparse type: an integer from `low` to `high`, else argparse's one usage line (exit 2).
+    `history list --limit 1e23` reached SQLite as an OverflowError, an internal error."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text[:40]} is not from {low:,} to {high:,}")
+        return value
+    parse.__name__ = "count"          # argparse names the type in "invalid count value"
+    return parse
+
+
 def config_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default="budgets.yaml", metavar="FILE", help="budgets file (default: ./budgets.yaml)")
 

@@ -14,6 +14,8 @@ import argparse
 import sys
 from typing import Any
 
+from molt_budget.commands.args import MAX_PAIRS, count
+
 DEFAULT_PAIRS = 20
 
 
@@ -26,7 +28,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("lanes", nargs="+", metavar="LANE", help="lane ids from budgets.yaml")
     p.add_argument("--config", default="budgets.yaml", metavar="FILE", help="budgets file (default: ./budgets.yaml)")
-    p.add_argument("--pairs", type=int, default=DEFAULT_PAIRS, help=f"A/A pairs per lane (default {DEFAULT_PAIRS})")
+    p.add_argument("--pairs", type=count(high=MAX_PAIRS), default=DEFAULT_PAIRS, help=f"A/A pairs per lane (default {DEFAULT_PAIRS})")
     p.add_argument("--output-root", metavar="DIR", help="runs, logs and caches go here (default: settings.output_root)")
     p.add_argument("--no-record", action="store_true", help="print the noise, do not record it")
     p.add_argument("--no-quiescence", action="store_true", help="skip the quiet-host check before the lanes")

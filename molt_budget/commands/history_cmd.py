@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from molt_budget.commands.args import count
+
 ACTIONS = ["list", "show", "record", "prune", "push", "pull"]
 EPILOG = """\
 A main record is a run of a commit on main's first-parent history, on a clean tree, with every
@@ -41,10 +43,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--db", metavar="PATH", help="history database (default: settings.history)")
     p.add_argument("action", nargs="?", choices=ACTIONS, default="list")
     p.add_argument("run_id", nargs="?", metavar="ARG", help="run id for `show`; RESULTS.json for `record`")
-    p.add_argument("--limit", type=int, default=20, help="rows for `list` (default 20)")
+    p.add_argument("--limit", type=count(), default=20, help="rows for `list` (default 20)")
     p.add_argument("--main-only", action="store_true", help="`list`: main records only")
     p.add_argument("--json", action="store_true", help="`show`: print the whole record as JSON")
-    p.add_argument("--keep", type=int, help="runs to keep for `prune` (their run folders, IR included, go too)")
+    p.add_argument("--keep", type=count(), help="runs to keep for `prune` (their run folders, IR included, go too)")
     p.add_argument("--report-json", metavar="PATH", help="`record` and `push --results`: that run's comparison report (its whole verdict)")
     sync = p.add_argument_group("push and pull")
     sync.add_argument("--remote", metavar="REMOTE", help="git remote (name, URL or path) of the data branch (default: settings.data_remote)")

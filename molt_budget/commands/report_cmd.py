@@ -11,6 +11,8 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
+from molt_budget.commands.args import count
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -29,7 +31,7 @@ def register(subparsers: Any) -> None:
                    help="post the PR comment and check run from the GITHUB_* environment (token from GITHUB_TOKEN)")
     p.add_argument("--check-name", default="molt-budget", metavar="NAME", help="check run name (default: molt-budget)")
     p.add_argument("--markdown", action="store_true", help="print the Markdown report (default when nothing else is asked)")
-    p.add_argument("--max-chars", type=int, default=65_536, metavar="N", help="cut --markdown output to N characters (default 65536)")
+    p.add_argument("--max-chars", type=count(), default=65_536, metavar="N", help="cut --markdown output to N characters (default 65536)")
     p.add_argument("--html", metavar="DIR", help="write an HTML report into DIR")
     p.add_argument("--history", metavar="DB", help="history database for trend sparklines and the HTML report's charts "
                    "(default: settings.history of the budgets file, when it exists)")

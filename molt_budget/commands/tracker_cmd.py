@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from molt_budget.commands.args import count
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -23,7 +25,7 @@ def register(subparsers: Any) -> None:
     )
     _common(p)
     p.add_argument("--out", required=True, metavar="PAGE.md", help="the tracker page, e.g. docs/benchmarks/compile_progress.md")
-    p.add_argument("--runs", type=_positive, default=20, metavar="N", help="rows of Run History (default 20, newest first)")
+    p.add_argument("--runs", type=count(low=1), default=20, metavar="N", help="rows of Run History (default 20, newest first)")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if the page is out of date")
     p.set_defaults(handler=cmd_tracker)
 
@@ -34,7 +36,7 @@ def register(subparsers: Any) -> None:
     )
     _common(p)
     p.add_argument("--out", required=True, metavar="DIR", help="folder for <kpi>.png and <kpi>.svg")
-    p.add_argument("--runs", type=_positive, default=100, metavar="N", help="points per chart (default 100, the newest)")
+    p.add_argument("--runs", type=count(low=1), default=100, metavar="N", help="points per chart (default 100, the newest)")
     p.set_defaults(handler=cmd_charts)
 
 
@@ -45,13 +47,6 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all-branches", action="store_true",
                    help="every recorded run, not only main records (a commit on main's first-parent history, "
                         "clean tree, every lane complete, quiet host)")
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def _load(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -80,12 +75,18 @@ def cmd_tracker(args: argparse.Namespace) -> int:
 
 
 def cmd_charts(args: argparse.Namespace) -> int:
+    from molt_budget.environment import writing
+    from molt_budget.errors import ConfigError
     from molt_budget.report.charts import require_matplotlib, series_from_config, write_charts
 
     require_matplotlib()
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: --out is a folder for <kpi>.png and <kpi>.svg, and this is a file")
     config, history = _load(args)
     series = series_from_config(config, history, runs=args.runs, branch=args.branch, main_only=not args.all_branches)
-    files = write_charts(series, Path(args.out))
+    with writing(out, "the charts"):
+        files = write_charts(series, out)
     for f in files:
         print(f"{f.kpi}: {f.png} {f.svg}", file=sys.stdout)
     return 0
