@@ -4,8 +4,10 @@ that would not come back the same is parsed again."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -95,3 +97,50 @@ def test_the_test_session_keeps_its_caches_out_of_the_users_home() -> None:
     seen = subprocess.run([sys.executable, "-c", "from molt_budget.schemas import checked_before_dir as d; print(d('valid'))"],
                           capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(REPO)}).stdout.strip()
     assert Path(seen).is_relative_to(session)
+
+
+def test_a_relative_cache_home_is_ignored_not_made_inside_the_project(tmp_path: Path) -> None:
+    """The XDG spec: a relative $XDG_CACHE_HOME is invalid. It was taken as is, so a check made
+    `rel/cache/molt-budget/...` inside the folder it ran in (the user's checkout)."""
+    env = {**os.environ, "XDG_CACHE_HOME": "rel/cache", "HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO)}
+    probe = "from molt_budget.schemas import checked_before_dir as d; print(d('valid'))"
+    seen = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout
+    assert Path(seen.strip()) == tmp_path / "home" / ".cache" / "molt-budget" / "valid"
+    assert subprocess.run([sys.executable, "-m", "molt_budget", "validate", "--config", str(REPO / "budgets.yaml")],
+                          cwd=tmp_path, env=env, capture_output=True).returncode == 0
+    assert not (tmp_path / "rel").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="becomes a user without a passwd entry (needs root)")
+def test_no_home_at_all_means_no_cache_not_an_error(request: pytest.FixtureRequest) -> None:
+    """No $HOME and a uid with no passwd entry (an arbitrary container user): Path.home() raises
+    RuntimeError, which was an internal error; the cache is best effort, so validate goes on
+    without it. A forked child becomes that user (everything it runs is imported before)."""
+    from molt_budget.cli import main
+    from molt_budget.schemas import checked_before_dir
+
+    project = Path(tempfile.mkdtemp(prefix="molt-budget-no-home-"))   # not under pytest's 0700 folders
+    request.addfinalizer(lambda: shutil.rmtree(project, ignore_errors=True))
+    config = project / "budgets.yaml"
+    config.write_bytes((REPO / "budgets.yaml").read_bytes())
+    project.chmod(0o755)
+    config.chmod(0o644)
+    assert main(["validate", "--config", str(config)]) == 0          # imports what the child runs
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                                      # the child: never returns
+        code = 99
+        try:
+            os.close(read)
+            os.environ.pop("HOME", None)
+            os.environ.pop("XDG_CACHE_HOME", None)
+            os.setuid(54321)
+            code = 10 * (checked_before_dir("valid") is None) + main(["validate", "--config", str(config)])
+        finally:
+            os.write(write, str(code).encode())
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as got:
+        answer = got.read()
+    os.waitpid(pid, 0)
+    assert answer == "10"             # no cache folder, and validate passed

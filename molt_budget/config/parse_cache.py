@@ -84,7 +84,8 @@ def _entry(text: str) -> Path | None:
     from molt_budget.schemas import checked_before_dir
 
     digest = hashlib.sha256(identity + b"\0" + text.encode("utf-8", "surrogatepass")).hexdigest()
-    return checked_before_dir("budgets") / f"{digest[:40]}.json"
+    folder = checked_before_dir("budgets")
+    return folder / f"{digest[:40]}.json" if folder is not None else None
 
 
 @cache

@@ -77,13 +77,22 @@ def _valid_marker(name: str, doc: Any) -> Path | None:
         return None
     # the schema's file text, not its dict: compiling a validator may annotate the dict
     digest = hashlib.sha256(schema_text(name).encode() + b"\0" + canonical.encode()).hexdigest()
-    return checked_before_dir("valid") / f"{name}-{digest[:40]}"
+    folder = checked_before_dir("valid")
+    return folder / f"{name}-{digest[:40]}" if folder is not None else None
 
 
-def checked_before_dir(kind: str) -> Path:
+def checked_before_dir(kind: str) -> Path | None:
     """Where molt-budget remembers, by content, what it checked before (validated documents,
-    parsed budgets files): the user's cache folder, `$XDG_CACHE_HOME` when set."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "molt-budget" / kind
+    parsed budgets files): the user's cache folder, `$XDG_CACHE_HOME` when it is an absolute
+    path. A relative one is ignored, as the XDG spec says (it made a cache folder inside the
+    project being checked); None, no remembering, when there is no home to fall back on."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(xdg):
+        return Path(xdg) / "molt-budget" / kind
+    try:
+        return Path.home() / ".cache" / "molt-budget" / kind
+    except RuntimeError:                # no HOME and no passwd entry (an arbitrary container uid)
+        return None
 
 
 def known_valid(name: str, doc: Any) -> bool:
