@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from molt_budget.runner import proctable
 from molt_budget.structs import Struct
@@ -94,7 +94,7 @@ def _argv(command: list[str] | str) -> list[str]:
     return [str(word) for word in command]
 
 
-class _Started(NamedTuple):
+class _Started(Struct):
     """A tool's version command, started (or why it could not be) and when."""
 
     proc: subprocess.Popen[bytes] | None
