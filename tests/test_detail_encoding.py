@@ -41,6 +41,9 @@ def test_lanes_sharing_a_payload_write_its_reasons_as_a_fresh_encoding_would(tmp
         "version": 1, "settings": {"output_root": "out", "history": "out/history.sqlite", "quiescence": {"max_wait_s": 0}},
         "lanes": lanes, "kpis": kpis,
     }))
+    summarize_diagnostics(PAYLOAD)                        # the table decoded (and cached) before the run,
+    for i in range(9):                                    # its encoding then forgotten: the two caches part
+        remember_encoding({f"other{i}": ["core_closure"]})
     assert main(["check", "--config", str(config), "--quiet", "--no-base"]) == 0
     written = next((tmp_path / "out" / "runs").glob("*/results.json")).read_bytes()
     doc = json.loads(written)

@@ -27,7 +27,7 @@ from molt_budget.bounded import MAX_EXACT, MAX_SMALL_BYTES, InputError, check_nu
 from molt_budget.collectors.base import Collected, Collector, Command, RunFiles
 from molt_budget.collectors.generic import json_from_bytes, load_json_text, read_bytes
 from molt_budget.errors import CollectorError
-from molt_budget.structs import Struct, field, msgspec, remember_encoding, replace
+from molt_budget.structs import Struct, encoded_before, field, msgspec, remember_encoding, replace
 
 if TYPE_CHECKING:
     from molt_budget.collectors.timing import ProcessMeasurement
@@ -297,7 +297,8 @@ def _reasons_of(raw: msgspec.Raw) -> dict[str, list[str]]:
         if len(_REASONS_SEEN) >= _REASONS_KEPT:
             _REASONS_SEEN.clear()
         _REASONS_SEEN[key] = table
-        remember_encoding(table)     # and written into every such lane's detail from one encoding
+    if encoded_before(table) is None:
+        remember_encoding(table)     # written into every such lane's detail from one encoding
     return table
 
 
