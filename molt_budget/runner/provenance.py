@@ -60,6 +60,7 @@ def collect_provenance(
         # one process for both: the v2 format's header names the branch ("(detached)" without one),
         # every other line is a change to a tracked file
         status = _git(cwd, ["status", "--porcelain=v2", "--branch", "--untracked-files=no"], git_timeout_s) if commit else None
+        tools = {name: _tool_version(run, tool_timeout_s) for name, run in started.items()}
     except BaseException:
         for run in started.values():      # Ctrl-C meanwhile: no tool outlives the check
             _kill(run)
@@ -72,7 +73,7 @@ def collect_provenance(
         "branch": None if branch in (None, "", "(detached)") else branch,
         "host": _host(),
         "python": platform.python_version(),
-        "tools": {name: _tool_version(run, tool_timeout_s) for name, run in started.items()},
+        "tools": tools,
     }
 
 
@@ -155,6 +156,8 @@ def _kill(run: _Started) -> None:
     that left the group could still hold them open)."""
     proc = run.proc
     if proc is None:
+        return
+    if proc.returncode is not None:       # already reaped: its group id may be another's by now
         return
     try:
         os.killpg(proc.pid, signal.SIGKILL)
