@@ -208,3 +208,13 @@ def test_counts_and_durations_are_bounded(tmp_path: Path, key: str, anchor: str 
     message = error_of(tmp_path, text(bad))
     found = re.match(r"budgets\.yaml:\d+(?::\d+)?: (\S+):", message)      # file:line, then the key
     assert found is not None and found.group(1) == key, message
+
+
+@pytest.mark.parametrize("name", ["A=B", "", "A\\0B"], ids=["equals", "empty", "nul"])
+def test_an_env_name_execve_refuses_is_refused_with_its_line(tmp_path: Path, name: str) -> None:
+    """`env: {"A=B": x}` (and an empty or NUL name) reached execve as a ValueError mid-run: an
+    internal error after the lanes before it had run. Now the file is refused where it says so."""
+    text = GOOD.replace('  env: {A: "1"}', f'  env: {{A: "1", "{name}": "x"}}')
+    message = error_of(tmp_path, text)
+    assert re.match(r"budgets\.yaml:4: defaults\.env: ", message), message
+    assert load_config(write(tmp_path, GOOD.replace('  env: {A: "1"}', '  env: {A: "1", "LC_ALL.x-1": "x"}'))) is not None
