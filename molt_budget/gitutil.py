@@ -188,6 +188,15 @@ def hash_blob(repo: Path, data: bytes) -> str:
     return run_git(repo, "hash-object", "-w", "--stdin", data=data).decode().strip()
 
 
+def _remote(remote: str) -> str:
+    """`remote` as git's positional argument, never one git reads as an option: the data remote
+    comes from budgets.yaml and --remote, and `--upload-pack=CMD` made `git fetch` run CMD."""
+    if remote.startswith("-"):
+        raise ConfigError(f"git remote {remote!r} starts with '-', which git reads as an option: "
+                          f"name a remote, a URL or a path (./{remote} for a folder)")
+    return remote
+
+
 def fetch_branch(repo: Path, remote: str, branch: str, into: str, timeout: float = 600) -> str | None:
     """Fetch the tip of `branch` of `remote` into the private ref `into`; its commit, or None when the
     remote has no such branch.
@@ -195,7 +204,7 @@ def fetch_branch(repo: Path, remote: str, branch: str, into: str, timeout: float
     Only the tip (--depth 1): the data branch is append-only, so its tip's tree holds every file,
     and skipping one commit and two trees per record makes the fetch ~5x faster (bench/databranch_scale.py).
     """
-    proc = _spawn(repo, ("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--depth", "1", remote,
+    proc = _spawn(repo, ("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--depth", "1", _remote(remote),
                          f"+refs/heads/{branch}:{into}"), timeout, None, None)
     if proc.returncode != 0:
         detail = _last_line(proc.stderr)
@@ -276,7 +285,7 @@ def commit_files(repo: Path, parent: str | None, files: dict[str, str], message:
 
 def push_commit(repo: Path, remote: str, commit: str, branch: str, timeout: float = 600) -> None:
     """Fast-forward `branch` of `remote` to `commit`; PushRejected when another pusher got there first."""
-    proc = _spawn(repo, ("push", "--porcelain", "--quiet", remote, f"{commit}:refs/heads/{branch}"), timeout, None, None)
+    proc = _spawn(repo, ("push", "--porcelain", "--quiet", _remote(remote), f"{commit}:refs/heads/{branch}"), timeout, None, None)
     if proc.returncode == 0:
         return
     text = (proc.stdout + proc.stderr).decode("utf-8", "replace")

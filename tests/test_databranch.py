@@ -198,3 +198,38 @@ def test_an_oversized_file_is_skipped_unread(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(databranch, "MAX_RECORD_BYTES", 1000)
     listing = databranch.fetch_records(a, "origin", BRANCH)
     assert dict(databranch.read_files(a, listing.records)) == {small: b"s" * 10, big: None}
+
+
+@pytest.mark.parametrize("via", ["fetch", "push"])
+def test_a_remote_git_would_read_as_an_option_is_refused_before_git_runs(tmp_path: Path, via: str) -> None:
+    """`--upload-pack=CMD` as the data remote made `git fetch` run CMD (and `--receive-pack=CMD`
+    `git push`): the remote comes from budgets.yaml and --remote."""
+    _remote, work = seeded(tmp_path)
+    mark = tmp_path / "ran"
+    option = "--upload-pack" if via == "fetch" else "--receive-pack"
+    with pytest.raises(ConfigError) as err:
+        databranch.push_files(work, f"{option}=touch {mark}", BRANCH, {"records/2026-12/x_y.json.gz": b"x"}, "record")
+    assert "starts with '-'" in str(err.value) and not mark.exists()
+    from molt_budget import gitutil
+
+    with pytest.raises(ConfigError):
+        gitutil.push_commit(work, f"--receive-pack=touch {mark}", git(work, "rev-parse", "HEAD"), BRANCH)
+    assert not mark.exists()
+
+
+def test_a_data_remote_option_in_budgets_is_refused_with_its_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from molt_budget.cli import main
+
+    mark = tmp_path / "ran"
+    _remote, work = seeded(tmp_path)
+    config = work / "budgets.yaml"
+    config.write_text(
+        "version: 1\n"
+        f"settings: {{data_remote: '--upload-pack=touch {mark}'}}\n"
+        "lanes: {dev: {command: [/bin/true]}}\n"
+        "kpis: {wall: {lane: dev, metric: wall_s, target: 10}}\n")
+    assert main(["history", "pull", "--config", str(config)]) == 2
+    assert "budgets.yaml:2: settings.data_remote:" in capsys.readouterr().err
+    config.write_text(config.read_text().replace(f"'--upload-pack=touch {mark}'", "origin"))
+    assert main(["history", "pull", "--config", str(config), "--remote", f"--upload-pack=touch {mark}"]) == 2
+    assert not mark.exists()

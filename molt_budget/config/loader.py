@@ -133,8 +133,8 @@ def _check_schema(path: Path, data: dict[str, Any], lines: Lines) -> None:
             message = f"unknown key (allowed: {', '.join(sorted(allowed))})"
     elif err.validator == "oneOf" or (err.validator == "type" and keys and keys[-1] == "command"):
         message = f"{err.instance!r} is not valid here"
-    elif err.validator == "pattern" and "propertyNames" in err.schema_path and "description" in err.schema:
-        message = f"{err.instance!r} is not {err.schema['description']}"      # a key: the pattern says less
+    elif err.validator == "pattern" and "x-refusal" in err.schema:
+        message = f"{err.instance!r} {err.schema['x-refusal']}"      # what the pattern means, not the pattern
     elif err.validator == "type" and _numeric_text(err.instance):
         # YAML 1.1 (PyYAML) takes a float only with a dot and a signed exponent: 1e9 is text
         message += f" (YAML reads {err.instance} as text: write it as {_yaml_float(float(err.instance))})"
