@@ -115,32 +115,23 @@ def test_a_relative_cache_home_is_ignored_not_made_inside_the_project(tmp_path: 
 def test_no_home_at_all_means_no_cache_not_an_error(request: pytest.FixtureRequest) -> None:
     """No $HOME and a uid with no passwd entry (an arbitrary container user): Path.home() raises
     RuntimeError, which was an internal error; the cache is best effort, so validate goes on
-    without it. A forked child becomes that user (everything it runs is imported before)."""
-    from molt_budget.cli import main
-    from molt_budget.schemas import checked_before_dir
-
+    without it. A fresh interpreter imports what it runs as root, then becomes that user."""
     project = Path(tempfile.mkdtemp(prefix="molt-budget-no-home-"))   # not under pytest's 0700 folders
     request.addfinalizer(lambda: shutil.rmtree(project, ignore_errors=True))
     config = project / "budgets.yaml"
     config.write_bytes((REPO / "budgets.yaml").read_bytes())
     project.chmod(0o755)
     config.chmod(0o644)
-    assert main(["validate", "--config", str(config)]) == 0          # imports what the child runs
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:                                                      # the child: never returns
-        code = 99
-        try:
-            os.close(read)
-            os.environ.pop("HOME", None)
-            os.environ.pop("XDG_CACHE_HOME", None)
-            os.setuid(54321)
-            code = 10 * (checked_before_dir("valid") is None) + main(["validate", "--config", str(config)])
-        finally:
-            os.write(write, str(code).encode())
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as got:
-        answer = got.read()
-    os.waitpid(pid, 0)
-    assert answer == "10"             # no cache folder, and validate passed
+    probe = (
+        "import os, sys\n"
+        "from molt_budget.cli import main\n"
+        "from molt_budget.schemas import checked_before_dir\n"
+        f"assert main(['validate', '--config', {str(config)!r}]) == 0   # imports everything validate needs\n"
+        "os.environ.pop('HOME', None); os.environ.pop('XDG_CACHE_HOME', None)\n"
+        "os.setuid(54321)\n"
+        f"code = main(['validate', '--config', {str(config)!r}])\n"
+        "print(checked_before_dir('valid'), code)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], env={**os.environ, "PYTHONPATH": str(REPO)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout.split()[-2:] == ["None", "0"], done.stdout[-300:] + done.stderr[-500:]
