@@ -123,10 +123,11 @@ def test_no_home_at_all_means_no_cache_not_an_error(request: pytest.FixtureReque
     project.chmod(0o755)
     config.chmod(0o644)
     probe = (
-        "import os, sys\n"
+        "import os, sys, tempfile\n"
         "from molt_budget.cli import main\n"
         "from molt_budget.schemas import checked_before_dir\n"
-        f"assert main(['validate', '--config', {str(config)!r}]) == 0   # imports everything validate needs\n"
+        "os.environ['XDG_CACHE_HOME'] = tempfile.mkdtemp()   # an empty cache: the first run takes the uncached path\n"
+        f"assert main(['validate', '--config', {str(config)!r}]) == 0   # and imports all it needs (PyYAML, schemas)\n"
         "os.environ.pop('HOME', None); os.environ.pop('XDG_CACHE_HOME', None)\n"
         "os.setuid(54321)\n"
         f"code = main(['validate', '--config', {str(config)!r}])\n"
