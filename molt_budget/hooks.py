@@ -24,16 +24,45 @@ exec {shlex.quote(sys.executable)} -m molt_budget check --pre-push --config {shl
 
 
 def install_pre_push(config: Path, force: bool = False) -> Path:
+    """Write the hook where git looks for it. What stands there is looked at, never followed:
+    a symlink (a hook manager's, or one left dangling) is a hook that exists, not a path to
+    write through, and a folder or a FIFO is refused (the FIFO was read for ever)."""
+    from molt_budget.environment import writing
+    from molt_budget.results.store import write_bytes_atomic
+
     config = config.resolve()
     if not config.exists():
         raise ConfigError(f"{config}: no such budgets file")
     hooks = gitutil.try_git(config.parent, "rev-parse", "--git-path", "hooks", timeout=10)
     if not hooks:
         raise ConfigError(f"{config.parent}: not inside a git repository; cannot install a pre-push hook")
-    hook = (config.parent / hooks / "pre-push").resolve()
-    if hook.exists() and MARK not in hook.read_text(errors="replace") and not force:
+    hook = Path(os.path.abspath(config.parent / hooks / "pre-push"))
+    if _existing_hook(hook) and not force:
         raise ConfigError(f"{hook}: a pre-push hook already exists; pass --force to replace it")
-    hook.parent.mkdir(parents=True, exist_ok=True)
-    hook.write_text(hook_script(config))
-    hook.chmod(hook.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    with writing(hook, "the pre-push hook"):
+        if hook.is_symlink():
+            hook.unlink()                     # --force replaces the link itself, not what it points at
+        hook.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(hook, hook_script(config).encode(), mode=0o755)
     return Path(os.path.relpath(hook, Path.cwd())) if hook.is_relative_to(Path.cwd()) else hook
+
+
+def _existing_hook(hook: Path) -> bool:
+    """Whether a hook not installed by us stands at `hook` (ours is replaced without --force)."""
+    from molt_budget.bounded import InputError, read_regular
+
+    try:
+        info = hook.lstat()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise ConfigError(f"{hook}: cannot look at the pre-push hook: {exc.strerror or exc}") from None
+    if stat.S_ISLNK(info.st_mode):
+        return True
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"{hook}: is not a file; git runs the pre-push hook from a file there")
+    try:
+        text = read_regular(hook, 1 << 20).decode("utf-8", "replace")
+    except (OSError, InputError):
+        return True                           # unreadable or huge: not ours, so not replaced silently
+    return MARK not in text
