@@ -303,6 +303,14 @@ def test_html_onto_an_existing_file_is_one_line_exit_2(tmp_path: Path, capsys: p
     assert taken.read_text(encoding="utf-8") == "keep me"
 
 
+def test_html_into_a_folder_that_cannot_be_made_is_a_write_fault(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--html /proc/...` was an internal error (mkdir's FileNotFoundError)."""
+    path = write(tmp_path / "report.json", report("pass"))
+    assert cli.main(["report", str(path), "--html", "/proc/self/no-such-folder/site"]) == 3
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "internal error" not in err and "/proc/self/no-such-folder/site" in err
+
+
 # -- merge of shard reports ----------------------------------------------------------------
 
 

@@ -181,7 +181,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         except ImportError as exc:
             print(f"molt-budget: error: the HTML report is not available in this installation ({exc})", file=sys.stderr)
             return EXIT_CONFIG
-        write_html(report, Path(args.html), history, main_only=not args.all_branches)
+        from molt_budget.environment import writing
+
+        with writing(args.html, "the HTML report"):
+            write_html(report, Path(args.html), history, main_only=not args.all_branches)
         print(f"molt-budget: wrote the HTML report to {args.html}", file=sys.stderr)
     if args.markdown or not (args.github or args.html):
         from molt_budget.report.markdown import render_markdown
