@@ -53,6 +53,18 @@ def writing(path: Path | str, what: str) -> Iterator[None]:
         raise fault(exc, path, f"write {what}") from None
 
 
+def output_folder(path: Path | str, flag: str, holds: str) -> Path:
+    """A folder the command line named for its output (`--html`, `charts --out`): refused in one
+    line when something else stands there (a file, a FIFO: mkdir's FileExistsError was an
+    internal error); a folder that cannot be made is the write fault of `writing` later."""
+    from molt_budget.errors import ConfigError
+
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{flag} {folder}: exists and is not a folder (it is where {holds} go)")
+    return folder
+
+
 def check_output_root(root: Path) -> None:
     """The output root exists (or can be made) and takes a file: before any lane runs."""
     root = Path(root)

@@ -68,6 +68,7 @@ def test_help_imports_no_record_machinery() -> None:
     ["tracker", "--out", "page.md", "--runs", "99999999999999999999999"],
     ["charts", "--out", "charts", "--runs", "0"],
     ["report", "report.json", "--markdown", "--max-chars", "1e9"],
+    ["report", "report.json", "--markdown", "--max-chars", "199"],
     ["calibrate", "dev", "--pairs", "10001"],
 ])
 def test_a_count_out_of_range_is_a_usage_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:

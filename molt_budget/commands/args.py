@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,7 @@ MAX_COUNT = 1_000_000_000      # rows, runs, points, characters: past it a count
 MAX_PAIRS = 10_000             # the budgets schema's bound on a lane's pairs: calibration has the same
 
 
-def count(low: int = 0, high: int = MAX_COUNT) -> Any:
+def count(low: int = 0, high: int = MAX_COUNT) -> Callable[[str], int]:
     """argparse type: an integer from `low` to `high`, else argparse's one usage line (exit 2).
     `history list --limit 1e23` reached SQLite as an OverflowError, an internal error."""
     def parse(text: str) -> int:

@@ -31,7 +31,7 @@ def register(subparsers: Any) -> None:
                    help="post the PR comment and check run from the GITHUB_* environment (token from GITHUB_TOKEN)")
     p.add_argument("--check-name", default="molt-budget", metavar="NAME", help="check run name (default: molt-budget)")
     p.add_argument("--markdown", action="store_true", help="print the Markdown report (default when nothing else is asked)")
-    p.add_argument("--max-chars", type=count(), default=65_536, metavar="N", help="cut --markdown output to N characters (default 65536)")
+    p.add_argument("--max-chars", type=count(low=200), default=65_536, metavar="N", help="cut --markdown output to N characters (default 65536)")
     p.add_argument("--html", metavar="DIR", help="write an HTML report into DIR")
     p.add_argument("--history", metavar="DB", help="history database for trend sparklines and the HTML report's charts "
                    "(default: settings.history of the budgets file, when it exists)")
@@ -147,13 +147,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     from molt_budget.errors import EXIT_CONFIG, EXIT_INTERNAL, ConfigError
 
     path = Path(args.report)
-    if args.max_chars < 200:
-        raise ConfigError("--max-chars must be at least 200")
     history = Path(args.history) if args.history else None
     if history is not None and not history.is_file():
         raise ConfigError(f"{history}: no such history database")
-    if args.html and Path(args.html).exists() and not Path(args.html).is_dir():
-        raise ConfigError(f"--html {args.html}: exists and is not a directory (the HTML report is a folder)")
+    if args.html:
+        from molt_budget.environment import output_folder
+
+        output_folder(args.html, "--html", "the HTML report's pages")
     if args.if_missing and not path.exists():
         report = missing_report(path, os.environ, args.config_path)
         print(f"molt-budget: {report.authoritative_reasons[0]}", file=sys.stderr)

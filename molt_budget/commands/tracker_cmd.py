@@ -75,14 +75,11 @@ def cmd_tracker(args: argparse.Namespace) -> int:
 
 
 def cmd_charts(args: argparse.Namespace) -> int:
-    from molt_budget.environment import writing
-    from molt_budget.errors import ConfigError
+    from molt_budget.environment import output_folder, writing
     from molt_budget.report.charts import require_matplotlib, series_from_config, write_charts
 
     require_matplotlib()
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"{out}: --out is a folder for <kpi>.png and <kpi>.svg, and this is a file")
+    out = output_folder(args.out, "--out", "<kpi>.png and <kpi>.svg")
     config, history = _load(args)
     series = series_from_config(config, history, runs=args.runs, branch=args.branch, main_only=not args.all_branches)
     with writing(out, "the charts"):
