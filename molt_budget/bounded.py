@@ -12,14 +12,16 @@ wraps them into its own error (ConfigError, CollectorError) naming the file.
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import math
 import os
 import re
 import stat
+import threading
 import zlib
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 MAX_FILE_BYTES = 1 << 30         # 1 GiB: molt's largest IR is ~41 MB
 MAX_SMALL_BYTES = 64 << 20       # reports, results, diagnostics, budgets files
@@ -48,7 +50,7 @@ _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
 
 
-def open_regular(path: Path | str) -> IO[bytes]:
+def open_regular(path: Path | str) -> io.BufferedReader:
     """Open a regular file for reading without ever blocking on a FIFO or a device.
 
     O_NONBLOCK makes `open()` of a FIFO return at once; the file type is then checked on the
@@ -73,24 +75,86 @@ def open_regular(path: Path | str) -> IO[bytes]:
 def read_regular(path: Path | str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
     """The whole regular file, refused past `max_bytes`; gunzipped (within the same cap) when gzip."""
     with open_regular(path) as fh:
-        size = os.fstat(fh.fileno()).st_size
-        if size > max_bytes:
-            raise InputError(f"is {_mb(size)}, more than the {_mb(max_bytes)} molt-budget reads")
+        size = _size_within(fh, max_bytes)
         # read(n) allocates n bytes up front: asked for the cap (64 MB for a diagnostics file)
         # every read was a fresh mapping whose pages the kernel faulted in one by one, the
         # most of a check's system time. Exactly the stat's size, then one byte to see growth:
         # read(size + 1) shrinks its buffer by a byte at the end, a realloc that cost 0.8 ms a MB
         data = fh.read(size)
-        if len(data) == size and (more := fh.read(1)):
-            data += more + fh.read(max_bytes - len(data))   # it grew while being read: up to the cap
-    if len(data) > max_bytes:
+        if len(data) == size:
+            data = _grown(fh, data, max_bytes) or data
+    return gunzip(data, max_bytes) if _gzipped(data) else data
+
+
+def _size_within(fh: io.BufferedReader, max_bytes: int) -> int:
+    size = os.fstat(fh.fileno()).st_size
+    if size > max_bytes:
+        raise InputError(f"is {_mb(size)}, more than the {_mb(max_bytes)} molt-budget reads")
+    return size
+
+
+def _grown(fh: io.BufferedReader, data: bytes | bytearray, max_bytes: int) -> bytes | None:
+    """None, or, when the file grew while being read, all of it up to the cap."""
+    more = fh.read(1)
+    if not more:
+        return None
+    whole = bytes(data) + more + fh.read(max_bytes - len(data))
+    if len(whole) > max_bytes:
         raise InputError(f"grew past {_mb(max_bytes)} while being read")
-    if data[:2] == b"\x1f\x8b":
-        data = gunzip(data, max_bytes)
-    return data
+    return whole
 
 
-def gunzip(data: bytes, max_bytes: int) -> bytes:
+def _gzipped(data: bytes | bytearray) -> bool:
+    return data[:2] == b"\x1f\x8b"
+
+
+class ReusedBuffer:
+    """One buffer that every read fills again, for files read one after another and dropped
+    once decoded (a lane's diagnostics payload, every sample).
+
+    Why: a fresh bytes object of a MB is a fresh mapping whose 256 pages the kernel faults in
+    one by one on every read, ~0.5 ms a MB: as much as decoding the payload. What a read
+    returns is valid until the next read, which writes over it: nothing may keep it, or a
+    zero-copy slice of it such as a msgspec.Raw (one still alive only keeps the buffer from
+    being resized: the next read then takes a new one). A file past `keep_bytes`, or a read
+    from a thread other than the one that made the buffer, gets a fresh bytes, as
+    read_regular's: the buffer kept between reads stays small, and has one reader."""
+
+    def __init__(self, keep_bytes: int = 16 << 20) -> None:
+        self.keep_bytes = keep_bytes
+        self._buffer = bytearray()
+        self._reader = threading.get_ident()
+
+    def read(self, path: Path | str, max_bytes: int = MAX_FILE_BYTES) -> bytes | bytearray:
+        """read_regular's bytes (same bounds, same errors), in the buffer when it fits."""
+        if threading.get_ident() != self._reader:
+            return read_regular(path, max_bytes)
+        with open_regular(path) as fh:
+            size = _size_within(fh, max_bytes)
+            if size > self.keep_bytes:
+                data: bytes | bytearray = fh.read(size)
+            else:
+                buffer = self._sized(size)
+                got = fh.readinto(buffer)        # up to the buffer's end or the file's
+                data = buffer if got == size else bytes(memoryview(buffer)[:got])   # it shrank meanwhile
+            if len(data) == size:
+                data = _grown(fh, data, max_bytes) or data
+        return gunzip(data, max_bytes) if _gzipped(data) else data
+
+    def _sized(self, size: int) -> bytearray:
+        """The buffer, `size` bytes long (the same length as the last file's: untouched)."""
+        buffer = self._buffer
+        try:
+            if len(buffer) > size:
+                del buffer[size:]
+            elif len(buffer) < size:
+                buffer.extend(bytes(size - len(buffer)))
+        except BufferError:                      # a slice of the last read is still alive
+            buffer = self._buffer = bytearray(size)
+        return buffer
+
+
+def gunzip(data: bytes | bytearray, max_bytes: int) -> bytes:
     """Decompress a gzip stream, refusing one that expands past `max_bytes` (a gzip bomb)."""
     out = bytearray()
     decoder = zlib.decompressobj(wbits=31)

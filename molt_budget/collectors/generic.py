@@ -20,6 +20,7 @@ from molt_budget.bounded import (
     MAX_FILE_BYTES,
     MAX_SMALL_BYTES,
     InputError,
+    ReusedBuffer,
     check_number,
     parse_json,
     read_regular,
@@ -55,9 +56,21 @@ def read_bytes(path: Path | str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
     Bounded (molt_budget.bounded): a FIFO or device is refused without blocking, a file or
     gzip stream past `max_bytes` is refused.
     """
+    with _bounded_read_errors(path):
+        return read_regular(path, max_bytes)
+
+
+def read_bytes_reused(buffer: ReusedBuffer, path: Path | str, max_bytes: int = MAX_FILE_BYTES) -> bytes | bytearray:
+    """read_bytes into `buffer`: valid until its next read (see bounded.ReusedBuffer)."""
+    with _bounded_read_errors(path):
+        return buffer.read(path, max_bytes)
+
+
+@contextmanager
+def _bounded_read_errors(path: Path | str) -> Iterator[None]:
     with read_errors(path):
         try:
-            return read_regular(path, max_bytes)
+            yield
         except InputError as exc:
             raise CollectorError(path, exc.message) from None
 
@@ -101,7 +114,7 @@ def load_json_text(path: Path | str, fields_checked: bool = False) -> tuple[Any,
     return json_from_bytes(path, read_bytes(path, MAX_SMALL_BYTES), fields_checked)
 
 
-def json_from_bytes(path: Path | str, data: bytes, fields_checked: bool = False) -> tuple[Any, str]:
+def json_from_bytes(path: Path | str, data: bytes | bytearray, fields_checked: bool = False) -> tuple[Any, str]:
     """`load_json_text` of bytes already read (a reader that tried a faster parse first)."""
     if not data.strip():
         raise CollectorError(path, "empty file", 1)

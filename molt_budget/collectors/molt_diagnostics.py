@@ -23,9 +23,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
-from molt_budget.bounded import MAX_EXACT, MAX_SMALL_BYTES, InputError, check_number, locate
+from molt_budget.bounded import MAX_EXACT, MAX_SMALL_BYTES, InputError, ReusedBuffer, check_number, locate
 from molt_budget.collectors.base import Collected, Collector, Command, RunFiles
-from molt_budget.collectors.generic import json_from_bytes, load_json_text, read_bytes
+from molt_budget.collectors.generic import json_from_bytes, load_json_text, read_bytes, read_bytes_reused
 from molt_budget.errors import CollectorError
 from molt_budget.structs import Struct, encoded_before, field, msgspec, remember_encoding, replace
 
@@ -196,7 +196,7 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _fast_sample_fields(data: bytes, rows: bool = False) -> tuple[dict[str, Any], _RawTables] | None:
+def _fast_sample_fields(data: bytes | bytearray, rows: bool = False) -> tuple[dict[str, Any], _RawTables] | None:
     """The value fields present in a plain payload and its raw tables, or None for the checked
     path to decide. `rows`: decode the timing rows in the same pass; a row that pass refuses
     leaves them raw, for _with_tables to decide as before."""
@@ -229,7 +229,7 @@ def _fast_sample_fields(data: bytes, rows: bool = False) -> tuple[dict[str, Any]
     return values, _RawTables(reasons, _present(got.frontend_module_timings))
 
 
-def _valid_utf8(data: bytes) -> bool:
+def _valid_utf8(data: bytes | bytearray) -> bool:
     """Whether `data` is UTF-8, without building the text: ASCII (molt's payloads) is a scan;
     anything else is decoded 64 kB at a time. data.decode() made a 1 MB string a sample, in
     fresh pages the kernel faulted in one by one (a tenth of a check's system time)."""
@@ -250,7 +250,7 @@ def _present(raw: msgspec.Raw | msgspec.UnsetType) -> msgspec.Raw | None:
     return None if raw is msgspec.UNSET else raw
 
 
-def _read_values(path: Path, data: bytes, fast: bool = True, rows: bool = False) -> tuple[DiagnosticsSummary, _RawTables | None]:
+def _read_values(path: Path, data: bytes | bytearray, fast: bool = True, rows: bool = False) -> tuple[DiagnosticsSummary, _RawTables | None]:
     """A sample's summary (tables empty), and the raw tables when the fast reading gave it:
     only then may the tables be read fast too (a plain payload, already UTF-8 checked).
     `rows`: the timing rows decoded in the same pass (see _fast_sample_fields)."""
@@ -265,7 +265,7 @@ def _read_values(path: Path, data: bytes, fast: bool = True, rows: bool = False)
         return _values(path, _unwrap(path, doc)), None
 
 
-def _with_tables(path: Path, data: bytes, summary: DiagnosticsSummary, raw: _RawTables | None) -> DiagnosticsSummary:
+def _with_tables(path: Path, data: bytes | bytearray, summary: DiagnosticsSummary, raw: _RawTables | None) -> DiagnosticsSummary:
     """`summary` with the per-module tables the diff attributes with."""
     if raw is not None:
         try:
@@ -457,15 +457,26 @@ class DiagnosticsCollector(Collector):
 
     def collect(self, outcome: ProcessMeasurement, files: RunFiles, metrics: frozenset[str], detail: bool = False) -> Collected:
         path = files.diagnostics_path
-        data = read_bytes(path, MAX_SMALL_BYTES)
-        summary, tables = _read_values(path, data, rows=detail)
-        values = diagnostics_values(summary)
-        for metric in metrics:
-            if metric.startswith("diag.reason.") and metric not in values:
-                values[metric] = 0        # a reason no module has: a real zero, not a missing value
         if not detail:
-            return Collected(values)      # the payload is not kept: another sample carries the detail
+            # the payload is not kept (another sample carries the detail): read into the buffer
+            # the next sample reads into, its values copied out before then
+            summary, _ = _read_values(path, read_bytes_reused(_PAYLOADS, path, MAX_SMALL_BYTES))
+            return Collected(_with_absent_reasons(diagnostics_values(summary), metrics))
+        data = read_bytes(path, MAX_SMALL_BYTES)      # kept for the detail, read at the lane's end
+        summary, tables = _read_values(path, data, rows=True)
 
         def tables_detail() -> dict[str, Any]:
             return diagnostics_detail(_with_tables(path, data, summary, tables))
-        return Collected(values, tables_detail)
+        return Collected(_with_absent_reasons(diagnostics_values(summary), metrics), tables_detail)
+
+
+# the payloads of the samples that carry no detail, each read over the last one's
+_PAYLOADS = ReusedBuffer()
+
+
+def _with_absent_reasons(values: dict[str, float], metrics: frozenset[str]) -> dict[str, float]:
+    """A `diag.reason.*` a KPI asks for that no module has is a real zero, not a missing value."""
+    for metric in metrics:
+        if metric.startswith("diag.reason.") and metric not in values:
+            values[metric] = 0
+    return values
