@@ -249,7 +249,8 @@ def safe_regex(pattern: str) -> Any:
 _BARE = re.compile(r"-?Infinity|NaN")
 
 
-def parse_json(text: str, max_depth: int = MAX_DEPTH, non_finite: bool = False, fields_checked: bool = False) -> Any:
+def parse_json(text: str, max_depth: int = MAX_DEPTH, non_finite: bool = False, fields_checked: bool = False,
+               text_only: bool = False) -> Any:
     """`json.loads` without NaN/Infinity, non-finite floats (`1e400`), huge integers or deep nesting.
 
     `non_finite=True` reads NaN, ±Infinity and overflowing floats as the floats they are, for
@@ -258,8 +259,14 @@ def parse_json(text: str, max_depth: int = MAX_DEPTH, non_finite: bool = False, 
     not check (the diagnostics reader): the C parser alone, no depth walk, and an integer past
     the interpreter's digit limit read as the float it overflows to (±inf), which the field
     check refuses if the reader takes it and which cannot matter if it does not.
+    `text_only=True` refuses a string that is not text (refuse_lone_surrogates), for a
+    document whose strings are stored (results, the journal): a reader that only shows
+    them (a report) lets report/escape.py show U+FFFD instead.
     Raises InputError with the line where known, and json.JSONDecodeError for bad syntax.
     """
+    if text_only:
+        refuse_lone_surrogates(text)
+
     def constant(name: str) -> Any:
         if non_finite:
             return float(name)
@@ -299,6 +306,37 @@ def parse_json(text: str, max_depth: int = MAX_DEPTH, non_finite: bool = False, 
     if depth > max_depth:
         raise InputError(f"nested deeper than {max_depth} levels", deep_line(text, max_depth))
     return data
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def refuse_lone_surrogates(text: str) -> None:
+    """JSON lets a string escape half of a UTF-16 pair (`"\\ud800"`); Python reads it as a lone
+    surrogate, a str that no UTF-8 writer (a file, SQLite, the terminal) can encode: a forged
+    run id crashed `history record`. Such a string is not text: an InputError with its line.
+    A pair (high then low) is one character and stays."""
+    high_ends = -1                       # where the last high half ended
+    for match in _SURROGATE_ESCAPE.finditer(text):
+        start = match.start()
+        if _escaped_backslash_before(text, start):
+            continue                     # `\\ud800`: an escaped backslash, then plain letters
+        unit = int(match.group(0)[2:], 16)
+        if unit >= 0xDC00 and start == high_ends:
+            high_ends = -1               # the low half of a pair
+            continue
+        if unit < 0xDC00 and _SURROGATE_ESCAPE.match(text, match.end()) and int(text[match.end() + 2:match.end() + 6], 16) >= 0xDC00:
+            high_ends = match.end()      # a high half with its low one next
+            continue
+        raise InputError(f"a string holds {match.group(0)}, half of a UTF-16 pair: not text", line_of(text, start))
+
+
+def _escaped_backslash_before(text: str, pos: int) -> bool:
+    """Whether the backslash at `pos` is itself escaped (an odd run of backslashes before it)."""
+    run = 0
+    while pos - run - 1 >= 0 and text[pos - run - 1] == "\\":
+        run += 1
+    return run % 2 == 1
 
 
 def _depth(data: Any, limit: int) -> int:
@@ -376,10 +414,12 @@ def deep_line(text: str, limit: int = MAX_DEPTH) -> int | None:
     return None
 
 
-def load_json_file(path: Path | str, max_bytes: int = MAX_SMALL_BYTES, max_depth: int = MAX_DEPTH) -> Any:
-    """A small JSON document from a regular file: bounded size, UTF-8, finite numbers, bounded depth.
+def load_json_file(path: Path | str, max_bytes: int = MAX_SMALL_BYTES, max_depth: int = MAX_DEPTH,
+                   text_only: bool = False) -> Any:
+    """A small JSON document from a regular file: bounded size, UTF-8, finite numbers, bounded
+    depth (`text_only`: see parse_json).
 
     Raises OSError (missing, unreadable), InputError (with line) or json.JSONDecodeError.
     """
     text = decode_utf8(read_regular(path, max_bytes))
-    return parse_json(text, max_depth)
+    return parse_json(text, max_depth, text_only=text_only)

@@ -122,7 +122,7 @@ def _main(argv: Sequence[str] | None) -> int:
         code: int = args.handler(args)
         return code
     except BudgetError as exc:
-        print(f"molt-budget: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"molt-budget: error: {_one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("molt-budget: interrupted", file=sys.stderr)
@@ -132,7 +132,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except Exception as exc:  # a bug: still one line, the traceback on request
         if os.environ.get("MOLT_BUDGET_DEBUG"):
             raise
-        print(f"molt-budget: internal error: {type(exc).__name__}: {' '.join(str(exc).split())} "
+        print(f"molt-budget: internal error: {type(exc).__name__}: {_one_line(exc)} "
               f"(set MOLT_BUDGET_DEBUG=1 for the traceback; results already measured are kept)", file=sys.stderr)
         return EXIT_INTERNAL
     finally:
@@ -140,3 +140,12 @@ def _main(argv: Sequence[str] | None) -> int:
         held = sys.modules.get("molt_budget.runner.signals")
         if held is not None:
             held.restore()
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error as one printable line: its message names what the user or a build gave (a run
+    id from a results file, a lane's output), and a forged one must not drive the terminal
+    (escape sequences) nor crash the print (a lone surrogate)."""
+    from molt_budget.report.escape import plain
+
+    return plain(exc)

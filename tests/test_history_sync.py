@@ -9,6 +9,7 @@ sparklines of main and a noise fence learned from main's records.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -263,13 +264,19 @@ def test_pull_skips_corrupt_and_forged_files_and_indexes_the_rest(world: dict[st
     (good, good_bytes), (other, other_bytes) = list(databranch.read_files(seed, listing.records))[:2]
     forged = databranch.record_path("20261201T000000000Z-forged", "f" * 40, "2026-12-01T00:00:00Z")
     broken = databranch.record_path("20261201T000000000Z-broken", "f" * 40, "2026-12-01T00:00:00Z")
-    files = {good: good_bytes, forged: other_bytes, broken: b"\x1f\x8b not really gzip"}
+    # a main record under its own name whose branch holds half a UTF-16 pair: SQLite cannot store it
+    doc = json.loads(gzip.decompress(good_bytes))
+    doc.update(run_id="20261201T000000000Z-lone", branch="main\ud800")
+    lone = databranch.record_path(doc["run_id"], doc["commit"], doc["started_utc"])
+    files = {good: good_bytes, forged: other_bytes, broken: b"\x1f\x8b not really gzip",
+             lone: gzip.compress(json.dumps(doc).encode())}
     databranch.push_files(seed, str(remote), BRANCH, files, "mixed")   # push to a URL/path, not a remote name
     reader = clone(tmp_path, remote, "reader")
     (reader / "budgets.yaml").write_text((seed / "budgets.yaml").read_text())
     assert cli(reader, "history", "pull") == 2
     captured = capsys.readouterr()
-    assert "1 new record(s) indexed, 0 already indexed, 2 invalid file(s) skipped" in captured.out
+    assert "1 new record(s) indexed, 0 already indexed, 3 invalid file(s) skipped" in captured.out
     errors = captured.err.strip().splitlines()
-    assert len(errors) == 2 and {e.split(": ")[2].split(":", 1)[1] for e in errors} == {broken, forged}
+    named = {e.split(": ")[2].split(":")[1] for e in errors}        # branch:path[:line]
+    assert len(errors) == 3 and named == {broken, forged, lone}
     assert History(reader / ".molt-budget" / "history.sqlite").indexed_ids() == {databranch.run_id_of(good)}

@@ -312,3 +312,69 @@ def test_every_output_is_token_scrubbed(fake_github: FakeGitHub, tmp_path: Path)
     for name in ("output.txt", "summary.md"):
         text = (tmp_path / name).read_text(encoding="utf-8")
         assert TOKEN not in text and "***" in text, name
+
+
+FORGED_ID = "evil\x1b[2J\x1b]0;pwned\x07\nkpis:\r\n  injected: x\u202e"
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\ud800-\udfff]")
+
+
+def test_a_forged_results_file_never_drives_the_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A results file's run id, commit and branch are anyone's words (a saved file, a shard, a
+    record pulled from the data branch). Printed by `verdict`, `history record / list / show`,
+    `ratchet` and in an error line, they must not clear the screen, retitle the window or
+    forge extra lines."""
+    config_path, forged = _forged_results(tmp_path, FORGED_ID)
+    db = str(tmp_path / "h.sqlite")
+    runs = [
+        (["verdict", str(forged), "--config", str(config_path)], None),
+        (["history", "record", str(forged), "--db", db, "--config", str(config_path)], 0),
+        (["history", "--db", db, "--config", str(config_path)], 0),
+        (["history", "show", FORGED_ID, "--db", db, "--config", str(config_path)], 0),
+        (["history", "show", FORGED_ID + "x", "--db", db, "--config", str(config_path)], EXIT_CONFIG),
+        (["ratchet", "--results", str(forged), "--config", str(config_path)], 0),
+    ]
+    for argv, expected in runs:
+        code = cli.main(argv)
+        out, err = capsys.readouterr()
+        if expected is not None:
+            assert code == expected, (argv, err)
+        for stream in (out, err):
+            assert not CONTROL.search(stream), (argv, CONTROL.findall(stream))
+        assert "injected" not in {line.split(":")[0].strip() for line in out.splitlines()}, argv   # no forged line
+
+
+def _forged_results(tmp_path: Path, run_id: str) -> tuple[Path, Path]:
+    """A budgets file and a results file for it whose run id, commit and branch are forged."""
+    import random
+
+    from history_factory import make_run, write_budgets
+
+    from molt_budget.config import load_config
+    from molt_budget.results.store import save_results
+
+    config_path = write_budgets(tmp_path)
+    results = make_run(load_config(config_path), 1, random.Random(1))
+    results.run_id = run_id
+    results.provenance.update(commit="\x1b[31m" + "c0ffee" * 6, branch="main\x1b[5m")
+    forged = tmp_path / "forged.json"
+    save_results(forged, results)
+    return config_path, forged
+
+
+def test_a_lone_surrogate_in_a_results_file_is_refused_with_its_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """JSON can escape half of a UTF-16 pair; read, it is a str nothing can encode (SQLite
+    raised from `history record`: an internal error). The file is refused, naming its line, by
+    every command that reads results; an emoji's escaped pair is still text."""
+    config_path, forged = _forged_results(tmp_path, "run\ud800")
+    db = str(tmp_path / "h.sqlite")
+    for argv in (["verdict", str(forged), "--config", str(config_path)],
+                 ["history", "record", str(forged), "--db", db, "--config", str(config_path)],
+                 ["ratchet", "--results", str(forged), "--config", str(config_path)]):
+        assert cli.main(argv) == EXIT_CONFIG, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"molt-budget: error: {forged}:") and len(err.splitlines()) == 1, (argv, err)
+        line = int(err.split(f"{forged}:", 1)[1].split(":", 1)[0])
+        assert "\\ud800" in forged.read_text().splitlines()[line - 1]
+    (tmp_path / "emoji").mkdir()
+    _config, emoji = _forged_results(tmp_path / "emoji", "run\U0001f600")
+    assert cli.main(["history", "record", str(emoji), "--db", db, "--config", str(config_path)]) == 0

@@ -122,6 +122,7 @@ def cmd_ratchet(args: argparse.Namespace) -> int:
     from molt_budget.budgets.edit import measured_values, parse_pct
     from molt_budget.budgets.ratchet import apply_ratchets, latest_main_measurements, propose_ratchets
     from molt_budget.config import load_config
+    from molt_budget.report.escape import plain
 
     margin = parse_pct(args.margin)
     config = load_config(args.config)
@@ -141,6 +142,9 @@ def cmd_ratchet(args: argparse.Namespace) -> int:
     else:
         latest = latest_main_measurements(config)
         measured, source, commit = latest.values, latest.source, latest.commit
+    # the run id and commit came from a results file or the history's data branch (anyone can
+    # forge one): one printable line each, on the terminal and in the basis written to the YAML
+    source, commit = plain(source), (plain(commit) if commit else commit)
     ratchets = propose_ratchets(config, measured, margin)
     if not ratchets:
         print(f"no ratchets: no KPI measures more than {margin:g}% under its target ({source})")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from molt_budget.commands.args import count
+from molt_budget.report.escape import terminal as t
 
 ACTIONS = ["list", "show", "record", "prune", "push", "pull"]
 EPILOG = """\
@@ -80,11 +81,11 @@ def cmd_history(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(record.to_dict(), indent=2))
             return 0
-        print(f"run {record.run_id}: {record.status}, started {record.started_utc}, commit {record.commit or '-'}, "
-              f"branch {record.branch or '-'}, source {record.source}")
-        print("main record" if record.main else "not a main record: " + "; ".join(record.not_main_reasons))
-        rows = [[k.id, k.lane, k.metric, "-" if k.value is None else f"{k.value:g}", k.target, k.limit, k.budget_status,
-                 k.status, k.reason] for k in record.kpis]
+        print(f"run {t(record.run_id)}: {record.status}, started {t(record.started_utc)}, commit {t(record.commit or '-')}, "
+              f"branch {t(record.branch or '-')}, source {t(record.source)}")
+        print("main record" if record.main else "not a main record: " + "; ".join(t(r) for r in record.not_main_reasons))
+        rows = [_cells([k.id, k.lane, k.metric, "-" if k.value is None else f"{k.value:g}", k.target, k.limit, k.budget_status,
+                        k.status, k.reason]) for k in record.kpis]
         print(tabulate(rows, headers=["KPI", "lane", "metric", "value", "target", "limit", "budget", "verdict", "reason"],
                        tablefmt="github"))
         return 0
@@ -98,9 +99,9 @@ def cmd_history(args: argparse.Namespace) -> int:
         print(f"pruned {len(dropped)} run(s), {folders} run folder(s) removed")
         return 0
     rows = [
-        [r.run_id, r.started_utc, (r.commit or "-")[:12], r.branch or "-", r.state, r.status,
-         "yes" if r.main else f"no: {r.why_not_main}", r.source,
-         " ".join(f"{k}={v}" for k, v in sorted(r.counts.items())) or "-"]
+        _cells([r.run_id, r.started_utc, (r.commit or "-")[:12], r.branch or "-", r.state, r.status,
+                "yes" if r.main else f"no: {r.why_not_main}", r.source,
+                " ".join(f"{k}={v}" for k, v in sorted(r.counts.items())) or "-"])
         for r in history.runs(args.limit, main_only=args.main_only)
     ]
     if not rows:
@@ -122,7 +123,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     history = _history(args, config)
     record = record_run(config, history, *_results_and_report(Path(args.run_id), args.report_json))
     state = "main record" if record.main else "not a main record: " + "; ".join(record.not_main_reasons)
-    print(f"recorded {record.run_id} in {history.path} ({record.status}; {state})")
+    print(f"recorded {t(record.run_id)} in {history.path} ({record.status}; {t(state)})")
     return 0
 
 
@@ -132,7 +133,7 @@ def _results_and_report(results_path: Path, report_path: str | None) -> tuple[An
     from molt_budget.results.store import load_results, read_json_file
 
     results = load_results(results_path)
-    report = read_json_file(Path(report_path), "report file") if report_path else None
+    report = read_json_file(Path(report_path), "report file", text_only=True) if report_path else None   # stored
     if report is not None:
         from molt_budget.schemas import first_error
 
@@ -184,7 +185,7 @@ def cmd_push(args: argparse.Namespace) -> int:
         files.update(_site_files(Path(args.site)))
     if not files:
         raise ConfigError("history push: nothing to push (give --results, --run, or --site)")
-    what = f"record {record.run_id} of {(record.commit or '?')[:12]}" if record is not None else "site"
+    what = t(f"record {record.run_id} of {(record.commit or '?')[:12]}") if record is not None else "site"
     outcome = databranch.push_files(repo, remote, branch, files, f"molt-budget: {what}",
                                     replace=databranch.SITE if args.site else None)
     if outcome.already:
@@ -276,5 +277,11 @@ def cmd_pull(args: argparse.Namespace) -> int:
     print(f"{source} @ {listing.tip[:12]}: {indexed} new record(s) indexed, "
           f"{len(listing.records) - len(new)} already indexed" + (f", {len(bad)} invalid file(s) skipped" if bad else ""))
     for line in bad:
-        print(f"molt-budget: error: {line}", file=sys.stderr)
+        print(f"molt-budget: error: {t(line)}", file=sys.stderr)
     return 2 if bad else 0
+
+
+def _cells(row: list[Any]) -> list[Any]:
+    """A table row of a record's fields for the terminal: the strings came from a results file
+    or the data branch, which anyone can forge (report/escape.py); numbers stay numbers."""
+    return [t(cell) if isinstance(cell, str) else cell for cell in row]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from molt_budget.commands.args import command, config_arg, db_arg, history_arg
+from molt_budget.report.escape import terminal as t
 
 
 def register(subparsers: Any) -> None:
@@ -24,5 +25,5 @@ def cmd_import_compile_progress(args: argparse.Namespace) -> int:
     for file in args.files:
         results = import_compile_progress(Path(file))
         history.record(results, Path(file), source="compile_progress")
-        print(f"imported {file}: run {results.run_id}, {len(results.lanes)} case(s)")
+        print(f"imported {t(file)}: run {t(results.run_id)}, {len(results.lanes)} case(s)")
     return 0

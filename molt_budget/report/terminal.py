@@ -93,7 +93,7 @@ def render(results: RunResults, color: bool = False) -> str:
              fmt_value(k.value, k.unit), fmt_value(k.target, k.unit), fmt_value(k.limit, k.unit)] for k in results.kpis]
     counts = results.counts()
     lines = [
-        f"molt-budget run {results.run_id} ({results.state}) commit {str(results.provenance.get('commit') or 'unknown')[:12]}"
+        f"molt-budget run {t(results.run_id)} ({results.state}) commit {t(str(results.provenance.get('commit') or 'unknown')[:12])}"
         + (" (dirty)" if results.provenance.get("dirty") else ""),
         *fit_table(["status", "KPI · lane", "latest", "target", "limit"], rows, {2, 3, 4}, 1),
         "",

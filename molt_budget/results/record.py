@@ -205,10 +205,16 @@ class RunRecord(Struct):
     def from_json(cls, data: bytes, name: str = "record", validate: bool = True) -> RunRecord:
         """Parse and schema-check one record; any problem is one ConfigError naming `name`.
         `validate=False` only for records this molt-budget wrote itself (its own index)."""
+        from molt_budget.bounded import InputError, refuse_lone_surrogates
+
         try:
-            doc = json.loads(data)
+            text = data.decode("utf-8")
+            refuse_lone_surrogates(text)        # its strings go into SQLite, which cannot store them
+            doc = json.loads(text)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ConfigError(f"{name}: not a molt-budget history record ({exc})") from None
+        except InputError as exc:
+            raise ConfigError(f"{exc.where(name)}: not a molt-budget history record") from None
         if not validate and isinstance(doc, dict) and doc.get("schema_version") == RECORD_SCHEMA_VERSION:
             return cls.from_dict(doc)
         if not isinstance(doc, dict) or "schema_version" not in doc:

@@ -314,7 +314,7 @@ def replay_journal(data: dict[str, Any], journal: Path) -> dict[str, Any]:
         return data
     for line in raw.splitlines():
         try:
-            record = parse_json(line.decode("utf-8"))
+            record = parse_json(line.decode("utf-8"), text_only=True)
         except (ValueError, RecursionError):      # torn, damaged or out of range (InputError is a ValueError)
             continue
         if not isinstance(record, dict):
@@ -347,15 +347,16 @@ def _umask() -> int:
     return current
 
 
-def read_json_file(path: Path, what: str) -> Any:
+def read_json_file(path: Path, what: str, text_only: bool = False) -> Any:
     """A JSON document the user handed us; any problem is one ConfigError naming the file (exit 2).
 
-    Bounded (molt_budget.bounded): a regular file, finite numbers, no NaN, bounded nesting.
+    Bounded (molt_budget.bounded): a regular file, finite numbers, no NaN, bounded nesting;
+    `text_only`: no string that is not text (one whose strings are stored: results).
     """
     from molt_budget.bounded import InputError, load_json_file
 
     try:
-        return load_json_file(path)
+        return load_json_file(path, text_only=text_only)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such {what}") from None
     except OSError as exc:
@@ -368,7 +369,7 @@ def read_json_file(path: Path, what: str) -> Any:
 
 def load_results(path: Path) -> RunResults:
     """Read and schema-check a results file; errors name the file (exit 2: bad input)."""
-    data = read_json_file(path, "results file")
+    data = read_json_file(path, "results file", text_only=True)
     if not isinstance(data, dict) or "schema_version" not in data:
         raise ConfigError(f"{path}: not a molt-budget results file (no schema_version)")
     if data.get("state") == "running":
