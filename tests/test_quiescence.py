@@ -213,6 +213,24 @@ def test_a_short_first_window_far_below_the_limit_needs_no_wait(monkeypatch: pyt
     assert len(slept) == 1
 
 
+def test_a_start_faster_than_the_first_look_waits_only_for_it_on_a_quiet_reading(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A check that reaches its first timed lane sooner than FIRST_LOOK_S waits until then, not
+    for the full window: a reading that decides there decides; one that cannot waits on to
+    MIN_WINDOW_S, its window as long as before."""
+    from molt_budget.runner import quiescence
+
+    slept: list[float] = []
+    monkeypatch.setattr(quiescence.time, "sleep", lambda s: slept.append(s) or time_sleep(s))
+    meter = quiescence.CpuMeter()
+    meter.busy_cpus(quiet_below=HUGE)
+    assert len(slept) == 1 and 0 < slept[0] <= quiescence.FIRST_LOOK_S          # to the first look only
+    slept.clear()
+    meter = quiescence.CpuMeter()
+    started = time.monotonic()
+    meter.busy_cpus(quiet_below=0.0)                                            # nothing decides below zero
+    assert len(slept) == 2 and time.monotonic() - started >= quiescence.MIN_WINDOW_S - 0.001
+
+
 def test_a_busy_cpu_is_never_found_quiet_on_a_short_first_window(monkeypatch: pytest.MonkeyPatch) -> None:
     """The early decision's safety: a spinning process (a whole CPU of someone else's work) on a
     limit of one CPU is never below it even with the tick error taken off: the meter waits for

@@ -10,9 +10,9 @@ waited for), so the check before a lane measures what else ran during the previo
 and costs a read, not a sampling sleep. A window shorter than MIN_WINDOW_S (lanes that take
 milliseconds) is measured from the reading before, so it spans the lanes since. The first
 window starts with the command (`proctable.read_cpu`, cli.main's first step, before the verbs'
-imports; handed to the run's meter): the imports and loading the budgets fill it, and a start
-faster than MIN_WINDOW_S waits for the rest of it only when its reading cannot yet tell (a
-reading far below the limit already does: `CpuMeter.busy_cpus`).
+imports; handed to the run's meter): the imports and loading the budgets fill it; a start
+faster than FIRST_LOOK_S waits for the first look, and one whose reading cannot yet tell for
+the rest of MIN_WINDOW_S (a reading far below the limit already does: `CpuMeter.busy_cpus`).
 """
 
 from __future__ import annotations
@@ -52,9 +52,10 @@ class CpuMeter:
 
     def busy_cpus(self, quiet_below: float | None = None) -> float:
         """`quiet_below`: the limit the caller judges against. A first window shorter than
-        MIN_WINDOW_S (but at least FIRST_LOOK_S) is enough when even its reading's worst tick
-        error (`tick_error`) leaves it below that limit: the host is quiet either way, and the
-        wait for the rest of the window is skipped. Any other reading waits for a full window."""
+        MIN_WINDOW_S is topped up to FIRST_LOOK_S, and that is enough when even its reading's
+        worst tick error (`tick_error`) leaves it below that limit: the host is quiet either
+        way, and the wait for the rest of the window is skipped. Any other reading waits for a
+        full window."""
         now = read_cpu()
         window = now.at - self._last.at
         if window < MIN_WINDOW_S:
@@ -62,6 +63,12 @@ class CpuMeter:
                 # a fast lane since the last check: measure from the reading before it (a window
                 # of at least MIN_WINDOW_S, the previous lane's included) instead of sleeping
                 return others_busy_cpus(self._before, now)
+            if quiet_below is not None and window < FIRST_LOOK_S:
+                # a start faster than the first look: wait for the first look, not the full window;
+                # a quiet host is decided there as on a start that took that long by itself
+                time.sleep(FIRST_LOOK_S - window)
+                now = read_cpu()
+                window = now.at - self._last.at
             early = others_busy_cpus(self._last, now) if window >= FIRST_LOOK_S else None
             if early is None or quiet_below is None or early + tick_error(window) >= quiet_below:
                 time.sleep(MIN_WINDOW_S - window)
