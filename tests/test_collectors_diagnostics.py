@@ -341,31 +341,6 @@ def test_the_utf8_check_agrees_with_decode_on_arbitrary_bytes(parts: list[bytes]
     assert md._valid_utf8(data) == _decodes(data)
 
 
-def test_a_file_that_grows_while_read_is_read_to_the_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """read_regular reads the stat's size, then one byte more: a byte more means the file grew
-    since the stat, and the rest is read up to the cap (past it: refused), as when it read the
-    cap at once.
-    The growth is staged by a stat that reports the file smaller than it is."""
-    import os
-
-    from molt_budget import bounded
-
-    path = tmp_path / "d.json"
-    path.write_bytes(b"x" * 1000)
-    real_fstat = os.fstat
-
-    def stale_fstat(fd: int) -> os.stat_result:
-        st = real_fstat(fd)
-        return os.stat_result((st.st_mode, st.st_ino, st.st_dev, st.st_nlink, st.st_uid, st.st_gid, 10,
-                               int(st.st_atime), int(st.st_mtime), int(st.st_ctime)))
-
-    monkeypatch.setattr(bounded.os, "fstat", stale_fstat)
-    assert bounded.read_regular(path, 5000) == b"x" * 1000
-    assert bounded.read_regular(path, 1000) == b"x" * 1000           # grown to the cap exactly: still read
-    with pytest.raises(bounded.InputError):
-        bounded.read_regular(path, 500)
-
-
 @needs_shared
 def test_lanes_with_the_same_module_table_share_one_decoded_table(tmp_path: Path) -> None:
     """The lanes of one program (cold, warm, a cache hit) enter the same modules: their

@@ -70,7 +70,7 @@ def test_what_the_buffer_does_not_keep_is_read_fresh(tmp_path: Path) -> None:
     assert isinstance(got[0], bytes) and got[0] == b"s" * 100
 
 
-def test_bounds_and_errors_are_read_regulars(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bounds_and_errors_are_read_regulars(tmp_path: Path) -> None:
     buffer = ReusedBuffer()
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
@@ -87,9 +87,16 @@ def test_bounds_and_errors_are_read_regulars(tmp_path: Path, monkeypatch: pytest
     with pytest.raises(InputError):
         buffer.read(bomb, 10_000)
 
-    # a file that grew after its size was taken is read to the cap, as read_regular reads it
-    grown = tmp_path / "grown"
-    grown.write_bytes(b"g" * 1000)
+
+
+@pytest.mark.parametrize("reader", ["read_regular", "a reused buffer"])
+def test_a_file_that_grows_while_read_is_read_to_the_cap(reader: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both read the stat's size, then one byte more: a byte more means the file grew since the
+    stat, and the rest is read up to the cap (past it: refused), as when it read the cap at once.
+    The growth is staged by a stat that reports the file smaller than it is."""
+    read = read_regular if reader == "read_regular" else ReusedBuffer().read
+    path = tmp_path / "d.json"
+    path.write_bytes(b"x" * 1000)
     real_fstat = os.fstat
 
     def stale_fstat(fd: int) -> os.stat_result:
@@ -98,9 +105,10 @@ def test_bounds_and_errors_are_read_regulars(tmp_path: Path, monkeypatch: pytest
                                int(st.st_atime), int(st.st_mtime), int(st.st_ctime)))
 
     monkeypatch.setattr(bounded.os, "fstat", stale_fstat)
-    assert buffer.read(grown, 5000) == b"g" * 1000
+    assert read(path, 5000) == b"x" * 1000
+    assert read(path, 1000) == b"x" * 1000           # grown to the cap exactly: still read
     with pytest.raises(InputError):
-        buffer.read(grown, 500)
+        read(path, 500)
 
 
 def test_samples_read_into_the_buffer_give_the_checked_readings_outcome(tmp_path: Path) -> None:
