@@ -434,3 +434,39 @@ def test_merge_report_check_run_and_history_agree_on_one_merged_file(shards: dic
     assert word == "FAIL" and headline.endswith("molt-budget: FAIL")
     assert conclusion_for(report) == "failure" and title_for(report).startswith("FAIL")
     assert merge_counts == kpi_counts == _counts(counts_line, " ", "·") == history_counts, (verdict_line, counts_line, row)
+
+
+def test_merging_many_shards_gives_a_run_id_every_reader_takes(tmp_path: Path) -> None:
+    """Joined by `+`, nine engine run ids (26 characters each) passed the 200 the record schema
+    allows: every other runner's `history pull` refused the merged main record as invalid. Past
+    the bound the id is the first shard's, a count and a digest: still unique per shard set."""
+    import random
+
+    from history_factory import make_run, write_budgets
+
+    from molt_budget.results.model import RunResults
+    from molt_budget.results.record import MainCheck, RunRecord
+    from molt_budget.results.store import load_results, save_results
+
+    config = load_config(write_budgets(tmp_path))
+    template = make_run(config, 1, random.Random(1))
+
+    def shard(i: int) -> Path:
+        lane = template.lanes["dev_warm"]
+        results = RunResults.from_dict({**template.to_dict(), "run_id": f"20261202T1700{i:02d}000Z-{i:06x}",
+                                        "lanes": {f"lane{i}": {**lane.to_dict(), "lane": f"lane{i}"}}, "kpis": []})
+        path = tmp_path / f"shard{i}.json"
+        save_results(path, results)
+        return path
+
+    ids = set()
+    for count in (2, 9, 10):
+        files = [shard(i) for i in range(count)]
+        merged = tmp_path / f"merged{count}.json"
+        assert cli.main(["merge", *map(str, files), "--out", str(merged)]) in (0, 1)
+        results = load_results(merged)
+        record = RunRecord.from_run(results, MainCheck.unchecked("test"))
+        assert RunRecord.from_json(record.to_json(), "pulled").run_id == results.run_id     # the pull's schema check
+        assert [s["run_id"] for s in results.provenance["shards"]] == [load_results(f).run_id for f in files]
+        ids.add(results.run_id)
+    assert len(ids) == 3

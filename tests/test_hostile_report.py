@@ -319,19 +319,22 @@ CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\ud800-\udfff]")
 
 
 def test_a_forged_results_file_never_drives_the_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A results file's run id, commit and branch are anyone's words (a saved file, a shard, a
-    record pulled from the data branch). Printed by `verdict`, `history record / list / show`,
-    `ratchet` and in an error line, they must not clear the screen, retitle the window or
-    forge extra lines."""
-    config_path, forged = _forged_results(tmp_path, FORGED_ID)
+    """A results file's commit and branch are anyone's words (a saved file, a shard, a record
+    pulled from the data branch), and so is a run id, which only the schema's pattern bounds.
+    Printed by `verdict`, `history record / list / show`, `ratchet` and in an error line, none
+    may clear the screen, retitle the window or forge extra lines."""
+    config_path, forged = _forged_results(tmp_path)
+    _config, forged_id = _forged_results(tmp_path / "id", run_id=FORGED_ID)
     db = str(tmp_path / "h.sqlite")
     runs = [
         (["verdict", str(forged), "--config", str(config_path)], None),
         (["history", "record", str(forged), "--db", db, "--config", str(config_path)], 0),
         (["history", "--db", db, "--config", str(config_path)], 0),
-        (["history", "show", FORGED_ID, "--db", db, "--config", str(config_path)], 0),
-        (["history", "show", FORGED_ID + "x", "--db", db, "--config", str(config_path)], EXIT_CONFIG),
+        (["history", "show", "forged-run", "--db", db, "--config", str(config_path)], 0),
+        (["history", "show", FORGED_ID, "--db", db, "--config", str(config_path)], EXIT_CONFIG),
         (["ratchet", "--results", str(forged), "--config", str(config_path)], 0),
+        (["verdict", str(forged_id), "--config", str(config_path)], EXIT_CONFIG),       # the id's pattern refuses it
+        (["history", "record", str(forged_id), "--db", db, "--config", str(config_path)], EXIT_CONFIG),
     ]
     for argv, expected in runs:
         code = cli.main(argv)
@@ -343,7 +346,7 @@ def test_a_forged_results_file_never_drives_the_terminal(tmp_path: Path, capsys:
         assert "injected" not in {line.split(":")[0].strip() for line in out.splitlines()}, argv   # no forged line
 
 
-def _forged_results(tmp_path: Path, run_id: str) -> tuple[Path, Path]:
+def _forged_results(tmp_path: Path, run_id: str = "forged-run", branch: str = "main\x1b[5m") -> tuple[Path, Path]:
     """A budgets file and a results file for it whose run id, commit and branch are forged."""
     import random
 
@@ -352,10 +355,11 @@ def _forged_results(tmp_path: Path, run_id: str) -> tuple[Path, Path]:
     from molt_budget.config import load_config
     from molt_budget.results.store import save_results
 
+    tmp_path.mkdir(parents=True, exist_ok=True)
     config_path = write_budgets(tmp_path)
     results = make_run(load_config(config_path), 1, random.Random(1))
     results.run_id = run_id
-    results.provenance.update(commit="\x1b[31m" + "c0ffee" * 6, branch="main\x1b[5m")
+    results.provenance.update(commit="\x1b[31m" + "c0ffee" * 6, branch=branch)
     forged = tmp_path / "forged.json"
     save_results(forged, results)
     return config_path, forged
@@ -365,7 +369,7 @@ def test_a_lone_surrogate_in_a_results_file_is_refused_with_its_line(tmp_path: P
     """JSON can escape half of a UTF-16 pair; read, it is a str nothing can encode (SQLite
     raised from `history record`: an internal error). The file is refused, naming its line, by
     every command that reads results; an emoji's escaped pair is still text."""
-    config_path, forged = _forged_results(tmp_path, "run\ud800")
+    config_path, forged = _forged_results(tmp_path, branch="main\ud800")
     db = str(tmp_path / "h.sqlite")
     for argv in (["verdict", str(forged), "--config", str(config_path)],
                  ["history", "record", str(forged), "--db", db, "--config", str(config_path)],
@@ -375,6 +379,5 @@ def test_a_lone_surrogate_in_a_results_file_is_refused_with_its_line(tmp_path: P
         assert err.startswith(f"molt-budget: error: {forged}:") and len(err.splitlines()) == 1, (argv, err)
         line = int(err.split(f"{forged}:", 1)[1].split(":", 1)[0])
         assert "\\ud800" in forged.read_text().splitlines()[line - 1]
-    (tmp_path / "emoji").mkdir()
-    _config, emoji = _forged_results(tmp_path / "emoji", "run\U0001f600")
+    _config, emoji = _forged_results(tmp_path / "emoji", branch="main\U0001f600")
     assert cli.main(["history", "record", str(emoji), "--db", db, "--config", str(config_path)]) == 0

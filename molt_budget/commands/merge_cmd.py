@@ -70,7 +70,7 @@ def merge_results(shards: list[RunResults], names: list[str]) -> RunResults:
     provenance["shards"] = [{"run_id": s.run_id, "results": n, "host": s.provenance.get("host")} for s, n in zip(shards, names)]
     finished = [s.finished_utc for s in shards]
     return RunResults(
-        run_id="+".join(s.run_id for s in shards),
+        run_id=merged_run_id([s.run_id for s in shards]),
         config_path=first.config_path,
         config_sha256=first.config_sha256,
         started_utc=min(s.started_utc for s in shards),
@@ -211,3 +211,19 @@ def merged_report(paths: list[str], config: Config | None, expected: set[str]) -
         report.kpis += missing_lane_rows(config, missing, "its lane group produced no report")
         report.rejudge(floor=report.status)
     return report
+
+
+MAX_RUN_ID = 200        # the schemas' bound: a longer id is refused by every reader of records
+
+
+def merged_run_id(ids: list[str]) -> str:
+    """The shards' ids joined by `+`, while that fits the schemas' bound; past it (eight engine
+    ids), the first id, how many more and a digest of them all: unique, sorted by its first
+    shard, and pullable by every other runner (each shard stays listed in the provenance)."""
+    import hashlib
+
+    joined = "+".join(ids)
+    if len(joined) <= MAX_RUN_ID:
+        return joined
+    digest = hashlib.sha256(joined.encode("utf-8")).hexdigest()[:12]
+    return f"{ids[0][:MAX_RUN_ID - 40]}+{len(ids) - 1}-more-{digest}"
