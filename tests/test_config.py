@@ -218,3 +218,21 @@ def test_an_env_name_execve_refuses_is_refused_with_its_line(tmp_path: Path, nam
     message = error_of(tmp_path, text)
     assert re.match(r"budgets\.yaml:4: defaults\.env: ", message), message
     assert load_config(write(tmp_path, GOOD.replace('  env: {A: "1"}', '  env: {A: "1", "LC_ALL.x-1": "x"}'))) is not None
+
+
+def test_a_budgets_file_too_big_is_not_called_an_alias_bomb(tmp_path: Path) -> None:
+    """Both are refused with the line of the value past MAX_NODES: a generated file of 3,000
+    KPIs written out (no alias) was blamed on aliases it does not have; a real alias bomb
+    still is."""
+    import yaml
+    from fuzz_inputs import alias_bomb
+
+    big = tmp_path / "big.yaml"
+    big.write_text(yaml.safe_dump({"version": 1, "lanes": {"a": {"command": "true"}},
+                                   "kpis": {f"k{i}": {"lane": "a", "metric": "wall_s", "target": 10} for i in range(3000)}}))
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(alias_bomb(9) + "version: 1\n")
+    for path, aliased in ((big, False), (bomb, True)):
+        with pytest.raises(ConfigError) as info:
+            load_config(path)
+        assert str(info.value).startswith(f"{path.name}:") and ("alias" in str(info.value)) is aliased, str(info.value)

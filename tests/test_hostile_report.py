@@ -381,3 +381,28 @@ def test_a_lone_surrogate_in_a_results_file_is_refused_with_its_line(tmp_path: P
         assert "\\ud800" in forged.read_text().splitlines()[line - 1]
     _config, emoji = _forged_results(tmp_path / "emoji", branch="main\U0001f600")
     assert cli.main(["history", "record", str(emoji), "--db", db, "--config", str(config_path)]) == 0
+
+
+def test_a_report_past_the_row_bound_is_refused_before_it_is_walked(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A report is an artifact a fork's run uploads: 200k forged rows took 40 s and 0.8 GB to
+    check and render. Past MAX_KPIS rows it is one line naming the file (exit 2), for `report`
+    and for `history record --report-json`; at the bound it renders. (The bound is lowered
+    here: the real one, 10,000, holds more KPIs than a budgets file can.)"""
+    from molt_budget import bounded
+
+    monkeypatch.setattr(bounded, "MAX_KPIS", 5)
+    rows = report()
+    kpi = rows["kpis"][0]
+    config_path, results = _forged_results(tmp_path)
+    for n, expected in ((5, 0), (6, EXIT_CONFIG)):
+        rows["kpis"] = [dict(kpi, id=f"k{i}") for i in range(n)]
+        path = tmp_path / f"report{n}.json"
+        path.write_text(json.dumps(rows), encoding="utf-8")
+        assert cli.main(["report", str(path), "--markdown"]) == expected
+        err = capsys.readouterr().err
+        if expected:
+            assert err.startswith(f"molt-budget: error: {path}:"), err
+            assert cli.main(["history", "record", str(results), "--report-json", str(path),
+                             "--db", str(tmp_path / "h.sqlite"), "--config", str(config_path)]) == EXIT_CONFIG
+            assert capsys.readouterr().err.startswith(f"molt-budget: error: {path}:")

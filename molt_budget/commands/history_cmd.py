@@ -129,11 +129,12 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def _results_and_report(results_path: Path, report_path: str | None) -> tuple[Any, Path, Any]:
     """(results, results_path, report): both files checked against their schemas (one line naming the file)."""
+    from molt_budget.commands.report_cmd import read_report_json
     from molt_budget.errors import ConfigError
-    from molt_budget.results.store import load_results, read_json_file
+    from molt_budget.results.store import load_results
 
     results = load_results(results_path)
-    report = read_json_file(Path(report_path), "report file", text_only=True) if report_path else None   # stored
+    report = read_report_json(Path(report_path), text_only=True) if report_path else None   # stored
     if report is not None:
         from molt_budget.schemas import first_error
 

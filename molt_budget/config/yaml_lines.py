@@ -102,6 +102,7 @@ def _check_graph(root: yaml.Node, path: Path) -> None:
     alias bomb is tiny as nodes and 10^10 values as data)."""
     sizes: dict[int, int] = {}
     on_path: set[int] = set()
+    aliased = False                  # a value reached twice: an alias
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, done = stack.pop()
@@ -111,10 +112,15 @@ def _check_graph(root: yaml.Node, path: Path) -> None:
             on_path.discard(key)
             sizes[key] = 1 + sum(sizes[id(c)] for c in children)
             if sizes[key] > MAX_NODES:
-                raise ConfigError(f"{path.name}:{node.start_mark.line + 1}: aliases expand this value to more than "
+                where = f"{path.name}:{node.start_mark.line + 1}"
+                if not aliased:
+                    raise ConfigError(f"{where}: this value holds more than {MAX_NODES:,} values; a budgets file has "
+                                      "a few hundred (is it generated? keep the KPIs that gate)")
+                raise ConfigError(f"{where}: aliases expand this value to more than "
                                   f"{MAX_NODES:,} values (a YAML alias bomb?): write it out, or use fewer aliases")
             continue
         if key in sizes:
+            aliased = True
             continue
         if key in on_path:
             raise ConfigError(f"{path.name}:{node.start_mark.line + 1}: an alias refers to the value that contains it "
@@ -125,7 +131,9 @@ def _check_graph(root: yaml.Node, path: Path) -> None:
             if id(child) in on_path:
                 raise ConfigError(f"{path.name}:{child.start_mark.line + 1}: an alias refers to the value that contains it "
                                   "(a recursive structure cannot be a budget)")
-            if id(child) not in sizes:
+            if id(child) in sizes:
+                aliased = True
+            else:
                 stack.append((child, False))
 
 
