@@ -233,3 +233,30 @@ def test_a_data_remote_option_in_budgets_is_refused_with_its_line(tmp_path: Path
     config.write_text(config.read_text().replace(f"'--upload-pack=touch {mark}'", "origin"))
     assert main(["history", "pull", "--config", str(config), "--remote", f"--upload-pack=touch {mark}"]) == 2
     assert not mark.exists()
+
+
+@pytest.mark.parametrize("where", ["main_branch", "remote_main", "--base of check", "--base of budget-diff"])
+def test_a_main_branch_or_base_git_would_read_as_an_option_is_refused(where: str, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """`git rev-list --first-parent --output=FILE` creates FILE: a main branch or a base that
+    starts with '-' (a pull request edits budgets.yaml) never reaches git. The budgets file is
+    refused with its line, a command-line base by argparse (exit 2 both)."""
+    from molt_budget.cli import main
+
+    mark = tmp_path / "made"
+    _remote, work = seeded(tmp_path)
+    option = f"--output={mark}"
+    config = work / "budgets.yaml"
+    settings = f"settings: {{{where}: '{option}'}}\n" if not where.startswith("--") else "settings: {}\n"
+    config.write_text("version: 1\n" + settings + "lanes: {dev: {command: [/bin/true]}}\n"
+                      "kpis: {wall: {lane: dev, metric: wall_s, target: 10}}\n")
+    verb = "budget-diff" if where.endswith("budget-diff") else "check"
+    argv = [verb, "--config", str(config)] + ([f"--base={option}"] if where.startswith("--") else [])
+    try:
+        code = main(argv)
+    except SystemExit as exc:         # argparse's usage line
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert (f"budgets.yaml:2: settings.{where}:" in err) if not where.startswith("--") else "argument --base" in err
+    assert not mark.exists()
