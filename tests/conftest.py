@@ -269,3 +269,16 @@ def as_report(data: Any) -> Any:
     kpis = [{"lane": "?", "class": "exact", "reason": "", **k} for k in data.get("kpis") or []]
     verdict = data.get("verdict") or {"status": overall(k.get("status", "pass") for k in kpis).value, "counts": {}}
     return Report.from_dict({"schema_version": 1, "head": {"commit": None}, "diff": {}, **data, "kpis": kpis, "verdict": verdict})
+
+
+def tables_of(doc: dict) -> Any:
+    """The shared tables of a results document read back (its "tables"), to write it again
+    the way the run did (results.store.SharedTables); None when it has none."""
+    from molt_budget.results.store import SharedTables
+    from molt_budget.structs import msgspec
+
+    if not doc.get("tables"):
+        return None
+    tables = SharedTables()
+    tables.written = {key: msgspec.Raw(msgspec.json.encode(table)) for key, table in doc["tables"].items()}
+    return tables

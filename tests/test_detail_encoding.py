@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
-from conftest import SHARED
+from conftest import SHARED, tables_of
 
 from molt_budget.cli import main
 from molt_budget.collectors import molt_diagnostics
 from molt_budget.collectors.molt_diagnostics import summarize_diagnostics
-from molt_budget.results.store import _known_encodings_in, detail_bytes, results_chunks
+from molt_budget.results.store import TABLE_REF, _known_encodings_in, detail_bytes, load_results, results_chunks
 from molt_budget.structs import encoded_before, msgspec, remember_encoding
 
 PAYLOAD = SHARED / "molt" / "real" / "C" / "diagnostics.json"
@@ -45,13 +46,51 @@ def test_lanes_sharing_a_payload_write_its_reasons_as_a_fresh_encoding_would(tmp
     for i in range(9):                                    # its encoding then forgotten: the two caches part
         remember_encoding({f"other{i}": ["core_closure"]})
     assert main(["check", "--config", str(config), "--quiet", "--no-base"]) == 0
-    written = next((tmp_path / "out" / "runs").glob("*/results.json")).read_bytes()
+    path = next((tmp_path / "out" / "runs").glob("*/results.json"))
+    written = path.read_bytes()
     doc = json.loads(written)
     checked = summarize_diagnostics(PAYLOAD, fast=False).module_reasons
     details = {lid: doc["lanes"][lid]["detail"] for lid in lanes}
-    assert all(d["diagnostics"]["module_reasons"] == checked for d in details.values())
-    # every byte of the file is what encoding each lane's detail afresh writes
-    assert written == b"".join(results_chunks(doc, {lid: (d, msgspec.json.encode(d)) for lid, d in details.items()}))
+    # the table is in the file once, each lane's detail refers to it
+    assert list(doc["tables"].values()) == [checked]
+    assert all(d["diagnostics"]["module_reasons"] == {TABLE_REF: next(iter(doc["tables"]))} for d in details.values())
+    # read back, every lane has it, as one object
+    results = load_results(path)
+    got = [results.lanes[lid].detail["diagnostics"]["module_reasons"] for lid in lanes]
+    assert got[0] == checked and got[0] is got[1]
+    # every byte of the file is what encoding each lane's detail afresh writes, the table once
+    assert written == b"".join(results_chunks(doc, {lid: (d, msgspec.json.encode(d)) for lid, d in details.items()},
+                                              tables_of(doc)))
     # and the shared table did go in from its one encoding (the path this test is about was taken)
     shared = next(t for t in molt_diagnostics._REASONS_SEEN.values() if t == checked)
     assert isinstance(_known_encodings_in({"diagnostics": {"module_reasons": shared}})["diagnostics"]["module_reasons"], msgspec.Raw)
+
+
+def test_a_killed_runs_journal_gives_back_its_shared_tables(tmp_path: Path) -> None:
+    """The journal writes a shared table before the first lane that refers to it: a run killed
+    after two lanes reads back with each lane's table, one object; a lane whose reference has no
+    table (a torn or forged journal) is a one-line error naming the file."""
+    from molt_budget.errors import ConfigError
+    from molt_budget.results.model import LaneResult, RunResults
+    from molt_budget.results.store import Journal, save_results
+
+    table = {"app": ["entry_root"], "json": ["core_closure"]}
+    remember_encoding(table)
+    results = RunResults(run_id="20261202T000000000Z-abcdef", config_path="budgets.yaml", config_sha256="0" * 64,
+                         started_utc="2026-12-02T00:00:00+00:00", state="running")
+    path = tmp_path / "results.json"
+    save_results(path, results)
+    journal = Journal(path)
+    for lid in ("cold", "warm"):
+        journal.lane_started(lid)
+        journal.lane_state(LaneResult(lid, "ok", detail={"diagnostics": {"module_reasons": table, "phase_sec": {}}}),
+                           with_detail=True)
+    lines = [json.loads(line) for line in journal.path.read_text().splitlines()]
+    assert [line["op"] for line in lines] == ["lane_start", "table", "lane_state", "lane_start", "lane_state"]
+    back = load_results(path)
+    cold, warm = (back.lanes[lid].detail["diagnostics"]["module_reasons"] for lid in ("cold", "warm"))
+    assert cold == table and cold is warm
+    journal.path.write_text("\n".join(json.dumps(line) for line in lines if line["op"] != "table") + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_results(path)
+    assert str(info.value).startswith(f"{path}: invalid results file at lanes/")

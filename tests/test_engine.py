@@ -14,7 +14,7 @@ from typing import Any
 import psutil
 import pytest
 import yaml
-from conftest import fake_build, wait_for_file
+from conftest import fake_build, tables_of, wait_for_file
 
 from molt_budget.cli import main
 from molt_budget.results.store import detail_bytes, load_results, results_chunks
@@ -87,7 +87,7 @@ def test_exact_kpis_from_real_molt_files(tmp_path: Path, shared: Path, capsys: p
     written = (sorted((tmp_path / "out" / "runs").iterdir())[-1] / "results.json").read_bytes()
     doc = json.loads(written)
     lane_detail = doc["lanes"]["dev"]["detail"]
-    assert written == b"".join(results_chunks(doc, {"dev": (lane_detail, detail_bytes(lane_detail))}))
+    assert written == b"".join(results_chunks(doc, {"dev": (lane_detail, detail_bytes(lane_detail))}, tables_of(doc)))
 
 
 def test_compile_error_is_not_retried_and_is_a_measurement_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,7 +9,8 @@ from typing import Any
 
 from molt_budget.structs import Struct, field, fields
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2          # 2: a table several lanes' details share is written once, under "tables"
+READABLE_VERSIONS = (1, 2)  # 1: every table in every detail
 
 
 class Attempt(Struct):
@@ -95,6 +96,7 @@ class RunResults(Struct):
 
     def to_dict(self) -> dict[str, Any]:
         out = {name: getattr(self, name) for name in _RUN_FIELDS}
+        out["schema_version"] = SCHEMA_VERSION      # written in this version's layout, whatever it was read from
         out["provenance"] = dict(self.provenance)
         out["authoritative_reasons"] = list(self.authoritative_reasons)
         out["lanes"] = {name: lane.to_dict() for name, lane in self.lanes.items()}

@@ -16,6 +16,7 @@ cheaper to measure again on resume than to fsync after every lane.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import re
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from molt_budget.errors import ConfigError
-from molt_budget.results.model import SCHEMA_VERSION, RunResults
+from molt_budget.results.model import READABLE_VERSIONS, RunResults
 from molt_budget.structs import encoded_before, msgspec
 
 
@@ -137,11 +138,37 @@ def _write_into(where: Path | int, data: bytes | list[bytes]) -> None:
 Encoded = dict[str, tuple[object, bytes]]
 
 
-def save_results(path: Path, results: RunResults, encoded: Encoded | None = None) -> None:
-    write_bytes_atomic(path, results_chunks(results.to_dict(), encoded))
+TABLE_REF = "$table"        # {"$table": key}: in a lane's detail, the shared table `key` (see SharedTables)
 
 
-def results_chunks(data: dict[str, Any], encoded: Encoded | None = None) -> list[bytes]:
+class SharedTables:
+    """The tables several lanes' details share (a program's module_reasons, the same for its
+    cold, warm and cache-hit lanes: ~60% of a 1 MB payload's detail), each written once into
+    a document: the journal gets a `table` line before the first lane that refers to it,
+    results.json a top-level "tables" object; a detail holds {"$table": key} in its place.
+    Only tables known by their one encoding (structs.remember_encoding) are shared."""
+
+    def __init__(self) -> None:
+        self.written: dict[str, msgspec.Raw] = {}          # key -> JSON, every table of the document
+        self._keys: dict[int, tuple[object, str]] = {}     # id -> (table, key): hashed once a table
+        self.new: list[str] = []                           # keys not yet in the journal
+
+    def ref(self, table: object, raw: msgspec.Raw) -> dict[str, str]:
+        entry = self._keys.get(id(table))
+        if entry is None or entry[0] is not table:
+            entry = self._keys[id(table)] = (table, hashlib.sha256(raw).hexdigest()[:24])
+        key = entry[1]
+        if key not in self.written:
+            self.written[key] = raw
+            self.new.append(key)
+        return {TABLE_REF: key}
+
+
+def save_results(path: Path, results: RunResults, encoded: Encoded | None = None, tables: SharedTables | None = None) -> None:
+    write_bytes_atomic(path, results_chunks(results.to_dict(), encoded, tables))
+
+
+def results_chunks(data: dict[str, Any], encoded: Encoded | None = None, tables: SharedTables | None = None) -> list[bytes]:
     """A results document with a line per top-level key, lane field, sample and KPI, in pieces
     to be written one after the other (a lane's detail is one piece, never copied into another).
 
@@ -157,11 +184,19 @@ def results_chunks(data: dict[str, Any], encoded: Encoded | None = None) -> list
         out.append("\n".join(lines).encode("utf-8"))
         lines.clear()
 
-    keys = list(data)
+    shared = tables.written if tables is not None and encoded else {}   # referred to by `encoded` details only
+    keys = [key for key in data if not (shared and key == "tables")] + (["tables"] if shared else [])
     for i, key in enumerate(keys):
         comma = "," if i < len(keys) - 1 else ""
-        value = data[key]
-        if key == "lanes" and isinstance(value, dict) and value:
+        value = data.get(key)
+        if key == "tables" and shared:
+            lines.append('"tables": {')
+            for j, (name, raw) in enumerate(shared.items()):
+                flush(f"{json.dumps(name)}: ")
+                out.append(bytes(raw))
+                lines.append("," if j < len(shared) - 1 else "")
+            lines.append("}" + comma)
+        elif key == "lanes" and isinstance(value, dict) and value:
             lines.append(f"{dump(key)}: {{")
             names = list(value)
             for j, name in enumerate(names):
@@ -204,24 +239,44 @@ def _lane_pieces(lane: Any, encoded: tuple[object, bytes] | None = None) -> list
     return parts
 
 
-def detail_bytes(detail: dict[str, Any]) -> bytes:
+def detail_bytes(detail: dict[str, Any], tables: SharedTables | None = None) -> bytes:
     """A lane's detail as JSON, by msgspec: ~15x json.dumps on a build's module tables (the
     biggest thing a run writes). Exact for what collectors put there, strings, integers and
     finite floats (each checked where it was read), which is all it may hold: msgspec would
     write a NaN as null where json.dumps writes NaN. A table shared by several lanes' details
-    (structs.remember_encoding) is written from its one encoding: the same bytes, once."""
-    return msgspec.json.encode(_known_encodings_in(detail))
+    (structs.remember_encoding) is written from its one encoding; with `tables`, as a
+    reference to it, written once (SharedTables)."""
+    return msgspec.json.encode(_known_encodings_in(detail, tables))
 
 
-def _known_encodings_in(value: Any, depth: int = 0) -> Any:
-    """`value` with every table whose JSON is known replaced by it, down to a collector's
-    tables (detail -> collector -> table); only the dicts on the way are copied."""
+def _known_encodings_in(value: Any, tables: SharedTables | None = None, depth: int = 0) -> Any:
+    """`value` with every table whose JSON is known replaced by it (or by a reference into
+    `tables`), down to a collector's tables (detail -> collector -> table); only the dicts on
+    the way are copied."""
     known = encoded_before(value)
     if known is not None:
-        return known
+        return known if tables is None else tables.ref(value, known)
     if depth < 2 and type(value) is dict:
-        return {key: _known_encodings_in(item, depth + 1) for key, item in value.items()}
+        return {key: _known_encodings_in(item, tables, depth + 1) for key, item in value.items()}
     return value
+
+
+def resolve_tables(data: dict[str, Any], where: Path | str) -> None:
+    """A results document's shared tables put back in every detail that refers to them (one
+    object for all), and its "tables" dropped: readers see the details as they were measured.
+    A reference to a table the document does not hold is a ConfigError naming it."""
+    tables = data.pop("tables", None) or {}
+    for lane in (data.get("lanes") or {}).values():
+        for part in ((lane.get("detail") or {}) if isinstance(lane, dict) else {}).values():
+            if not isinstance(part, dict):
+                continue
+            for name, value in part.items():
+                if type(value) is dict and len(value) == 1 and TABLE_REF in value:
+                    key = value[TABLE_REF]
+                    if not isinstance(key, str) or key not in tables:
+                        raise ConfigError(f"{where}: invalid results file at lanes/{lane.get('lane')}/detail: "
+                                          f"{name} refers to table {str(key)[:40]!r}, which the file does not hold")
+                    part[name] = tables[key]
 
 
 JOURNAL_NAME = "journal.jsonl"
@@ -236,6 +291,7 @@ class Journal:
         self._fh: Any = None
         self._on_error = on_error
         self.encoded: Encoded = {}
+        self.tables = SharedTables()
         self._unsynced_s = 0.0      # build time measured since the last fsync
 
     def lane_started(self, lane: str) -> None:
@@ -250,10 +306,14 @@ class Journal:
         if not with_detail:
             self._append(record)
             return
-        data = detail_bytes(lane.detail)
+        data = detail_bytes(lane.detail, self.tables)
         self.encoded[lane.lane] = (lane.detail, data)
+        pieces = []
+        for key in self.tables.new:         # a table before the first line that refers to it
+            pieces += [f'{{"op":"table","key":{json.dumps(key)},"table":'.encode(), bytes(self.tables.written[key]), b"}\n"]
+        self.tables.new.clear()
         head = json.dumps(record, separators=(",", ":"))[:-1] + ',"detail":'
-        self._write_pieces([head.encode("utf-8"), data, b"}\n"], durable=True)
+        self._write_pieces([*pieces, head.encode("utf-8"), data, b"}\n"], durable=True)
 
     def authority(self, results: RunResults) -> None:
         self._append({"op": "authority", "authoritative": results.authoritative, "reasons": results.authoritative_reasons})
@@ -320,6 +380,10 @@ def replay_journal(data: dict[str, Any], journal: Path) -> dict[str, Any]:
         if not isinstance(record, dict):
             continue
         op, lane = record.get("op"), record.get("lane")
+        if op == "table":
+            if isinstance(record.get("key"), str) and isinstance(record.get("table"), dict):
+                data.setdefault("tables", {})[record["key"]] = record["table"]
+            continue
         if op == "authority":
             data["authoritative"], data["authoritative_reasons"] = record.get("authoritative"), record.get("reasons")
             continue
@@ -374,12 +438,14 @@ def load_results(path: Path) -> RunResults:
         raise ConfigError(f"{path}: not a molt-budget results file (no schema_version)")
     if data.get("state") == "running":
         data = replay_journal(data, Path(path).with_name(JOURNAL_NAME))
-    if data["schema_version"] != SCHEMA_VERSION:
-        raise ConfigError(f"{path}: results schema_version {data['schema_version']!r} is not supported (expected {SCHEMA_VERSION})")
+    if data["schema_version"] not in READABLE_VERSIONS or type(data["schema_version"]) is not int:
+        raise ConfigError(f"{path}: results schema_version {data['schema_version']!r} is not supported "
+                          f"(expected {' or '.join(map(str, READABLE_VERSIONS))}); upgrade molt-budget")
     from molt_budget.schemas import first_error
 
     error = first_error("results", data)      # the compiled check; jsonschema only words a failure
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
         raise ConfigError(f"{path}: invalid results file at {where}: {error.message}")
+    resolve_tables(data, path)
     return RunResults.from_dict(data)

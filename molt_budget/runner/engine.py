@@ -321,7 +321,7 @@ class Engine:
         """Every sample is saved at once; a failed write keeps the last good snapshot (atomic
         replace), so the error says how to continue from it."""
         try:
-            save_results(self.results_path, results, self._journal.encoded)
+            save_results(self.results_path, results, self._journal.encoded, self._journal.tables)
         except OSError as exc:
             hint = f"samples measured so far are kept: continue with --resume {self.run_dir}" if self.options.resumable \
                 else "run the check again"
