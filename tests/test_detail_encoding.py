@@ -94,3 +94,35 @@ def test_a_killed_runs_journal_gives_back_its_shared_tables(tmp_path: Path) -> N
     with pytest.raises(ConfigError) as info:
         load_results(path)
     assert str(info.value).startswith(f"{path}: invalid results file at lanes/")
+
+
+def test_a_table_line_that_could_not_be_written_goes_with_the_next_lane(tmp_path: Path) -> None:
+    """A full disk fails a lane's journal line: the shared table it would have brought is written
+    with the next lane's line, so no line ever refers to a table the journal lacks."""
+    import errno
+
+    from molt_budget.results.model import LaneResult, RunResults
+    from molt_budget.results.store import Journal, save_results
+
+    table = {"app": ["entry_root"]}
+    remember_encoding(table)
+    path = tmp_path / "results.json"
+    save_results(path, RunResults(run_id="20261202T000000000Z-abcdef", config_path="b.yaml", config_sha256="0" * 64,
+                                  started_utc="2026-12-02T00:00:00+00:00", state="running"))
+    journal = Journal(path)
+    journal.lane_started("cold")
+    full = [True]
+    real_write = journal._write_pieces
+
+    def write(pieces: list[bytes], durable: bool) -> None:
+        if full.pop() if full else False:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(pieces, durable)
+
+    journal._write_pieces = write           # type: ignore[method-assign]
+    detail = {"diagnostics": {"module_reasons": table}}
+    with pytest.raises(OSError):
+        journal.lane_state(LaneResult("cold", "ok", detail=detail), with_detail=True)
+    journal.lane_started("warm")
+    journal.lane_state(LaneResult("warm", "ok", detail=detail), with_detail=True)
+    assert load_results(path).lanes["warm"].detail["diagnostics"]["module_reasons"] == table

@@ -311,9 +311,9 @@ class Journal:
         pieces = []
         for key in self.tables.new:         # a table before the first line that refers to it
             pieces += [f'{{"op":"table","key":{json.dumps(key)},"table":'.encode(), bytes(self.tables.written[key]), b"}\n"]
-        self.tables.new.clear()
         head = json.dumps(record, separators=(",", ":"))[:-1] + ',"detail":'
         self._write_pieces([*pieces, head.encode("utf-8"), data, b"}\n"], durable=True)
+        self.tables.new.clear()             # written: a failed write leaves them for the next line
 
     def authority(self, results: RunResults) -> None:
         self._append({"op": "authority", "authoritative": results.authoritative, "reasons": results.authoritative_reasons})
