@@ -46,7 +46,21 @@ def try_git(cwd: Path, *args: str, timeout: float = 60) -> str | None:
 
 def resolve_commit(cwd: Path, ref: str) -> str | None:
     """The commit `ref` names, or None when it names none."""
-    return try_git(cwd, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    return try_git(cwd, "rev-parse", "--verify", "--quiet", f"{_ref(ref)}^{{commit}}")
+
+
+def _ref(ref: str) -> str:
+    """`ref` as git's positional argument: a base or main branch comes from --base and
+    budgets.yaml, and `git rev-list --first-parent --output=FILE` creates FILE."""
+    return _not_an_option(ref, "git ref", "a branch or commit never starts with '-'")
+
+
+def _not_an_option(value: str, what: str, instead: str) -> str:
+    """The one rule for a value git takes as a positional argument: one starting with '-' is
+    read as an option, so it never reaches git (a ConfigError, exit 2)."""
+    if value.startswith("-"):
+        raise ConfigError(f"{what} {value!r} starts with '-', which git reads as an option: {instead}")
+    return value
 
 
 def file_at(repo: Path, commit: str, rel_path: str) -> bytes | None:
@@ -96,7 +110,7 @@ def default_base(cwd: Path, candidates: list[str]) -> tuple[str, str] | None:
     for ref in _with_remote_head(cwd, candidates):
         if not ref_exists(cwd, ref):
             continue
-        base = try_git(cwd, "merge-base", "HEAD", ref)
+        base = try_git(cwd, "merge-base", "HEAD", _ref(ref))
         if base:
             return ref, base
     return None
@@ -107,7 +121,7 @@ MAIN_HINT = ("no main branch found: set settings.main_branch (and settings.remot
 
 
 def ref_exists(cwd: Path, ref: str) -> bool:
-    return try_git(cwd, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}") is not None
+    return resolve_commit(cwd, ref) is not None
 
 
 def remote_head(cwd: Path, remote: str = "origin") -> str | None:
@@ -127,10 +141,10 @@ def main_ref(cwd: Path, candidates: list[str]) -> str | None:
 
 def on_first_parent(cwd: Path, ref: str, commit: str) -> bool:
     """Is `commit` one of `ref`'s first-parent commits (a merge into main, not a commit of the branch merged)?"""
-    sha = try_git(cwd, "rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}")
-    if sha is None or try_git(cwd, "merge-base", "--is-ancestor", sha, ref) is None:
+    sha = resolve_commit(cwd, commit)
+    if sha is None or try_git(cwd, "merge-base", "--is-ancestor", sha, _ref(ref)) is None:
         return False
-    listed = try_git(cwd, "rev-list", "--first-parent", ref)
+    listed = try_git(cwd, "rev-list", "--first-parent", _ref(ref))
     return listed is not None and sha in listed.split()
 
 
@@ -189,12 +203,9 @@ def hash_blob(repo: Path, data: bytes) -> str:
 
 
 def _remote(remote: str) -> str:
-    """`remote` as git's positional argument, never one git reads as an option: the data remote
-    comes from budgets.yaml and --remote, and `--upload-pack=CMD` made `git fetch` run CMD."""
-    if remote.startswith("-"):
-        raise ConfigError(f"git remote {remote!r} starts with '-', which git reads as an option: "
-                          f"name a remote, a URL or a path (./{remote} for a folder)")
-    return remote
+    """`remote` as git's positional argument: the data remote comes from budgets.yaml and
+    --remote, and `--upload-pack=CMD` made `git fetch` run CMD."""
+    return _not_an_option(remote, "git remote", f"name a remote, a URL or a path (./{remote} for a folder)")
 
 
 def fetch_branch(repo: Path, remote: str, branch: str, into: str, timeout: float = 600) -> str | None:

@@ -240,7 +240,7 @@ def test_a_main_branch_or_base_git_would_read_as_an_option_is_refused(where: str
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     """`git rev-list --first-parent --output=FILE` creates FILE: a main branch or a base that
     starts with '-' (a pull request edits budgets.yaml) never reaches git. The budgets file is
-    refused with its line, a command-line base by argparse (exit 2 both)."""
+    refused with its line; a command-line base by gitutil, before any lane runs (exit 2 both)."""
     from molt_budget.cli import main
 
     mark = tmp_path / "made"
@@ -248,15 +248,29 @@ def test_a_main_branch_or_base_git_would_read_as_an_option_is_refused(where: str
     option = f"--output={mark}"
     config = work / "budgets.yaml"
     settings = f"settings: {{{where}: '{option}'}}\n" if not where.startswith("--") else "settings: {}\n"
-    config.write_text("version: 1\n" + settings + "lanes: {dev: {command: [/bin/true]}}\n"
+    ran = tmp_path / "lane-ran"
+    config.write_text("version: 1\n" + settings + f"lanes: {{dev: {{command: [/bin/touch, '{ran}']}}}}\n"
                       "kpis: {wall: {lane: dev, metric: wall_s, target: 10}}\n")
     verb = "budget-diff" if where.endswith("budget-diff") else "check"
     argv = [verb, "--config", str(config)] + ([f"--base={option}"] if where.startswith("--") else [])
-    try:
-        code = main(argv)
-    except SystemExit as exc:         # argparse's usage line
-        code = exc.code
-    assert code == 2
+    assert main(argv) == 2
     err = capsys.readouterr().err
-    assert (f"budgets.yaml:2: settings.{where}:" in err) if not where.startswith("--") else "argument --base" in err
+    assert (f"budgets.yaml:2: settings.{where}:" in err) if not where.startswith("--") else repr(option) in err
+    assert not mark.exists() and not ran.exists()
+
+
+def test_every_ref_git_is_handed_is_checked_where_git_is_called(tmp_path: Path) -> None:
+    """The rule lives in gitutil, beside the remote's: each function that hands git a ref refuses
+    one it would read as an option, whoever asks (a base, main's branch, a record's commit)."""
+    from molt_budget import gitutil
+
+    _remote, work = seeded(tmp_path)
+    mark = tmp_path / "made"
+    option = f"--output={mark}"
+    head = git(work, "rev-parse", "HEAD")
+    for call in (lambda: gitutil.resolve_commit(work, option), lambda: gitutil.ref_exists(work, option),
+                 lambda: gitutil.default_base(work, [option]), lambda: gitutil.main_ref(work, [option]),
+                 lambda: gitutil.on_first_parent(work, option, head), lambda: gitutil.on_first_parent(work, "HEAD", option)):
+        with pytest.raises(ConfigError):
+            call()
     assert not mark.exists()

@@ -54,18 +54,6 @@ def count(low: int = 0, high: int = MAX_COUNT) -> Callable[[str], int]:
     return parse
 
 
-def git_ref(text: str) -> str:
-    """argparse type: a commit or branch to hand to git. One that starts with '-' is never a
-    ref (git refuses such branch names) and git would read it as an option: refused with
-    argparse's one usage line (exit 2), as settings.main_branch is by the schema."""
-    if not text or text.startswith("-"):
-        raise argparse.ArgumentTypeError(f"{text[:60]!r} is not a commit or branch (git would read a leading '-' as an option)")
-    return text
-
-
-git_ref.__name__ = "ref"        # argparse names the type in "invalid ref value"
-
-
 def config_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default="budgets.yaml", metavar="FILE", help="budgets file (default: ./budgets.yaml)")
 

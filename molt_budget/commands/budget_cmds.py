@@ -11,8 +11,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from molt_budget.commands.args import git_ref
-
 if TYPE_CHECKING:
     from datetime import date
 
@@ -61,7 +59,7 @@ def register(subparsers: Any) -> None:
         description="List every budget change since the base commit with its verdict. Fails (exit 1) on a loosening "
                     "without a new justification, a loosening far past what was measured, a removal without a "
                     "reason, or an expired waiver. See docs/budget-review.md.")
-    p.add_argument("--base", metavar="REF", type=git_ref, help="base commit (default: merge-base of HEAD and settings.remote_main, else main)")
+    p.add_argument("--base", metavar="REF", help="base commit (default: merge-base of HEAD and settings.remote_main, else main)")
     p.add_argument("--results", metavar="RESULTS.json", help="measurements for the 'far looser than measured' check "
                    "(default: newest run on main in history, else the base file's seeded_from)")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -21,7 +21,6 @@ from molt_budget import gitutil
 from molt_budget.commands.args import (
     EXIT_CODES_EPILOG,
     close_progress,
-    git_ref,
     load_config_arg,
     run_args,
     run_options,
@@ -45,7 +44,7 @@ def register(subparsers: Any) -> None:
                               description="Run the lanes, judge every KPI against budgets.yaml and record the run.",
                               epilog=EXIT_CODES_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     run_args(p)
-    p.add_argument("--base", metavar="REF", type=git_ref, help="compare with this commit (default: merge-base of HEAD and settings.remote_main, then main_branch)")
+    p.add_argument("--base", metavar="REF", help="compare with this commit (default: merge-base of HEAD and settings.remote_main, then main_branch)")
     p.add_argument("--baseline", metavar="RESULTS.json", help="compare with a saved results file instead of measuring a base")
     p.add_argument("--base-source", choices=["auto", "worktree", "history"], default="auto",
                    help="measure the base in a git worktree, or take it from history by commit (exact KPIs only); default auto")

@@ -213,17 +213,18 @@ def merged_report(paths: list[str], config: Config | None, expected: set[str]) -
     return report
 
 
-MAX_RUN_ID = 200        # the schemas' bound: a longer id is refused by every reader of records
-
-
 def merged_run_id(ids: list[str]) -> str:
-    """The shards' ids joined by `+`, while that fits the schemas' bound; past it (eight engine
-    ids), the first id, how many more and a digest of them all: unique, sorted by its first
-    shard, and pullable by every other runner (each shard stays listed in the provenance)."""
+    """The shards' ids joined by `+`, while that fits the bound the record schema sets on a run
+    id; past it (eight engine ids), the first id, how many more and a digest of them all:
+    unique, sorted by its first shard, and pullable by every other runner (each shard stays
+    listed in the provenance)."""
     import hashlib
 
+    from molt_budget.schemas import load_schema
+
+    bound: int = load_schema("record")["properties"]["run_id"]["maxLength"]
     joined = "+".join(ids)
-    if len(joined) <= MAX_RUN_ID:
+    if len(joined) <= bound:
         return joined
     digest = hashlib.sha256(joined.encode("utf-8")).hexdigest()[:12]
-    return f"{ids[0][:MAX_RUN_ID - 40]}+{len(ids) - 1}-more-{digest}"
+    return f"{ids[0][:bound - 40]}+{len(ids) - 1}-more-{digest}"

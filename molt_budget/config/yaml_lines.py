@@ -102,7 +102,6 @@ def _check_graph(root: yaml.Node, path: Path) -> None:
     alias bomb is tiny as nodes and 10^10 values as data)."""
     sizes: dict[int, int] = {}
     on_path: set[int] = set()
-    aliased = False                  # a value reached twice: an alias
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, done = stack.pop()
@@ -113,14 +112,13 @@ def _check_graph(root: yaml.Node, path: Path) -> None:
             sizes[key] = 1 + sum(sizes[id(c)] for c in children)
             if sizes[key] > MAX_NODES:
                 where = f"{path.name}:{node.start_mark.line + 1}"
-                if not aliased:
+                if len(sizes) > MAX_NODES:   # that many values are written out: not an expansion
                     raise ConfigError(f"{where}: this value holds more than {MAX_NODES:,} values; a budgets file has "
                                       "a few hundred (is it generated? keep the KPIs that gate)")
                 raise ConfigError(f"{where}: aliases expand this value to more than "
                                   f"{MAX_NODES:,} values (a YAML alias bomb?): write it out, or use fewer aliases")
             continue
         if key in sizes:
-            aliased = True
             continue
         if key in on_path:
             raise ConfigError(f"{path.name}:{node.start_mark.line + 1}: an alias refers to the value that contains it "
@@ -131,9 +129,7 @@ def _check_graph(root: yaml.Node, path: Path) -> None:
             if id(child) in on_path:
                 raise ConfigError(f"{path.name}:{child.start_mark.line + 1}: an alias refers to the value that contains it "
                                   "(a recursive structure cannot be a budget)")
-            if id(child) in sizes:
-                aliased = True
-            else:
+            if id(child) not in sizes:
                 stack.append((child, False))
 
 
