@@ -203,3 +203,39 @@ def test_a_valid_results_file_is_judged_without_jsonschema_and_an_invalid_one_re
     result, stderr = judge(bad)
     assert result == [str(EXIT_CONFIG), "True"]
     assert "lanes/dev/status" in stderr
+
+
+BUDGETS = {"version": 1, "lanes": {"dev": {"command": ["/bin/true"]}}, "kpis": {"dev_wall": {"lane": "dev", "metric": "wall_s", "target": 10}}}
+CONST_FIELDS = [("budgets", BUDGETS, "version"), ("record", BASE, "schema_version"), ("report", REPORT, "schema_version")]
+
+
+@pytest.mark.parametrize(("name", "doc", "field"), CONST_FIELDS)
+@pytest.mark.parametrize("value", [1, 1.0, True, False, 0, 2, "1", None, [1]])
+def test_every_const_is_held_by_the_compiled_check(name: str, doc: dict[str, Any], field: str, value: Any) -> None:
+    """The compiled check is built without detailed exceptions, with each `const` as a one-value
+    `enum`: it must still accept exactly what jsonschema accepts (a bool is not 1, 1.0 is)."""
+    forged = {**doc, field: value}
+    slow = next(iter(validator(name).iter_errors(forged)), None)
+    assert is_valid(name, forged) == (slow is None), (name, field, value)
+
+
+def test_const_becomes_enum_only_where_it_is_a_keyword() -> None:
+    """A property named `const`, a `const` inside a default, and a schema holding both `const`
+    and `enum` keep their meaning for the compiled check."""
+    import fastjsonschema
+    import jsonschema
+
+    from molt_budget.schemas import _const_as_enum
+
+    schema = {"type": "object", "properties": {"const": {"type": "integer", "const": 3}, "x": {"enum": [1, 2], "const": 2},
+                                               "y": {"default": {"const": 9}, "type": "object"}},
+              "$defs": {"const": {"const": "c"}}, "additionalProperties": {"$ref": "#/$defs/const"}}
+    check = fastjsonschema.compile(_const_as_enum(schema), detailed_exceptions=False)
+    docs = [{"const": 3}, {"const": 4}, {"const": True}, {"x": 2}, {"x": 1}, {"y": {}}, {"y": {"const": 1}}, {"z": "c"}, {"z": "d"}]
+    for doc in docs:
+        try:
+            check(doc)
+            fast = True
+        except fastjsonschema.JsonSchemaException:
+            fast = False
+        assert fast == jsonschema.Draft202012Validator(schema).is_valid(doc), doc
