@@ -192,3 +192,41 @@ def test_the_command_line_ends_without_teardown_and_loses_nothing(tmp_path: Path
     late = subprocess.run([sys.executable, "-c", code_line], cwd=tmp_path, capture_output=True, text=True, timeout=60,
                           env=buffered)
     assert late.returncode == 0 and late.stdout.startswith("written-before"), late.stderr
+
+
+def test_a_lane_no_kpi_measures_builds_once_unless_it_asks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Defaults' repeats are for judging timed KPIs: a lane without KPIs (a smoke build) builds
+    once in a real check, as an exact-only lane does; `repeats` on the lane itself is kept, and
+    `validate` says what those builds buy. The timed lane beside it still builds three times."""
+    from molt_budget.cli import main
+
+    def project(smoke_repeats: int | None) -> Path:
+        smoke: dict[str, object] = {"command": f"echo built >> {tmp_path / 'smoke.log'}"}
+        if smoke_repeats is not None:
+            smoke["repeats"] = smoke_repeats
+        doc = {
+            "version": 1, "defaults": {"timeout_s": 60, "retries": 0},
+            "settings": {"output_root": "out", "history": "out/history.sqlite", "quiescence": {"max_wait_s": 0}},
+            "lanes": {"smoke": smoke, "timed": {"command": f"echo built >> {tmp_path / 'timed.log'}"}},
+            "kpis": {"timed_s": {"lane": "timed", "metric": "wall_s", "target": 30}},
+        }
+        (tmp_path / "budgets.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+        for log in ("smoke.log", "timed.log"):
+            (tmp_path / log).unlink(missing_ok=True)
+        return tmp_path / "budgets.yaml"
+
+    def builds(log: str) -> int:
+        return len((tmp_path / log).read_text().splitlines())
+
+    config = project(None)
+    assert main(["check", "--config", str(config), "--no-base", "--quiet", "--no-quiescence"]) == 0
+    assert (builds("smoke.log"), builds("timed.log")) == (1, 3)
+    assert main(["validate", "--config", str(config)]) == 0
+    assert "note:" not in capsys.readouterr().out
+
+    config = project(4)
+    assert main(["check", "--config", str(config), "--no-base", "--quiet", "--no-quiescence"]) == 0
+    assert (builds("smoke.log"), builds("timed.log")) == (4, 3)
+    assert main(["validate", "--config", str(config)]) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and notes[0].startswith("note: budgets.yaml:") and "lanes.smoke.repeats" in notes[0], notes

@@ -73,7 +73,7 @@ def parse_config(path: Path, data: Any, lines: Lines, text: str = "") -> Config:
     defaults = {**LANE_DEFAULTS, **(data.get("defaults") or {})}
     lanes = {lid: _lane(lid, raw, defaults, lines) for lid, raw in data["lanes"].items()}
     kpis = {kid: _kpi(kid, raw, lines) for kid, raw in (data.get("kpis") or {}).items()}
-    _one_build_for_exact_lanes(data["lanes"], lanes, kpis)
+    _one_build_where_repeats_buy_nothing(data["lanes"], lanes, kpis)
     config = Config(path=path, lanes=lanes, kpis=kpis, settings=_settings(data.get("settings") or {}), lines=lines,
                     text=text)
     _check_references(config)
@@ -85,13 +85,20 @@ def parse_config(path: Path, data: Any, lines: Lines, text: str = "") -> Config:
 MIN_TIMED_PCT = 0.001
 
 
-def _one_build_for_exact_lanes(raw_lanes: dict[str, Any], lanes: dict[str, Lane], kpis: dict[str, Kpi]) -> None:
-    """A lane whose KPIs are all exact gives the same counts on every build: it builds once
-    unless the lane itself asks for `repeats` (a determinism check is a choice, not a default)."""
+def _one_build_where_repeats_buy_nothing(raw_lanes: dict[str, Any], lanes: dict[str, Lane], kpis: dict[str, Kpi]) -> None:
+    """Repeats are what a timed or counted KPI is judged on. A lane whose KPIs are all exact
+    gives the same counts on every build, and a lane no KPI measures has nothing to judge: either
+    builds once unless the lane itself asks for `repeats` (a determinism check, or a steadier
+    median in the history of a lane without budgets, is a choice, not a default)."""
     for lane in lanes.values():
         own = [k for k in kpis.values() if k.lane == lane.id]
-        if own and all(k.kpi_class == "exact" for k in own) and "repeats" not in (raw_lanes.get(lane.id) or {}):
+        if _repeats_buy_nothing(own) and "repeats" not in (raw_lanes.get(lane.id) or {}):
             lane.repeats = 1
+
+
+def _repeats_buy_nothing(own: list[Kpi]) -> bool:
+    """Whether no KPI of a lane (its `own`) is judged on more than one build."""
+    return all(k.kpi_class == "exact" for k in own)
 
 
 def advice(config: Config) -> list[str]:
@@ -99,10 +106,11 @@ def advice(config: Config) -> list[str]:
     notes = []
     for lane in config.lanes.values():
         own = config.kpis_for_lane(lane.id)
-        if lane.repeats > 1 and own and all(k.kpi_class == "exact" for k in own):
+        if lane.repeats > 1 and _repeats_buy_nothing(own):
+            what = ("whose KPIs are all exact only check that the build is deterministic (the counts cannot differ otherwise)"
+                    if own else "that no KPI measures judge nothing (only the history's median of its metrics gets steadier)")
             notes.append(f"{config.where('lanes', lane.id, 'repeats')}: lanes.{lane.id}.repeats: {lane.repeats} builds of a lane "
-                         f"whose KPIs are all exact only check that the build is deterministic (the counts cannot "
-                         f"differ otherwise); drop `repeats` for one build unless that check is the point")
+                         f"{what}; drop `repeats` for one build unless that is the point")
     return notes
 
 
