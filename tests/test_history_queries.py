@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import statistics
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from history_factory import history_record, is_main, kpi_value, populate
 
 from molt_budget import cli
 from molt_budget.config import load_config
-from molt_budget.report.tracker import HISTORY_BLOCK, update_tracker
+from molt_budget.report.tracker import HISTORY_BLOCK, marker, update_tracker
 from molt_budget.results.history import History
 from molt_budget.results.importer import import_compile_progress
 from molt_budget.results.model import LaneResult, RunResults, Sample
@@ -185,6 +187,32 @@ def test_imported_failures_reach_the_tracker(shared: Path, tmp_path: Path, monke
     # the failed case gives no dev_warm value: the KPI has no data yet
     assert "| dev_warm_s | n/a | <= 3.000 | n/a | ⚪ no data |" in text
     assert update_tracker(page, load_config(config), History(tmp_path / "h.sqlite"), main_only=False) is False
+
+
+@pytest.mark.slow
+def test_a_hostile_case_name_is_inert_text_on_the_tracker_page(shared: Path, tmp_path: Path) -> None:
+    """A snapshot's case name lands in the run-history table: one naming the page's own end
+    marker would cut the block short, and the next update would splice at the wrong place."""
+    raw = json.loads((shared / "molt/examples/compile_progress.json").read_text())
+    end = marker(HISTORY_BLOCK, end=True)
+    raw["results"][0]["name"] = f"{end} <b>x</b> [l](https://e.test) @team"
+    raw["results"][1].update(returncode=1, attempts=2, retry_reason=f"{end}|<img src=x>")
+    snapshot = tmp_path / "cp.json"
+    snapshot.write_text(json.dumps(raw))
+    (tmp_path / "budgets.yaml").write_text(
+        "version: 1\nsettings: {history: h.sqlite}\nlanes:\n  dev_warm: {command: 'true'}\n"
+        "kpis:\n  dev_warm_s: {lane: dev_warm, metric: wall_s, target: 3.0, limit: 3.6}\n"
+    )
+    config = str(tmp_path / "budgets.yaml")
+    assert cli.main(["import-compile-progress", "--config", config, str(snapshot)]) == 0
+    page = tmp_path / "page.md"
+    for _ in range(2):      # the second update splices into the page the first one wrote
+        assert cli.main(["tracker", "--config", config, "--out", str(page), "--all-branches"]) == 0
+        text = page.read_text(encoding="utf-8")
+        assert text.count(end) == 1 and text.count(marker(HISTORY_BLOCK)) == 1
+    rendered = html.unescape(re.sub(r"\\(.)", r"\1", text)).replace("\u200b", "")
+    assert end in rendered and "<img src=x>" in rendered        # the reader still sees what the file said
+    assert "<b>" not in text and "<img" not in text and "](https://" not in text and "@team" not in text
 
 
 def test_undated_snapshot_is_dated_by_its_mtime(shared: Path, tmp_path: Path) -> None:

@@ -20,6 +20,8 @@ from pathlib import Path
 from molt_budget.config.model import Config, Kpi
 from molt_budget.environment import writing
 from molt_budget.errors import ConfigError
+from molt_budget.report import escape
+from molt_budget.report.markdown import cell
 from molt_budget.results.history import History, KpiPoint, RunSummary, SampleIssue
 from molt_budget.results.store import write_bytes_atomic
 from molt_budget.structs import Struct
@@ -116,9 +118,9 @@ def render_run_history(runs: list[RunSummary]) -> str:
         auth = "yes" if run.authoritative else "no" + (f": {'; '.join(run.authoritative_reasons)}" if run.authoritative_reasons else "")
         if run.authoritative and not run.main:
             auth = "yes; not main: " + "; ".join(run.not_main_reasons or [])
-        commit = f"`{run.commit[:12]}`" if run.commit else "-"
+        commit = _code_cell(run.commit[:12]) if run.commit else "-"
         lines.append(
-            f"| {_cell(run.started_utc[:10])} | `{_cell(run.run_id)}` | {commit} | {_cell(lanes)} | {_cell(counts)} | "
+            f"| {_cell(run.started_utc[:10])} | {_code_cell(run.run_id)} | {commit} | {_cell(lanes)} | {_cell(counts)} | "
             f"{_cell(retries)} | {_cell('; '.join(failures) or '-')} | {_cell(auth)} |"
         )
     return "\n".join(lines)
@@ -149,9 +151,15 @@ def _formatter(kpi: Kpi, row: KpiRow) -> Callable[[float | None], str]:
 
 
 def _cell(text: str) -> str:
-    """One Markdown table cell: one line, pipes escaped, long reasons cut."""
-    text = " ".join(str(text).split()).replace("|", "\\|")
-    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+    """One Markdown table cell of untrusted text (a KPI title, a lane's error, a case name from
+    an imported snapshot): inert, one line, pipes escaped, long reasons cut. The page is
+    spliced between hidden-comment markers, so a name holding one must not end up as one."""
+    return cell(escape.markdown(text, MAX_CELL))
+
+
+def _code_cell(text: str) -> str:
+    """A run id or commit as a literal code span, whatever backticks it holds."""
+    return cell(escape.markdown_code(text, MAX_CELL))
 
 
 # -- the page ------------------------------------------------------------------------------
