@@ -138,6 +138,15 @@ def test_svg_is_reproducible_and_empty_series_draws(tmp_path: Path) -> None:
     assert max(fail) > m["y"]["scale"] * 4.0 + m["y"]["offset"]
 
 
+def test_a_title_and_unit_that_are_broken_mathtext_are_drawn_as_written(tmp_path: Path) -> None:
+    """A title or unit is the budgets file's text: matplotlib read `$...$` as mathtext, and a
+    broken one (`$\\frac{$`) raised a ValueError out of the charts command."""
+    title, unit = "cost in $\\frac{$ (was $5)", "$\\x$"
+    files = write_charts([Series("usd", title, unit, "lower", 10.0, 12.0, [])], tmp_path)
+    texts = ["".join(t.itertext()) for t in ET.parse(files[0].svg).getroot().iter(f"{SVG}text")]
+    assert any(title in t for t in texts) and any(unit in t for t in texts)
+
+
 def test_dotted_kpi_ids_get_their_own_files(tmp_path: Path) -> None:
     """`ir.mb` and `ir.ops` once both became `ir.png`: the second overwrote the first."""
     points = []

@@ -95,7 +95,8 @@ def render_chart(series: Series, out_dir: Path) -> ChartFiles:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    rc: dict[str, Any] = {"svg.hashsalt": "molt-budget", "svg.fonttype": "none", "path.simplify": False, "font.size": 9}
+    rc: dict[str, Any] = {"svg.hashsalt": "molt-budget", "svg.fonttype": "none", "path.simplify": False, "font.size": 9,
+                          "text.parse_math": False}   # a title or unit is text the budgets file wrote: "$" is a dollar sign
     with matplotlib.rc_context(rc):  # type: ignore[arg-type]  # typed as a Literal of every rcParam name
         fig = Figure(figsize=(8.0, 3.2), dpi=72)   # 72 dpi: display units == SVG user units
         FigureCanvasAgg(fig)
