@@ -220,6 +220,7 @@ def test_set_kpi_fields_unknown_kpi() -> None:
         (["ops", "--target", "200"], "--reason is required"),
         (["ops", "--target", "200", "--reason", "  "], "--reason is required"),
         (["ops", "--target", "lots", "--reason", "r"], "'lots' is not a number"),
+        (["ops", "--target", "1.7e308", "--reason", "r"], "past the largest number a budget can hold"),
         (["ops", "--headroom", "10%", "--reason", "r"], "--headroom needs --from-results"),
         (["ops", "--from-results", "RESULTS", "--target", "3", "--reason", "r"], "not both"),
         (["ops", "--from-results", "RESULTS", "--reason", "r"], "no measured value for KPI 'ops' (values for: wall)"),

@@ -85,6 +85,9 @@ def with_headroom(value: float, pct: float, direction: str) -> float:
 
 def round_budget(value: float, direction: str, integral: bool = False) -> int | float:
     """Round toward the looser side so rounding never eats headroom: 4 significant digits, integers from 1000."""
+    if not math.isfinite(value):    # a limit scaled with a target near the float's end (1.7e308 x 1.2)
+        raise ConfigError(f"the budget this gives ({value}) is past the largest number a budget can hold: "
+                          "set it by hand (--target and --limit)")
     up = direction == "lower"
     if integral or abs(value) >= 1000:
         out = math.ceil(value - 1e-9) if up else math.floor(value + 1e-9)
