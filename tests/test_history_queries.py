@@ -160,11 +160,8 @@ def test_import_keeps_timestamps_and_retries(shared: Path, tmp_path: Path) -> No
     assert history.kpi_series("k", "dev_cold", "wall_s") == []          # an imported snapshot is not a main record
 
 
-def test_imported_failures_reach_the_tracker(shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    raw = json.loads((shared / "molt/examples/compile_progress.json").read_text())
-    raw["meta"]["timestamp_utc"] = "2026-02-10T05:20:42.000000+00:00"
-    bad = raw["results"][1]
-    bad.update(returncode=143, retry_reason="sigterm", attempts=3)
+def imported_into_a_dev_warm_project(raw: dict, tmp_path: Path) -> str:
+    """A project with one timed dev_warm KPI whose history holds `raw`, imported: its config's path."""
     snapshot = tmp_path / "cp.json"
     snapshot.write_text(json.dumps(raw))
     (tmp_path / "budgets.yaml").write_text(
@@ -173,6 +170,15 @@ def test_imported_failures_reach_the_tracker(shared: Path, tmp_path: Path, monke
     )
     config = str(tmp_path / "budgets.yaml")
     assert cli.main(["import-compile-progress", "--config", config, str(snapshot)]) == 0
+    return config
+
+
+def test_imported_failures_reach_the_tracker(shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = json.loads((shared / "molt/examples/compile_progress.json").read_text())
+    raw["meta"]["timestamp_utc"] = "2026-02-10T05:20:42.000000+00:00"
+    bad = raw["results"][1]
+    bad.update(returncode=143, retry_reason="sigterm", attempts=3)
+    config = imported_into_a_dev_warm_project(raw, tmp_path)
     page = tmp_path / "page.md"
     assert cli.main(["tracker", "--config", config, "--out", str(page)]) == 0
     assert "compile-progress-" not in page.read_text(encoding="utf-8")     # not a main record: not by default
@@ -197,14 +203,7 @@ def test_a_hostile_case_name_is_inert_text_on_the_tracker_page(shared: Path, tmp
     end = marker(HISTORY_BLOCK, end=True)
     raw["results"][0]["name"] = f"{end} <b>x</b> [l](https://e.test) @team"
     raw["results"][1].update(returncode=1, attempts=2, retry_reason=f"{end}|<img src=x>")
-    snapshot = tmp_path / "cp.json"
-    snapshot.write_text(json.dumps(raw))
-    (tmp_path / "budgets.yaml").write_text(
-        "version: 1\nsettings: {history: h.sqlite}\nlanes:\n  dev_warm: {command: 'true'}\n"
-        "kpis:\n  dev_warm_s: {lane: dev_warm, metric: wall_s, target: 3.0, limit: 3.6}\n"
-    )
-    config = str(tmp_path / "budgets.yaml")
-    assert cli.main(["import-compile-progress", "--config", config, str(snapshot)]) == 0
+    config = imported_into_a_dev_warm_project(raw, tmp_path)
     page = tmp_path / "page.md"
     for _ in range(2):      # the second update splices into the page the first one wrote
         assert cli.main(["tracker", "--config", config, "--out", str(page), "--all-branches"]) == 0
