@@ -236,3 +236,46 @@ def test_a_budgets_file_too_big_is_not_called_an_alias_bomb(tmp_path: Path) -> N
         with pytest.raises(ConfigError) as info:
             load_config(path)
         assert str(info.value).startswith(f"{path.name}:") and ("alias" in str(info.value)) is aliased, str(info.value)
+
+
+def _names_and_paths(lane: str = "a", cache: str = "c", kpi: str = "k", history: str = "h.sqlite", output_root: str = "out") -> str:
+    return (f"version: 1\nsettings:\n  history: {history}\n  output_root: {output_root}\n"
+            f"lanes:\n  {lane}:\n    command: 'true'\n    cache: {cache}\n    cache_state: warm\n"
+            f"kpis:\n  {kpi}: {{lane: {lane}, metric: wall_s, target: 1}}\n")
+
+
+DEEP = "/".join(["d" * 200] * 16)     # 3,215 bytes: a path, but no room for the run folders beneath it
+NAMES_AND_PATHS = [
+    ("lane id", {"lane": "l" * 129}, r"budgets\.yaml:6: lanes: "),
+    ("cache name", {"cache": "c" * 129}, r"budgets\.yaml:8: lanes\.a\.cache: "),
+    ("kpi id", {"kpi": "k" * 129}, r"budgets\.yaml:11: kpis: "),
+    ("history name", {"history": "h" * 256 + "/h.sqlite"}, r"budgets\.yaml:3: settings\.history: "),
+    ("history path", {"history": "/".join(["h" * 250] * 17)}, r"budgets\.yaml:3: settings\.history: "),
+    ("output_root path", {"output_root": DEEP}, r"budgets\.yaml:4: settings\.output_root: "),
+]
+
+
+@pytest.mark.parametrize("fields, where", [(f, w) for _, f, w in NAMES_AND_PATHS], ids=[n for n, _, _ in NAMES_AND_PATHS])
+def test_a_name_or_path_this_system_cannot_hold_is_refused_at_its_line(tmp_path: Path, fields: dict[str, str],
+                                                                       where: str) -> None:
+    """A lane id or cache name names a folder, a KPI id a chart's file; settings.history and
+    output_root are opened by every command. Too long for the file system, they passed
+    validate and ended `check`, `tracker` and `ratchet` as an internal error (OSError:
+    File name too long)."""
+    message = error_of(tmp_path, _names_and_paths(**fields))
+    assert re.match(where, message), message
+
+
+def test_names_and_paths_at_the_bounds_are_taken(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, _names_and_paths(lane="l" * 128, cache="c" * 128, kpi="k" * 128,
+                                                          history="h" * 255, output_root="/".join(["d" * 200] * 10))))
+    assert list(config.lanes) == ["l" * 128] and list(config.kpis) == ["k" * 128]
+
+
+def test_check_with_a_lane_id_too_long_for_a_folder_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from molt_budget import cli
+
+    path = write(tmp_path, _names_and_paths(lane="l" * 300))
+    assert cli.main(["check", "--no-base", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("molt-budget: error: budgets.yaml:6: ")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,35 @@ def parse_config(path: Path, data: Any, lines: Lines, text: str = "") -> Config:
     config = Config(path=path, lanes=lanes, kpis=kpis, settings=_settings(data.get("settings") or {}), lines=lines,
                     text=text)
     _check_references(config)
+    _check_paths(config)
     return config
+
+
+NAME_MAX = 255            # bytes in one file or folder name (ext4, xfs, btrfs, tmpfs, APFS)
+PATH_MAX = 4096           # bytes in a path the kernel takes (Linux; one byte of it ends the string)
+RUN_FOLDERS_ROOM = 1024   # what the run folders under output_root add: runs/<run>/<lane>/<sample>/<file>
+
+
+def _check_paths(config: Config) -> None:
+    """The two folders every command opens, refused at their line when the system cannot name
+    them: a too-long name surfaced as an OSError deep inside history or the runner, after the
+    budgets file had been accepted."""
+    for key, room in (("output_root", RUN_FOLDERS_ROOM), ("history", 0)):
+        problem = _unnameable(config.resolve(getattr(config.settings, key)), room)
+        if problem:
+            raise ConfigError(f"{config.path.name}:{config.line_of('settings', key)}: settings.{key}: {problem}")
+
+
+def _unnameable(path: Path, room: int) -> str | None:
+    """Why this system cannot name `path` (with `room` bytes beneath it), or None."""
+    for part in path.parts:
+        if len(os.fsencode(part)) > NAME_MAX:
+            return f"a name in it is {len(os.fsencode(part))} bytes long: a file or folder name is at most {NAME_MAX}"
+    size = len(os.fsencode(str(path)))
+    if size + room >= PATH_MAX:
+        beneath = f", and {room} are kept for the run folders beneath it" if room else ""
+        return f"the path is {size} bytes long: a path is at most {PATH_MAX - 1}{beneath}"
+    return None
 
 
 # The smallest change budget of a timed KPI: below it the budget line (1 + pct/100) is within
@@ -129,6 +158,8 @@ def _check_schema(path: Path, data: dict[str, Any], lines: Lines) -> None:
     err = _deepest(errors[0])
     keys = tuple(str(k) for k in err.absolute_path)
     line = _line(lines, keys)
+    if "propertyNames" in err.absolute_schema_path and isinstance(err.instance, str):
+        line = _line(lines, (*keys, err.instance))      # a refused name: its own line, not its mapping's
     dotted = ".".join(keys) or "(top level)"
     message = err.message
     if err.validator == "additionalProperties" and isinstance(err.instance, dict):
@@ -141,6 +172,9 @@ def _check_schema(path: Path, data: dict[str, Any], lines: Lines) -> None:
             message = f"unknown key (allowed: {', '.join(sorted(allowed))})"
     elif err.validator == "oneOf" or (err.validator == "type" and keys and keys[-1] == "command"):
         message = f"{err.instance!r} is not valid here"
+    elif err.validator == "maxLength" and isinstance(err.instance, str):
+        message = (f"{err.instance[:40]!r}... is {len(err.instance)} characters: at most {err.validator_value} "
+                   f"({err.schema.get('description', 'the longest this can be')})")
     elif err.validator == "pattern" and "x-refusal" in err.schema:
         message = f"{err.instance!r} {err.schema['x-refusal']}"      # what the pattern means, not the pattern
     elif err.validator == "type" and _numeric_text(err.instance):
