@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import fake_build
-from test_engine import write_budgets
+from test_engine import latest_results, write_budgets
 
 from molt_budget.cli import main
 from molt_budget.results.store import load_results
@@ -237,3 +237,23 @@ def test_a_journal_that_is_not_a_file_is_refused_at_once(tmp_path: Path, kind: s
     with pytest.raises(ConfigError) as info:
         load_results(results)
     assert str(info.value).startswith(str(tmp_path / JOURNAL_NAME) + ": ")
+
+
+@pytest.mark.parametrize("emit_ir", ["${attempt_dir}", "/proc/self/mem", "${attempt_dir}/" + "n" * 300],
+                         ids=["a folder", "not a file to replace", "a name too long"])
+def test_an_emit_ir_path_no_build_could_write_is_that_lanes_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                  emit_ir: str) -> None:
+    """emit_ir is a template the budgets file gives: clearing a stale IR there raised an OSError
+    out of the runner (IsADirectoryError, PermissionError, File name too long), an internal
+    error, with the other lanes' samples unjudged. Now it is the lane's error, and the rest of
+    the run measures and is judged."""
+    config = write_budgets(tmp_path, {"a": {"command": fake_build(), "repeats": 1},
+                                      "ir": {"command": fake_build(), "emit_ir": emit_ir, "repeats": 1, "retries": 0}},
+                           {"w": {"lane": "a", "metric": "wall_s", "target": 10},
+                            "ops": {"lane": "ir", "metric": "ir.ops", "target": 10}})
+    code = main(["check", "--no-base", "--config", str(config), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 3 and "internal error" not in err and "Traceback" not in err, err
+    results = latest_results(tmp_path)
+    assert results.lanes["a"].status == "ok" and len(results.lanes["a"].measured()) == 1
+    assert results.lanes["ir"].status == "error" and "emit_ir" in (results.lanes["ir"].error or "")

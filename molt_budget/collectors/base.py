@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from molt_budget.errors import CollectorError
 from molt_budget.structs import Struct, field
 
 if TYPE_CHECKING:
@@ -68,6 +69,16 @@ class Collector:
     def collect(self, outcome: ProcessMeasurement, files: RunFiles, metrics: frozenset[str], detail: bool = False) -> Collected:
         """The values of a measured run (`metrics`: what the lane's KPIs ask for)."""
         return Collected()
+
+
+def clear_stale(path: Path, what: str) -> None:
+    """Remove what an earlier build left at `path`, so that it cannot pass for this run's.
+    The path comes from the budgets file (`emit_ir`): one the build could not write either
+    (a folder, a name too long, /proc/self/mem) is this lane's error, one line, not a crash."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise CollectorError(path, f"the {what} cannot be written there: {exc.strerror or exc}") from None
 
 
 def merged_detail(parts: Iterable[Callable[[], Detail] | None]) -> Detail:

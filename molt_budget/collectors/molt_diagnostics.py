@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 from molt_budget.bounded import MAX_EXACT, MAX_SMALL_BYTES, InputError, ReusedBuffer, check_number, locate
-from molt_budget.collectors.base import Collected, Collector, Command, RunFiles
+from molt_budget.collectors.base import Collected, Collector, Command, RunFiles, clear_stale
 from molt_budget.collectors.generic import json_from_bytes, load_json_text, read_bytes, read_bytes_reused
 from molt_budget.errors import CollectorError
 from molt_budget.structs import Struct, encoded_before, field, msgspec, remember_encoding, replace
@@ -450,7 +450,7 @@ class DiagnosticsCollector(Collector):
         return lane.diagnostics
 
     def prepare(self, kind: str, command: Command, env: dict[str, str], files: RunFiles) -> Command:
-        files.diagnostics_path.unlink(missing_ok=True)      # a stale payload must not pass for this run's
+        clear_stale(files.diagnostics_path, "diagnostics payload")
         env["MOLT_BUILD_DIAGNOSTICS"] = "1"
         env["MOLT_BUILD_DIAGNOSTICS_FILE"] = str(files.diagnostics_path)
         return command

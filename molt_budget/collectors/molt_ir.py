@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from molt_budget.bounded import MAX_FILE_BYTES, InputError, open_regular
-from molt_budget.collectors.base import Collected, Collector, Command, RunFiles
+from molt_budget.collectors.base import Collected, Collector, Command, RunFiles, clear_stale
 from molt_budget.collectors.generic import json_cut_short, read_errors
 from molt_budget.errors import CollectorError
 from molt_budget.structs import Struct, field
@@ -603,7 +603,7 @@ class IrCollector(Collector):
 
     def prepare(self, kind: str, command: Command, env: dict[str, str], files: RunFiles) -> Command:
         if files.ir_path is not None:
-            files.ir_path.unlink(missing_ok=True)          # a stale IR must not pass for this run's
+            clear_stale(files.ir_path, "IR (emit_ir)")
         return command
 
     def collect(self, outcome: ProcessMeasurement, files: RunFiles, metrics: frozenset[str], detail: bool = False) -> Collected:
