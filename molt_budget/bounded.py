@@ -29,8 +29,24 @@ MAX_SMALL_BYTES = 64 << 20       # reports, results, diagnostics, budgets files
 MAX_DEPTH = 64                   # no molt-budget document nests deeper than ~8
 MAX_EXACT = 2 ** 53              # above this a count is not exact as a float (and no build is that big)
 MAX_FINITE = 1e300               # a measured value above this is garbage, and squaring it overflows
+NAME_MAX = 255                   # bytes in one file or folder name (ext4, xfs, btrfs, tmpfs, APFS)
+PATH_MAX = 4096                  # bytes in a path the kernel takes (Linux; one of them ends the string)
 MAX_KPIS = 10_000                # rows of a report (a budgets file's 20,000 values hold fewer KPIs): a
                                  # report of 200k forged rows took 40 s and 0.8 GB to render
+
+
+def unnameable(path: Path, room: int = 0) -> str | None:
+    """Why no file system here can name `path` (with `room` bytes of names beneath it), or None.
+    Before Python 3.14 every stat of such a path raises (ENAMETOOLONG) where a missing file
+    would just be missing, so a name from a budgets file or a flag is asked here first."""
+    for part in path.parts:
+        if len(os.fsencode(part)) > NAME_MAX:
+            return f"a name in it is {len(os.fsencode(part))} bytes long: a file or folder name is at most {NAME_MAX}"
+    size = len(os.fsencode(str(path)))
+    if size + room >= PATH_MAX:
+        beneath = f", and {room} are kept for the run folders beneath it" if room else ""
+        return f"the path is {size} bytes long: a path is at most {PATH_MAX - 1}{beneath}"
+    return None
 
 
 class InputError(ValueError):

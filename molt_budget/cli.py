@@ -8,6 +8,7 @@ to run is imported inside it), so `molt-budget --help` starts fast.
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import importlib
 import os
@@ -129,12 +130,17 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
-    except Exception as exc:  # a bug: still one line, the traceback on request
-        if os.environ.get("MOLT_BUDGET_DEBUG"):
-            raise
-        print(f"molt-budget: internal error: {type(exc).__name__}: {_one_line(exc)} "
-              f"(set MOLT_BUDGET_DEBUG=1 for the traceback; results already measured are kept)", file=sys.stderr)
-        return EXIT_INTERNAL
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG:
+            return _internal_error(exc)
+        # a path a flag gave that no file system can name: the user's to shorten, not a bug
+        from molt_budget.environment import advice
+
+        where = exc.filename or ""
+        print(f"molt-budget: error: {_one_line(where)}: {_one_line(exc.strerror)}: {advice(exc, where)}", file=sys.stderr)
+        return EXIT_CONFIG
+    except Exception as exc:
+        return _internal_error(exc)
     finally:
         # after an interruption, later signals were held off until the hint above was printed
         held = sys.modules.get("molt_budget.runner.signals")
@@ -142,7 +148,16 @@ def _main(argv: Sequence[str] | None) -> int:
             held.restore()
 
 
-def _one_line(exc: BaseException) -> str:
+def _internal_error(exc: Exception) -> int:
+    """A bug: still one line, the traceback on request."""
+    if os.environ.get("MOLT_BUDGET_DEBUG"):
+        raise exc
+    print(f"molt-budget: internal error: {type(exc).__name__}: {_one_line(exc)} "
+          f"(set MOLT_BUDGET_DEBUG=1 for the traceback; results already measured are kept)", file=sys.stderr)
+    return EXIT_INTERNAL
+
+
+def _one_line(exc: object) -> str:
     """An error as one printable line: its message names what the user or a build gave (a run
     id from a results file, a lane's output), and a forged one must not drive the terminal
     (escape sequences) nor crash the print (a lone surrogate)."""

@@ -25,15 +25,33 @@ _ADVICE = {
     errno.EACCES: "no permission: fix the permissions of {dir} or pass --output-root DIR",
     errno.EPERM: "no permission: fix the permissions of {dir} or pass --output-root DIR",
     errno.EMFILE: "too many open files: raise the limit (ulimit -n)",
+    errno.ENAMETOOLONG: "a name in it is past the 255 bytes a file name can be, or the path past 4095: give a shorter one",
 }
 
 
 def advice(exc: OSError, path: Path | str) -> str:
     """What to do about `exc` on `path`, in a few words."""
     where = Path(path)
-    folder = where if where.is_dir() else where.parent
+    folder = where if is_folder(where) else where.parent
     text = _ADVICE.get(exc.errno or 0, "check the disk and the path")
     return text.format(dir=folder)
+
+
+def is_folder(path: Path) -> bool:
+    """Path.is_dir, False where the question cannot be asked: before Python 3.14 it raises
+    for a name too long (ENAMETOOLONG), and the line that would say so must not crash."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
+def stands_there(path: Path) -> bool:
+    """Path.exists, with the same care as `is_folder`: a path no one can name holds nothing."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def fault(exc: OSError, path: Path | str, doing: str, after: str = "") -> EnvironmentFault:
@@ -60,9 +78,22 @@ def output_folder(path: Path | str, flag: str, holds: str) -> Path:
     from molt_budget.errors import ConfigError
 
     folder = Path(path)
-    if folder.exists() and not folder.is_dir():
+    if stands_there(folder) and not is_folder(folder):
         raise ConfigError(f"{flag} {folder}: exists and is not a folder (it is where {holds} go)")
     return folder
+
+
+def check_output_file(path: Path, flag: str) -> None:
+    """A file the command writes at its end (`--results`, `--report-json`), refused before any
+    lane runs where it can never be written: a name no file system takes, a folder in its
+    place. A full or read-only disk is the write fault of `writing` at the end; the run's own
+    results are in its run folder either way."""
+    from molt_budget.bounded import unnameable
+    from molt_budget.errors import ConfigError
+
+    problem = unnameable(path.absolute()) or ("is a folder: give a file's path" if is_folder(path) else None)
+    if problem:
+        raise ConfigError(f"{flag} {path}: {problem}")
 
 
 def check_output_root(root: Path) -> None:

@@ -257,3 +257,52 @@ def test_an_emit_ir_path_no_build_could_write_is_that_lanes_error(tmp_path: Path
     results = latest_results(tmp_path)
     assert results.lanes["a"].status == "ok" and len(results.lanes["a"].measured()) == 1
     assert results.lanes["ir"].status == "error" and "emit_ir" in (results.lanes["ir"].error or "")
+
+
+def _one_lane(tmp_path: Path) -> Path:
+    return write_budgets(tmp_path, {"a": {"command": fake_build(), "repeats": 1}}, {"w": {"lane": "a", "metric": "wall_s", "target": 10}})
+
+
+@pytest.mark.parametrize("command, flag, target", [
+    (command, flag, target) for command in ("check", "run") for flag, target in
+    [("--results", "a folder"), ("--results", "a name too long"), ("--report-json", "a folder")]
+    if not (command == "run" and flag == "--report-json")          # run writes no report
+])
+def test_an_output_file_that_can_never_be_written_is_refused_before_any_lane_runs(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, flag: str, target: str) -> None:
+    """The lanes of a check can take an hour; a --results naming a folder (or a name no file
+    system takes) failed only after them, and under `run` as an internal error."""
+    config = _one_lane(tmp_path)
+    (tmp_path / "here").mkdir()
+    path = str(tmp_path / "here") if target == "a folder" else str(tmp_path / ("n" * 300))
+    extra = ["--no-base"] if command == "check" else []
+    code = main([command, *extra, "--config", str(config), "--quiet", flag, path])
+    line = one_error_line(capsys.readouterr().err)
+    assert code == 2 and line.startswith(f"molt-budget: error: {flag} ")
+    assert not list((tmp_path / "out").glob("runs/*/results.json"))        # no lane ran
+
+
+def test_a_results_copy_run_cannot_write_is_one_line_and_the_history_keeps_the_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`run --results` into a FIFO nobody reads (ENXIO) was an internal error, raised before the
+    history recorded the run: the measurements were in the run folder, and nowhere else."""
+    import os
+
+    from molt_budget.results.history import History
+
+    config = _one_lane(tmp_path)
+    os.mkfifo(tmp_path / "fifo")
+    code = main(["run", "--config", str(config), "--quiet", "--results", str(tmp_path / "fifo")])
+    line = one_error_line(capsys.readouterr().err)
+    assert code == 3 and str(tmp_path / "fifo") in line
+    assert [r.run_id for r in History(tmp_path / "out" / "history.sqlite").runs()] == [latest_results(tmp_path).run_id]
+
+
+def test_a_path_no_file_system_can_name_is_one_line_wherever_it_is_opened(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """--resume, --history and the like are opened deep inside a command; a name past 255 bytes
+    raised ENAMETOOLONG there, an internal error. It is the user's to shorten: one line, exit 2."""
+    config = _one_lane(tmp_path)
+    code = main(["check", "--no-base", "--config", str(config), "--quiet", "--resume", str(tmp_path / ("r" * 300))])
+    line = one_error_line(capsys.readouterr().err)
+    assert code == 2 and "r" * 300 in line

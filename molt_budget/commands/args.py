@@ -124,9 +124,12 @@ def run_options(args: argparse.Namespace, config: Config, cpu_since: Reading | N
         lanes = [lane.id for lane in config.lanes.values() if lane.pre_push]
     root = Path(args.output_root) if args.output_root else config.resolve(config.settings.output_root)
     history = config.resolve(config.settings.history)
-    from molt_budget.environment import check_history, check_output_root
+    from molt_budget.environment import check_history, check_output_file, check_output_root
 
     check_output_root(root)                  # a read-only or full disk is said now, not after the lanes ran
+    for flag, path in (("--results", args.results), ("--report-json", getattr(args, "report_json", None))):
+        if path and path != "-":
+            check_output_file(Path(path), flag)   # so is a file that can never be written where it is named
     if not args.no_history or args.command == "check":
         check_history(history)               # so is a corrupt history (check reads it for the base and trends)
     # History() would create a missing database: only read estimates from one that exists.

@@ -18,6 +18,7 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from molt_budget.environment import writing
     from molt_budget.results.history import History
     from molt_budget.results.store import save_results
     from molt_budget.runner.engine import Engine
@@ -34,13 +35,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         results = engine.run()
     finally:
         close_progress(options)
-    if args.results:
-        save_results(Path(args.results), results)
     if not args.no_history:
         from molt_budget.commands.check import record_run
 
         record_run(config, History(config.resolve(config.settings.history), config.settings.main_branch),
                    results, engine.results_path)
+    if args.results:                    # after the history, as in check: a failed copy loses nothing
+        with writing(args.results, "the results"):
+            save_results(Path(args.results), results)
     if not args.quiet:
         print(f"[molt-budget] wrote {engine.results_path}", file=sys.stderr)
     for lane in results.lanes.values():

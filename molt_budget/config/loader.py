@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-import os
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from molt_budget.bounded import unnameable
 from molt_budget.config import parse_cache
 from molt_budget.config.metrics import describe_known, parse_metric
 from molt_budget.config.model import Config, Kpi, Lane, Lines, Quiescence, Settings
@@ -82,8 +82,6 @@ def parse_config(path: Path, data: Any, lines: Lines, text: str = "") -> Config:
     return config
 
 
-NAME_MAX = 255            # bytes in one file or folder name (ext4, xfs, btrfs, tmpfs, APFS)
-PATH_MAX = 4096           # bytes in a path the kernel takes (Linux; one byte of it ends the string)
 RUN_FOLDERS_ROOM = 1024   # what the run folders under output_root add: runs/<run>/<lane>/<sample>/<file>
 
 
@@ -92,21 +90,11 @@ def _check_paths(config: Config) -> None:
     them: a too-long name surfaced as an OSError deep inside history or the runner, after the
     budgets file had been accepted."""
     for key, room in (("output_root", RUN_FOLDERS_ROOM), ("history", 0)):
-        problem = _unnameable(config.resolve(getattr(config.settings, key)), room)
+        problem = unnameable(config.resolve(getattr(config.settings, key)), room)
         if problem:
             raise ConfigError(f"{config.path.name}:{config.line_of('settings', key)}: settings.{key}: {problem}")
 
 
-def _unnameable(path: Path, room: int) -> str | None:
-    """Why this system cannot name `path` (with `room` bytes beneath it), or None."""
-    for part in path.parts:
-        if len(os.fsencode(part)) > NAME_MAX:
-            return f"a name in it is {len(os.fsencode(part))} bytes long: a file or folder name is at most {NAME_MAX}"
-    size = len(os.fsencode(str(path)))
-    if size + room >= PATH_MAX:
-        beneath = f", and {room} are kept for the run folders beneath it" if room else ""
-        return f"the path is {size} bytes long: a path is at most {PATH_MAX - 1}{beneath}"
-    return None
 
 
 # The smallest change budget of a timed KPI: below it the budget line (1 + pct/100) is within
