@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from molt_budget.bounded import NAME_MAX, PATH_MAX
 from molt_budget.errors import EnvironmentFault, corrupt_history
 
 _ADVICE = {
@@ -25,7 +26,8 @@ _ADVICE = {
     errno.EACCES: "no permission: fix the permissions of {dir} or pass --output-root DIR",
     errno.EPERM: "no permission: fix the permissions of {dir} or pass --output-root DIR",
     errno.EMFILE: "too many open files: raise the limit (ulimit -n)",
-    errno.ENAMETOOLONG: "a name in it is past the 255 bytes a file name can be, or the path past 4095: give a shorter one",
+    errno.ENAMETOOLONG: f"a name in it is past the {NAME_MAX} bytes a file name can be, or the path past {PATH_MAX - 1}: "
+                        "give a shorter one",
 }
 
 

@@ -111,6 +111,21 @@ def test_a_relative_cache_home_is_ignored_not_made_inside_the_project(tmp_path: 
     assert not (tmp_path / "rel").exists()
 
 
+@pytest.mark.parametrize("home", ["n" * 300, "/".join(["d" * 200] * 25)], ids=["a name too long", "a path too long"])
+def test_a_cache_home_no_file_system_can_name_means_no_cache_not_an_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], home: str) -> None:
+    """The cache is best effort: a $XDG_CACHE_HOME past what a file system names made the first
+    stat of a cache entry raise (ENAMETOOLONG), so every command failed before it began."""
+    from molt_budget.cli import main
+    from molt_budget.schemas import checked_before_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / home))
+    assert checked_before_dir("valid") is None and checked_before_dir("budgets") is None
+    assert main(["validate", "--config", str(REPO / "budgets.yaml")]) == 0
+    assert main(["validate", "--config", str(REPO / "budgets.yaml")]) == 0        # the second takes no cached path either
+    assert "error" not in capsys.readouterr().err
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="becomes a user without a passwd entry (needs root)")
 def test_no_home_at_all_means_no_cache_not_an_error(request: pytest.FixtureRequest) -> None:
     """No $HOME and a uid with no passwd entry (an arbitrary container user): Path.home() raises

@@ -95,8 +95,6 @@ def _check_paths(config: Config) -> None:
             raise ConfigError(f"{config.path.name}:{config.line_of('settings', key)}: settings.{key}: {problem}")
 
 
-
-
 # The smallest change budget of a timed KPI: below it the budget line (1 + pct/100) is within
 # float rounding of "no change" (ln of it is 0 past ~1e-14%), and long before that no pairs tell it.
 MIN_TIMED_PCT = 0.001

@@ -115,13 +115,15 @@ def checked_before_dir(kind: str) -> Path | None:
     parsed budgets files): the user's cache folder, `$XDG_CACHE_HOME` when it is an absolute
     path. A relative one is ignored, as the XDG spec says (it made a cache folder inside the
     project being checked); None, no remembering, when there is no home to fall back on."""
+    from molt_budget.bounded import NAME_MAX, unnameable
+
     xdg = os.environ.get("XDG_CACHE_HOME", "")
-    if os.path.isabs(xdg):
-        return Path(xdg) / "molt-budget" / kind
     try:
-        return Path.home() / ".cache" / "molt-budget" / kind
+        folder = Path(xdg) / "molt-budget" / kind if os.path.isabs(xdg) else Path.home() / ".cache" / "molt-budget" / kind
     except RuntimeError:                # no HOME and no passwd entry (an arbitrary container uid)
         return None
+    # a cache folder no file system can name (a 5 kB $XDG_CACHE_HOME) is no cache, not an error
+    return None if unnameable(folder, room=NAME_MAX + 1) else folder
 
 
 def known_valid(name: str, doc: Any) -> bool:
