@@ -470,3 +470,25 @@ def test_merging_many_shards_gives_a_run_id_every_reader_takes(tmp_path: Path) -
         assert [s["run_id"] for s in results.provenance["shards"]] == [load_results(f).run_id for f in files]
         ids.add(results.run_id)
     assert len(ids) == 3
+
+
+@pytest.mark.parametrize("variable", ["GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT"])
+def test_a_job_file_that_is_a_fifo_nobody_reads_is_one_line_not_a_hang(fake_github: FakeGitHub, tmp_path: Path,
+                                                                       variable: str) -> None:
+    """The job summary and outputs were opened for appending as regular files: a FIFO there
+    (nobody reading) blocked the open, and the posting job hung until its timeout. Now the open
+    fails at once (ENXIO), the line says so, and the check run and verdict stand."""
+    import os
+    import subprocess
+
+    os.mkfifo(tmp_path / "fifo")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
+    env.update(event_env(fake_github, tmp_path, "pull_request"), PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    env[variable] = str(tmp_path / "fifo")
+    path = write(tmp_path / "report.json", report("fail"))
+    proc = subprocess.run([sys.executable, "-m", "molt_budget", "report", str(path), "--github"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert sum("could not write" in line for line in (proc.stdout + proc.stderr).splitlines()) == 1
+    (run,) = fake_github.check_runs.values()
+    assert run["conclusion"] == "failure"

@@ -600,7 +600,9 @@ def workflow_commands(report: Report) -> list[str]:
 
 def write_outputs(path: Path, values: Mapping[str, str]) -> None:
     """`$GITHUB_OUTPUT`: `name=value`, or the heredoc form with a fresh delimiter for multiline values."""
-    with path.open("a", encoding="utf-8") as fh:
+    from molt_budget.results.store import open_for_append
+
+    with open_for_append(path) as fh:
         for name, value in values.items():
             if "\n" in value or "\r" in value:
                 delimiter = f"ghadelimiter_{uuid.uuid4()}"
@@ -954,8 +956,10 @@ def _write_summary(ctx: GitHubContext, report: Report, outcome: PublishOutcome, 
     if outcome.fell_back:
         text = "> [!WARNING]\n> molt-budget could not post its check run to GitHub (see the job log); this summary " \
                "and the annotations carry the verdict.\n\n" + text
+    from molt_budget.results.store import open_for_append
+
     try:
-        with ctx.step_summary.open("a", encoding="utf-8") as fh:
+        with open_for_append(ctx.step_summary) as fh:
             fh.write((ctx.token.scrub(text) if ctx.token else text) + "\n")
         outcome.summary_written = True
     except OSError as exc:

@@ -25,7 +25,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TextIO
 
 from molt_budget.errors import ConfigError
 from molt_budget.results.model import READABLE_VERSIONS, RunResults
@@ -131,6 +131,15 @@ def _write_into(where: Path | int, data: bytes | list[bytes]) -> None:
         os.set_blocking(fd, True)
     with os.fdopen(fd, "wb") as fh:
         fh.writelines([data] if isinstance(data, bytes) else data)
+
+
+def open_for_append(path: Path) -> TextIO:
+    """A file the environment names for appending (`$GITHUB_STEP_SUMMARY`, `$GITHUB_OUTPUT`),
+    O_NONBLOCK only for the open as in `_write_into`: a FIFO nobody reads fails at once
+    (ENXIO) instead of hanging the job until its timeout."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "a", encoding="utf-8")
 
 
 # lane -> (its detail, that detail as JSON): the journal encodes a lane's detail once, and the
