@@ -406,3 +406,39 @@ def test_a_report_past_the_row_bound_is_refused_before_it_is_walked(tmp_path: Pa
             assert cli.main(["history", "record", str(results), "--report-json", str(path),
                              "--db", str(tmp_path / "h.sqlite"), "--config", str(config_path)]) == EXIT_CONFIG
             assert capsys.readouterr().err.startswith(f"molt-budget: error: {path}:")
+
+
+@pytest.mark.parametrize("commit", [True, -1, {"$table": "x"}, ["c0ffee"]], ids=["bool", "int", "object", "list"])
+def test_a_results_file_whose_commit_is_not_text_is_refused_by_every_reader(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                            commit: object) -> None:
+    """Provenance is free facts, but its commit, branch and dirty flag are acted on: a commit
+    that was not text reached `bump --from-results` as a TypeError (an internal error). The
+    schema now types them, so every reader refuses the file at load, naming it."""
+    import json
+
+    config_path, forged = _forged_results(tmp_path)
+    doc = json.loads(forged.read_text(encoding="utf-8"))
+    doc["provenance"]["commit"] = commit
+    forged.write_text(json.dumps(doc), encoding="utf-8")
+    budgets = config_path.read_text(encoding="utf-8")
+    for argv in (["bump", "ir_ops", "--from-results", str(forged), "--reason", "r", "--config", str(config_path)],
+                 ["verdict", str(forged), "--config", str(config_path)],
+                 ["merge", str(forged), "--out", str(tmp_path / "m.json"), "--config", str(config_path)],
+                 ["ratchet", "--results", str(forged), "--config", str(config_path)]):
+        assert cli.main(argv) == EXIT_CONFIG, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("molt-budget: error: ") and str(forged) in err and len(err.splitlines()) == 1, (argv, err)
+    assert config_path.read_text(encoding="utf-8") == budgets
+
+
+def test_merging_shards_whose_finish_is_unknown_leaves_it_unknown(tmp_path: Path) -> None:
+    """A shard's finished_utc of "" (a forged or hand-made file) made merge's max() empty."""
+    import json
+
+    config_path, forged = _forged_results(tmp_path)
+    doc = json.loads(forged.read_text(encoding="utf-8"))
+    doc["finished_utc"] = ""
+    forged.write_text(json.dumps(doc), encoding="utf-8")
+    out = tmp_path / "merged.json"
+    assert cli.main(["merge", str(forged), "--out", str(out), "--config", str(config_path)]) in (0, 1)
+    assert json.loads(out.read_text(encoding="utf-8"))["finished_utc"] is None

@@ -74,7 +74,7 @@ def merge_results(shards: list[RunResults], names: list[str]) -> RunResults:
         config_path=first.config_path,
         config_sha256=first.config_sha256,
         started_utc=min(s.started_utc for s in shards),
-        finished_utc=None if None in finished else max(f for f in finished if f),
+        finished_utc=None if None in finished else max((f for f in finished if f), default=None),
         state="complete" if states == {"complete"} else "interrupted" if "interrupted" in states else "running",
         provenance=provenance,
         authoritative=all(s.authoritative for s in shards),
