@@ -306,3 +306,37 @@ def test_a_path_no_file_system_can_name_is_one_line_wherever_it_is_opened(tmp_pa
     code = main(["check", "--no-base", "--config", str(config), "--quiet", "--resume", str(tmp_path / ("r" * 300))])
     line = one_error_line(capsys.readouterr().err)
     assert code == 2 and "r" * 300 in line
+
+
+FORGED_COLUMNS = [("chunks", "t", ""), ("chunks", "t", 1e308), ("chunks", "data", -1), ("chunks", "n", "x"),
+                  ("chunks", "rid", 2 ** 63 - 1), ("runs", "record", -1)]
+
+
+@pytest.mark.parametrize("table, column, value", FORGED_COLUMNS, ids=[f"{t}.{c}={v!r}"[:30] for t, c, v in FORGED_COLUMNS])
+def test_a_history_value_of_the_wrong_type_is_the_damaged_history_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], table: str, column: str, value: object) -> None:
+    """SQLite keeps whatever a column is given, and a history can come from a restored CI cache:
+    text where a chunk's time is, a number where its bytes are. Reading it raised TypeError,
+    OverflowError or StopIteration out of tracker, check and history show (internal errors).
+    Each is now the one damaged-history line, naming the file and what to do."""
+    import sqlite3
+
+    config = _one_lane(tmp_path)
+    for _ in range(2):
+        assert main(["check", "--no-base", "--config", str(config), "--quiet"]) in (0, 1)
+    capsys.readouterr()
+    history = tmp_path / "out" / "history.sqlite"
+    run_id = latest_results(tmp_path).run_id
+    with sqlite3.connect(history) as con:
+        con.execute(f"UPDATE {table} SET {column} = ?", (value,))
+    con.close()
+    codes = []
+    for argv in (["tracker", "--config", str(config), "--out", str(tmp_path / "t.md"), "--all-branches"],
+                 ["history", "show", run_id, "--config", str(config)],
+                 ["check", "--no-base", "--config", str(config), "--quiet"]):
+        codes.append(main(argv))
+        err = capsys.readouterr().err
+        assert "internal error" not in err and "Traceback" not in err, (argv, err)
+        if codes[-1] == 3:
+            assert str(history) in one_error_line(err)
+    assert 3 in codes                                  # the damage is reached, and said, by at least one reader

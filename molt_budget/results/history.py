@@ -163,6 +163,10 @@ class RunRow(Struct):
     why_not_main: str = ""
 
 
+# what reading a value of the wrong type or size out of a row raises (see History._db)
+_FORGED_VALUE = (TypeError, ValueError, ArithmeticError, LookupError, StopIteration, EOFError, zlib.error)
+
+
 class History:
     """The SQLite index; one connection per call keeps it safe across processes.
 
@@ -202,6 +206,12 @@ class History:
                 raise                              # locked, full, read-only (the caller's to word), or a bug
             # SQLITE_CORRUPT / SQLITE_NOTADB: damage a read reached (check_history reads only the header and schema)
             raise corrupt_history(self.path, str(exc)) from None
+        except _FORGED_VALUE as exc:
+            # SQLite keeps whatever a column is given: a file someone else wrote (a restored CI
+            # cache) may hold text where a time is, a number where a chunk's bytes are
+            if os.environ.get("MOLT_BUDGET_DEBUG"):
+                raise
+            raise corrupt_history(self.path, f"a value of the wrong type or size in it: {type(exc).__name__}: {exc}") from None
 
     def _forget(self) -> None:
         """Drop what reads remembered (shapes stay: a shape id never changes its body)."""
