@@ -280,3 +280,31 @@ def test_pull_skips_corrupt_and_forged_files_and_indexes_the_rest(world: dict[st
     named = {e.split(": ")[2].split(":")[1] for e in errors}        # branch:path[:line]
     assert len(errors) == 3 and named == {broken, forged, lone}
     assert History(reader / ".molt-budget" / "history.sqlite").indexed_ids() == {databranch.run_id_of(good)}
+
+
+def test_a_record_whose_counts_are_whole_floats_or_past_2_53_never_poisons_the_index(world: dict[str, Any], tmp_path: Path,
+                                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """JSON Schema's "integer" takes 1.0 and 1e308. A pulled record with such verdict counts was
+    indexed, and then every `history list` said the whole database was corrupt (and to move
+    it aside, losing every record). Now 1.0 is indexed as 1, and a count past 2**53 is the
+    record's one invalid-file line at pull, the others indexed."""
+    remote = tmp_path / "other.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    seed = world["runners"][0]
+    listing = databranch.fetch_records(seed, "origin", BRANCH)
+    (_, good_bytes), = list(databranch.read_files(seed, listing.records))[:1]
+    files = {}
+    for name, counts in (("whole", {"pass": 2.0, "fail": 1.0}), ("huge", {"fail": 1e308})):
+        doc = json.loads(gzip.decompress(good_bytes))
+        doc.update(run_id=f"20261201T000000000Z-{name}", counts=counts)
+        files[databranch.record_path(doc["run_id"], doc["commit"], doc["started_utc"])] = gzip.compress(json.dumps(doc).encode())
+    databranch.push_files(seed, str(remote), BRANCH, files, "counts")
+    reader = clone(tmp_path, remote, "reader")
+    (reader / "budgets.yaml").write_text((seed / "budgets.yaml").read_text())
+    assert cli(reader, "history", "pull") == 2
+    captured = capsys.readouterr()
+    assert "1 new record(s) indexed, 0 already indexed, 1 invalid file(s) skipped" in captured.out
+    assert "-huge_" in captured.err and len(captured.err.strip().splitlines()) == 1
+    history = History(reader / ".molt-budget" / "history.sqlite")
+    assert [(r.run_id, r.counts) for r in history.runs()] == [("20261201T000000000Z-whole", {"pass": 2, "fail": 1})]
+    assert cli(reader, "history", "list") == 0

@@ -579,7 +579,7 @@ class _Writer:
             "status, counts, why_not_main, results_path, digest, shape, record) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (r["run_id"], rows.t, r["started_utc"], r["state"], r["source"], (r["commit"] or None) and r["commit"].lower(),
              r["branch"], None if r["dirty"] is None else int(r["dirty"]), int(r["authoritative"]), int(r["main"]),
-             r["status"], json.dumps(r["counts"], sort_keys=True), "; ".join(r["not_main_reasons"]), results_path,
+             r["status"], json.dumps(_whole(r["counts"]), sort_keys=True), "; ".join(r["not_main_reasons"]), results_path,
              rows.digest, self._shape(rows.shape), rows.blob),
         )
         rid = cur.lastrowid
@@ -660,6 +660,12 @@ def _read_runs(conn: sqlite3.Connection, rids: list[int], known: dict[int, tuple
         known.update((r[0], r[1:]) for r in conn.execute(
             "SELECT rid, run_id, started_utc, commit_sha, authoritative, source, branch FROM runs "
             f"WHERE rid IN ({','.join('?' * len(batch))})", batch))
+
+
+def _whole(counts: dict[str, Any]) -> dict[str, int]:
+    """Counts as integers: the record schema takes 1.0 for a count (JSON has one kind of number),
+    and the index's readers take only what they wrote, `1`."""
+    return {k: int(v) for k, v in counts.items()}
 
 
 def _digest_of(conn: sqlite3.Connection, run_id: str) -> bytes | None:
