@@ -279,3 +279,20 @@ def test_check_with_a_lane_id_too_long_for_a_folder_is_one_line_exit_2(tmp_path:
     assert cli.main(["check", "--no-base", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("molt-budget: error: budgets.yaml:6: ")
+
+
+def test_whole_floats_in_integer_fields_are_integers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The schema's integer takes `2.0` (JSON Schema counts a whole float as one), but a slice
+    does not: `keep_run_dirs: 2.0` ended every check as an internal error at retention."""
+    from molt_budget import cli
+
+    path = write(tmp_path, "version: 1\nsettings: {output_root: out, history: out/h.sqlite, keep_run_dirs: 1.0,\n"
+                           "  quiescence: {max_wait_s: 0}}\nlanes:\n  a: {command: 'true', repeats: 2.0, warmups: 1.0, retries: 1.0,\n"
+                           "      expect_exit: [0.0]}\nkpis:\n  w: {lane: a, metric: wall_s, target: 5, pairs: 6.0, max_pairs: 12.0}\n")
+    config = load_config(path)
+    lane, kpi = config.lanes["a"], config.kpis["w"]
+    whole = [config.settings.keep_run_dirs, lane.repeats, lane.warmups, lane.retries, *lane.expect_exit, kpi.pairs, kpi.max_pairs]
+    assert all(type(v) is int for v in whole), whole
+    for _ in range(2):
+        assert cli.main(["check", "--no-base", "--config", str(path), "--quiet"]) == 0, capsys.readouterr().err
+    assert len([p for p in (tmp_path / "out" / "runs").iterdir() if p.is_dir()]) == 1

@@ -233,7 +233,7 @@ def _lane(lid: str, raw: dict[str, Any], defaults: dict[str, Any], lines: Lines)
         warmups=int(merged["warmups"]),
         retries=int(merged["retries"]),
         retry_backoff_s=float(merged["retry_backoff_s"]),
-        expect_exit=list(merged["expect_exit"]),
+        expect_exit=[int(code) for code in merged["expect_exit"]],
         lock_timeout_pattern=str(merged["lock_timeout_pattern"]),
         diagnostics=bool(merged.get("diagnostics", False)),
         emit_ir=emit_ir,
@@ -286,6 +286,8 @@ def _settings(raw: dict[str, Any]) -> Settings:
     q = raw.get("quiescence") or {}
     quiescence = Quiescence(**{k: v for k, v in q.items()})
     kwargs = {k: v for k, v in raw.items() if k != "quiescence"}
+    if "keep_run_dirs" in kwargs:       # the schema's integer takes 2.0 (YAML's `2.0`), a slice does not
+        kwargs["keep_run_dirs"] = int(kwargs["keep_run_dirs"])
     return Settings(**kwargs, quiescence=quiescence)
 
 
