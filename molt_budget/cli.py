@@ -136,8 +136,8 @@ def _main(argv: Sequence[str] | None) -> int:
         # a path a flag gave that no file system can name: the user's to shorten, not a bug
         from molt_budget.environment import advice
 
-        where = exc.filename or ""
-        print(f"molt-budget: error: {_one_line(where)}: {_one_line(exc.strerror)}: {advice(exc, where)}", file=sys.stderr)
+        where = f"{_one_line(exc.filename)}: " if exc.filename else ""
+        print(f"molt-budget: error: {where}{_one_line(exc.strerror)}: {advice(exc, exc.filename or '.')}", file=sys.stderr)
         return EXIT_CONFIG
     except Exception as exc:
         return _internal_error(exc)
