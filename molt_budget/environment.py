@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from molt_budget.bounded import NAME_MAX, PATH_MAX
+from molt_budget.bounded import NAME_MAX, PATH_MAX, unnameable
 from molt_budget.errors import EnvironmentFault, corrupt_history
 
 _ADVICE = {
@@ -90,7 +90,6 @@ def check_output_file(path: Path, flag: str) -> None:
     lane runs where it can never be written: a name no file system takes, a folder in its
     place. A full or read-only disk is the write fault of `writing` at the end; the run's own
     results are in its run folder either way."""
-    from molt_budget.bounded import unnameable
     from molt_budget.errors import ConfigError
 
     problem = unnameable(path.absolute()) or ("is a folder: give a file's path" if is_folder(path) else None)
