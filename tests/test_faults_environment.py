@@ -340,3 +340,30 @@ def test_a_history_value_of_the_wrong_type_is_the_damaged_history_line(
         if codes[-1] == 3:
             assert str(history) in one_error_line(err)
     assert 3 in codes                                  # the damage is reached, and said, by at least one reader
+
+
+def test_a_record_that_cannot_be_indexed_is_its_own_error_not_a_damaged_history(tmp_path: Path) -> None:
+    """A wrong value read out of the database is the damaged-history line, which tells the user to
+    move the file aside. A record only being added (its KPI value not a number, as no schema-checked
+    file gives but an in-memory caller could) must be named as the record's fault instead, with
+    the database left as it was."""
+    import random
+
+    from history_factory import main_check, make_run, write_budgets as factory_budgets
+
+    from molt_budget.config import load_config
+    from molt_budget.errors import ConfigError, EnvironmentFault
+    from molt_budget.results.history import History
+    from molt_budget.results.record import RunRecord
+
+    config = load_config(factory_budgets(tmp_path))
+    history = History(tmp_path / "h.sqlite")
+    good = make_run(config, 1, random.Random(1))
+    history.record(good, main=main_check(good))
+    doc = RunRecord.from_run(make_run(config, 2, random.Random(2)), main_check(good)).to_dict()
+    doc["run_id"] = "bad-value"
+    doc["kpis"][0]["value"] = "not a number"
+    with pytest.raises(ConfigError) as info:
+        history.index(RunRecord.from_dict(doc))
+    assert not isinstance(info.value, EnvironmentFault) and "run bad-value" in str(info.value)
+    assert [r.run_id for r in history.runs()] == [good.run_id]

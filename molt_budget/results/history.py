@@ -299,7 +299,7 @@ class History:
             known = dict(conn.execute("SELECT run_id, digest FROM runs").fetchall()) if not _small(records) else None
             writer = _Writer(conn)
             for record in records:
-                rows = _index_rows(record)
+                rows = _record_rows(record)
                 old = known.get(record.run_id) if known is not None else _digest_of(conn, record.run_id)
                 if old == rows.digest:
                     continue
@@ -660,6 +660,16 @@ def _read_runs(conn: sqlite3.Connection, rids: list[int], known: dict[int, tuple
         known.update((r[0], r[1:]) for r in conn.execute(
             "SELECT rid, run_id, started_utc, commit_sha, authoritative, source, branch FROM runs "
             f"WHERE rid IN ({','.join('?' * len(batch))})", batch))
+
+
+def _record_rows(record: RunRecord) -> _Rows:
+    """A record's index rows. What its own values cannot give is the record's error, not the
+    database's: History._db says a wrong value read from the file is a damaged history (move it
+    aside), which must never be said of a record that was only being added."""
+    try:
+        return _index_rows(record)
+    except _FORGED_VALUE as exc:
+        raise ConfigError(f"run {record.run_id}: cannot be indexed ({type(exc).__name__}: {exc})") from None
 
 
 def _whole(counts: dict[str, Any]) -> dict[str, int]:
