@@ -349,7 +349,8 @@ def test_a_record_that_cannot_be_indexed_is_its_own_error_not_a_damaged_history(
     the database left as it was."""
     import random
 
-    from history_factory import main_check, make_run, write_budgets as factory_budgets
+    from history_factory import main_check, make_run
+    from history_factory import write_budgets as factory_budgets
 
     from molt_budget.config import load_config
     from molt_budget.errors import ConfigError, EnvironmentFault

@@ -185,7 +185,7 @@ def test_imported_failures_reach_the_tracker(shared: Path, tmp_path: Path, monke
     assert cli.main(["tracker", "--config", config, "--out", str(page), "--all-branches"]) == 0
     text = page.read_text(encoding="utf-8")
     row = next(l for l in text.split(HISTORY_BLOCK)[1].splitlines() if "compile-progress-" in l)
-    assert row.startswith("| 2026-02-10 | `compile-progress-20260210T052042-")
+    assert row.startswith("| 2026-02-10 `compile-progress-20260210T052042-")
     assert "` | - | dev_cold, dev_warm (error)," in row
     assert "dev_cold repeat 1: 2 attempts (timeout); dev_warm repeat 1: 3 attempts (sigterm)" in row
     assert "dev_warm repeat 1: returncode 143" in row
@@ -244,3 +244,19 @@ def test_duplicate_case_names_are_one_line_exit_2(shared: Path, tmp_path: Path, 
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert str(snapshot) in err and repr(raw["results"][0]["name"]) in err and "appears twice" in err
+
+
+@pytest.mark.slow      # GitHub's Markdown renderer in a real browser
+def test_the_tracker_page_of_molts_snapshot_fits_the_width_github_shows_it_in(shared: Path, tmp_path: Path) -> None:
+    """Eight Run History columns of molt's own snapshot (its lane names, a retry, the imported
+    snapshot's authority note) rendered 899 px wide in 830 px: a reader scrolled sideways to see
+    whether a run was authoritative. The date now heads the run's cell, and retries and
+    failures share one."""
+    from rendering import render_comment
+
+    config = imported_into_a_dev_warm_project(json.loads((shared / "molt/examples/compile_progress.json").read_text()), tmp_path)
+    page = tmp_path / "page.md"
+    assert cli.main(["tracker", "--config", config, "--out", str(page), "--all-branches"]) == 0
+    rendered = render_comment(page.read_text(encoding="utf-8"))
+    assert rendered["widest_table"] <= rendered["body_width"] <= 830, rendered
+    assert "Authoritative" in rendered["first_screen_text"]
